@@ -1,0 +1,268 @@
+//! Publishing many Messages to the SNS topic: PublishBatch, bounded concurrency, retries of the
+//! entries SNS says may succeed later, and a report of what never went.
+
+use crate::SNS_MESSAGE_LIMIT_BYTES;
+use aws_sdk_sns::error::DisplayErrorContext;
+use aws_sdk_sns::types::PublishBatchRequestEntry;
+use futures::StreamExt;
+use std::fmt;
+use std::time::Duration;
+
+/// PublishBatch takes at most this many entries per call.
+const MAX_BATCH_ENTRIES: usize = 10;
+
+/// A Message body ready to publish, with a label that identifies it in logs and errors.
+#[derive(Debug, Clone)]
+pub struct OutgoingMessage {
+    pub label: String,
+    pub body: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct PublishOptions {
+    /// PublishBatch calls in flight at once.
+    pub max_concurrent_batches: usize,
+    /// Tries per entry, counting the first.
+    pub max_attempts: u32,
+    /// Wait before the second try; doubled for each later one.
+    pub first_backoff: Duration,
+}
+
+impl Default for PublishOptions {
+    fn default() -> Self {
+        PublishOptions {
+            max_concurrent_batches: 8,
+            max_attempts: 4,
+            first_backoff: Duration::from_millis(100),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedMessage {
+    pub label: String,
+    pub reason: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("{} of {total} messages were not published to SNS: {}", failed.len(), FailedList(failed))]
+    NotPublished {
+        failed: Vec<FailedMessage>,
+        total: usize,
+    },
+}
+
+struct FailedList<'a>(&'a [FailedMessage]);
+
+impl fmt::Display for FailedList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, failed) in self.0.iter().enumerate() {
+            if index > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{} ({})", failed.label, failed.reason)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MessagePublisher {
+    client: aws_sdk_sns::Client,
+    topic_arn: String,
+    options: PublishOptions,
+}
+
+impl MessagePublisher {
+    pub fn new(client: aws_sdk_sns::Client, topic_arn: impl Into<String>) -> Self {
+        Self::with_options(client, topic_arn, PublishOptions::default())
+    }
+
+    pub fn with_options(
+        client: aws_sdk_sns::Client,
+        topic_arn: impl Into<String>,
+        options: PublishOptions,
+    ) -> Self {
+        MessagePublisher {
+            client,
+            topic_arn: topic_arn.into(),
+            options,
+        }
+    }
+
+    pub fn topic_arn(&self) -> &str {
+        &self.topic_arn
+    }
+
+    /// Publishes every message, returning how many went; if any did not, the error names them.
+    pub async fn publish_all(&self, messages: Vec<OutgoingMessage>) -> Result<usize, PublishError> {
+        let total = messages.len();
+        let failed: Vec<FailedMessage> = futures::stream::iter(batches(messages))
+            .map(|batch| self.publish_batch(batch))
+            .buffer_unordered(self.options.max_concurrent_batches.max(1))
+            .flat_map(futures::stream::iter)
+            .collect()
+            .await;
+        if failed.is_empty() {
+            Ok(total)
+        } else {
+            Err(PublishError::NotPublished { failed, total })
+        }
+    }
+
+    async fn publish_batch(&self, batch: Vec<OutgoingMessage>) -> Vec<FailedMessage> {
+        let mut pending: Vec<usize> = (0..batch.len()).collect();
+        let mut failed = Vec::new();
+        let mut backoff = self.options.first_backoff;
+        for attempt in 1..=self.options.max_attempts.max(1) {
+            let last_attempt = attempt == self.options.max_attempts.max(1);
+            let entries = pending
+                .iter()
+                .map(|&index| {
+                    PublishBatchRequestEntry::builder()
+                        .id(index.to_string())
+                        .message(batch[index].body.clone())
+                        .build()
+                        .expect("id and message are set")
+                })
+                .collect();
+            let response = self
+                .client
+                .publish_batch()
+                .topic_arn(&self.topic_arn)
+                .set_publish_batch_request_entries(Some(entries))
+                .send()
+                .await;
+            let mut retry = Vec::new();
+            match response {
+                Ok(output) => {
+                    for entry in output.failed() {
+                        let Some(index) = entry.id().parse::<usize>().ok().filter(|i| pending.contains(i))
+                        else {
+                            continue;
+                        };
+                        let reason = format!(
+                            "{}: {}",
+                            entry.code(),
+                            entry.message().unwrap_or("no message")
+                        );
+                        if entry.sender_fault() || last_attempt {
+                            failed.push(FailedMessage {
+                                label: batch[index].label.clone(),
+                                reason,
+                            });
+                        } else {
+                            tracing::warn!(label = %batch[index].label, attempt, %reason, "SNS did not take a message; retrying");
+                            retry.push(index);
+                        }
+                    }
+                }
+                Err(error) => {
+                    let reason = DisplayErrorContext(&error).to_string();
+                    if last_attempt {
+                        failed.extend(pending.iter().map(|&index| FailedMessage {
+                            label: batch[index].label.clone(),
+                            reason: reason.clone(),
+                        }));
+                    } else {
+                        tracing::warn!(attempt, entries = pending.len(), %reason, "PublishBatch failed; retrying");
+                        retry = pending.clone();
+                    }
+                }
+            }
+            if retry.is_empty() {
+                break;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff *= 2;
+            pending = retry;
+        }
+        failed
+    }
+}
+
+/// Groups messages in order into PublishBatch calls: at most ten entries, and at most 256 KiB in
+/// all, which SNS also enforces per batch.
+fn batches(messages: Vec<OutgoingMessage>) -> Vec<Vec<OutgoingMessage>> {
+    let mut batches: Vec<Vec<OutgoingMessage>> = Vec::new();
+    let mut batch_bytes = 0;
+    for message in messages {
+        let fits = batches.last().is_some_and(|batch| {
+            batch.len() < MAX_BATCH_ENTRIES && batch_bytes + message.body.len() <= SNS_MESSAGE_LIMIT_BYTES
+        });
+        if !fits {
+            batches.push(Vec::with_capacity(MAX_BATCH_ENTRIES));
+            batch_bytes = 0;
+        }
+        batch_bytes += message.body.len();
+        batches.last_mut().expect("a batch was just ensured").push(message);
+    }
+    batches
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outgoing(label: usize, bytes: usize) -> OutgoingMessage {
+        OutgoingMessage {
+            label: label.to_string(),
+            body: "x".repeat(bytes),
+        }
+    }
+
+    fn shape(batches: &[Vec<OutgoingMessage>]) -> Vec<Vec<String>> {
+        batches
+            .iter()
+            .map(|batch| batch.iter().map(|m| m.label.clone()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn batches_hold_at_most_ten_in_order() {
+        let grouped = batches((0..23).map(|i| outgoing(i, 10)).collect());
+        assert_eq!(grouped.iter().map(Vec::len).collect::<Vec<_>>(), [10, 10, 3]);
+        let labels: Vec<String> = shape(&grouped).concat();
+        assert_eq!(labels, (0..23).map(|i| i.to_string()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn batches_stay_within_the_aggregate_size_limit() {
+        let sizes = [100_000, 100_000, 100_000, 250_000, 10, 262_144, 1];
+        let grouped = batches(sizes.iter().enumerate().map(|(i, &s)| outgoing(i, s)).collect());
+        assert_eq!(
+            shape(&grouped),
+            [vec!["0", "1"], vec!["2"], vec!["3", "4"], vec!["5"], vec!["6"]]
+        );
+        for batch in &grouped {
+            assert!(batch.iter().map(|m| m.body.len()).sum::<usize>() <= SNS_MESSAGE_LIMIT_BYTES);
+        }
+    }
+
+    #[test]
+    fn no_messages_no_batches() {
+        assert!(batches(Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn the_error_names_every_message_that_did_not_go() {
+        let error = PublishError::NotPublished {
+            failed: vec![
+                FailedMessage {
+                    label: "log event 1".into(),
+                    reason: "InternalError: boom".into(),
+                },
+                FailedMessage {
+                    label: "log event 7".into(),
+                    reason: "InvalidParameter: too big".into(),
+                },
+            ],
+            total: 9,
+        };
+        assert_eq!(
+            error.to_string(),
+            "2 of 9 messages were not published to SNS: log event 1 (InternalError: boom); log event 7 (InvalidParameter: too big)"
+        );
+    }
+}
