@@ -147,7 +147,10 @@ pub fn messages_from_sns_event(event: &SnsEvent) -> Vec<Result<Message, MessageE
         .collect()
 }
 
-fn take_required(object: &mut Map<String, Value>, name: &'static str) -> Result<Value, MessageError> {
+fn take_required(
+    object: &mut Map<String, Value>,
+    name: &'static str,
+) -> Result<Value, MessageError> {
     match object.remove(name) {
         None | Some(Value::Null) => Err(MessageError::MissingParameter(name)),
         Some(value) => Ok(value),
@@ -175,7 +178,10 @@ fn parse_field(index: usize, item: Value) -> Result<Field, MessageError> {
 
 fn parse_tag(tag: &Value) -> Option<Tag> {
     let key = tag.get("key")?.as_str().filter(|key| !key.is_empty())?;
-    let value = tag.get("value")?.as_str().filter(|value| !value.is_empty())?;
+    let value = tag
+        .get("value")?
+        .as_str()
+        .filter(|value| !value.is_empty())?;
     Some(Tag {
         key: key.to_owned(),
         value: value.to_owned(),
@@ -244,7 +250,10 @@ mod tests {
     #[test]
     fn empty_metadata_and_tags_are_always_present() {
         let text = Message::new("s", vec![]).to_json();
-        assert_eq!(text, r#"{"subject":"s","fields":[],"metadata":{},"tags":[]}"#);
+        assert_eq!(
+            text,
+            r#"{"subject":"s","fields":[],"metadata":{},"tags":[]}"#
+        );
     }
 
     #[test]
@@ -272,13 +281,17 @@ mod tests {
             error.to_string(),
             "Invalid Parameter 'subject': expected a string, got a number"
         );
-        let error = Message::from_json(r#"{"subject": "s", "fields": [{"value": 1}]}"#).unwrap_err();
+        let error =
+            Message::from_json(r#"{"subject": "s", "fields": [{"value": 1}]}"#).unwrap_err();
         assert_eq!(
             error.to_string(),
             "Invalid Parameter 'fields': entry 0 has no string \"key\""
         );
         let error = Message::from_json("[1]").unwrap_err();
-        assert_eq!(error.to_string(), "Message must be a JSON object, got an array");
+        assert_eq!(
+            error.to_string(),
+            "Message must be a JSON object, got an array"
+        );
         assert!(matches!(
             Message::from_json("{not json").unwrap_err(),
             MessageError::NotJson(_)
@@ -287,9 +300,10 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_tolerated() {
-        let message =
-            Message::from_json(r#"{"extra": 1, "subject": "s", "fields": [], "metadata": {"other": 2}}"#)
-                .unwrap();
+        let message = Message::from_json(
+            r#"{"extra": 1, "subject": "s", "fields": [], "metadata": {"other": 2}}"#,
+        )
+        .unwrap();
         assert_eq!(message, Message::new("s", vec![]));
     }
 

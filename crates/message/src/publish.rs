@@ -138,7 +138,11 @@ impl MessagePublisher {
             match response {
                 Ok(output) => {
                     for entry in output.failed() {
-                        let Some(index) = entry.id().parse::<usize>().ok().filter(|i| pending.contains(i))
+                        let Some(index) = entry
+                            .id()
+                            .parse::<usize>()
+                            .ok()
+                            .filter(|i| pending.contains(i))
                         else {
                             continue;
                         };
@@ -189,14 +193,18 @@ fn batches(messages: Vec<OutgoingMessage>) -> Vec<Vec<OutgoingMessage>> {
     let mut batch_bytes = 0;
     for message in messages {
         let fits = batches.last().is_some_and(|batch| {
-            batch.len() < MAX_BATCH_ENTRIES && batch_bytes + message.body.len() <= SNS_MESSAGE_LIMIT_BYTES
+            batch.len() < MAX_BATCH_ENTRIES
+                && batch_bytes + message.body.len() <= SNS_MESSAGE_LIMIT_BYTES
         });
         if !fits {
             batches.push(Vec::with_capacity(MAX_BATCH_ENTRIES));
             batch_bytes = 0;
         }
         batch_bytes += message.body.len();
-        batches.last_mut().expect("a batch was just ensured").push(message);
+        batches
+            .last_mut()
+            .expect("a batch was just ensured")
+            .push(message);
     }
     batches
 }
@@ -222,7 +230,10 @@ mod tests {
     #[test]
     fn batches_hold_at_most_ten_in_order() {
         let grouped = batches((0..23).map(|i| outgoing(i, 10)).collect());
-        assert_eq!(grouped.iter().map(Vec::len).collect::<Vec<_>>(), [10, 10, 3]);
+        assert_eq!(
+            grouped.iter().map(Vec::len).collect::<Vec<_>>(),
+            [10, 10, 3]
+        );
         let labels: Vec<String> = shape(&grouped).concat();
         assert_eq!(labels, (0..23).map(|i| i.to_string()).collect::<Vec<_>>());
     }
@@ -230,10 +241,22 @@ mod tests {
     #[test]
     fn batches_stay_within_the_aggregate_size_limit() {
         let sizes = [100_000, 100_000, 100_000, 250_000, 10, 262_144, 1];
-        let grouped = batches(sizes.iter().enumerate().map(|(i, &s)| outgoing(i, s)).collect());
+        let grouped = batches(
+            sizes
+                .iter()
+                .enumerate()
+                .map(|(i, &s)| outgoing(i, s))
+                .collect(),
+        );
         assert_eq!(
             shape(&grouped),
-            [vec!["0", "1"], vec!["2"], vec!["3", "4"], vec!["5"], vec!["6"]]
+            [
+                vec!["0", "1"],
+                vec!["2"],
+                vec!["3", "4"],
+                vec!["5"],
+                vec!["6"]
+            ]
         );
         for batch in &grouped {
             assert!(batch.iter().map(|m| m.body.len()).sum::<usize>() <= SNS_MESSAGE_LIMIT_BYTES);

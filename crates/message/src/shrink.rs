@@ -78,7 +78,8 @@ fn largest_value(message: &Message) -> Option<(Slot, usize)> {
 /// Sizes are measured as serialised JSON, but cuts are made in the raw text, which escaping
 /// (quotes, backslashes, control characters) makes shorter: scale the cut to match.
 fn raw_bytes_to_keep(raw_len: usize, serialized_len: usize, wanted_serialized: usize) -> usize {
-    let scaled = (raw_len as u128 * wanted_serialized as u128 / serialized_len.max(1) as u128) as usize;
+    let scaled =
+        (raw_len as u128 * wanted_serialized as u128 / serialized_len.max(1) as u128) as usize;
     scaled.max(SMALLEST_TRUNCATED_BYTES)
 }
 
@@ -106,7 +107,11 @@ fn truncated(text: &str, keep_bytes: usize) -> String {
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}{TRUNCATION_MARKER}{} bytes in all]", &text[..end], text.len())
+    format!(
+        "{}{TRUNCATION_MARKER}{} bytes in all]",
+        &text[..end],
+        text.len()
+    )
 }
 
 #[cfg(test)]
@@ -136,12 +141,19 @@ mod tests {
         let big = json!({"instances": (0..20_000).map(|i| json!({"id": i, "name": "é"})).collect::<Vec<_>>()});
         let message = Message::new(
             "Event: RunInstances",
-            vec![field("Event", json!("RunInstances")), field("Request Parameters", big)],
+            vec![
+                field("Event", json!("RunInstances")),
+                field("Request Parameters", big),
+            ],
         );
         assert!(message.to_json().len() > SNS_MESSAGE_LIMIT_BYTES);
         let (text, shrunk) = message.to_json_within(SNS_MESSAGE_LIMIT_BYTES);
         assert!(shrunk);
-        assert!(text.len() <= SNS_MESSAGE_LIMIT_BYTES, "{} bytes", text.len());
+        assert!(
+            text.len() <= SNS_MESSAGE_LIMIT_BYTES,
+            "{} bytes",
+            text.len()
+        );
         let parsed = Message::from_json(&text).unwrap();
         assert_eq!(parsed.subject, "Event: RunInstances");
         assert_eq!(parsed.fields[0], message.fields[0]);
@@ -149,7 +161,11 @@ mod tests {
         assert!(cut.starts_with(r#"{"instances":[{"id":0,"name":"é"}"#));
         assert!(cut.contains(TRUNCATION_MARKER));
         // Cut close to the limit, not far below it.
-        assert!(text.len() > SNS_MESSAGE_LIMIT_BYTES - 1024, "{} bytes", text.len());
+        assert!(
+            text.len() > SNS_MESSAGE_LIMIT_BYTES - 1024,
+            "{} bytes",
+            text.len()
+        );
     }
 
     #[test]
@@ -165,10 +181,20 @@ mod tests {
         );
         let (text, shrunk) = message.to_json_within(SNS_MESSAGE_LIMIT_BYTES);
         assert!(shrunk);
-        assert!(text.len() <= SNS_MESSAGE_LIMIT_BYTES, "{} bytes", text.len());
+        assert!(
+            text.len() <= SNS_MESSAGE_LIMIT_BYTES,
+            "{} bytes",
+            text.len()
+        );
         let parsed = Message::from_json(&text).unwrap();
         assert_eq!(parsed.fields[2], field("Event", json!("GetObject")));
-        assert!(parsed.fields[1].value.as_str().unwrap().contains(TRUNCATION_MARKER));
+        assert!(
+            parsed.fields[1]
+                .value
+                .as_str()
+                .unwrap()
+                .contains(TRUNCATION_MARKER)
+        );
     }
 
     #[test]

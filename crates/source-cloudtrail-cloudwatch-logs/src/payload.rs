@@ -1,0 +1,426 @@
+//! Decoding a CloudWatch Logs subscription delivery (base64, gzip, JSON) and turning its log
+//! events into outgoing Messages as they are parsed, so no record is held longer than needed.
+
+use crate::Summary;
+use crate::record::{CloudTrailRecord, message_from_record};
+use activity_aware_message::{OutgoingMessage, SNS_MESSAGE_LIMIT_BYTES};
+use base64::Engine;
+use flate2::read::MultiGzDecoder;
+use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use std::borrow::Cow;
+use std::fmt;
+use std::io::Read;
+
+/// Decompressed payloads larger than this are refused rather than exhausting the function's
+/// memory; CloudWatch Logs itself sends far less than this per delivery.
+pub const MAX_DECOMPRESSED_BYTES: u64 = 256 * 1024 * 1024;
+
+const CONTROL_MESSAGE: &str = "CONTROL_MESSAGE";
+
+/// The event a CloudWatch Logs subscription filter sends to Lambda.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CloudWatchLogsEvent {
+    pub awslogs: AwsLogs,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AwsLogs {
+    /// Base64 of the gzip of the JSON payload.
+    pub data: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("awslogs.data is not valid base64: {0}")]
+    Base64(#[source] base64::DecodeError),
+    #[error("awslogs.data could not be gunzipped: {0}")]
+    Gzip(#[source] std::io::Error),
+    #[error("awslogs.data decompresses to more than {MAX_DECOMPRESSED_BYTES} bytes")]
+    TooLarge,
+    #[error("awslogs.data does not hold a CloudWatch Logs payload: {0}")]
+    Json(#[source] serde_json::Error),
+}
+
+/// A log event that was skipped because it is not a CloudTrail record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedEvent {
+    pub id: String,
+    pub error: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Decoded {
+    pub summary: Summary,
+    pub outgoing: Vec<OutgoingMessage>,
+    pub not_json: Vec<SkippedEvent>,
+}
+
+/// Decodes `awslogs.data` and maps each log event's CloudTrail record to its Message.
+/// Takes the data by value so its memory is released as soon as it is decoded.
+pub fn decode_and_transform(data: String) -> Result<Decoded, DecodeError> {
+    let compressed = base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .map_err(DecodeError::Base64)?;
+    drop(data);
+    let json = gunzip(&compressed)?;
+    drop(compressed);
+    transform_payload(&json)
+}
+
+fn gunzip(compressed: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    let mut json = Vec::with_capacity(compressed.len().saturating_mul(8));
+    MultiGzDecoder::new(compressed)
+        .take(MAX_DECOMPRESSED_BYTES + 1)
+        .read_to_end(&mut json)
+        .map_err(DecodeError::Gzip)?;
+    if json.len() as u64 > MAX_DECOMPRESSED_BYTES {
+        return Err(DecodeError::TooLarge);
+    }
+    Ok(json)
+}
+
+/// Maps the log events of a decompressed payload.
+pub fn transform_payload(json: &[u8]) -> Result<Decoded, DecodeError> {
+    let mut decoded = Decoded::default();
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    PayloadSeed(&mut decoded)
+        .deserialize(&mut deserializer)
+        .and_then(|()| deserializer.end())
+        .map_err(DecodeError::Json)?;
+    if decoded.summary.message_type == CONTROL_MESSAGE {
+        // CloudWatch Logs checking that the destination is reachable: nothing to report.
+        decoded.outgoing.clear();
+        decoded.not_json.clear();
+        decoded.summary.without_fields = 0;
+        decoded.summary.truncated = 0;
+    }
+    decoded.summary.not_json = decoded.not_json.len();
+    Ok(decoded)
+}
+
+impl Decoded {
+    fn add_log_event(&mut self, event: LogEvent<'_>) {
+        self.summary.log_events += 1;
+        let record = match CloudTrailRecord::from_json(&event.message) {
+            Ok(record) => record,
+            Err(error) => {
+                self.not_json.push(SkippedEvent {
+                    id: event.id,
+                    error: error.to_string(),
+                });
+                return;
+            }
+        };
+        let Some(message) = message_from_record(&record) else {
+            self.summary.without_fields += 1;
+            return;
+        };
+        let (body, truncated) = message.to_json_within(SNS_MESSAGE_LIMIT_BYTES);
+        if truncated {
+            self.summary.truncated += 1;
+            tracing::warn!(log_event_id = %event.id, "Message cut down to fit SNS's size limit");
+        }
+        self.outgoing.push(OutgoingMessage {
+            label: format!("log event {}", event.id),
+            body,
+        });
+    }
+}
+
+#[derive(Deserialize)]
+struct LogEvent<'a> {
+    #[serde(default)]
+    id: String,
+    #[serde(borrow)]
+    message: Cow<'a, str>,
+}
+
+/// Reads the payload object, handing each log event to [`Decoded::add_log_event`] as it is read.
+struct PayloadSeed<'a>(&'a mut Decoded);
+
+impl<'de> DeserializeSeed<'de> for PayloadSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PayloadSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a CloudWatch Logs payload object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match key.as_ref() {
+                "messageType" => self.0.summary.message_type = map.next_value()?,
+                "logEvents" => map.next_value_seed(LogEventsSeed(self.0))?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct LogEventsSeed<'a>(&'a mut Decoded);
+
+impl<'de> DeserializeSeed<'de> for LogEventsSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LogEventsSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("an array of log events")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(event) = seq.next_element::<LogEvent<'de>>()? {
+            self.0.add_log_event(event);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use activity_aware_message::{Message, TRUNCATION_MARKER};
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+    use serde_json::{Value, json};
+    use std::io::Write;
+
+    const RECORDS: &str = include_str!("../../../../shared/fixtures/cloudtrail/records.jsonl");
+    const EDGE_CASES: &str =
+        include_str!("../../../../shared/fixtures/cloudtrail/edge-cases.jsonl");
+
+    fn encode(payload: &Value) -> String {
+        let mut gzip = GzEncoder::new(Vec::new(), Compression::default());
+        gzip.write_all(payload.to_string().as_bytes()).unwrap();
+        base64::engine::general_purpose::STANDARD.encode(gzip.finish().unwrap())
+    }
+
+    fn payload(message_type: &str, messages: &[String]) -> Value {
+        json!({
+            "messageType": message_type,
+            "owner": "111122223333",
+            "logGroup": "CloudTrail/DefaultLogGroup",
+            "logStream": "111122223333_CloudTrail_us-east-1",
+            "subscriptionFilters": ["Activity-Aware-IDS"],
+            "logEvents": messages.iter().enumerate().map(|(i, message)| json!({
+                "id": format!("3{i:055}"),
+                "timestamp": 1_700_000_000_000u64 + i as u64,
+                "message": message,
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    fn denial(name: &str) -> String {
+        json!({"eventName": name, "errorCode": "AccessDenied", "errorMessage": format!("denied {name}")}).to_string()
+    }
+
+    fn bodies(decoded: &Decoded) -> Vec<Message> {
+        decoded
+            .outgoing
+            .iter()
+            .map(|outgoing| Message::from_json(&outgoing.body).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn each_record_becomes_one_message_in_order() {
+        let data = encode(&payload(
+            "DATA_MESSAGE",
+            &[denial("A"), denial("B"), denial("C")],
+        ));
+        let decoded = decode_and_transform(data).unwrap();
+        let subjects: Vec<_> = bodies(&decoded).into_iter().map(|m| m.subject).collect();
+        assert_eq!(
+            subjects,
+            [
+                "Error Message: denied A",
+                "Error Message: denied B",
+                "Error Message: denied C"
+            ]
+        );
+        assert_eq!(decoded.summary.log_events, 3);
+        assert_eq!(decoded.summary.message_type, "DATA_MESSAGE");
+        assert_eq!(decoded.outgoing[1].label, format!("log event 3{:055}", 1));
+    }
+
+    #[test]
+    fn a_record_that_is_not_json_is_skipped_and_its_neighbours_kept() {
+        let messages = [
+            denial("A"),
+            "this is not json".to_owned(),
+            "[1,2]".to_owned(),
+            denial("B"),
+        ];
+        let decoded = decode_and_transform(encode(&payload("DATA_MESSAGE", &messages))).unwrap();
+        assert_eq!(bodies(&decoded).len(), 2);
+        assert_eq!(decoded.summary.not_json, 2);
+        assert_eq!(decoded.not_json[0].id, format!("3{:055}", 1));
+        assert!(
+            decoded.not_json[0].error.contains("expected"),
+            "{}",
+            decoded.not_json[0].error
+        );
+    }
+
+    #[test]
+    fn records_without_fields_publish_nothing() {
+        let messages = [
+            "{}".to_owned(),
+            json!({"eventVersion": "1.08"}).to_string(),
+            denial("A"),
+        ];
+        let decoded = decode_and_transform(encode(&payload("DATA_MESSAGE", &messages))).unwrap();
+        assert_eq!(decoded.summary.without_fields, 2);
+        assert_eq!(decoded.outgoing.len(), 1);
+    }
+
+    #[test]
+    fn control_messages_publish_nothing() {
+        let messages =
+            ["CWL CONTROL MESSAGE: Checking health of destination Kinesis stream.".to_owned()];
+        let decoded = decode_and_transform(encode(&payload(CONTROL_MESSAGE, &messages))).unwrap();
+        assert!(decoded.outgoing.is_empty());
+        assert_eq!(decoded.summary.not_json, 0);
+        assert_eq!(decoded.summary.log_events, 1);
+    }
+
+    #[test]
+    fn undecodable_payloads_are_clear_errors() {
+        let error = decode_and_transform("%%% not base64 %%%".into()).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("awslogs.data is not valid base64"),
+            "{error}"
+        );
+
+        let not_gzip = base64::engine::general_purpose::STANDARD.encode(b"{\"plain\": \"json\"}");
+        let error = decode_and_transform(not_gzip).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("awslogs.data could not be gunzipped"),
+            "{error}"
+        );
+
+        let mut gzip = GzEncoder::new(Vec::new(), Compression::default());
+        gzip.write_all(b"not json at all").unwrap();
+        let not_json = base64::engine::general_purpose::STANDARD.encode(gzip.finish().unwrap());
+        let error = decode_and_transform(not_json).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("awslogs.data does not hold a CloudWatch Logs payload"),
+            "{error}"
+        );
+
+        let truncated = encode(&payload("DATA_MESSAGE", &[denial("A")]));
+        let error = decode_and_transform(truncated[..truncated.len() / 2].to_owned()).unwrap_err();
+        assert!(
+            matches!(error, DecodeError::Base64(_) | DecodeError::Gzip(_)),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_originals_sample_event_decodes() {
+        // The sample event shipped with the original project.
+        let data = "H4sIANjoj1gAA31TyW6jQBS85ysQ59jpZjNwQzGJUGzLipnRLB6hDnSc1gDt6cVWEvnf59Fgk8lh4MBS9erVW/r9yoLLbqiUZEfz1z21Y8ueJ3lSLNPNJrlP7euewo8tFR04Cz0/cn0He55/Bmu+uxdc7zv8tua6ygVh9c2cPhNdq8UZHdkbJShpPssVY2yh5eRIpZo45yipn2Qp2F4x3t6xWlEhIf6nAQ1hQZqnivTKRaLVyx3oaEFXXLFnBuYN9ddoIj3QVv0r8n55MyRWdRZdF/kzL8R+EHrIDQLPCXw/cqIQvn2EXRRFXug4CIcRdmduFPihGzgRGpxf1BSDPivSdG3CEOF64czDCKFPvGEaXer3rU07l1+hWqh7a8dbG0+Rv7Wvt7aWVGQVoEy9AgJcBQM0nCxZfgHU0PaCtSXbkzqrDJZ+K9aP2eo2WyeLIpsbDhG9NjxjcpQxI00cY3DoB7MwQtiJu2Q3Sc1K2geUJdetGiQ/Ms8wFPFAXy85k+V6kRYP6fdzyk5wRZre7yB8uh7qzdkAQFe9CXInKMgdHDtO7Hs/TLihbbgWZU+USk5JQ954C/6nJW9G1phFSt3QR14PNRzlI92d2woLRwksHDaYNMrQoqoSUMlQ5WyK4MYX/8kO5A22JK0mtZW1B/6bKKPZpReCi1teDUNpVTcscFjnsAis3Y2kZT9zw8tfqJWUih1grlZyJIJa2XxjjYfD6uu2+o23jkRarEtMq6lRFPSPhgRrIqDy7qCAbKvr2kByz1tJ05o23fZ/RGBJGPxL/jPak31Z1VN/nK5OfwGshm6PRAQAAA==";
+        let decoded = decode_and_transform(data.into()).unwrap();
+        assert_eq!(decoded.summary.log_events, 1);
+        let message = &bodies(&decoded)[0];
+        assert!(
+            message.subject.starts_with("Error Message: "),
+            "{}",
+            message.subject
+        );
+    }
+
+    #[test]
+    fn oversized_records_are_cut_to_fit_and_still_sent() {
+        // The inflated RunInstances record, with its bulk moved to where the Message shows it.
+        let huge = EDGE_CASES
+            .lines()
+            .find(|line| line.len() > 300_000)
+            .unwrap();
+        let mut record: Value = serde_json::from_str(huge).unwrap();
+        record["requestParameters"] = record["responseElements"].take();
+        let decoded =
+            decode_and_transform(encode(&payload("DATA_MESSAGE", &[record.to_string()]))).unwrap();
+        assert_eq!(decoded.summary.truncated, 1);
+        let body = &decoded.outgoing[0].body;
+        assert!(body.len() <= SNS_MESSAGE_LIMIT_BYTES);
+        assert!(body.contains(TRUNCATION_MARKER));
+    }
+
+    /// Every real record maps without panicking; every record with an errorMessage gets it as
+    /// the subject; every other record with an eventName gets that.
+    #[test]
+    fn every_fixture_record_maps() {
+        let mut with_error_message = 0;
+        for (number, line) in RECORDS.lines().chain(EDGE_CASES.lines()).enumerate() {
+            let record: Value = serde_json::from_str(line).unwrap();
+            let message = message_from_record(&CloudTrailRecord::from_json(line).unwrap());
+            let error_message = record
+                .get("errorMessage")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty());
+            match (
+                error_message,
+                record.get("eventName").and_then(Value::as_str),
+            ) {
+                (Some(error_message), _) => {
+                    with_error_message += 1;
+                    let message = message.unwrap_or_else(|| panic!("line {number}: no message"));
+                    assert_eq!(
+                        message.subject,
+                        format!("Error Message: {error_message}"),
+                        "line {number}"
+                    );
+                }
+                (None, Some(event_name)) => {
+                    let message = message.unwrap_or_else(|| panic!("line {number}: no message"));
+                    assert_eq!(
+                        message.subject,
+                        format!("Event: {event_name}"),
+                        "line {number}"
+                    );
+                }
+                (None, None) => {}
+            }
+        }
+        assert!(with_error_message > 100, "{with_error_message}");
+    }
+
+    #[test]
+    fn every_fixture_record_round_trips_through_a_payload() {
+        let lines: Vec<String> = RECORDS.lines().map(str::to_owned).collect();
+        let decoded = decode_and_transform(encode(&payload("DATA_MESSAGE", &lines))).unwrap();
+        assert_eq!(decoded.summary.log_events, lines.len());
+        assert_eq!(decoded.summary.not_json, 0);
+        assert_eq!(
+            decoded.outgoing.len() + decoded.summary.without_fields,
+            lines.len()
+        );
+        for outgoing in &decoded.outgoing {
+            Message::from_json(&outgoing.body).unwrap();
+        }
+    }
+}
