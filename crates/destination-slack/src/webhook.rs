@@ -1,0 +1,353 @@
+//! The Slack incoming webhook: its URL, a secret that must never be shown, and posting to it with
+//! retries that fit inside the function's time.
+
+use aws_sdk_kms::error::DisplayErrorContext;
+use base64::Engine;
+use reqwest::StatusCode;
+use reqwest::header::RETRY_AFTER;
+use std::fmt;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The decrypted webhook URL. Its `Debug` and `Display` never show it.
+#[derive(Clone)]
+pub struct WebhookUrl(reqwest::Url);
+
+impl fmt::Debug for WebhookUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WebhookUrl(<redacted>)")
+    }
+}
+
+impl WebhookUrl {
+    /// Accepts only an absolute `https://` URL with a host.
+    pub fn parse(plaintext: &str) -> Result<Self, ConfigError> {
+        let url = reqwest::Url::parse(plaintext.trim()).map_err(|_| ConfigError::NotAUrl)?;
+        if url.scheme() != "https" {
+            return Err(ConfigError::NotHttps);
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(ConfigError::NotAUrl);
+        }
+        Ok(WebhookUrl(url))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "SLACK_WEBHOOK_URL is not set; it must hold the base64 KMS ciphertext of the webhook URL"
+    )]
+    Missing,
+    #[error(
+        "SLACK_WEBHOOK_URL is not base64; it must hold the base64 KMS ciphertext of the webhook URL"
+    )]
+    NotBase64,
+    #[error("KMS could not decrypt SLACK_WEBHOOK_URL: {0}")]
+    Decrypt(String),
+    #[error("the decrypted SLACK_WEBHOOK_URL is not text")]
+    NotText,
+    #[error("the decrypted SLACK_WEBHOOK_URL is not a URL")]
+    NotAUrl,
+    #[error(
+        "the decrypted SLACK_WEBHOOK_URL must start with https:// (Slack webhooks are https; anything else would send alerts in clear text)"
+    )]
+    NotHttps,
+}
+
+/// Decrypts the webhook URL held, KMS-encrypted and base64-encoded, in SLACK_WEBHOOK_URL.
+pub async fn decrypt_webhook_url(
+    kms: &aws_sdk_kms::Client,
+    ciphertext_base64: &str,
+) -> Result<WebhookUrl, ConfigError> {
+    if ciphertext_base64.trim().is_empty() {
+        return Err(ConfigError::Missing);
+    }
+    let ciphertext = base64::engine::general_purpose::STANDARD
+        .decode(ciphertext_base64.trim())
+        .map_err(|_| ConfigError::NotBase64)?;
+    let output = kms
+        .decrypt()
+        .ciphertext_blob(ciphertext.into())
+        .send()
+        .await
+        .map_err(|error| ConfigError::Decrypt(DisplayErrorContext(&error).to_string()))?;
+    let plaintext = output.plaintext().ok_or(ConfigError::NotText)?;
+    let text = std::str::from_utf8(plaintext.as_ref()).map_err(|_| ConfigError::NotText)?;
+    WebhookUrl::parse(text)
+}
+
+/// How hard to try before giving up on one message.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Tries per message, counting the first.
+    pub max_attempts: u32,
+    /// Wait after the first 5xx or network failure; doubled after each later one.
+    pub first_backoff: Duration,
+    /// Longest Retry-After honoured; Slack asking for longer fails the message now.
+    pub max_retry_after: Duration,
+    /// Longest wait for one answer from Slack.
+    pub request_timeout: Duration,
+    /// Time kept back before the function's deadline to report failure cleanly.
+    pub deadline_margin: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 5,
+            first_backoff: Duration::from_millis(500),
+            max_retry_after: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(8),
+            deadline_margin: Duration::from_secs(1),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SlackError {
+    #[error(
+        "Slack refused the message with {status}{}; not retried",
+        slack_reason(reason)
+    )]
+    Rejected { status: StatusCode, reason: String },
+    #[error("Slack did not take the message after {attempts} tries; last answer: {last}")]
+    GaveUp { attempts: u32, last: String },
+    #[error(
+        "Slack asked to wait {seconds} s before retrying, longer than the {max} s this function waits; last answer: 429 Too Many Requests"
+    )]
+    RetryAfterTooLong { seconds: u64, max: u64 },
+    #[error("out of time before Slack took the message; last answer: {last}")]
+    OutOfTime { last: String },
+}
+
+fn slack_reason(reason: &str) -> String {
+    if reason.is_empty() {
+        String::new()
+    } else {
+        format!(" ({reason})")
+    }
+}
+
+/// What to do about one answer from Slack.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    Done,
+    Retry { after: Option<Duration> },
+    GiveUp,
+}
+
+fn next_step(status: StatusCode, retry_after: Option<Duration>) -> Next {
+    if status.is_success() {
+        Next::Done
+    } else if status == StatusCode::TOO_MANY_REQUESTS {
+        Next::Retry {
+            after: retry_after.or(Some(Duration::from_secs(1))),
+        }
+    } else if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
+        Next::Retry { after: None }
+    } else {
+        // 400 invalid_payload, 403 invalid_token, 404 no_service, 410 channel_is_archived...:
+        // retrying cannot help.
+        Next::GiveUp
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SlackWebhook {
+    http: reqwest::Client,
+    url: WebhookUrl,
+    policy: RetryPolicy,
+}
+
+impl SlackWebhook {
+    pub fn new(http: reqwest::Client, url: WebhookUrl, policy: RetryPolicy) -> Self {
+        SlackWebhook { http, url, policy }
+    }
+
+    /// A client that never follows redirects (the body must only ever go to the webhook).
+    pub fn http_client() -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("activity-aware-ids/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the TLS backend initialises")
+    }
+
+    /// POSTs `body` as JSON, retrying what may succeed later, until `deadline`.
+    pub async fn post(
+        &self,
+        body: &serde_json::Value,
+        deadline: Instant,
+    ) -> Result<(), SlackError> {
+        let payload = serde_json::to_vec(body).expect("a JSON value always serialises");
+        let mut backoff = self.policy.first_backoff;
+        let mut last = String::new();
+        for attempt in 1..=self.policy.max_attempts {
+            let remaining = deadline
+                .checked_duration_since(Instant::now())
+                .and_then(|left| left.checked_sub(self.policy.deadline_margin))
+                .unwrap_or_default();
+            if remaining.is_zero() {
+                return Err(SlackError::OutOfTime { last });
+            }
+            let answer = self
+                .http
+                .post(self.url.0.clone())
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .timeout(self.policy.request_timeout.min(remaining))
+                .body(payload.clone())
+                .send()
+                .await;
+            let wait = match answer {
+                Ok(response) => {
+                    let status = response.status();
+                    let retry_after = response
+                        .headers()
+                        .get(RETRY_AFTER)
+                        .and_then(|value| value.to_str().ok())
+                        .and_then(|value| value.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    let reason = slack_error_text(response.text().await.unwrap_or_default());
+                    match next_step(status, retry_after) {
+                        Next::Done => return Ok(()),
+                        Next::GiveUp => return Err(SlackError::Rejected { status, reason }),
+                        Next::Retry { after } => {
+                            last = format!("{status}{}", slack_reason(&reason));
+                            if let Some(after) = after {
+                                if after > self.policy.max_retry_after {
+                                    return Err(SlackError::RetryAfterTooLong {
+                                        seconds: after.as_secs(),
+                                        max: self.policy.max_retry_after.as_secs(),
+                                    });
+                                }
+                                after
+                            } else {
+                                backoff
+                            }
+                        }
+                    }
+                }
+                Err(error) => {
+                    // reqwest errors carry the URL; it is a secret.
+                    last = error_chain(&error.without_url());
+                    backoff
+                }
+            };
+            tracing::warn!(attempt, last = %last, wait_ms = wait.as_millis() as u64, "Slack did not take the message; retrying");
+            if attempt == self.policy.max_attempts {
+                break;
+            }
+            if Instant::now() + wait + self.policy.deadline_margin >= deadline {
+                return Err(SlackError::OutOfTime { last });
+            }
+            tokio::time::sleep(wait).await;
+            backoff *= 2;
+        }
+        Err(SlackError::GaveUp {
+            attempts: self.policy.max_attempts,
+            last,
+        })
+    }
+}
+
+/// Slack answers errors with a short code such as `no_service`; keep it short and printable.
+fn slack_error_text(body: String) -> String {
+    let text: String = body.chars().filter(|c| !c.is_control()).take(120).collect();
+    text.trim().to_owned()
+}
+
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_https_urls_are_accepted() {
+        assert!(WebhookUrl::parse("https://hooks.slack.com/services/T0/B0/secret").is_ok());
+        assert!(WebhookUrl::parse("  https://hooks.slack.com/services/T0/B0/secret\n").is_ok());
+        assert!(matches!(
+            WebhookUrl::parse("http://hooks.slack.com/services/T0/B0/secret"),
+            Err(ConfigError::NotHttps)
+        ));
+        assert!(matches!(
+            WebhookUrl::parse("hooks.slack.com/x"),
+            Err(ConfigError::NotAUrl)
+        ));
+        assert!(matches!(
+            WebhookUrl::parse("\u{1}garbage"),
+            Err(ConfigError::NotAUrl)
+        ));
+    }
+
+    #[test]
+    fn the_url_never_shows_in_debug_or_errors() {
+        let url = WebhookUrl::parse("https://hooks.slack.com/services/T0/B0/s3cr3t").unwrap();
+        assert_eq!(format!("{url:?}"), "WebhookUrl(<redacted>)");
+        for error in [
+            ConfigError::NotHttps,
+            ConfigError::NotAUrl,
+            ConfigError::NotBase64,
+        ] {
+            assert!(!error.to_string().contains("s3cr3t"));
+        }
+    }
+
+    #[test]
+    fn answers_are_classified() {
+        assert_eq!(next_step(StatusCode::OK, None), Next::Done);
+        assert_eq!(next_step(StatusCode::NO_CONTENT, None), Next::Done);
+        assert_eq!(
+            next_step(StatusCode::TOO_MANY_REQUESTS, Some(Duration::from_secs(3))),
+            Next::Retry {
+                after: Some(Duration::from_secs(3))
+            }
+        );
+        assert_eq!(
+            next_step(StatusCode::TOO_MANY_REQUESTS, None),
+            Next::Retry {
+                after: Some(Duration::from_secs(1))
+            }
+        );
+        assert_eq!(
+            next_step(StatusCode::INTERNAL_SERVER_ERROR, None),
+            Next::Retry { after: None }
+        );
+        assert_eq!(
+            next_step(StatusCode::SERVICE_UNAVAILABLE, None),
+            Next::Retry { after: None }
+        );
+        for permanent in [400, 403, 404, 410] {
+            assert_eq!(
+                next_step(StatusCode::from_u16(permanent).unwrap(), None),
+                Next::GiveUp
+            );
+        }
+    }
+
+    #[test]
+    fn errors_name_the_status_and_slacks_reason() {
+        let error = SlackError::Rejected {
+            status: StatusCode::NOT_FOUND,
+            reason: "no_service".into(),
+        };
+        assert_eq!(
+            error.to_string(),
+            "Slack refused the message with 404 Not Found (no_service); not retried"
+        );
+        assert_eq!(
+            slack_error_text("invalid_token\n\u{7}".into()),
+            "invalid_token"
+        );
+    }
+}
