@@ -1,0 +1,14 @@
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::Value;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = aws_config::load_from_env().await;
+    let kms = aws_sdk_kms::Client::new(&config);
+    let http = reqwest::Client::new();
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        kms_encryption::handle(&kms, &http, event.payload)
+    }))
+    .await
+}
