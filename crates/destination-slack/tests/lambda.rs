@@ -1,0 +1,536 @@
+//! The real `destination-slack` binary, run through a local Lambda Runtime API, decrypting its
+//! webhook URL with moto's KMS and posting to a local HTTPS Slack stand-in whose throwaway CA it
+//! trusts through SSL_CERT_FILE.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use test_world::{
+    DUMMY_SECRET_ACCESS_KEY, InvocationError, LambdaProcess, MotoServer, RecordedRequest,
+    RuntimeApi, SlackAnswer, SlackSink, assert_no_secrets, events,
+};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_destination-slack");
+
+struct Destination {
+    // Dropped in this order: the function, its Runtime API, the sink, moto.
+    process: LambdaProcess,
+    api: RuntimeApi,
+    sink: SlackSink,
+    moto: Option<MotoServer>,
+    /// Extra strings that must never show (e.g. a refused http:// URL).
+    secrets: Vec<String>,
+}
+
+impl Destination {
+    /// The function with SLACK_WEBHOOK_URL = KMS ciphertext of the sink's webhook URL.
+    async fn start() -> Destination {
+        let moto = MotoServer::start();
+        let sink = SlackSink::start();
+        let key = moto.create_kms_key().await;
+        let ciphertext = moto.kms_encrypt(&key, &sink.webhook_url()).await;
+        Self::spawn(moto, sink, &ciphertext)
+    }
+
+    fn spawn(moto: MotoServer, sink: SlackSink, slack_webhook_url: &str) -> Destination {
+        let api = RuntimeApi::start();
+        let mut env = moto.lambda_env();
+        env.push(("SLACK_WEBHOOK_URL".to_owned(), slack_webhook_url.to_owned()));
+        env.push((
+            "SSL_CERT_FILE".to_owned(),
+            sink.ca_file().to_string_lossy().into_owned(),
+        ));
+        let process = LambdaProcess::spawn(BINARY, &api, env);
+        Destination {
+            process,
+            api,
+            sink,
+            moto: Some(moto),
+            secrets: Vec::new(),
+        }
+    }
+
+    fn secrets(&self) -> Vec<String> {
+        let mut secrets = vec![
+            self.sink.webhook_url(),
+            self.sink.webhook_path(),
+            self.sink.secret().to_owned(),
+            DUMMY_SECRET_ACCESS_KEY.to_owned(),
+        ];
+        secrets.extend(self.secrets.iter().cloned());
+        secrets
+    }
+
+    /// Invokes with an SNS event of these Message texts; checks that an error shows no secret.
+    async fn invoke(&self, messages: &[String]) -> Result<Value, InvocationError> {
+        let answer = self.api.invoke(events::sns_event(messages)).await;
+        if let Err(error) = &answer {
+            let secrets = self.secrets();
+            let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+            assert_no_secrets("the invocation error", &error.to_string(), &secrets);
+        }
+        answer
+    }
+
+    /// Stops the function; checks that its output shows no secret; returns the output.
+    fn finish(self) -> String {
+        let output = self.process.stop();
+        let secrets = self.secrets();
+        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        assert_no_secrets("the function's output", &output, &secrets);
+        output
+    }
+}
+
+fn message(subject: &str, fields: Value, metadata: Value, tags: Value) -> String {
+    json!({"subject": subject, "fields": fields, "metadata": metadata, "tags": tags}).to_string()
+}
+
+fn cloudtrail_metadata() -> Value {
+    json!({"sourceName": "Cloudtrail", "sourceIconUrl": "https://example.com/AWS-CloudTrail.png"})
+}
+
+/// A plain Message, told apart by its subject.
+fn simple(subject: &str) -> String {
+    message(
+        subject,
+        json!([{"key": "Event", "value": subject}]),
+        cloudtrail_metadata(),
+        json!([]),
+    )
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn assert_is_webhook_post(sink: &SlackSink, request: &RecordedRequest) {
+    assert_eq!(request.method, "POST");
+    assert_eq!(request.path, sink.webhook_path());
+    let content_type = request.header("content-type").unwrap_or_default();
+    assert!(
+        content_type.starts_with("application/json"),
+        "content-type {content_type:?}"
+    );
+}
+
+fn gap(requests: &[RecordedRequest], i: usize) -> Duration {
+    requests[i + 1]
+        .received_at
+        .duration_since(requests[i].received_at)
+}
+
+#[tokio::test]
+async fn posts_the_original_slack_body_for_every_record() {
+    let destination = Destination::start().await;
+    let spec_example = message(
+        "AKey: SomeValue",
+        json!([
+            {"key": "AKey", "value": "SomeValue"},
+            {"key": "AnotherKey", "value": {"SomeSubKey": "SomeSubValue"}}
+        ]),
+        cloudtrail_metadata(),
+        json!([{"key": "slack-preferred-channel", "value": "#security-alerts"}]),
+    );
+    let value_kinds = message(
+        "Count: 42",
+        json!([
+            {"key": "Count", "value": 42},
+            {"key": "Enabled", "value": true},
+            {"key": "Nothing", "value": null},
+            {"key": "List", "value": [1, "two"]},
+            {"key": "Ordered", "value": {"z": 1, "a": {"y": 2, "b": 3}}}
+        ]),
+        json!({}),
+        json!([]),
+    );
+    let answer = destination
+        .invoke(&[spec_example, value_kinds])
+        .await
+        .expect("both records are delivered");
+    assert_eq!(answer, json!({"delivered": 2}));
+
+    let requests = destination.sink.requests();
+    assert_eq!(requests.len(), 2, "one POST per record: {requests:#?}");
+    for request in &requests {
+        assert_is_webhook_post(&destination.sink, request);
+    }
+    let first = requests[0].body_json();
+    assert_eq!(first["username"], "Cloudtrail");
+    assert_eq!(first["icon_url"], "https://example.com/AWS-CloudTrail.png");
+    assert_eq!(first["color"], "danger");
+    assert_eq!(
+        first["text"],
+        "AKey: SomeValue\nAnotherKey: {\n  \"SomeSubKey\": \"SomeSubValue\"\n}"
+    );
+    assert_eq!(first["channel"], "#security-alerts");
+    assert!(
+        first["blocks"].as_array().is_some_and(|b| !b.is_empty()),
+        "{first}"
+    );
+
+    let second = requests[1].body_json();
+    assert_eq!(second["color"], "danger");
+    assert_eq!(
+        second["text"],
+        "Count: 42\nEnabled: true\nNothing: null\nList: [\n  1,\n  \"two\"\n]\nOrdered: {\n  \"z\": 1,\n  \"a\": {\n    \"y\": 2,\n    \"b\": 3\n  }\n}"
+    );
+    for absent in ["username", "icon_url", "channel"] {
+        assert!(
+            second.get(absent).is_none(),
+            "{absent} without metadata/tag: {second}"
+        );
+    }
+    destination.finish();
+}
+
+/// Every string anywhere in `value`.
+fn strings(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
+        Value::Object(map) => map.iter().for_each(|(k, v)| {
+            out.push(k.clone());
+            strings(v, out);
+        }),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn slack_markup_is_escaped_everywhere_and_unicode_and_numbers_pass_through() {
+    let destination = Destination::start().await;
+    let hostile = "<!channel> <!here> <@U024BE7LH> <https://evil.example|click me> & Zoë 🚀 日本";
+    let raw = format!(
+        r#"{{"subject":{subject},"fields":[{{"key":"Error Message","value":{subject}}},{{"key":"<!here> & key","value":"x"}},{{"key":"Request Parameters","value":{{"policy":{subject},"big":1180591620717411303424}}}}],"metadata":{{"sourceName":"Cloudtrail"}},"tags":[]}}"#,
+        subject = serde_json::to_string(hostile).unwrap()
+    );
+    destination
+        .invoke(&[raw])
+        .await
+        .expect("the record is delivered");
+    let requests = destination.sink.requests();
+    assert_eq!(requests.len(), 1);
+    let body_text = requests[0].body_text();
+    let body = requests[0].body_json();
+
+    let expected_text = escape(&format!(
+        "Error Message: {hostile}\n<!here> & key: x\nRequest Parameters: {{\n  \"policy\": {},\n  \"big\": 1180591620717411303424\n}}",
+        serde_json::to_string(hostile).unwrap()
+    ));
+    assert_eq!(body["text"], expected_text.as_str());
+    assert!(body_text.contains("1180591620717411303424"), "{body_text}");
+    assert!(
+        body_text.contains("Zoë 🚀 日本") || body_text.contains("Zo\\u00eb"),
+        "{body_text}"
+    );
+
+    let mut all = Vec::new();
+    strings(&body, &mut all);
+    for text in &all {
+        assert!(
+            !text.contains('<') && !text.contains('>'),
+            "unescaped markup posted to Slack: {text:?}"
+        );
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find('&') {
+            rest = &rest[at..];
+            assert!(
+                ["&amp;", "&lt;", "&gt;"]
+                    .iter()
+                    .any(|e| rest.starts_with(e)),
+                "a bare & posted to Slack: {text:?}"
+            );
+            rest = &rest[1..];
+        }
+    }
+    let blocks = body["blocks"].to_string();
+    assert!(
+        blocks.contains("&lt;!channel&gt;") && blocks.contains("&amp;"),
+        "the blocks carry the escaped values: {blocks}"
+    );
+    destination.finish();
+}
+
+#[tokio::test]
+async fn rate_limits_are_waited_out_as_slack_asks() {
+    let destination = Destination::start().await;
+    destination
+        .sink
+        .respond_with(vec![SlackAnswer::rate_limited(2), SlackAnswer::ok()]);
+    let answer = destination
+        .invoke(&[simple("rate limited once")])
+        .await
+        .expect("delivered after the wait");
+    assert_eq!(answer, json!({"delivered": 1}));
+    let requests = destination.sink.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(
+        requests[0].body, requests[1].body,
+        "the same body is retried"
+    );
+    assert!(
+        gap(&requests, 0) >= Duration::from_millis(1_900),
+        "Retry-After: 2 was not honoured: retried after {:?}",
+        gap(&requests, 0)
+    );
+    destination.finish();
+}
+
+#[tokio::test]
+async fn a_retry_after_too_long_for_the_function_fails_at_once_naming_429() {
+    let destination = Destination::start().await;
+    destination
+        .sink
+        .respond_with(vec![SlackAnswer::rate_limited(3_600)]);
+    let started = Instant::now();
+    let error = destination
+        .invoke(&[simple("rate limited for an hour")])
+        .await
+        .expect_err("cannot wait an hour");
+    assert!(error.error_message.contains("429"), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(destination.sink.requests().len(), 1);
+    destination.finish();
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_with_backoff() {
+    let destination = Destination::start().await;
+    destination.sink.respond_with(vec![
+        SlackAnswer::status(500, "internal_error"),
+        SlackAnswer::status(503, "service_unavailable"),
+        SlackAnswer::ok(),
+    ]);
+    let answer = destination
+        .invoke(&[simple("flaky slack")])
+        .await
+        .expect("delivered on the third try");
+    assert_eq!(answer, json!({"delivered": 1}));
+    let requests = destination.sink.requests();
+    assert_eq!(requests.len(), 3);
+    for i in 0..2 {
+        assert!(
+            gap(&requests, i) >= Duration::from_millis(200),
+            "retry {} came after only {:?}",
+            i + 1,
+            gap(&requests, i)
+        );
+    }
+    destination.finish();
+}
+
+#[tokio::test]
+async fn a_slack_that_keeps_failing_is_given_up_after_a_handful_of_tries() {
+    let destination = Destination::start().await;
+    destination
+        .sink
+        .respond_with(vec![SlackAnswer::status(500, "internal_error"); 20]);
+    let started = Instant::now();
+    let error = destination
+        .invoke(&[simple("slack is down")])
+        .await
+        .expect_err("never delivered");
+    assert_eq!(error.error_type, "NotDelivered", "{error}");
+    assert!(error.error_message.contains("500"), "{error}");
+    let tries = destination.sink.requests().len();
+    assert!((2..=6).contains(&tries), "{tries} tries");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "must end within the function's 30 s: {:?}",
+        started.elapsed()
+    );
+    destination.finish();
+}
+
+#[tokio::test]
+async fn a_slack_that_does_not_answer_in_time_is_retried() {
+    let destination = Destination::start().await;
+    destination.sink.respond_with(vec![
+        SlackAnswer::ok().with_delay(Duration::from_secs(60)),
+        SlackAnswer::ok(),
+    ]);
+    let answer = destination
+        .invoke(&[simple("slow slack")])
+        .await
+        .expect("delivered on the retry after the timeout");
+    assert_eq!(answer, json!({"delivered": 1}));
+    assert_eq!(destination.sink.requests().len(), 2);
+    destination.finish();
+}
+
+#[tokio::test]
+async fn permanent_client_errors_fail_at_once_naming_the_status() {
+    let destination = Destination::start().await;
+    let cases = [
+        (400, "invalid_payload"),
+        (403, "invalid_token"),
+        (404, "no_service"),
+        (410, "channel_is_archived"),
+    ];
+    for (round, (status, reason)) in cases.into_iter().enumerate() {
+        destination
+            .sink
+            .respond_with(vec![SlackAnswer::status(status, reason)]);
+        let error = destination
+            .invoke(&[simple(&format!("revoked webhook {status}"))])
+            .await
+            .expect_err("a permanent error fails the invocation");
+        assert_eq!(error.error_type, "NotDelivered", "{error}");
+        assert!(error.error_message.contains(&status.to_string()), "{error}");
+        assert_eq!(
+            destination.sink.requests().len(),
+            round + 1,
+            "{status} must not be retried"
+        );
+    }
+    assert!(destination.process.is_running());
+    destination.finish();
+}
+
+#[tokio::test]
+async fn a_malformed_message_fails_the_invocation_but_not_its_neighbours() {
+    let destination = Destination::start().await;
+    let error = destination
+        .invoke(&[
+            simple("first neighbour"),
+            "this is not JSON".to_owned(),
+            json!({"fields": [{"key": "a", "value": "b"}]}).to_string(),
+            simple("second neighbour"),
+        ])
+        .await
+        .expect_err("two records could not be delivered");
+    assert!(
+        error
+            .error_message
+            .contains("Missing Required Parameter 'subject'"),
+        "{error}"
+    );
+    let texts: Vec<Value> = destination
+        .sink
+        .requests()
+        .iter()
+        .map(|r| r.body_json()["text"].clone())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            json!("Event: first neighbour"),
+            json!("Event: second neighbour")
+        ]
+    );
+    let output = destination.finish();
+    for delivered in ["first neighbour", "second neighbour"] {
+        assert!(
+            output.contains(delivered),
+            "the log should show that {delivered:?} went out:\n{output}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_rejected_record_does_not_hide_the_delivered_one() {
+    let destination = Destination::start().await;
+    destination.sink.respond_with(vec![
+        SlackAnswer::status(404, "no_service"),
+        SlackAnswer::ok(),
+    ]);
+    let error = destination
+        .invoke(&[simple("rejected one"), simple("delivered one")])
+        .await
+        .expect_err("one record was not delivered");
+    assert!(error.error_message.contains("404"), "{error}");
+    assert_eq!(destination.sink.requests().len(), 2);
+    let output = destination.finish();
+    assert!(output.contains("delivered one"), "{output}");
+    assert!(output.contains("404"), "{output}");
+}
+
+#[tokio::test]
+async fn the_webhook_is_decrypted_once_per_container() {
+    let mut destination = Destination::start().await;
+    destination
+        .invoke(&[simple("before moto stops")])
+        .await
+        .expect("delivered");
+    // No KMS from now on: only a URL kept from the cold start can deliver.
+    drop(destination.moto.take());
+    destination
+        .invoke(&[simple("after moto stopped")])
+        .await
+        .expect("delivered with the URL decrypted at the first invocation");
+    assert_eq!(destination.sink.requests().len(), 2);
+    destination.finish();
+}
+
+#[tokio::test]
+async fn a_ciphertext_kms_cannot_decrypt_fails_clearly() {
+    use base64::Engine;
+    let moto = MotoServer::start();
+    let sink = SlackSink::start();
+    let garbage =
+        base64::engine::general_purpose::STANDARD.encode(b"not a KMS ciphertext blob at all");
+    let destination = Destination::spawn(moto, sink, &garbage);
+    let error = destination
+        .invoke(&[simple("never sent")])
+        .await
+        .expect_err("the URL cannot be decrypted");
+    let text = error.to_string().to_lowercase();
+    assert!(text.contains("kms") && text.contains("decrypt"), "{error}");
+    assert!(
+        destination.process.is_running(),
+        "a bad ciphertext must not kill the container"
+    );
+    assert!(destination.sink.requests().is_empty());
+    destination.finish();
+}
+
+#[tokio::test]
+async fn a_ciphertext_that_is_not_base64_fails_clearly() {
+    let moto = MotoServer::start();
+    let sink = SlackSink::start();
+    let destination = Destination::spawn(moto, sink, "%%% not base64 %%%");
+    let error = destination
+        .invoke(&[simple("never sent")])
+        .await
+        .expect_err("the setting is not base64");
+    assert!(error.error_message.contains("base64"), "{error}");
+    assert!(destination.sink.requests().is_empty());
+    destination.finish();
+}
+
+#[tokio::test]
+async fn a_plain_http_webhook_is_refused() {
+    let moto = MotoServer::start();
+    let sink = SlackSink::start();
+    // A plain TCP listener the function must never connect to.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let http_url = format!(
+        "http://127.0.0.1:{}/services/T0TESTWRLD/B0TESTWRLD/XXXXplainhttpSecretPath",
+        listener.local_addr().unwrap().port()
+    );
+    let key = moto.create_kms_key().await;
+    let ciphertext = moto.kms_encrypt(&key, &http_url).await;
+    let mut destination = Destination::spawn(moto, sink, &ciphertext);
+    destination.secrets.push(http_url.clone());
+    destination
+        .secrets
+        .push("XXXXplainhttpSecretPath".to_owned());
+    let error = destination
+        .invoke(&[simple("never sent")])
+        .await
+        .expect_err("an http:// webhook is refused");
+    assert!(error.error_message.contains("https"), "{error}");
+    assert!(
+        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the function connected to the http:// URL"
+    );
+    destination.finish();
+}

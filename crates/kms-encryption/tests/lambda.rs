@@ -1,0 +1,249 @@
+//! The real `kms-encryption` binary, run through a local Lambda Runtime API as the handler of a
+//! CloudFormation custom resource: it encrypts with moto's KMS and PUTs its answer to a
+//! ResponseURL served by the local HTTPS stand-in (standing in for S3's pre-signed URL).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use test_world::{
+    DUMMY_SECRET_ACCESS_KEY, InvocationError, LambdaProcess, MotoServer, RecordedRequest,
+    RuntimeApi, SlackAnswer, SlackSink, assert_no_secrets, events,
+};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_kms-encryption");
+const PLAIN_TEXT: &str =
+    "https://hooks.slack.com/services/T00000000/B00000000/PlainTextSecretXXXXXXXX";
+/// The pre-signed URL's signature: a credential, never to be shown.
+const SIGNATURE: &str = "SignatureSecret0123456789abcdef";
+const RESPONSE_PATH: &str = "/cfn-responses/arn%3Aaws%3Acloudformation%3Aus-east-1%3A123456789012%3Astack/Activity-Aware-IDS-Dev/request";
+
+struct Encryption {
+    process: LambdaProcess,
+    api: RuntimeApi,
+    sink: SlackSink,
+    moto: MotoServer,
+    key: String,
+}
+
+impl Encryption {
+    async fn start() -> Encryption {
+        let moto = MotoServer::start();
+        let key = moto.create_kms_key().await;
+        let sink = SlackSink::start();
+        let api = RuntimeApi::start();
+        let mut env = moto.lambda_env();
+        env.push((
+            "SSL_CERT_FILE".to_owned(),
+            sink.ca_file().to_string_lossy().into_owned(),
+        ));
+        let process = LambdaProcess::spawn(BINARY, &api, env);
+        Encryption {
+            process,
+            api,
+            sink,
+            moto,
+            key,
+        }
+    }
+
+    fn response_url(&self) -> String {
+        self.sink.url(&format!(
+            "{RESPONSE_PATH}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=7200&X-Amz-Signature={SIGNATURE}"
+        ))
+    }
+
+    fn request(&self, request_type: &str, key_id: &str) -> Value {
+        events::cfn_request(
+            request_type,
+            &self.response_url(),
+            json!({
+                "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:kms-encryption",
+                "KeyId": key_id,
+                "PlainText": PLAIN_TEXT,
+            }),
+        )
+    }
+
+    /// Invokes; checks that neither the answer nor an error shows a secret.
+    async fn invoke(&self, request: Value) -> Result<Value, InvocationError> {
+        let answer = self.api.invoke(request).await;
+        let shown = match &answer {
+            Ok(value) => value.to_string(),
+            Err(error) => error.to_string(),
+        };
+        assert_no_secrets("the invocation's result", &shown, &[PLAIN_TEXT, SIGNATURE]);
+        answer
+    }
+
+    /// The one answer PUT to the ResponseURL since `before` requests.
+    fn answer_after(&self, before: usize) -> (RecordedRequest, Value) {
+        let requests = self.sink.requests();
+        assert_eq!(
+            requests.len(),
+            before + 1,
+            "exactly one answer per request: {requests:#?}"
+        );
+        let put = requests[before].clone();
+        assert_eq!(put.method, "PUT");
+        assert!(
+            put.path.starts_with(RESPONSE_PATH) && put.path.contains(SIGNATURE),
+            "PUT to the ResponseURL as given: {}",
+            put.path
+        );
+        let body = put.body_json();
+        (put, body)
+    }
+
+    fn finish(self) -> String {
+        let output = self.process.stop();
+        assert_no_secrets(
+            "the function's output",
+            &output,
+            &[PLAIN_TEXT, SIGNATURE, DUMMY_SECRET_ACCESS_KEY],
+        );
+        output
+    }
+}
+
+fn assert_protocol_fields(answer: &Value, request: &Value) {
+    for echoed in ["StackId", "RequestId", "LogicalResourceId"] {
+        assert_eq!(answer[echoed], request[echoed], "{echoed} echoed: {answer}");
+    }
+    assert!(
+        answer["PhysicalResourceId"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
+        "{answer}"
+    );
+    assert_eq!(answer["NoEcho"], true, "{answer}");
+}
+
+#[tokio::test]
+async fn create_encrypts_the_plain_text_and_answers_success() {
+    let world = Encryption::start().await;
+    let request = world.request("Create", &world.key);
+    let result = world.invoke(request.clone()).await.expect("answered");
+    assert_eq!(result["Status"], "SUCCESS", "{result}");
+
+    let (put, answer) = world.answer_after(0);
+    assert_eq!(answer["Status"], "SUCCESS", "{answer}");
+    assert_protocol_fields(&answer, &request);
+    assert!(
+        put.header("content-type").unwrap_or_default().is_empty(),
+        "a pre-signed S3 PUT must not carry a content type the signature does not cover"
+    );
+    assert_no_secrets("the answer", &put.body_text(), &[PLAIN_TEXT]);
+    let cipher_text = answer["Data"]["CipherText"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no Data.CipherText: {answer}"));
+    assert_eq!(world.moto.kms_decrypt(cipher_text).await, PLAIN_TEXT);
+    world.finish();
+}
+
+#[tokio::test]
+async fn update_encrypts_again_and_keeps_the_physical_id() {
+    let world = Encryption::start().await;
+    let alias_key = world.key.clone();
+    let request = world.request("Update", &alias_key);
+    world.invoke(request.clone()).await.expect("answered");
+    let (_, answer) = world.answer_after(0);
+    assert_eq!(answer["Status"], "SUCCESS", "{answer}");
+    assert_protocol_fields(&answer, &request);
+    assert_eq!(answer["PhysicalResourceId"], request["PhysicalResourceId"]);
+    let cipher_text = answer["Data"]["CipherText"].as_str().expect("CipherText");
+    assert_eq!(world.moto.kms_decrypt(cipher_text).await, PLAIN_TEXT);
+    world.finish();
+}
+
+#[tokio::test]
+async fn delete_succeeds_without_kms() {
+    let world = Encryption::start().await;
+    // The key does not exist: a Delete must not need it (nothing to undo).
+    let request = world.request("Delete", "alias/deleted-long-ago");
+    world.invoke(request.clone()).await.expect("answered");
+    let (_, answer) = world.answer_after(0);
+    assert_eq!(answer["Status"], "SUCCESS", "{answer}");
+    assert_protocol_fields(&answer, &request);
+    assert_eq!(answer["PhysicalResourceId"], request["PhysicalResourceId"]);
+    assert!(
+        answer["Data"].get("CipherText").is_none(),
+        "nothing to return on Delete: {answer}"
+    );
+    world.finish();
+}
+
+#[tokio::test]
+async fn a_bad_key_answers_failed_with_a_reason_so_the_stack_never_hangs() {
+    let world = Encryption::start().await;
+    let request = world.request("Create", "alias/no-such-key");
+    let result = world.invoke(request.clone()).await.expect("answered");
+    assert_eq!(result["Status"], "FAILED", "{result}");
+    let (_, answer) = world.answer_after(0);
+    assert_eq!(answer["Status"], "FAILED", "{answer}");
+    assert_protocol_fields(&answer, &request);
+    let reason = answer["Reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("KMS") && reason.contains("alias/no-such-key"),
+        "the reason should say that KMS could not use the key: {answer}"
+    );
+    assert!(answer["Data"].get("CipherText").is_none(), "{answer}");
+    world.finish();
+}
+
+#[tokio::test]
+async fn missing_properties_answer_failed() {
+    let world = Encryption::start().await;
+    let mut request = world.request("Create", &world.key);
+    request["ResourceProperties"]
+        .as_object_mut()
+        .unwrap()
+        .remove("PlainText");
+    world.invoke(request.clone()).await.expect("answered");
+    let (_, answer) = world.answer_after(0);
+    assert_eq!(answer["Status"], "FAILED", "{answer}");
+    assert!(
+        answer["Reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("PlainText")),
+        "{answer}"
+    );
+    assert_protocol_fields(&answer, &request);
+    world.finish();
+}
+
+#[tokio::test]
+async fn an_unreachable_response_url_is_retried_then_fails_the_invocation() {
+    let world = Encryption::start().await;
+    world
+        .sink
+        .respond_with(vec![SlackAnswer::status(403, "SignatureDoesNotMatch"); 10]);
+    let error = world
+        .invoke(world.request("Create", &world.key))
+        .await
+        .expect_err("the answer could not be delivered");
+    assert!(error.error_message.contains("403"), "{error}");
+    let tries = world.sink.requests().len();
+    assert!((2..=6).contains(&tries), "{tries} PUTs");
+    assert!(world.process.is_running());
+    world.finish();
+}
+
+#[tokio::test]
+async fn a_slow_response_url_is_retried() {
+    let world = Encryption::start().await;
+    world.sink.respond_with(vec![
+        SlackAnswer::ok().with_delay(Duration::from_secs(60)),
+        SlackAnswer::ok(),
+    ]);
+    world
+        .invoke(world.request("Create", &world.key))
+        .await
+        .expect("answered on the retry");
+    let requests = world.sink.requests();
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    assert_eq!(
+        requests[0].body, requests[1].body,
+        "the same answer is retried"
+    );
+    world.finish();
+}

@@ -1,0 +1,321 @@
+//! A moto server (fake AWS: SNS, SQS, KMS) on 127.0.0.1, and helpers for the tests' fixtures.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_sns::config::Credentials;
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, QueueAttributeName};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use crate::process::ProcessShared;
+
+/// The region every client and function uses against moto.
+pub const REGION: &str = "us-east-1";
+const ACCESS_KEY_ID: &str = "AKIATESTWORLD0000000";
+/// The dummy secret access key given to clients and functions: distinctive, so tests can check
+/// that no output ever shows it.
+pub const DUMMY_SECRET_ACCESS_KEY: &str = "TestWorldDummySecretAccessKey0000000000x";
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `moto_server -H 127.0.0.1 -p <free port>`, killed on drop.
+///
+/// The binary is `$MOTO_SERVER` when set, else `moto_server` from `PATH`.
+pub struct MotoServer {
+    process: Arc<ProcessShared>,
+    port: u16,
+}
+
+impl MotoServer {
+    /// Starts moto and waits (bounded) until it answers HTTP. Panics with moto's output if it
+    /// does not come up.
+    pub fn start() -> MotoServer {
+        let binary = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".to_owned());
+        let mut last_failure = String::new();
+        // The free port may be taken between our probe and moto's bind: try a few ports.
+        for _attempt in 0..3 {
+            let port = crate::free_port();
+            let mut command = Command::new(&binary);
+            command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+            let process = ProcessShared::spawn("moto_server", command).unwrap_or_else(|e| {
+                panic!("test-world: cannot run {binary:?} (set MOTO_SERVER or put moto_server on PATH; `pip install 'moto[server]'`): {e}")
+            });
+            let give_up = Instant::now() + STARTUP_TIMEOUT;
+            loop {
+                if answers_http(port) {
+                    return MotoServer { process, port };
+                }
+                if let Some(status) = process.exit_status() {
+                    process.kill_and_collect();
+                    last_failure = format!("exited ({status}):\n{}", process.output());
+                    break;
+                }
+                if Instant::now() >= give_up {
+                    process.kill_and_collect();
+                    panic!(
+                        "test-world: moto_server did not answer on 127.0.0.1:{port} within {STARTUP_TIMEOUT:?}:\n{}",
+                        process.output()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+        }
+        panic!("test-world: moto_server failed to start three times; last: {last_failure}");
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// What moto printed so far (its request log).
+    pub fn output(&self) -> String {
+        self.process.output()
+    }
+
+    /// An SDK config for moto: region us-east-1, static dummy credentials, moto's endpoint.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .credentials_provider(Credentials::new(
+                ACCESS_KEY_ID,
+                DUMMY_SECRET_ACCESS_KEY,
+                None,
+                None,
+                "test-world",
+            ))
+            .endpoint_url(self.endpoint_url())
+            .load()
+            .await
+    }
+
+    /// The environment a function needs to reach this moto as if it were AWS: `AWS_ENDPOINT_URL`,
+    /// `AWS_REGION`, `AWS_DEFAULT_REGION`, dummy `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, and
+    /// `AWS_EC2_METADATA_DISABLED=true` (nothing ever leaves 127.0.0.1).
+    pub fn lambda_env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint_url()),
+            ("AWS_REGION", REGION.to_owned()),
+            ("AWS_DEFAULT_REGION", REGION.to_owned()),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID.to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", DUMMY_SECRET_ACCESS_KEY.to_owned()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    /// Creates an SNS topic; returns its ARN.
+    pub async fn create_topic(&self, name: &str) -> String {
+        let sns = aws_sdk_sns::Client::new(&self.sdk_config().await);
+        let out = sns
+            .create_topic()
+            .name(name)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("test-world: moto CreateTopic {name}: {e:?}"));
+        out.topic_arn
+            .expect("test-world: CreateTopic returned no TopicArn")
+    }
+
+    /// Subscribes a fresh SQS queue to `topic_arn` with `RawMessageDelivery=true`, so each
+    /// queue message body is exactly one published SNS Message.
+    pub async fn capture_queue(&self, topic_arn: &str) -> SnsCapture {
+        let config = self.sdk_config().await;
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let sns = aws_sdk_sns::Client::new(&config);
+        let name = format!("capture-{}", fastrand::u64(..));
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(&name)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("test-world: moto CreateQueue: {e:?}"))
+            .queue_url
+            .expect("test-world: CreateQueue returned no QueueUrl");
+        let queue_arn = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("test-world: moto GetQueueAttributes: {e:?}"))
+            .attributes
+            .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+            .expect("test-world: GetQueueAttributes returned no QueueArn");
+        sns.subscribe()
+            .topic_arn(topic_arn)
+            .protocol("sqs")
+            .endpoint(&queue_arn)
+            .attributes("RawMessageDelivery", "true")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("test-world: moto Subscribe sqs to {topic_arn}: {e:?}"));
+        SnsCapture { sqs, queue_url }
+    }
+
+    /// Creates a symmetric KMS key; returns its key id.
+    pub async fn create_kms_key(&self) -> String {
+        let kms = aws_sdk_kms::Client::new(&self.sdk_config().await);
+        kms.create_key()
+            .description("test-world")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("test-world: moto CreateKey: {e:?}"))
+            .key_metadata
+            .expect("test-world: CreateKey returned no KeyMetadata")
+            .key_id
+    }
+
+    /// Encrypts `plaintext` with `key_id`; returns the base64 ciphertext blob.
+    pub async fn kms_encrypt(&self, key_id: &str, plaintext: &str) -> String {
+        let kms = aws_sdk_kms::Client::new(&self.sdk_config().await);
+        let blob = kms
+            .encrypt()
+            .key_id(key_id)
+            .plaintext(aws_sdk_kms::primitives::Blob::new(plaintext.as_bytes()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("test-world: moto Encrypt: {e:?}"))
+            .ciphertext_blob
+            .expect("test-world: Encrypt returned no CiphertextBlob");
+        BASE64.encode(blob.as_ref())
+    }
+
+    /// Decrypts a base64 ciphertext blob; returns the plaintext (panics if it is not UTF-8).
+    pub async fn kms_decrypt(&self, ciphertext_base64: &str) -> String {
+        let kms = aws_sdk_kms::Client::new(&self.sdk_config().await);
+        let blob = BASE64
+            .decode(ciphertext_base64)
+            .unwrap_or_else(|e| panic!("test-world: ciphertext is not base64 ({e})"));
+        let plaintext = kms
+            .decrypt()
+            .ciphertext_blob(aws_sdk_kms::primitives::Blob::new(blob))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("test-world: moto Decrypt: {e:?}"))
+            .plaintext
+            .expect("test-world: Decrypt returned no Plaintext");
+        String::from_utf8(plaintext.into_inner()).expect("test-world: plaintext is not UTF-8")
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        self.process.kill_and_collect();
+    }
+}
+
+/// Whether something on 127.0.0.1:`port` answers an HTTP request.
+fn answers_http(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
+    if stream
+        .write_all(b"GET /moto-api/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut head = [0u8; 5];
+    stream.read_exact(&mut head).is_ok() && &head == b"HTTP/"
+}
+
+/// An SQS queue subscribed (raw delivery) to an SNS topic: what the topic published.
+pub struct SnsCapture {
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl SnsCapture {
+    /// The queue's URL.
+    pub fn queue_url(&self) -> &str {
+        &self.queue_url
+    }
+
+    /// Receives (and deletes) messages until exactly `expected` have arrived; returns their raw
+    /// bodies in arrival order. Panics if fewer arrive within `timeout` or if more arrive.
+    pub async fn receive(&self, expected: usize, timeout: Duration) -> Vec<String> {
+        let give_up = Instant::now() + timeout;
+        let mut bodies = Vec::new();
+        while bodies.len() < expected {
+            if Instant::now() >= give_up {
+                panic!(
+                    "test-world: expected {expected} messages on the SNS capture queue within {timeout:?}, got {}: {bodies:#?}",
+                    bodies.len()
+                );
+            }
+            bodies.extend(self.receive_batch(1).await);
+        }
+        assert!(
+            bodies.len() == expected,
+            "test-world: expected exactly {expected} messages on the SNS capture queue, got {}: {bodies:#?}",
+            bodies.len()
+        );
+        bodies
+    }
+
+    /// Asserts that no message arrives during `window` (long-polls the whole window).
+    pub async fn assert_quiet(&self, window: Duration) {
+        let give_up = Instant::now() + window;
+        let mut bodies = Vec::new();
+        loop {
+            let left = give_up.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let wait = left.as_secs().clamp(1, 20) as i32;
+            bodies.extend(self.receive_batch(wait).await);
+            if !bodies.is_empty() {
+                break;
+            }
+        }
+        assert!(
+            bodies.is_empty(),
+            "test-world: expected no message on the SNS capture queue, got {}: {bodies:#?}",
+            bodies.len()
+        );
+    }
+
+    async fn receive_batch(&self, wait_seconds: i32) -> Vec<String> {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(wait_seconds)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("test-world: moto ReceiveMessage: {e:?}"));
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return Vec::new();
+        }
+        let entries: Vec<_> = messages
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .set_receipt_handle(m.receipt_handle.clone())
+                    .build()
+                    .ok()
+            })
+            .collect();
+        self.sqs
+            .delete_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("test-world: moto DeleteMessageBatch: {e:?}"));
+        messages.into_iter().filter_map(|m| m.body).collect()
+    }
+}
