@@ -7,7 +7,7 @@ use activity_aware_message::{OutgoingMessage, SNS_MESSAGE_LIMIT_BYTES};
 use base64::Engine;
 use flate2::read::MultiGzDecoder;
 use serde::Deserialize;
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::fmt;
 use std::io::Read;
@@ -100,15 +100,12 @@ pub fn transform_payload(json: &[u8]) -> Result<Decoded, DecodeError> {
 }
 
 impl Decoded {
-    fn add_log_event(&mut self, event: LogEvent<'_>) {
+    fn add_log_event(&mut self, id: String, record: Result<CloudTrailRecord, String>) {
         self.summary.log_events += 1;
-        let record = match CloudTrailRecord::from_json(&event.message) {
+        let record = match record {
             Ok(record) => record,
             Err(error) => {
-                self.not_json.push(SkippedEvent {
-                    id: event.id,
-                    error: error.to_string(),
-                });
+                self.not_json.push(SkippedEvent { id, error });
                 return;
             }
         };
@@ -119,21 +116,73 @@ impl Decoded {
         let (body, truncated) = message.to_json_within(SNS_MESSAGE_LIMIT_BYTES);
         if truncated {
             self.summary.truncated += 1;
-            tracing::warn!(log_event_id = %event.id, "Message cut down to fit SNS's size limit");
+            tracing::warn!(log_event_id = %id, "Message cut down to fit SNS's size limit");
         }
         self.outgoing.push(OutgoingMessage {
-            label: format!("log event {}", event.id),
+            label: format!("log event {id}"),
             body,
         });
     }
 }
 
-#[derive(Deserialize)]
-struct LogEvent<'a> {
-    #[serde(default)]
-    id: String,
-    #[serde(borrow)]
-    message: Cow<'a, str>,
+/// One log event: its id, and its message parsed as a CloudTrail record straight from the
+/// payload parser's buffer (the message text is never copied out on its own).
+struct LogEventSeed<'a>(&'a mut Decoded);
+
+impl<'de> DeserializeSeed<'de> for LogEventSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LogEventSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a log event object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut id = String::new();
+        let mut record = None;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match key.as_ref() {
+                "id" => id = map.next_value()?,
+                "message" => record = Some(map.next_value_seed(RecordInText)?),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let record = record.unwrap_or_else(|| Err("the log event has no message".to_owned()));
+        self.0.add_log_event(id, record);
+        Ok(())
+    }
+}
+
+/// A JSON string holding a CloudTrail record, parsed where the payload parser unescaped it.
+struct RecordInText;
+
+impl<'de> DeserializeSeed<'de> for RecordInText {
+    type Value = Result<CloudTrailRecord, String>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for RecordInText {
+    type Value = Result<CloudTrailRecord, String>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a log event message (text)")
+    }
+
+    fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(CloudTrailRecord::from_json(text).map_err(|error| error.to_string()))
+    }
 }
 
 /// Reads the payload object, handing each log event to [`Decoded::add_log_event`] as it is read.
@@ -155,14 +204,22 @@ impl<'de> Visitor<'de> for PayloadSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut saw_log_events = false;
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             match key.as_ref() {
                 "messageType" => self.0.summary.message_type = map.next_value()?,
-                "logEvents" => map.next_value_seed(LogEventsSeed(self.0))?,
+                "logEvents" => {
+                    saw_log_events = true;
+                    map.next_value_seed(LogEventsSeed(self.0))?;
+                }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
+        }
+        // Any other JSON object is a change of format to report, not an empty delivery.
+        if !saw_log_events {
+            return Err(de::Error::missing_field("logEvents"));
         }
         Ok(())
     }
@@ -186,9 +243,7 @@ impl<'de> Visitor<'de> for LogEventsSeed<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(event) = seq.next_element::<LogEvent<'de>>()? {
-            self.0.add_log_event(event);
-        }
+        while seq.next_element_seed(LogEventSeed(self.0))?.is_some() {}
         Ok(())
     }
 }
@@ -206,10 +261,14 @@ mod tests {
     const EDGE_CASES: &str =
         include_str!("../../../../shared/fixtures/cloudtrail/edge-cases.jsonl");
 
-    fn encode(payload: &Value) -> String {
+    fn gzip_bytes(bytes: &[u8]) -> Vec<u8> {
         let mut gzip = GzEncoder::new(Vec::new(), Compression::default());
-        gzip.write_all(payload.to_string().as_bytes()).unwrap();
-        base64::engine::general_purpose::STANDARD.encode(gzip.finish().unwrap())
+        gzip.write_all(bytes).unwrap();
+        gzip.finish().unwrap()
+    }
+
+    fn encode(payload: &Value) -> String {
+        base64::engine::general_purpose::STANDARD.encode(gzip_bytes(payload.to_string().as_bytes()))
     }
 
     fn payload(message_type: &str, messages: &[String]) -> Value {
@@ -320,9 +379,8 @@ mod tests {
             "{error}"
         );
 
-        let mut gzip = GzEncoder::new(Vec::new(), Compression::default());
-        gzip.write_all(b"not json at all").unwrap();
-        let not_json = base64::engine::general_purpose::STANDARD.encode(gzip.finish().unwrap());
+        let not_json =
+            base64::engine::general_purpose::STANDARD.encode(gzip_bytes(b"not json at all"));
         let error = decode_and_transform(not_json).unwrap_err();
         assert!(
             error

@@ -2,7 +2,7 @@
 
 use activity_aware_message::{Field, Message, Metadata};
 use serde::Deserialize;
-use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::fmt;
@@ -37,20 +37,45 @@ const CONTEXT_FIELDS: [(&str, &str); 5] = [
 /// Label of the link to the event in the CloudTrail console.
 pub const CONSOLE_LINK_LABEL: &str = "CloudTrail Console";
 
-/// Top-level keys any field reads; the rest of a record (often most of it, such as
-/// responseElements) is skipped without being built.
-const READ_KEYS: [&str; 11] = [
-    "errorMessage",
-    "eventName",
-    "eventSource",
-    "recipientAccountId",
-    "userIdentity",
-    "sourceIPAddress",
-    "requestParameters",
-    "errorCode",
-    "awsRegion",
-    "eventTime",
-    "eventID",
+/// The parts of a record that any field reads: a leaf is kept whole, an inner node only for the
+/// keys below it. Everything else (often most of a record, such as responseElements) is skipped
+/// without being built.
+struct Wanted {
+    key: &'static str,
+    below: &'static [Wanted],
+}
+
+const fn leaf(key: &'static str) -> Wanted {
+    Wanted { key, below: &[] }
+}
+
+const READ: &[Wanted] = &[
+    leaf("errorMessage"),
+    leaf("eventName"),
+    leaf("eventSource"),
+    leaf("recipientAccountId"),
+    Wanted {
+        key: "userIdentity",
+        below: &[
+            leaf("type"),
+            leaf("accountId"),
+            leaf("userName"),
+            leaf("arn"),
+            Wanted {
+                key: "sessionContext",
+                below: &[Wanted {
+                    key: "sessionIssuer",
+                    below: &[leaf("userName")],
+                }],
+            },
+        ],
+    },
+    leaf("sourceIPAddress"),
+    leaf("requestParameters"),
+    leaf("errorCode"),
+    leaf("awsRegion"),
+    leaf("eventTime"),
+    leaf("eventID"),
 ];
 
 /// The parts of a CloudTrail record the Message is made from.
@@ -88,21 +113,87 @@ impl<'de> Deserialize<'de> for CloudTrailRecord {
                 formatter.write_str("a CloudTrail record (a JSON object)")
             }
 
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut record = Map::new();
-                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                    if READ_KEYS.contains(&key.as_ref()) {
-                        // Last duplicate wins, as in JavaScript.
-                        record.insert(key.into_owned(), map.next_value::<Value>()?);
-                    } else {
-                        map.next_value::<IgnoredAny>()?;
-                    }
-                }
-                Ok(CloudTrailRecord(record))
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                read_wanted(map, READ).map(CloudTrailRecord)
             }
         }
 
         deserializer.deserialize_map(RecordVisitor)
+    }
+}
+
+/// Reads the wanted keys of an object (the last of duplicates wins, as in JavaScript).
+fn read_wanted<'de, A: MapAccess<'de>>(
+    mut map: A,
+    wanted: &'static [Wanted],
+) -> Result<Map<String, Value>, A::Error> {
+    let mut kept = Map::new();
+    while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        match wanted.iter().find(|w| w.key == key.as_ref()) {
+            Some(Wanted { key, below: [] }) => {
+                kept.insert((*key).to_owned(), map.next_value::<Value>()?);
+            }
+            Some(Wanted { key, below }) => {
+                kept.insert((*key).to_owned(), map.next_value_seed(Inner(below))?);
+            }
+            None => {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+    }
+    Ok(kept)
+}
+
+/// An inner node: an object is read for its wanted keys; anything else has nothing below it
+/// that a path could reach, so it reads as null.
+struct Inner(&'static [Wanted]);
+
+impl<'de> DeserializeSeed<'de> for Inner {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Inner {
+    type Value = Value;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
+        read_wanted(map, self.0).map(Value::Object)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
     }
 }
 
@@ -387,6 +478,42 @@ mod tests {
         value["awsRegion"] = json!("us-east-1.evil.example/");
         let message = message_from_record(&record(value)).unwrap();
         assert!(!keys(&message).contains(&CONSOLE_LINK_LABEL));
+    }
+
+    #[test]
+    fn every_path_a_field_reads_is_read_from_the_record() {
+        let paths = ORIGINAL_FIELDS
+            .iter()
+            .chain(CONTEXT_FIELDS.iter())
+            .map(|(_, path)| *path)
+            .chain(["userIdentity.type", "awsRegion", "eventID"]);
+        for path in paths {
+            let mut level = READ;
+            let parts: Vec<&str> = path.split('.').collect();
+            for (depth, part) in parts.iter().enumerate() {
+                let node = level
+                    .iter()
+                    .find(|w| w.key == *part)
+                    .unwrap_or_else(|| panic!("{path} is not read"));
+                assert_eq!(node.below.is_empty(), depth == parts.len() - 1, "{path}");
+                level = node.below;
+            }
+        }
+    }
+
+    #[test]
+    fn only_wanted_parts_are_kept() {
+        let parsed = record(json!({
+            "responseElements": {"huge": [1, 2, 3]},
+            "userIdentity": {"type": "AssumedRole", "principalId": "P", "accountId": 7,
+                "sessionContext": {"attributes": {"x": 1}, "sessionIssuer": {"userName": "r", "arn": "a"}}},
+            "eventName": "E"
+        }));
+        assert_eq!(
+            Value::Object(parsed.0),
+            json!({"userIdentity": {"type": "AssumedRole", "accountId": 7,
+                "sessionContext": {"sessionIssuer": {"userName": "r"}}}, "eventName": "E"})
+        );
     }
 
     #[test]
