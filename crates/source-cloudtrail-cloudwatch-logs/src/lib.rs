@@ -5,7 +5,10 @@ mod payload;
 mod record;
 
 pub use payload::{CloudWatchLogsEvent, DecodeError, Decoded, decode_and_transform};
-pub use record::{CloudTrailRecord, SOURCE_ICON_URL, SOURCE_NAME, message_from_record};
+pub use record::{
+    CONSOLE_LINK_LABEL, RecordView, SOURCE_ICON_URL, SOURCE_NAME, message_from_record,
+    message_json_from_record,
+};
 
 use activity_aware_message::{MessagePublisher, PublishError};
 use lambda_runtime::Diagnostic;

@@ -2,7 +2,7 @@
 //! events into outgoing Messages as they are parsed, so no record is held longer than needed.
 
 use crate::Summary;
-use crate::record::{CloudTrailRecord, message_from_record};
+use crate::record::{RecordView, message_from_record, message_json_from_record};
 use activity_aware_message::{OutgoingMessage, SNS_MESSAGE_LIMIT_BYTES};
 use base64::Engine;
 use flate2::read::MultiGzDecoder;
@@ -99,29 +99,50 @@ pub fn transform_payload(json: &[u8]) -> Result<Decoded, DecodeError> {
     Ok(decoded)
 }
 
-impl Decoded {
-    fn add_log_event(&mut self, id: String, record: Result<CloudTrailRecord, String>) {
-        self.summary.log_events += 1;
-        let record = match record {
-            Ok(record) => record,
-            Err(error) => {
-                self.not_json.push(SkippedEvent { id, error });
-                return;
-            }
-        };
-        let Some(message) = message_from_record(&record) else {
-            self.summary.without_fields += 1;
-            return;
-        };
-        let (body, truncated) = message.to_json_within(SNS_MESSAGE_LIMIT_BYTES);
-        if truncated {
-            self.summary.truncated += 1;
-            tracing::warn!(log_event_id = %id, "Message cut down to fit SNS's size limit");
-        }
-        self.outgoing.push(OutgoingMessage {
-            label: format!("log event {id}"),
+/// What became of one log event's record.
+enum Mapped {
+    NotJson(String),
+    WithoutFields,
+    Message { body: String, truncated: bool },
+}
+
+/// Maps one record's text to the JSON of its Message, cut to fit SNS when needed.
+fn map_record(text: &str) -> Mapped {
+    let view = match RecordView::parse(text) {
+        Ok(view) => view,
+        Err(error) => return Mapped::NotJson(error.to_string()),
+    };
+    match message_json_from_record(&view) {
+        None => Mapped::WithoutFields,
+        Some(body) if body.len() <= SNS_MESSAGE_LIMIT_BYTES => Mapped::Message {
             body,
-        });
+            truncated: false,
+        },
+        Some(_) => {
+            let message = message_from_record(&view).expect("the same record has the same fields");
+            let (body, truncated) = message.to_json_within(SNS_MESSAGE_LIMIT_BYTES);
+            Mapped::Message { body, truncated }
+        }
+    }
+}
+
+impl Decoded {
+    fn add_log_event(&mut self, id: String, mapped: Mapped) {
+        self.summary.log_events += 1;
+        match mapped {
+            Mapped::NotJson(error) => self.not_json.push(SkippedEvent { id, error }),
+            Mapped::WithoutFields => self.summary.without_fields += 1,
+            Mapped::Message { body, truncated } => {
+                if truncated {
+                    self.summary.truncated += 1;
+                    tracing::warn!(log_event_id = %id, "Message cut down to fit SNS's size limit");
+                }
+                self.outgoing.push(OutgoingMessage {
+                    label: format!("log event {id}"),
+                    body,
+                });
+            }
+        }
     }
 }
 
@@ -156,8 +177,9 @@ impl<'de> Visitor<'de> for LogEventSeed<'_> {
                 }
             }
         }
-        let record = record.unwrap_or_else(|| Err("the log event has no message".to_owned()));
-        self.0.add_log_event(id, record);
+        let mapped =
+            record.unwrap_or_else(|| Mapped::NotJson("the log event has no message".to_owned()));
+        self.0.add_log_event(id, mapped);
         Ok(())
     }
 }
@@ -166,7 +188,7 @@ impl<'de> Visitor<'de> for LogEventSeed<'_> {
 struct RecordInText;
 
 impl<'de> DeserializeSeed<'de> for RecordInText {
-    type Value = Result<CloudTrailRecord, String>;
+    type Value = Mapped;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_str(self)
@@ -174,14 +196,14 @@ impl<'de> DeserializeSeed<'de> for RecordInText {
 }
 
 impl Visitor<'_> for RecordInText {
-    type Value = Result<CloudTrailRecord, String>;
+    type Value = Mapped;
 
     fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
         formatter.write_str("a log event message (text)")
     }
 
     fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
-        Ok(CloudTrailRecord::from_json(text).map_err(|error| error.to_string()))
+        Ok(map_record(text))
     }
 }
 
@@ -435,7 +457,17 @@ mod tests {
         let mut with_error_message = 0;
         for (number, line) in RECORDS.lines().chain(EDGE_CASES.lines()).enumerate() {
             let record: Value = serde_json::from_str(line).unwrap();
-            let message = message_from_record(&CloudTrailRecord::from_json(line).unwrap());
+            let view = RecordView::parse(line).unwrap();
+            let message = message_from_record(&view);
+            // What is published is exactly this Message.
+            assert_eq!(
+                message_json_from_record(&view)
+                    .map(|json| serde_json::from_str::<Value>(&json).unwrap()),
+                message
+                    .as_ref()
+                    .map(|m| serde_json::from_str::<Value>(&m.to_json()).unwrap()),
+                "line {number}"
+            );
             let error_message = record
                 .get("errorMessage")
                 .and_then(Value::as_str)

@@ -1,282 +1,384 @@
 //! One CloudTrail record to one Message, as the original did, plus context people can act on.
+//!
+//! A record is read once, keeping only the raw JSON text of the few values any field shows
+//! ([`RecordView`]); the rest of it (often most of it, such as responseElements) is skipped
+//! without being built. The same choice of fields then renders either as a [`Message`] or
+//! straight to the Message's JSON text, which is what the source publishes.
 
 use activity_aware_message::{Field, Message, Metadata};
-use serde::Deserialize;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
-use std::borrow::Cow;
+use serde_json::Value;
+use serde_json::value::RawValue;
 use std::fmt;
 
 pub const SOURCE_NAME: &str = "Cloudtrail";
 pub const SOURCE_ICON_URL: &str =
     "https://s3-us-west-2.amazonaws.com/giftbit-developer-static-resources/AWS-CloudTrail.png";
 
-/// The original's fields, in its order: label and dotted path into the record.
-const ORIGINAL_FIELDS: [(&str, &str); 9] = [
-    ("Error Message", "errorMessage"),
-    ("Event", "eventName"),
-    ("Source", "eventSource"),
-    ("Recipient Account ID", "recipientAccountId"),
-    ("User Account ID", "userIdentity.accountId"),
-    ("Username", "userIdentity.userName"),
-    ("User ARN", "userIdentity.arn"),
-    ("Source IP", "sourceIPAddress"),
-    ("Request Parameters", "requestParameters"),
+/// Where each value read from a record is kept.
+mod slot {
+    pub const ERROR_MESSAGE: usize = 0;
+    pub const EVENT_NAME: usize = 1;
+    pub const EVENT_SOURCE: usize = 2;
+    pub const RECIPIENT_ACCOUNT_ID: usize = 3;
+    pub const USER_ACCOUNT_ID: usize = 4;
+    pub const USER_NAME: usize = 5;
+    pub const USER_ARN: usize = 6;
+    pub const SOURCE_IP: usize = 7;
+    pub const REQUEST_PARAMETERS: usize = 8;
+    pub const ROLE: usize = 9;
+    pub const ERROR_CODE: usize = 10;
+    pub const REGION: usize = 11;
+    pub const EVENT_TIME: usize = 12;
+    pub const EVENT_ID: usize = 13;
+    pub const USER_TYPE: usize = 14;
+    pub const COUNT: usize = 15;
+}
+
+/// The original's fields, in its order (its paths: errorMessage, eventName, eventSource,
+/// recipientAccountId, userIdentity.accountId, userIdentity.userName, userIdentity.arn,
+/// sourceIPAddress, requestParameters).
+const ORIGINAL_FIELDS: [(&str, usize); 9] = [
+    ("Error Message", slot::ERROR_MESSAGE),
+    ("Event", slot::EVENT_NAME),
+    ("Source", slot::EVENT_SOURCE),
+    ("Recipient Account ID", slot::RECIPIENT_ACCOUNT_ID),
+    ("User Account ID", slot::USER_ACCOUNT_ID),
+    ("Username", slot::USER_NAME),
+    ("User ARN", slot::USER_ARN),
+    ("Source IP", slot::SOURCE_IP),
+    ("Request Parameters", slot::REQUEST_PARAMETERS),
 ];
 
-/// Context appended after the original fields: who (the role behind an assumed-role session),
-/// what failed, where and when.
-const CONTEXT_FIELDS: [(&str, &str); 5] = [
-    ("Role", "userIdentity.sessionContext.sessionIssuer.userName"),
-    ("Error Code", "errorCode"),
-    ("Region", "awsRegion"),
-    ("Event Time", "eventTime"),
-    ("Event ID", "eventID"),
+/// Context appended after the original fields: who (the role behind an assumed-role session,
+/// userIdentity.sessionContext.sessionIssuer.userName), what failed, where and when.
+const CONTEXT_FIELDS: [(&str, usize); 5] = [
+    (ROLE_LABEL, slot::ROLE),
+    ("Error Code", slot::ERROR_CODE),
+    ("Region", slot::REGION),
+    ("Event Time", slot::EVENT_TIME),
+    ("Event ID", slot::EVENT_ID),
 ];
+
+const ROLE_LABEL: &str = "Role";
 
 /// Label of the link to the event in the CloudTrail console.
 pub const CONSOLE_LINK_LABEL: &str = "CloudTrail Console";
 
-/// The parts of a record that any field reads: a leaf is kept whole, an inner node only for the
-/// keys below it. Everything else (often most of a record, such as responseElements) is skipped
-/// without being built.
+/// A key of the record to read: a leaf's value is kept whole in its slot, an inner node is read
+/// only for the keys below it.
 struct Wanted {
     key: &'static str,
+    slot: usize,
     below: &'static [Wanted],
 }
 
-const fn leaf(key: &'static str) -> Wanted {
-    Wanted { key, below: &[] }
+const fn leaf(key: &'static str, slot: usize) -> Wanted {
+    Wanted {
+        key,
+        slot,
+        below: &[],
+    }
+}
+
+const fn inner(key: &'static str, below: &'static [Wanted]) -> Wanted {
+    Wanted {
+        key,
+        slot: usize::MAX,
+        below,
+    }
 }
 
 const READ: &[Wanted] = &[
-    leaf("errorMessage"),
-    leaf("eventName"),
-    leaf("eventSource"),
-    leaf("recipientAccountId"),
-    Wanted {
-        key: "userIdentity",
-        below: &[
-            leaf("type"),
-            leaf("accountId"),
-            leaf("userName"),
-            leaf("arn"),
-            Wanted {
-                key: "sessionContext",
-                below: &[Wanted {
-                    key: "sessionIssuer",
-                    below: &[leaf("userName")],
-                }],
-            },
+    leaf("errorMessage", slot::ERROR_MESSAGE),
+    leaf("eventName", slot::EVENT_NAME),
+    leaf("eventSource", slot::EVENT_SOURCE),
+    leaf("recipientAccountId", slot::RECIPIENT_ACCOUNT_ID),
+    inner(
+        "userIdentity",
+        &[
+            leaf("type", slot::USER_TYPE),
+            leaf("accountId", slot::USER_ACCOUNT_ID),
+            leaf("userName", slot::USER_NAME),
+            leaf("arn", slot::USER_ARN),
+            inner(
+                "sessionContext",
+                &[inner("sessionIssuer", &[leaf("userName", slot::ROLE)])],
+            ),
         ],
-    },
-    leaf("sourceIPAddress"),
-    leaf("requestParameters"),
-    leaf("errorCode"),
-    leaf("awsRegion"),
-    leaf("eventTime"),
-    leaf("eventID"),
+    ),
+    leaf("sourceIPAddress", slot::SOURCE_IP),
+    leaf("requestParameters", slot::REQUEST_PARAMETERS),
+    leaf("errorCode", slot::ERROR_CODE),
+    leaf("awsRegion", slot::REGION),
+    leaf("eventTime", slot::EVENT_TIME),
+    leaf("eventID", slot::EVENT_ID),
 ];
 
-/// The parts of a CloudTrail record the Message is made from.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct CloudTrailRecord(Map<String, Value>);
-
-impl CloudTrailRecord {
-    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
-        serde_json::from_str(text)
-    }
-
-    /// The value at a dotted path, like the original's `getValueFromObjectPath`.
-    fn get(&self, path: &str) -> Option<&Value> {
-        let mut parts = path.split('.');
-        let mut value = self.0.get(parts.next()?)?;
-        for part in parts {
-            value = value.as_object()?.get(part)?;
-        }
-        Some(value)
-    }
-
-    fn truthy(&self, path: &str) -> Option<&Value> {
-        self.get(path).filter(|value| is_truthy(value))
-    }
+/// The values of a CloudTrail record that the Message is made from, as raw JSON text borrowed
+/// from the record.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RecordView<'a> {
+    values: [Option<&'a RawValue>; slot::COUNT],
 }
 
-impl<'de> Deserialize<'de> for CloudTrailRecord {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct RecordVisitor;
-
-        impl<'de> Visitor<'de> for RecordVisitor {
-            type Value = CloudTrailRecord;
-
-            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
-                formatter.write_str("a CloudTrail record (a JSON object)")
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                read_wanted(map, READ).map(CloudTrailRecord)
-            }
-        }
-
-        deserializer.deserialize_map(RecordVisitor)
-    }
-}
-
-/// Reads the wanted keys of an object (the last of duplicates wins, as in JavaScript).
-fn read_wanted<'de, A: MapAccess<'de>>(
-    mut map: A,
-    wanted: &'static [Wanted],
-) -> Result<Map<String, Value>, A::Error> {
-    let mut kept = Map::new();
-    while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-        match wanted.iter().find(|w| w.key == key.as_ref()) {
-            Some(Wanted { key, below: [] }) => {
-                kept.insert((*key).to_owned(), map.next_value::<Value>()?);
-            }
-            Some(Wanted { key, below }) => {
-                kept.insert((*key).to_owned(), map.next_value_seed(Inner(below))?);
-            }
-            None => {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-    }
-    Ok(kept)
-}
-
-/// An inner node: an object is read for its wanted keys; anything else has nothing below it
-/// that a path could reach, so it reads as null.
-struct Inner(&'static [Wanted]);
-
-impl<'de> DeserializeSeed<'de> for Inner {
-    type Value = Value;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Inner {
-    type Value = Value;
-
-    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
-        formatter.write_str("any JSON value")
+impl<'a> RecordView<'a> {
+    /// Reads a record; anything but a JSON object is an error.
+    pub fn parse(text: &'a str) -> Result<Self, serde_json::Error> {
+        let mut view = RecordView::default();
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        deserializer.deserialize_map(Reader {
+            view: &mut view,
+            wanted: READ,
+        })?;
+        deserializer.end()?;
+        Ok(view)
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
-        read_wanted(map, self.0).map(Value::Object)
+    /// The value in a slot when JavaScript would call it truthy.
+    fn truthy(&self, slot: usize) -> Option<&'a RawValue> {
+        self.values[slot].filter(|raw| is_truthy(raw.get()))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Value::Null)
+    fn string(&self, slot: usize) -> Option<String> {
+        self.values[slot].and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-}
-
-/// JavaScript truthiness, which decided what the original showed: no null, "", false or 0.
-fn is_truthy(value: &Value) -> bool {
-    match value {
-        Value::Null => false,
-        Value::Bool(flag) => *flag,
-        Value::Number(number) => number.as_f64().is_none_or(|n| n != 0.0 && !n.is_nan()),
-        Value::String(text) => !text.is_empty(),
-        Value::Array(_) | Value::Object(_) => true,
-    }
-}
-
-/// The Message for one record, or `None` when the record has none of the original fields
-/// (there is no subject to give it).
-pub fn message_from_record(record: &CloudTrailRecord) -> Option<Message> {
-    let mut fields: Vec<Field> = ORIGINAL_FIELDS
-        .iter()
-        .filter_map(|&(label, path)| field(record, label, path))
-        .collect();
-    let first = fields.first()?;
-    let subject = format!("{}: {}", first.key, plain_text(&first.value));
-
-    let is_assumed_role =
-        record.get("userIdentity.type").and_then(Value::as_str) == Some("AssumedRole");
-    fields.extend(
-        CONTEXT_FIELDS
+    /// The fields the Message shows, in order, or `None` when it has none of the original's
+    /// fields (there is nothing to say, and no subject to say it with).
+    fn fields(&self) -> Option<Vec<(&'static str, Shown<'a>)>> {
+        let mut fields: Vec<(&'static str, Shown<'a>)> = ORIGINAL_FIELDS
             .iter()
-            .filter(|&&(label, _)| label != "Role" || is_assumed_role)
-            .filter_map(|&(label, path)| field(record, label, path)),
-    );
-    if let Some(link) = console_link(record) {
-        fields.push(Field {
-            key: CONSOLE_LINK_LABEL.into(),
-            value: Value::String(link),
-        });
+            .filter_map(|&(label, slot)| self.truthy(slot).map(|raw| (label, Shown::Raw(raw))))
+            .collect();
+        if fields.is_empty() {
+            return None;
+        }
+        let is_assumed_role = self.string(slot::USER_TYPE).as_deref() == Some("AssumedRole");
+        fields.extend(
+            CONTEXT_FIELDS
+                .iter()
+                .filter(|&&(label, _)| label != ROLE_LABEL || is_assumed_role)
+                .filter_map(|&(label, slot)| self.truthy(slot).map(|raw| (label, Shown::Raw(raw)))),
+        );
+        if let Some(link) = self.console_link() {
+            fields.push((CONSOLE_LINK_LABEL, Shown::Text(link)));
+        }
+        Some(fields)
     }
 
+    /// A link to the event in the CloudTrail console's event history, when the record names a
+    /// plausible region and event ID (both end up in a URL, so anything else is left out).
+    fn console_link(&self) -> Option<String> {
+        let region = self.string(slot::REGION)?;
+        let event_id = self.string(slot::EVENT_ID)?;
+        let region_ok = !region.is_empty()
+            && region.len() <= 32
+            && region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        let id_ok = !event_id.is_empty()
+            && event_id.len() <= 64
+            && event_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        (region_ok && id_ok).then(|| {
+            format!("https://{region}.console.aws.amazon.com/cloudtrailv2/home?region={region}#/events/{event_id}")
+        })
+    }
+}
+
+/// A field's value: raw JSON from the record, or text made here.
+#[derive(Debug, Clone)]
+enum Shown<'a> {
+    Raw(&'a RawValue),
+    Text(String),
+}
+
+impl Shown<'_> {
+    fn to_value(&self) -> Value {
+        match self {
+            Shown::Raw(raw) => serde_json::from_str(raw.get()).expect("raw values are valid JSON"),
+            Shown::Text(text) => Value::String(text.clone()),
+        }
+    }
+}
+
+/// JavaScript truthiness of a JSON value, which decided what the original showed: no null, "",
+/// false or 0.
+fn is_truthy(raw: &str) -> bool {
+    match raw.as_bytes().first() {
+        Some(b'n') | None => false,
+        Some(b'f') => false,
+        Some(b'"') => raw != "\"\"",
+        Some(b'-' | b'0'..=b'9') => raw.parse::<f64>().map_or(true, |n| n != 0.0 && !n.is_nan()),
+        Some(_) => true,
+    }
+}
+
+/// `"<first label>: <first value>"`, strings as they are and anything else as compact JSON.
+fn subject(fields: &[(&'static str, Shown<'_>)]) -> String {
+    let (label, first) = &fields[0];
+    match first.to_value() {
+        Value::String(text) => format!("{label}: {text}"),
+        other => format!("{label}: {other}"),
+    }
+}
+
+fn metadata() -> Metadata {
+    Metadata {
+        source_name: Some(SOURCE_NAME.into()),
+        source_icon_url: Some(SOURCE_ICON_URL.into()),
+    }
+}
+
+/// The Message for one record, or `None` when the record has none of the original fields.
+pub fn message_from_record(record: &RecordView<'_>) -> Option<Message> {
+    let fields = record.fields()?;
     Some(Message {
-        subject,
-        fields,
-        metadata: Metadata {
-            source_name: Some(SOURCE_NAME.into()),
-            source_icon_url: Some(SOURCE_ICON_URL.into()),
-        },
+        subject: subject(&fields),
+        fields: fields
+            .iter()
+            .map(|(label, shown)| Field {
+                key: (*label).into(),
+                value: shown.to_value(),
+            })
+            .collect(),
+        metadata: metadata(),
         tags: Vec::new(),
     })
 }
 
-fn field(record: &CloudTrailRecord, label: &str, path: &str) -> Option<Field> {
-    record.truthy(path).map(|value| Field {
-        key: label.into(),
-        value: value.clone(),
-    })
+/// The JSON text of [`message_from_record`]'s Message, written straight from the record's raw
+/// values: the same Message, without building it.
+pub fn message_json_from_record(record: &RecordView<'_>) -> Option<String> {
+    let fields = record.fields()?;
+    let raw_len: usize = fields
+        .iter()
+        .map(|(_, shown)| match shown {
+            Shown::Raw(raw) => raw.get().len(),
+            Shown::Text(text) => text.len(),
+        })
+        .sum();
+    let mut out = Vec::with_capacity(raw_len * 2 + 512);
+    let write_str = |out: &mut Vec<u8>, text: &str| {
+        serde_json::to_writer(&mut *out, text).expect("writing to memory cannot fail");
+    };
+    out.extend_from_slice(b"{\"subject\":");
+    write_str(&mut out, &subject(&fields));
+    out.extend_from_slice(b",\"fields\":[");
+    for (index, (label, shown)) in fields.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"key\":");
+        write_str(&mut out, label);
+        out.extend_from_slice(b",\"value\":");
+        match shown {
+            Shown::Raw(raw) => out.extend_from_slice(raw.get().as_bytes()),
+            Shown::Text(text) => write_str(&mut out, text),
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"],\"metadata\":");
+    serde_json::to_writer(&mut out, &metadata()).expect("writing to memory cannot fail");
+    out.extend_from_slice(b",\"tags\":[]}");
+    Some(String::from_utf8(out).expect("JSON written from UTF-8 text is UTF-8"))
 }
 
-/// Strings as they are; anything else as compact JSON.
-fn plain_text(value: &Value) -> Cow<'_, str> {
-    match value {
-        Value::String(text) => Cow::Borrowed(text),
-        other => Cow::Owned(other.to_string()),
+/// Reads an object's wanted keys into the view's slots (the last of duplicate keys wins, as in
+/// JavaScript); anything that is not an object has nothing a path could reach.
+struct Reader<'v, 'a> {
+    view: &'v mut RecordView<'a>,
+    wanted: &'static [Wanted],
+}
+
+impl<'a> DeserializeSeed<'a> for Reader<'_, 'a> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'a>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
     }
 }
 
-/// A link to the event in the CloudTrail console's event history, when the record names a
-/// plausible region and event ID (both end up in a URL, so anything else is left out).
-fn console_link(record: &CloudTrailRecord) -> Option<String> {
-    let region = record.get("awsRegion")?.as_str()?;
-    let event_id = record.get("eventID")?.as_str()?;
-    let region_ok = !region.is_empty()
-        && region.len() <= 32
-        && region
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    let id_ok = !event_id.is_empty()
-        && event_id.len() <= 64
-        && event_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    (region_ok && id_ok).then(|| {
-        format!("https://{region}.console.aws.amazon.com/cloudtrailv2/home?region={region}#/events/{event_id}")
-    })
+impl<'a> Visitor<'a> for Reader<'_, 'a> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a CloudTrail record (a JSON object)")
+    }
+
+    fn visit_map<A: MapAccess<'a>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(found) = map.next_key_seed(KeyIn(self.wanted))? {
+            match found {
+                Some(Wanted {
+                    slot, below: [], ..
+                }) => {
+                    self.view.values[*slot] = Some(map.next_value::<&'a RawValue>()?);
+                }
+                Some(Wanted { below, .. }) => map.next_value_seed(Reader {
+                    view: &mut *self.view,
+                    wanted: below,
+                })?,
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'a>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+/// Matches an object key against the wanted keys without copying it.
+struct KeyIn(&'static [Wanted]);
+
+impl<'a> DeserializeSeed<'a> for KeyIn {
+    type Value = Option<&'static Wanted>;
+
+    fn deserialize<D: Deserializer<'a>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for KeyIn {
+    type Value = Option<&'static Wanted>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("an object key")
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(self.0.iter().find(|wanted| wanted.key == key))
+    }
 }
 
 #[cfg(test)]
@@ -284,8 +386,25 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn record(value: Value) -> CloudTrailRecord {
-        CloudTrailRecord::from_json(&value.to_string()).unwrap()
+    /// The Message for a record, checking on the way that the JSON written straight from the
+    /// record is that Message's JSON.
+    fn message_of_text(text: &str) -> Option<Message> {
+        let view = RecordView::parse(text).unwrap();
+        let message = message_from_record(&view);
+        let written = message_json_from_record(&view);
+        assert_eq!(
+            written
+                .as_deref()
+                .map(|json| serde_json::from_str::<Value>(json).unwrap()),
+            message
+                .as_ref()
+                .map(|m| serde_json::from_str::<Value>(&m.to_json()).unwrap()),
+        );
+        message
+    }
+
+    fn mapped(value: Value) -> Option<Message> {
+        message_of_text(&value.to_string())
     }
 
     fn keys(message: &Message) -> Vec<&str> {
@@ -325,7 +444,7 @@ mod tests {
 
     #[test]
     fn fields_follow_the_originals_order_then_context() {
-        let message = message_from_record(&record(iam_user_denial())).unwrap();
+        let message = mapped(iam_user_denial()).unwrap();
         assert_eq!(
             keys(&message),
             [
@@ -370,7 +489,7 @@ mod tests {
 
     #[test]
     fn request_parameters_are_kept_as_json_with_key_order() {
-        let message = message_from_record(&record(iam_user_denial())).unwrap();
+        let message = mapped(iam_user_denial()).unwrap();
         let parameters = &message.fields[8];
         assert_eq!(parameters.key, "Request Parameters");
         assert_eq!(
@@ -387,7 +506,7 @@ mod tests {
         value["recipientAccountId"] = json!(0);
         value["requestParameters"] = json!(false);
         value["userIdentity"]["userName"] = json!(0.0);
-        let message = message_from_record(&record(value)).unwrap();
+        let message = mapped(value).unwrap();
         assert_eq!(
             &keys(&message)[..4],
             ["Event", "Source", "User Account ID", "User ARN"]
@@ -400,18 +519,16 @@ mod tests {
         let mut value = iam_user_denial();
         value["requestParameters"] = json!({});
         value["recipientAccountId"] = json!(111122223333u64);
-        let message = message_from_record(&record(value)).unwrap();
+        let message = mapped(value).unwrap();
         assert!(keys(&message).contains(&"Request Parameters"));
         assert_eq!(message.fields[3].value, json!(111122223333u64));
     }
 
     #[test]
     fn subject_renders_non_strings_as_json() {
-        let message =
-            message_from_record(&record(json!({"requestParameters": {"b": 1, "a": [true]}})))
-                .unwrap();
+        let message = mapped(json!({"requestParameters": {"b": 1, "a": [true]}})).unwrap();
         assert_eq!(message.subject, r#"Request Parameters: {"b":1,"a":[true]}"#);
-        let message = message_from_record(&record(json!({"recipientAccountId": 42}))).unwrap();
+        let message = mapped(json!({"recipientAccountId": 42})).unwrap();
         assert_eq!(message.subject, "Recipient Account ID: 42");
     }
 
@@ -428,7 +545,7 @@ mod tests {
                 "sessionContext": {"sessionIssuer": {"type": "Role", "userName": "new-service", "arn": "arn:aws:iam::111122223333:role/new-service"}}
             }
         });
-        let message = message_from_record(&record(value)).unwrap();
+        let message = mapped(value).unwrap();
         assert_eq!(
             keys(&message),
             [
@@ -448,87 +565,109 @@ mod tests {
     fn role_is_only_named_for_assumed_roles() {
         let mut value = iam_user_denial();
         value["userIdentity"]["sessionContext"] = json!({"sessionIssuer": {"userName": "x"}});
-        let message = message_from_record(&record(value)).unwrap();
+        let message = mapped(value).unwrap();
         assert!(!keys(&message).contains(&"Role"));
     }
 
     #[test]
     fn nested_paths_through_non_objects_are_absent() {
-        let message = message_from_record(&record(
-            json!({"eventName": "X", "userIdentity": "not-an-object"}),
-        ))
-        .unwrap();
+        let message = mapped(json!({"eventName": "X", "userIdentity": "not-an-object"})).unwrap();
         assert_eq!(keys(&message), ["Event"]);
-        let message =
-            message_from_record(&record(json!({"eventName": "X", "userIdentity": null}))).unwrap();
+        let message = mapped(json!({"eventName": "X", "userIdentity": null})).unwrap();
         assert_eq!(keys(&message), ["Event"]);
     }
 
     #[test]
     fn a_record_without_any_original_field_has_no_message() {
-        assert_eq!(message_from_record(&record(json!({}))), None);
+        assert_eq!(mapped(json!({})), None);
         // Context alone does not make a Message: there is nothing to say.
         let context_only = json!({"awsRegion": "us-east-1", "eventID": "abc", "eventTime": "t", "errorCode": "AccessDenied"});
-        assert_eq!(message_from_record(&record(context_only)), None);
+        assert_eq!(mapped(context_only), None);
     }
 
     #[test]
     fn console_link_needs_a_safe_region_and_event_id() {
         let mut value = iam_user_denial();
         value["awsRegion"] = json!("us-east-1.evil.example/");
-        let message = message_from_record(&record(value)).unwrap();
+        let message = mapped(value).unwrap();
         assert!(!keys(&message).contains(&CONSOLE_LINK_LABEL));
     }
 
     #[test]
-    fn every_path_a_field_reads_is_read_from_the_record() {
-        let paths = ORIGINAL_FIELDS
-            .iter()
-            .chain(CONTEXT_FIELDS.iter())
-            .map(|(_, path)| *path)
-            .chain(["userIdentity.type", "awsRegion", "eventID"]);
-        for path in paths {
-            let mut level = READ;
-            let parts: Vec<&str> = path.split('.').collect();
-            for (depth, part) in parts.iter().enumerate() {
-                let node = level
-                    .iter()
-                    .find(|w| w.key == *part)
-                    .unwrap_or_else(|| panic!("{path} is not read"));
-                assert_eq!(node.below.is_empty(), depth == parts.len() - 1, "{path}");
-                level = node.below;
+    fn every_path_reads_into_its_own_slot() {
+        let paths = [
+            ("errorMessage", slot::ERROR_MESSAGE),
+            ("eventName", slot::EVENT_NAME),
+            ("eventSource", slot::EVENT_SOURCE),
+            ("recipientAccountId", slot::RECIPIENT_ACCOUNT_ID),
+            ("userIdentity.accountId", slot::USER_ACCOUNT_ID),
+            ("userIdentity.userName", slot::USER_NAME),
+            ("userIdentity.arn", slot::USER_ARN),
+            ("sourceIPAddress", slot::SOURCE_IP),
+            ("requestParameters", slot::REQUEST_PARAMETERS),
+            (
+                "userIdentity.sessionContext.sessionIssuer.userName",
+                slot::ROLE,
+            ),
+            ("errorCode", slot::ERROR_CODE),
+            ("awsRegion", slot::REGION),
+            ("eventTime", slot::EVENT_TIME),
+            ("eventID", slot::EVENT_ID),
+            ("userIdentity.type", slot::USER_TYPE),
+        ];
+        assert_eq!(paths.len(), slot::COUNT);
+        for (path, expected) in paths {
+            // Build a record holding a marker at exactly this path.
+            let mut value = json!(format!("at {path}"));
+            for part in path.rsplit('.') {
+                value = json!({ part: value });
+            }
+            let text = value.to_string();
+            let view = RecordView::parse(&text).unwrap();
+            for (slot, raw) in view.values.iter().enumerate() {
+                let expected_text = (slot == expected).then(|| format!("\"at {path}\""));
+                assert_eq!(raw.map(|raw| raw.get().to_owned()), expected_text, "{path}");
             }
         }
     }
 
     #[test]
-    fn only_wanted_parts_are_kept() {
-        let parsed = record(json!({
-            "responseElements": {"huge": [1, 2, 3]},
+    fn unread_parts_and_non_objects_on_the_way_are_skipped() {
+        let text = json!({
+            "responseElements": {"huge": [1, 2, 3], "userIdentity": {"userName": "decoy"}},
             "userIdentity": {"type": "AssumedRole", "principalId": "P", "accountId": 7,
-                "sessionContext": {"attributes": {"x": 1}, "sessionIssuer": {"userName": "r", "arn": "a"}}},
+                "sessionContext": {"attributes": {"x": 1}, "sessionIssuer": [{"userName": "decoy"}]}},
             "eventName": "E"
-        }));
+        })
+        .to_string();
+        let view = RecordView::parse(&text).unwrap();
+        let kept: Vec<(usize, &str)> = view
+            .values
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, raw)| raw.map(|raw| (slot, raw.get())))
+            .collect();
         assert_eq!(
-            Value::Object(parsed.0),
-            json!({"userIdentity": {"type": "AssumedRole", "accountId": 7,
-                "sessionContext": {"sessionIssuer": {"userName": "r"}}}, "eventName": "E"})
+            kept,
+            [
+                (slot::EVENT_NAME, "\"E\""),
+                (slot::USER_ACCOUNT_ID, "7"),
+                (slot::USER_TYPE, "\"AssumedRole\"")
+            ]
         );
     }
 
     #[test]
     fn records_that_are_not_objects_are_errors() {
-        assert!(CloudTrailRecord::from_json("[1, 2]").is_err());
-        assert!(CloudTrailRecord::from_json("\"text\"").is_err());
-        assert!(CloudTrailRecord::from_json("{\"eventName\": ").is_err());
+        assert!(RecordView::parse("[1, 2]").is_err());
+        assert!(RecordView::parse("\"text\"").is_err());
+        assert!(RecordView::parse("{\"eventName\": ").is_err());
+        assert!(RecordView::parse("{\"eventName\": \"x\"} trailing").is_err());
     }
 
     #[test]
     fn duplicate_keys_keep_the_last_like_json_parse() {
-        let message = message_from_record(
-            &CloudTrailRecord::from_json(r#"{"eventName":"A","eventName":"B"}"#).unwrap(),
-        )
-        .unwrap();
+        let message = message_of_text(r#"{"eventName":"A","eventName":"B"}"#).unwrap();
         assert_eq!(message.subject, "Event: B");
     }
 }
