@@ -4,7 +4,10 @@
 mod payload;
 mod record;
 
-pub use payload::{CloudWatchLogsEvent, DecodeError, Decoded, decode_and_transform};
+pub use payload::{
+    CloudWatchLogsEvent, DecodeError, Decoded, SkippedEvent, decode_and_transform,
+    transform_payload,
+};
 pub use record::{
     CONSOLE_LINK_LABEL, RecordView, SOURCE_ICON_URL, SOURCE_NAME, message_from_record,
     message_json_from_record,
