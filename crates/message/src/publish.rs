@@ -2,7 +2,7 @@
 //! entries SNS says may succeed later, and a report of what never went.
 
 use crate::SNS_MESSAGE_LIMIT_BYTES;
-use aws_sdk_sns::error::DisplayErrorContext;
+use aws_sdk_sns::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sns::types::PublishBatchRequestEntry;
 use futures::StreamExt;
 use std::fmt;
@@ -163,7 +163,7 @@ impl MessagePublisher {
                     }
                 }
                 Err(error) => {
-                    let reason = DisplayErrorContext(&error).to_string();
+                    let reason = aws_error_summary(&error);
                     if last_attempt {
                         failed.extend(pending.iter().map(|&index| FailedMessage {
                             label: batch[index].label.clone(),
@@ -207,6 +207,19 @@ fn batches(messages: Vec<OutgoingMessage>) -> Vec<Vec<OutgoingMessage>> {
             .push(message);
     }
     batches
+}
+
+/// An AWS error in one line: the service's code and message when it answered, otherwise what
+/// went wrong on the way (the full context includes the raw response, too noisy for a reason).
+fn aws_error_summary<E, R>(error: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match error.code() {
+        Some(code) => format!("{code}: {}", error.message().unwrap_or("no message")),
+        None => DisplayErrorContext(error).to_string(),
+    }
 }
 
 #[cfg(test)]
