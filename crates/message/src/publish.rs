@@ -98,12 +98,17 @@ impl MessagePublisher {
     /// Publishes every message, returning how many went; if any did not, the error names them.
     pub async fn publish_all(&self, messages: Vec<OutgoingMessage>) -> Result<usize, PublishError> {
         let total = messages.len();
-        let failed: Vec<FailedMessage> = futures::stream::iter(batches(messages))
-            .map(|batch| self.publish_batch(batch))
-            .buffer_unordered(self.options.max_concurrent_batches.max(1))
-            .flat_map(futures::stream::iter)
-            .collect()
-            .await;
+        let positions = (0..total).collect();
+        let mut failed: Vec<(usize, FailedMessage)> =
+            futures::stream::iter(batches(messages, positions))
+                .map(|batch| self.publish_batch(batch))
+                .buffer_unordered(self.options.max_concurrent_batches.max(1))
+                .flat_map(futures::stream::iter)
+                .collect()
+                .await;
+        // Batches finish in any order; report in the order the messages were given.
+        failed.sort_by_key(|(position, _)| *position);
+        let failed: Vec<FailedMessage> = failed.into_iter().map(|(_, failed)| failed).collect();
         if failed.is_empty() {
             Ok(total)
         } else {
@@ -111,7 +116,10 @@ impl MessagePublisher {
         }
     }
 
-    async fn publish_batch(&self, batch: Vec<OutgoingMessage>) -> Vec<FailedMessage> {
+    async fn publish_batch(
+        &self,
+        batch: Vec<(usize, OutgoingMessage)>,
+    ) -> Vec<(usize, FailedMessage)> {
         let mut pending: Vec<usize> = (0..batch.len()).collect();
         let mut failed = Vec::new();
         let mut backoff = self.options.first_backoff;
@@ -122,7 +130,7 @@ impl MessagePublisher {
                 .map(|&index| {
                     PublishBatchRequestEntry::builder()
                         .id(index.to_string())
-                        .message(batch[index].body.clone())
+                        .message(batch[index].1.body.clone())
                         .build()
                         .expect("id and message are set")
                 })
@@ -152,12 +160,9 @@ impl MessagePublisher {
                             entry.message().unwrap_or("no message")
                         );
                         if entry.sender_fault() || last_attempt {
-                            failed.push(FailedMessage {
-                                label: batch[index].label.clone(),
-                                reason,
-                            });
+                            failed.push(failure(&batch[index], reason));
                         } else {
-                            tracing::warn!(label = %batch[index].label, attempt, %reason, "SNS did not take a message; retrying");
+                            tracing::warn!(label = %batch[index].1.label, attempt, %reason, "SNS did not take a message; retrying");
                             retry.push(index);
                         }
                     }
@@ -165,10 +170,11 @@ impl MessagePublisher {
                 Err(error) => {
                     let reason = aws_error_summary(&error);
                     if last_attempt {
-                        failed.extend(pending.iter().map(|&index| FailedMessage {
-                            label: batch[index].label.clone(),
-                            reason: reason.clone(),
-                        }));
+                        failed.extend(
+                            pending
+                                .iter()
+                                .map(|&index| failure(&batch[index], reason.clone())),
+                        );
                     } else {
                         tracing::warn!(attempt, entries = pending.len(), %reason, "PublishBatch failed; retrying");
                         retry = pending.clone();
@@ -186,12 +192,26 @@ impl MessagePublisher {
     }
 }
 
-/// Groups messages in order into PublishBatch calls: at most ten entries, and at most 256 KiB in
-/// all, which SNS also enforces per batch.
-fn batches(messages: Vec<OutgoingMessage>) -> Vec<Vec<OutgoingMessage>> {
-    let mut batches: Vec<Vec<OutgoingMessage>> = Vec::new();
+fn failure(
+    (position, message): &(usize, OutgoingMessage),
+    reason: String,
+) -> (usize, FailedMessage) {
+    let failed = FailedMessage {
+        label: message.label.clone(),
+        reason,
+    };
+    (*position, failed)
+}
+
+/// Groups messages in order into PublishBatch calls, each message with its position: at most ten
+/// entries, and at most 256 KiB in all, which SNS also enforces per batch.
+fn batches(
+    messages: Vec<OutgoingMessage>,
+    positions: Vec<usize>,
+) -> Vec<Vec<(usize, OutgoingMessage)>> {
+    let mut batches: Vec<Vec<(usize, OutgoingMessage)>> = Vec::new();
     let mut batch_bytes = 0;
-    for message in messages {
+    for (position, message) in positions.into_iter().zip(messages) {
         let fits = batches.last().is_some_and(|batch| {
             batch.len() < MAX_BATCH_ENTRIES
                 && batch_bytes + message.body.len() <= SNS_MESSAGE_LIMIT_BYTES
@@ -204,7 +224,7 @@ fn batches(messages: Vec<OutgoingMessage>) -> Vec<Vec<OutgoingMessage>> {
         batches
             .last_mut()
             .expect("a batch was just ensured")
-            .push(message);
+            .push((position, message));
     }
     batches
 }
@@ -233,16 +253,21 @@ mod tests {
         }
     }
 
-    fn shape(batches: &[Vec<OutgoingMessage>]) -> Vec<Vec<String>> {
+    fn batched(messages: Vec<OutgoingMessage>) -> Vec<Vec<(usize, OutgoingMessage)>> {
+        let positions = (0..messages.len()).collect();
+        batches(messages, positions)
+    }
+
+    fn shape(batches: &[Vec<(usize, OutgoingMessage)>]) -> Vec<Vec<String>> {
         batches
             .iter()
-            .map(|batch| batch.iter().map(|m| m.label.clone()).collect())
+            .map(|batch| batch.iter().map(|(_, m)| m.label.clone()).collect())
             .collect()
     }
 
     #[test]
     fn batches_hold_at_most_ten_in_order() {
-        let grouped = batches((0..23).map(|i| outgoing(i, 10)).collect());
+        let grouped = batched((0..23).map(|i| outgoing(i, 10)).collect());
         assert_eq!(
             grouped.iter().map(Vec::len).collect::<Vec<_>>(),
             [10, 10, 3]
@@ -254,7 +279,7 @@ mod tests {
     #[test]
     fn batches_stay_within_the_aggregate_size_limit() {
         let sizes = [100_000, 100_000, 100_000, 250_000, 10, 262_144, 1];
-        let grouped = batches(
+        let grouped = batched(
             sizes
                 .iter()
                 .enumerate()
@@ -272,13 +297,15 @@ mod tests {
             ]
         );
         for batch in &grouped {
-            assert!(batch.iter().map(|m| m.body.len()).sum::<usize>() <= SNS_MESSAGE_LIMIT_BYTES);
+            assert!(
+                batch.iter().map(|(_, m)| m.body.len()).sum::<usize>() <= SNS_MESSAGE_LIMIT_BYTES
+            );
         }
     }
 
     #[test]
     fn no_messages_no_batches() {
-        assert!(batches(Vec::new()).is_empty());
+        assert!(batched(Vec::new()).is_empty());
     }
 
     #[test]
