@@ -180,7 +180,7 @@ fn field<'a>(message: &'a Value, label: &str) -> Option<&'a Value> {
         .map(|f| &f["value"])
 }
 
-/// The Message shape of SPEC §1: key order, metadata, tags.
+/// The Message contract: key order, metadata, tags.
 fn assert_message_shape(message: &Value) {
     let keys: Vec<&str> = message
         .as_object()
