@@ -1,7 +1,7 @@
 //! The Slack incoming webhook: its URL, a secret that must never be shown, and posting to it with
 //! retries that fit inside the function's time.
 
-use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use activity_aware_message::aws_error_summary;
 use base64::Engine;
 use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
@@ -266,19 +266,6 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
-}
-
-/// An AWS error in one line: the service's code and message when it answered, otherwise what
-/// went wrong on the way (the full context includes the raw response, too noisy for a reason).
-fn aws_error_summary<E, R>(error: &SdkError<E, R>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    match error.code() {
-        Some(code) => format!("{code}: {}", error.message().unwrap_or("no message")),
-        None => DisplayErrorContext(error).to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,10 @@
 mod publish;
 mod shrink;
 
-pub use publish::{FailedMessage, MessagePublisher, OutgoingMessage, PublishError, PublishOptions};
+pub use publish::{
+    FailedMessage, MessagePublisher, OutgoingMessage, PublishError, PublishOptions,
+    aws_error_summary,
+};
 pub use shrink::{SNS_MESSAGE_LIMIT_BYTES, TRUNCATION_MARKER};
 
 use aws_lambda_events::event::sns::SnsEvent;

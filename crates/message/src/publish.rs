@@ -231,7 +231,7 @@ fn batches(
 
 /// An AWS error in one line: the service's code and message when it answered, otherwise what
 /// went wrong on the way (the full context includes the raw response, too noisy for a reason).
-fn aws_error_summary<E, R>(error: &SdkError<E, R>) -> String
+pub fn aws_error_summary<E, R>(error: &SdkError<E, R>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,

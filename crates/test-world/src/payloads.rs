@@ -16,14 +16,7 @@ pub fn cloudtrail_records() -> Vec<&'static str> {
 
 /// A delivery of `count` records, cycling through the corpus.
 pub fn cloudtrail_event(count: usize) -> Value {
-    let records = cloudtrail_records();
-    let messages: Vec<String> = records
-        .iter()
-        .cycle()
-        .take(count)
-        .map(|record| record.to_string())
-        .collect();
-    awslogs_event(&data_message(&messages))
+    build(count).event
 }
 
 #[derive(Debug, Clone)]
