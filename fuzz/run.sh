@@ -7,7 +7,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 
 seconds="${1:-${FUZZ_SECONDS:-60}}"
 targets="${FUZZ_TARGETS:-logs_payload awslogs_data message}"
-fixtures="../../shared/fixtures/cloudtrail"
+fixtures="../fixtures/cloudtrail"
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked

@@ -279,9 +279,8 @@ mod tests {
     use serde_json::{Value, json};
     use std::io::Write;
 
-    const RECORDS: &str = include_str!("../../../../shared/fixtures/cloudtrail/records.jsonl");
-    const EDGE_CASES: &str =
-        include_str!("../../../../shared/fixtures/cloudtrail/edge-cases.jsonl");
+    const RECORDS: &str = include_str!("../../../fixtures/cloudtrail/records.jsonl");
+    const EDGE_CASES: &str = include_str!("../../../fixtures/cloudtrail/edge-cases.jsonl");
 
     fn gzip_bytes(bytes: &[u8]) -> Vec<u8> {
         let mut gzip = GzEncoder::new(Vec::new(), Compression::default());

@@ -7,7 +7,7 @@ use serde_json::Value;
 /// a function.
 pub const LAMBDA_MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
 
-const RECORDS: &str = include_str!("../../../../shared/fixtures/cloudtrail/records.jsonl");
+const RECORDS: &str = include_str!("../../../fixtures/cloudtrail/records.jsonl");
 
 /// The corpus's 1,916 real CloudTrail records, one JSON text each.
 pub fn cloudtrail_records() -> Vec<&'static str> {
