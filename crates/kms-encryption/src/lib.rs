@@ -8,7 +8,6 @@ use aws_lambda_events::event::cloudformation::{
     CloudFormationCustomResourceRequest, CloudFormationCustomResourceResponse,
     CloudFormationCustomResourceResponseStatus,
 };
-use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use base64::Engine;
 use lambda_runtime::Diagnostic;
 use serde::{Deserialize, Serialize};
@@ -154,7 +153,7 @@ async fn encrypt(kms: &aws_sdk_kms::Client, properties: Value) -> Result<String,
             format!(
                 "KMS could not encrypt with key {}: {}",
                 properties.key_id,
-                aws_error_summary(&error)
+                aws_errors::summary(&error)
             )
         })?;
     let blob = output
@@ -193,19 +192,6 @@ async fn put_answer(
         }
     }
     Err(CustomResourceError::AnswerNotDelivered(last))
-}
-
-/// An AWS error in one line: the service's code and message when it answered, otherwise what
-/// went wrong on the way (the full context includes the raw response, too noisy for a reason).
-fn aws_error_summary<E, R>(error: &SdkError<E, R>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    match error.code() {
-        Some(code) => format!("{code}: {}", error.message().unwrap_or("no message")),
-        None => DisplayErrorContext(error).to_string(),
-    }
 }
 
 #[cfg(test)]

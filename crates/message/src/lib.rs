@@ -7,10 +7,7 @@
 mod publish;
 mod shrink;
 
-pub use publish::{
-    FailedMessage, MessagePublisher, OutgoingMessage, PublishError, PublishOptions,
-    aws_error_summary,
-};
+pub use publish::{FailedMessage, MessagePublisher, OutgoingMessage, PublishError, PublishOptions};
 pub use shrink::{SNS_MESSAGE_LIMIT_BYTES, TRUNCATION_MARKER};
 
 use aws_lambda_events::event::sns::SnsEvent;
@@ -19,6 +16,19 @@ use serde_json::{Map, Value};
 
 /// Tag a source can set to ask the Slack destination for a specific channel.
 pub const SLACK_PREFERRED_CHANNEL_TAG: &str = "slack-preferred-channel";
+
+/// Tag naming what a Message belongs with: a destination may combine Messages with the same
+/// value (from the same source, for the same channel) into one digest. CloudTrail sources set it
+/// to the acting principal. Messages without it are only combined with identical ones.
+pub const DIGEST_GROUP_TAG: &str = "digest-group";
+
+/// Tag, repeatable, naming a field whose distinct values a digest lists with their counts.
+/// Without it, a digest lists every field whose value varies.
+pub const DIGEST_FIELD_TAG: &str = "digest-field";
+
+/// Tag holding when the event happened (RFC 3339), for a digest's time span. Without it, the
+/// time the topic received the Message is used.
+pub const EVENT_TIME_TAG: &str = "event-time";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
@@ -133,10 +143,16 @@ impl Message {
         serde_json::to_string(self).expect("a Message always serialises")
     }
 
+    /// The value of the first tag with this key.
     pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tag_values(key).next()
+    }
+
+    /// The values of every tag with this key, in order.
+    pub fn tag_values<'m>(&'m self, key: &str) -> impl Iterator<Item = &'m str> {
         self.tags
             .iter()
-            .find(|tag| tag.key == key)
+            .filter(move |tag| tag.key == key)
             .map(|tag| tag.value.as_str())
     }
 }
@@ -323,6 +339,20 @@ mod tests {
         assert_eq!(keys, ["a", "d"]);
         assert_eq!(message.tag("d"), Some("4"));
         assert_eq!(message.tag("b"), None);
+    }
+
+    #[test]
+    fn repeated_tags_keep_every_value_in_order() {
+        let message = Message::from_json(
+            r#"{"subject": "s", "fields": [], "tags": [
+                {"key": "digest-field", "value": "Event"}, {"key": "other", "value": "x"},
+                {"key": "digest-field", "value": "Region"}
+            ]}"#,
+        )
+        .unwrap();
+        let values: Vec<_> = message.tag_values(DIGEST_FIELD_TAG).collect();
+        assert_eq!(values, ["Event", "Region"]);
+        assert_eq!(message.tag(DIGEST_FIELD_TAG), Some("Event"));
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! entries SNS says may succeed later, and a report of what never went.
 
 use crate::SNS_MESSAGE_LIMIT_BYTES;
-use aws_sdk_sns::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sns::types::PublishBatchRequestEntry;
 use futures::StreamExt;
 use std::fmt;
@@ -168,8 +167,9 @@ impl MessagePublisher {
                     }
                 }
                 Err(error) => {
-                    let reason = aws_error_summary(&error);
-                    if last_attempt {
+                    let reason = aws_errors::summary(&error);
+                    // NotFound, AuthorizationError...: the same call would fail the same way.
+                    if last_attempt || !aws_errors::is_transient(&error) {
                         failed.extend(
                             pending
                                 .iter()
@@ -227,19 +227,6 @@ fn batches(
             .push((position, message));
     }
     batches
-}
-
-/// An AWS error in one line: the service's code and message when it answered, otherwise what
-/// went wrong on the way (the full context includes the raw response, too noisy for a reason).
-pub fn aws_error_summary<E, R>(error: &SdkError<E, R>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    match error.code() {
-        Some(code) => format!("{code}: {}", error.message().unwrap_or("no message")),
-        None => DisplayErrorContext(error).to_string(),
-    }
 }
 
 #[cfg(test)]
