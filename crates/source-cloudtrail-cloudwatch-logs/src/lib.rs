@@ -9,8 +9,8 @@ pub use payload::{
     transform_payload,
 };
 pub use record::{
-    CONSOLE_LINK_LABEL, RecordView, SOURCE_ICON_URL, SOURCE_NAME, message_from_record,
-    message_json_from_record,
+    CONSOLE_LINK_LABEL, DIGEST_FIELDS, RecordView, SOURCE_ICON_URL, SOURCE_NAME,
+    message_from_record, message_json_from_record,
 };
 
 use activity_aware_message::{MessagePublisher, PublishError};

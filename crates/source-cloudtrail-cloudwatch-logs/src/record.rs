@@ -5,7 +5,9 @@
 //! without being built. The same choice of fields then renders either as a [`Message`] or
 //! straight to the Message's JSON text, which is what the source publishes.
 
-use activity_aware_message::{Field, Message, Metadata};
+use activity_aware_message::{
+    DIGEST_FIELD_TAG, DIGEST_GROUP_TAG, EVENT_TIME_TAG, Field, Message, Metadata, Tag,
+};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -32,7 +34,9 @@ mod slot {
     pub const EVENT_TIME: usize = 12;
     pub const EVENT_ID: usize = 13;
     pub const USER_TYPE: usize = 14;
-    pub const COUNT: usize = 15;
+    pub const PRINCIPAL_ID: usize = 15;
+    pub const INVOKED_BY: usize = 16;
+    pub const COUNT: usize = 17;
 }
 
 /// The original's fields, in its order (its paths: errorMessage, eventName, eventSource,
@@ -64,6 +68,10 @@ const ROLE_LABEL: &str = "Role";
 
 /// Label of the link to the event in the CloudTrail console.
 pub const CONSOLE_LINK_LABEL: &str = "CloudTrail Console";
+
+/// What a digest of one principal's denials lists with counts: each action, service, region,
+/// source IP and error code.
+pub const DIGEST_FIELDS: [&str; 5] = ["Event", "Source", "Region", "Source IP", "Error Code"];
 
 /// A key of the record to read: a leaf's value is kept whole in its slot, an inner node is read
 /// only for the keys below it.
@@ -98,6 +106,8 @@ const READ: &[Wanted] = &[
         "userIdentity",
         &[
             leaf("type", slot::USER_TYPE),
+            leaf("principalId", slot::PRINCIPAL_ID),
+            leaf("invokedBy", slot::INVOKED_BY),
             leaf("accountId", slot::USER_ACCOUNT_ID),
             leaf("userName", slot::USER_NAME),
             leaf("arn", slot::USER_ARN),
@@ -165,6 +175,47 @@ impl<'a> RecordView<'a> {
             fields.push((CONSOLE_LINK_LABEL, Shown::Text(link)));
         }
         Some(fields)
+    }
+
+    /// Who acted: the identity's ARN, or else its type with its principal ID, account or
+    /// calling service (anonymous callers have no ARN). `None` when the record says nothing.
+    pub fn principal(&self) -> Option<String> {
+        let non_empty = |slot| self.string(slot).filter(|text| !text.is_empty());
+        if let Some(arn) = non_empty(slot::USER_ARN) {
+            return Some(arn);
+        }
+        let kind = non_empty(slot::USER_TYPE);
+        let id = [slot::PRINCIPAL_ID, slot::USER_ACCOUNT_ID, slot::INVOKED_BY]
+            .into_iter()
+            .find_map(non_empty);
+        match (kind, id) {
+            (Some(kind), Some(id)) => Some(format!("{kind} {id}")),
+            (kind, id) => kind.or(id),
+        }
+    }
+
+    /// The tags that let a destination combine one principal's Messages into a digest.
+    fn tags(&self) -> Vec<Tag> {
+        let tag = |key: &str, value: String| Tag {
+            key: key.to_owned(),
+            value,
+        };
+        let mut tags = Vec::with_capacity(DIGEST_FIELDS.len() + 2);
+        if let Some(principal) = self.principal() {
+            tags.push(tag(DIGEST_GROUP_TAG, principal));
+        }
+        tags.extend(
+            DIGEST_FIELDS
+                .iter()
+                .map(|label| tag(DIGEST_FIELD_TAG, (*label).to_owned())),
+        );
+        if let Some(time) = self
+            .string(slot::EVENT_TIME)
+            .filter(|time| !time.is_empty())
+        {
+            tags.push(tag(EVENT_TIME_TAG, time));
+        }
+        tags
     }
 
     /// A link to the event in the CloudTrail console's event history, when the record names a
@@ -245,7 +296,7 @@ pub fn message_from_record(record: &RecordView<'_>) -> Option<Message> {
             })
             .collect(),
         metadata: metadata(),
-        tags: Vec::new(),
+        tags: record.tags(),
     })
 }
 
@@ -282,7 +333,9 @@ pub fn message_json_from_record(record: &RecordView<'_>) -> Option<String> {
     }
     out.extend_from_slice(b"],\"metadata\":");
     serde_json::to_writer(&mut out, &metadata()).expect("writing to memory cannot fail");
-    out.extend_from_slice(b",\"tags\":[]}");
+    out.extend_from_slice(b",\"tags\":");
+    serde_json::to_writer(&mut out, &record.tags()).expect("writing to memory cannot fail");
+    out.push(b'}');
     Some(String::from_utf8(out).expect("JSON written from UTF-8 text is UTF-8"))
 }
 
@@ -484,7 +537,58 @@ mod tests {
                 .unwrap()
                 .starts_with("https://")
         );
-        assert!(message.tags.is_empty());
+        assert_eq!(
+            message.tags,
+            [
+                ("digest-group", "arn:aws:iam::111122223333:user/alice"),
+                ("digest-field", "Event"),
+                ("digest-field", "Source"),
+                ("digest-field", "Region"),
+                ("digest-field", "Source IP"),
+                ("digest-field", "Error Code"),
+                ("event-time", "2024-03-01T12:00:00Z"),
+            ]
+            .map(|(key, value)| Tag {
+                key: key.into(),
+                value: value.into()
+            })
+        );
+        for label in DIGEST_FIELDS {
+            assert!(keys(&message).contains(&label), "{label} is not a field");
+        }
+    }
+
+    #[test]
+    fn the_principal_is_whoever_acted_even_without_an_arn() {
+        let principal = |identity: Value| {
+            let text = json!({"eventName": "GetObject", "userIdentity": identity}).to_string();
+            RecordView::parse(&text).unwrap().principal()
+        };
+        assert_eq!(
+            principal(
+                json!({"type": "AssumedRole", "arn": "arn:aws:sts::1:assumed-role/r/s", "principalId": "AROA:s"})
+            ),
+            Some("arn:aws:sts::1:assumed-role/r/s".into())
+        );
+        assert_eq!(
+            principal(
+                json!({"type": "AWSAccount", "principalId": "", "accountId": "ANONYMOUS_PRINCIPAL"})
+            ),
+            Some("AWSAccount ANONYMOUS_PRINCIPAL".into())
+        );
+        assert_eq!(
+            principal(json!({"type": "AWSService", "invokedBy": "cloudtrail.amazonaws.com"})),
+            Some("AWSService cloudtrail.amazonaws.com".into())
+        );
+        assert_eq!(principal(json!({"arn": ""})), None);
+        assert_eq!(principal(json!("not an object")), None);
+    }
+
+    #[test]
+    fn a_record_without_a_principal_or_time_has_no_group_or_time_tag() {
+        let message = mapped(json!({"eventName": "X"})).unwrap();
+        let keys: Vec<&str> = message.tags.iter().map(|tag| tag.key.as_str()).collect();
+        assert_eq!(keys, ["digest-field"; 5]);
     }
 
     #[test]
@@ -614,6 +718,8 @@ mod tests {
             ("eventTime", slot::EVENT_TIME),
             ("eventID", slot::EVENT_ID),
             ("userIdentity.type", slot::USER_TYPE),
+            ("userIdentity.principalId", slot::PRINCIPAL_ID),
+            ("userIdentity.invokedBy", slot::INVOKED_BY),
         ];
         assert_eq!(paths.len(), slot::COUNT);
         for (path, expected) in paths {
@@ -652,7 +758,8 @@ mod tests {
             [
                 (slot::EVENT_NAME, "\"E\""),
                 (slot::USER_ACCOUNT_ID, "7"),
-                (slot::USER_TYPE, "\"AssumedRole\"")
+                (slot::USER_TYPE, "\"AssumedRole\""),
+                (slot::PRINCIPAL_ID, "\"P\"")
             ]
         );
     }

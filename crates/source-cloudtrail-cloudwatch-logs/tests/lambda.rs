@@ -180,6 +180,16 @@ fn field<'a>(message: &'a Value, label: &str) -> Option<&'a Value> {
         .map(|f| &f["value"])
 }
 
+fn tag_values<'a>(message: &'a Value, key: &str) -> Vec<&'a str> {
+    message["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|tag| tag["key"] == key)
+        .filter_map(|tag| tag["value"].as_str())
+        .collect()
+}
+
 /// The Message contract: key order, metadata, tags.
 fn assert_message_shape(message: &Value) {
     let keys: Vec<&str> = message
@@ -192,7 +202,20 @@ fn assert_message_shape(message: &Value) {
     assert_eq!(message["metadata"]["sourceName"], "Cloudtrail");
     let icon = message["metadata"]["sourceIconUrl"].as_str().unwrap();
     assert!(icon.starts_with("https://"), "{icon}");
-    assert_eq!(message["tags"], json!([]));
+    // Tags let a destination combine one principal's denials into a digest.
+    let tags = message["tags"].as_array().expect("tags is an array");
+    for tag in tags {
+        let key = tag["key"].as_str().unwrap();
+        assert!(
+            ["digest-group", "digest-field", "event-time"].contains(&key),
+            "{tag}"
+        );
+        assert!(!tag["value"].as_str().unwrap().is_empty(), "{tag}");
+    }
+    assert_eq!(
+        tag_values(message, "digest-field"),
+        ["Event", "Source", "Region", "Source IP", "Error Code"]
+    );
     for f in message["fields"].as_array().unwrap() {
         let keys: Vec<&String> = f.as_object().unwrap().keys().collect();
         assert_eq!(keys, ["key", "value"], "{f}");
@@ -220,6 +243,20 @@ async fn publishes_one_message_per_record_in_the_original_shape() {
     }
 
     assert_eq!(iam["subject"], "Error Message: Access Denied");
+    assert_eq!(
+        tag_values(iam, "digest-group"),
+        ["arn:aws:iam::111122223333:user/mallory"]
+    );
+    assert_eq!(
+        tag_values(role, "digest-group"),
+        [assumed_role_denial()["userIdentity"]["arn"]
+            .as_str()
+            .unwrap()]
+    );
+    assert_eq!(
+        tag_values(iam, "event-time"),
+        [iam_user_denial()["eventTime"].as_str().unwrap()]
+    );
     let iam_labels = labels(iam);
     assert_eq!(iam_labels[..9], NINE_LABELS, "{iam}");
     let values: Vec<&Value> = iam["fields"].as_array().unwrap()[..9]
