@@ -96,6 +96,51 @@ pub fn sns_event(messages: &[String]) -> Value {
     json!({ "Records": records })
 }
 
+/// An SQS batch as an event source mapping hands it to a function: one record per body, with
+/// message IDs `message-0`, `message-1`, ... (what batch item failures name).
+pub fn sqs_event(bodies: &[String]) -> Value {
+    let records: Vec<Value> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            sqs_record(
+                &format!("message-{i}"),
+                &format!("receipt-{i}"),
+                body,
+                1_700_000_000_000 + i as u64,
+                1,
+            )
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+/// One record of an SQS batch event.
+pub fn sqs_record(
+    message_id: &str,
+    receipt_handle: &str,
+    body: &str,
+    sent_timestamp_ms: u64,
+    receive_count: u32,
+) -> Value {
+    json!({
+        "messageId": message_id,
+        "receiptHandle": receipt_handle,
+        "body": body,
+        "attributes": {
+            "ApproximateReceiveCount": receive_count.to_string(),
+            "SentTimestamp": sent_timestamp_ms.to_string(),
+            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+            "ApproximateFirstReceiveTimestamp": (sent_timestamp_ms + 50).to_string(),
+        },
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:Activity-Aware-IDS-Dev-DestinationSlackQueue",
+        "awsRegion": "us-east-1",
+    })
+}
+
 /// A CloudFormation custom resource request. `request_type` is `Create`, `Update` or `Delete`;
 /// Update and Delete carry a `PhysicalResourceId`, Update an `OldResourceProperties`.
 pub fn cfn_request(request_type: &str, response_url: &str, properties: Value) -> Value {

@@ -10,6 +10,8 @@
 //!
 //! Every server and process is stopped when its value is dropped.
 
+pub mod block_kit;
+mod esm;
 pub mod events;
 mod moto;
 pub mod payloads;
@@ -18,10 +20,30 @@ mod runtime_api;
 mod serve;
 mod slack;
 
-pub use moto::{DUMMY_SECRET_ACCESS_KEY, MotoServer, REGION, SnsCapture};
+pub use esm::{Batch, QueuePoller, Settled};
+pub use moto::{DUMMY_SECRET_ACCESS_KEY, MotoServer, Queue, REGION, SnsCapture};
 pub use process::LambdaProcess;
 pub use runtime_api::{InvocationError, RuntimeApi, RuntimeApiOptions};
-pub use slack::{RecordedRequest, SlackAnswer, SlackSink};
+pub use slack::{RateLimit, RecordedRequest, SlackAnswer, SlackSink};
+
+/// Another function's binary, built beside the running test (`target/<profile>/<name>`), for
+/// tests that run more than their own package's function. `cargo test --workspace` (what
+/// `./dev.sh test` runs) builds every function first.
+pub fn sibling_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test-world: the test's own path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let profile_dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("test-world: the test runs from target/<profile>/deps");
+    let binary = profile_dir.join(name);
+    assert!(
+        binary.is_file(),
+        "test-world: no {name} binary at {}; build the workspace first (cargo test --workspace builds it)",
+        binary.display()
+    );
+    binary
+}
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {

@@ -126,21 +126,37 @@ impl MotoServer {
     /// Subscribes a fresh SQS queue to `topic_arn` with `RawMessageDelivery=true`, so each
     /// queue message body is exactly one published SNS Message.
     pub async fn capture_queue(&self, topic_arn: &str) -> SnsCapture {
-        let config = self.sdk_config().await;
-        let sqs = aws_sdk_sqs::Client::new(&config);
-        let sns = aws_sdk_sns::Client::new(&config);
-        let name = format!("capture-{}", fastrand::u64(..));
-        let queue_url = sqs
+        let queue = self
+            .create_queue(
+                &format!("capture-{}", fastrand::u64(..)),
+                Duration::from_secs(30),
+            )
+            .await;
+        self.subscribe_queue(topic_arn, &queue).await;
+        SnsCapture {
+            sqs: aws_sdk_sqs::Client::new(&self.sdk_config().await),
+            queue_url: queue.url,
+        }
+    }
+
+    /// Creates an SQS queue whose received messages come back after `visibility_timeout`.
+    pub async fn create_queue(&self, name: &str, visibility_timeout: Duration) -> Queue {
+        let sqs = aws_sdk_sqs::Client::new(&self.sdk_config().await);
+        let url = sqs
             .create_queue()
-            .queue_name(&name)
+            .queue_name(name)
+            .attributes(
+                QueueAttributeName::VisibilityTimeout,
+                visibility_timeout.as_secs().to_string(),
+            )
             .send()
             .await
-            .unwrap_or_else(|e| panic!("test-world: moto CreateQueue: {e:?}"))
+            .unwrap_or_else(|e| panic!("test-world: moto CreateQueue {name}: {e:?}"))
             .queue_url
             .expect("test-world: CreateQueue returned no QueueUrl");
-        let queue_arn = sqs
+        let arn = sqs
             .get_queue_attributes()
-            .queue_url(&queue_url)
+            .queue_url(&url)
             .attribute_names(QueueAttributeName::QueueArn)
             .send()
             .await
@@ -148,15 +164,21 @@ impl MotoServer {
             .attributes
             .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
             .expect("test-world: GetQueueAttributes returned no QueueArn");
+        Queue { url, arn }
+    }
+
+    /// Subscribes `queue` to `topic_arn` with raw message delivery, as the stack subscribes
+    /// the Slack destination's buffer queue.
+    pub async fn subscribe_queue(&self, topic_arn: &str, queue: &Queue) {
+        let sns = aws_sdk_sns::Client::new(&self.sdk_config().await);
         sns.subscribe()
             .topic_arn(topic_arn)
             .protocol("sqs")
-            .endpoint(&queue_arn)
+            .endpoint(&queue.arn)
             .attributes("RawMessageDelivery", "true")
             .send()
             .await
             .unwrap_or_else(|e| panic!("test-world: moto Subscribe sqs to {topic_arn}: {e:?}"));
-        SnsCapture { sqs, queue_url }
     }
 
     /// Creates a symmetric KMS key; returns its key id.
@@ -226,6 +248,13 @@ fn answers_http(port: u16) -> bool {
     }
     let mut head = [0u8; 5];
     stream.read_exact(&mut head).is_ok() && &head == b"HTTP/"
+}
+
+/// An SQS queue made on moto.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queue {
+    pub url: String,
+    pub arn: String,
 }
 
 /// An SQS queue subscribed (raw delivery) to an SNS topic: what the topic published.

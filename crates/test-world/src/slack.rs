@@ -27,6 +27,8 @@ pub struct RecordedRequest {
     pub body: Vec<u8>,
     /// When the request (headers and body) had arrived.
     pub received_at: Instant,
+    /// The status the sink answered with.
+    pub status: u16,
 }
 
 impl RecordedRequest {
@@ -36,6 +38,11 @@ impl RecordedRequest {
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether the sink took it (answered 2xx), as Slack takes a post.
+    pub fn accepted(&self) -> bool {
+        (200..300).contains(&self.status)
     }
 
     /// The body as (lossy) UTF-8.
@@ -101,15 +108,41 @@ impl SlackAnswer {
     }
 }
 
+/// Slack's limit on one incoming webhook: about one post a second, short bursts allowed.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimit {
+    /// One post per interval, sustained.
+    pub interval: Duration,
+    /// Posts that may come back to back after a quiet spell.
+    pub burst: u32,
+    /// The `Retry-After` (seconds) sent with each 429.
+    pub retry_after_seconds: u64,
+}
+
+impl RateLimit {
+    /// One post a second, two back to back, `Retry-After: 1`.
+    pub fn slack() -> RateLimit {
+        RateLimit {
+            interval: Duration::from_secs(1),
+            burst: 2,
+            retry_after_seconds: 1,
+        }
+    }
+}
+
 #[derive(Default)]
 struct SinkState {
     requests: Mutex<Vec<RecordedRequest>>,
     answers: Mutex<VecDeque<SlackAnswer>>,
     subscribers: Mutex<Vec<mpsc::Sender<RecordedRequest>>>,
+    /// The limit, and when the next post would be due at its sustained rate.
+    rate: Mutex<Option<(RateLimit, Instant)>>,
 }
 
 /// The HTTPS stand-in for Slack. Every request (any method, any path) is recorded and answered
-/// with the next programmed [`SlackAnswer`], then `200 ok` once they are used up.
+/// with the next programmed [`SlackAnswer`], then (once they are used up) `429 rate_limited`
+/// when a [`RateLimit`] is set and exceeded, else `200 ok`. Refused posts do not count
+/// against the limit, as with Slack.
 pub struct SlackSink {
     state: Arc<SinkState>,
     server: Server,
@@ -198,6 +231,19 @@ impl SlackSink {
         self.url(&self.webhook_path())
     }
 
+    /// Answers 429 with Retry-After to posts beyond `limit`, as Slack does.
+    pub fn enforce(&self, limit: RateLimit) {
+        *self.state.rate.lock().unwrap() = Some((limit, Instant::now()));
+    }
+
+    /// The requests the sink took (answered 2xx), in order.
+    pub fn accepted(&self) -> Vec<RecordedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(RecordedRequest::accepted)
+            .collect()
+    }
+
     /// Programs the next answers, used in order (after any not yet used), then `200 ok`.
     pub fn respond_with(&self, answers: Vec<SlackAnswer>) {
         self.state.answers.lock().unwrap().extend(answers);
@@ -223,12 +269,16 @@ impl Drop for SlackSink {
 }
 
 async fn answer(state: &SinkState, req: Received) -> Reply {
+    let received_at = Instant::now();
+    let programmed = state.answers.lock().unwrap().pop_front();
+    let answer = programmed.unwrap_or_else(|| rate_limited(state, received_at));
     let recorded = RecordedRequest {
         method: req.method,
         path: req.path,
         headers: req.headers,
         body: req.body.to_vec(),
-        received_at: Instant::now(),
+        received_at,
+        status: answer.status,
     };
     state.requests.lock().unwrap().push(recorded.clone());
     state
@@ -236,12 +286,6 @@ async fn answer(state: &SinkState, req: Received) -> Reply {
         .lock()
         .unwrap()
         .retain(|tx| tx.send(recorded.clone()).is_ok());
-    let answer = state
-        .answers
-        .lock()
-        .unwrap()
-        .pop_front()
-        .unwrap_or_else(SlackAnswer::ok);
     if let Some(delay) = answer.delay {
         tokio::time::sleep(delay).await;
     }
@@ -250,6 +294,23 @@ async fn answer(state: &SinkState, req: Received) -> Reply {
         headers.push(("retry-after", retry_after.as_str()));
     }
     reply(answer.status, &headers, answer.body.clone())
+}
+
+/// `200 ok` within the rate limit (generic cell rate algorithm), else `429 rate_limited`.
+fn rate_limited(state: &SinkState, now: Instant) -> SlackAnswer {
+    let mut rate = state.rate.lock().unwrap();
+    let Some((limit, due)) = rate.as_mut() else {
+        return SlackAnswer::ok();
+    };
+    let window = limit.interval * limit.burst.saturating_sub(1);
+    if due
+        .checked_sub(window)
+        .is_some_and(|earliest| now < earliest)
+    {
+        return SlackAnswer::rate_limited(limit.retry_after_seconds);
+    }
+    *due = (*due).max(now) + limit.interval;
+    SlackAnswer::ok()
 }
 
 fn certificates() -> (String, Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {

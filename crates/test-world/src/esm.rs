@@ -1,0 +1,192 @@
+//! Lambda's SQS event source mapping, played against a queue on moto (which runs no Lambda
+//! code): batches gathered the way Lambda's poller gathers them, and a function's answer applied
+//! the way Lambda applies it, deleting what succeeded and leaving the rest to come back.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use serde_json::{Value, json};
+
+use crate::InvocationError;
+use crate::events::sqs_record;
+use crate::moto::{MotoServer, Queue};
+
+/// Polls one queue as an event source mapping with a batch size and a batching window.
+pub struct QueuePoller {
+    sqs: aws_sdk_sqs::Client,
+    queue: Queue,
+    /// Most records in one batch (Lambda: up to 10,000).
+    pub batch_size: usize,
+    /// How long a batch keeps gathering after its first record (Lambda:
+    /// MaximumBatchingWindowInSeconds).
+    pub window: Duration,
+}
+
+/// One batch handed to a function.
+pub struct Batch {
+    /// The SQS event, as Lambda builds it.
+    pub event: Value,
+    /// (messageId, receiptHandle) of each record, in order.
+    handles: Vec<(String, String)>,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.handles.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.handles.is_empty()
+    }
+
+    /// The message IDs, in order.
+    pub fn message_ids(&self) -> Vec<String> {
+        self.handles.iter().map(|(id, _)| id.clone()).collect()
+    }
+}
+
+/// What became of a batch once the function answered.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Settled {
+    /// Deleted from the queue: the function handled them.
+    pub deleted: Vec<String>,
+    /// Left in the queue: they come back after the visibility timeout.
+    pub returned: Vec<String>,
+}
+
+impl QueuePoller {
+    pub async fn new(moto: &MotoServer, queue: Queue, batch_size: usize, window: Duration) -> Self {
+        QueuePoller {
+            sqs: aws_sdk_sqs::Client::new(&moto.sdk_config().await),
+            queue,
+            batch_size,
+            window,
+        }
+    }
+
+    /// Waits up to `idle` for a first record, then gathers more until the batch is full or the
+    /// window since the first one has passed. `None` when nothing came within `idle`.
+    pub async fn next_batch(&self, idle: Duration) -> Option<Batch> {
+        let first_by = Instant::now() + idle;
+        let mut records = Vec::new();
+        let mut handles = Vec::new();
+        let mut window_ends: Option<Instant> = None;
+        loop {
+            let now = Instant::now();
+            let until = window_ends.unwrap_or(first_by);
+            if handles.len() >= self.batch_size || now >= until {
+                break;
+            }
+            let wait = (until - now).as_secs().clamp(0, 1) as i32;
+            let room = (self.batch_size - handles.len()).min(10) as i32;
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue.url)
+                .max_number_of_messages(room)
+                .wait_time_seconds(wait)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("test-world: moto ReceiveMessage: {e:?}"));
+            for message in received.messages.unwrap_or_default() {
+                let id = message.message_id.clone().unwrap_or_default();
+                let handle = message.receipt_handle.clone().unwrap_or_default();
+                let attribute = |name: MessageSystemAttributeName| {
+                    message
+                        .attributes
+                        .as_ref()
+                        .and_then(|attributes| attributes.get(&name))
+                        .and_then(|value| value.parse::<u64>().ok())
+                };
+                let sent = attribute(MessageSystemAttributeName::SentTimestamp).unwrap_or(0);
+                let receives =
+                    attribute(MessageSystemAttributeName::ApproximateReceiveCount).unwrap_or(1);
+                let mut record = sqs_record(
+                    &id,
+                    &handle,
+                    message.body.as_deref().unwrap_or_default(),
+                    sent,
+                    receives as u32,
+                );
+                record["eventSourceARN"] = json!(self.queue.arn);
+                records.push(record);
+                handles.push((id, handle));
+                window_ends.get_or_insert_with(|| Instant::now() + self.window);
+            }
+        }
+        (!handles.is_empty()).then(|| Batch {
+            event: json!({ "Records": records }),
+            handles,
+        })
+    }
+
+    /// Applies the function's answer: on success, deletes every record but those named in
+    /// `batchItemFailures`; on an error, deletes nothing (the whole batch comes back).
+    pub async fn settle(&self, batch: &Batch, answer: &Result<Value, InvocationError>) -> Settled {
+        let failed: Vec<String> = match answer {
+            Err(_) => batch.message_ids(),
+            Ok(response) => response
+                .get("batchItemFailures")
+                .and_then(Value::as_array)
+                .map(|failures| {
+                    failures
+                        .iter()
+                        .filter_map(|failure| failure.get("itemIdentifier").and_then(Value::as_str))
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        let mut settled = Settled::default();
+        let mut entries = Vec::new();
+        for (id, handle) in &batch.handles {
+            if failed.contains(id) {
+                settled.returned.push(id.clone());
+            } else {
+                settled.deleted.push(id.clone());
+                entries.push(
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(entries.len().to_string())
+                        .receipt_handle(handle)
+                        .build()
+                        .expect("id and receipt handle are set"),
+                );
+            }
+        }
+        for chunk in entries.chunks(10) {
+            self.sqs
+                .delete_message_batch()
+                .queue_url(&self.queue.url)
+                .set_entries(Some(chunk.to_vec()))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("test-world: moto DeleteMessageBatch: {e:?}"));
+        }
+        settled
+    }
+
+    /// Messages in the queue, visible or not (in flight), as SQS approximates them.
+    pub async fn depth(&self) -> (usize, usize) {
+        let attributes = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&self.queue.url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("test-world: moto GetQueueAttributes: {e:?}"))
+            .attributes
+            .unwrap_or_default();
+        let count = |name: aws_sdk_sqs::types::QueueAttributeName| {
+            attributes
+                .get(&name)
+                .and_then(|value| value.parse().ok())
+                .unwrap_or(0)
+        };
+        (
+            count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages),
+            count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        )
+    }
+}
