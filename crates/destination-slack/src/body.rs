@@ -1,6 +1,8 @@
 //! The Slack incoming-webhook body for a Message: the original's `text` (with its username, icon,
 //! colour and channel), plus Block Kit blocks that lay the same fields out for reading.
 
+use crate::digest::{Digest, FieldSummary};
+use crate::time::{format_rfc3339, format_span};
 use activity_aware_message::{Message, SLACK_PREFERRED_CHANNEL_TAG};
 use serde_json::{Map, Value, json};
 
@@ -17,6 +19,15 @@ pub const MAX_HEADER_CHARS: usize = 150;
 pub const MAX_BLOCKS: usize = 50;
 
 const CUT_MARKER: &str = "…";
+
+/// The label of a digest's count, so its text reads `Count: N`.
+pub const COUNT_LABEL: &str = "Count";
+/// The label of a digest's time span.
+pub const TIME_SPAN_LABEL: &str = "Time Span";
+/// A value listed in a digest is cut to this many characters.
+const MAX_LISTED_VALUE_CHARS: usize = 200;
+/// Text a digest's summary may take before the first Message's lines get the rest.
+const MAX_SUMMARY_TEXT_CHARS: usize = 24_000;
 
 /// Neutralises Slack markup: `<!channel>`, `<@U123>`, `<https://x|label>` and entities become
 /// plain text. Everything CloudTrail-derived is attacker-controlled, so everything goes through this.
@@ -55,8 +66,75 @@ pub fn plain_text(message: &Message) -> String {
         .join("\n")
 }
 
-/// The JSON body to POST to the webhook.
+/// The JSON body to POST to the webhook for one Message.
 pub fn slack_body(message: &Message) -> Value {
+    let text = cut_escaped(&plain_text(message), MAX_TEXT_CHARS);
+    let mut blocks = vec![header(&message.subject)];
+    blocks.extend(field_sections(message, MAX_BLOCKS - blocks.len()));
+    body_of(message, text, blocks)
+}
+
+/// The JSON body for a digest: the first Message in full, how many Messages it stands for,
+/// their time span and every distinct value of the summarised fields with its count.
+pub fn digest_body(digest: &Digest<'_>) -> Value {
+    // Every piece of text below is escaped before it is measured, so the limits hold for
+    // what Slack receives.
+    let mut summary_lines = vec![format!("{COUNT_LABEL}: {}", digest.count)];
+    if let Some(span) = time_span(digest) {
+        summary_lines.push(format!("{TIME_SPAN_LABEL}: {}", escape(&span)));
+    }
+    let fixed: usize = summary_lines
+        .iter()
+        .map(|line| line.chars().count() + 1)
+        .sum();
+    let budgets = share_budget(
+        &digest
+            .fields
+            .iter()
+            .map(|field| summary_line(field, usize::MAX).chars().count() + 1)
+            .collect::<Vec<_>>(),
+        MAX_SUMMARY_TEXT_CHARS.saturating_sub(fixed),
+    );
+    for (field, budget) in digest.fields.iter().zip(budgets) {
+        summary_lines.push(summary_line(field, budget.saturating_sub(1)));
+    }
+    let summary = summary_lines.join("\n");
+    let room = MAX_TEXT_CHARS.saturating_sub(summary.chars().count() + 1);
+    let text = format!(
+        "{}\n{summary}",
+        cut_escaped(&plain_text(digest.first), room)
+    );
+
+    let mut blocks = vec![header(&digest.first.subject)];
+    let mut facts = vec![format!("*{COUNT_LABEL}*\n{}", digest.count)];
+    if let Some(span) = time_span(digest) {
+        facts.push(format!("*{TIME_SPAN_LABEL}*\n{}", escape(&span)));
+    }
+    blocks.push(json!({
+        "type": "section",
+        "fields": facts.iter().map(|text| json!({"type": "mrkdwn", "text": text})).collect::<Vec<_>>(),
+    }));
+    // Summaries first (they are what a digest adds), leaving room for the first Message.
+    let summary_room = MAX_BLOCKS.saturating_sub(blocks.len() + 10);
+    for field in digest.fields.iter().take(summary_room) {
+        let heading = format!(
+            "*{}* ({} distinct)\n",
+            escape(&field.key),
+            field.values.len()
+        );
+        let budget = MAX_SECTION_CHARS - heading.chars().count();
+        blocks.push(section(&format!(
+            "{heading}{}",
+            escape_listed(field, budget)
+        )));
+    }
+    blocks.push(json!({"type": "divider"}));
+    blocks.extend(field_sections(digest.first, MAX_BLOCKS - blocks.len()));
+    body_of(digest.first, text, blocks)
+}
+
+/// The keys every body has, in the original's order, around the text and blocks given.
+fn body_of(message: &Message, text: String, blocks: Vec<Value>) -> Value {
     let mut body = Map::new();
     if let Some(name) = &message.metadata.source_name {
         body.insert("username".into(), Value::String(name.clone()));
@@ -65,22 +143,23 @@ pub fn slack_body(message: &Message) -> Value {
         body.insert("icon_url".into(), Value::String(icon.clone()));
     }
     body.insert("color".into(), Value::String(COLOR.into()));
-    body.insert(
-        "text".into(),
-        Value::String(cut_escaped(&plain_text(message), MAX_TEXT_CHARS)),
-    );
+    body.insert("text".into(), Value::String(text));
     if let Some(channel) = message.tag(SLACK_PREFERRED_CHANNEL_TAG) {
         body.insert("channel".into(), Value::String(channel.to_owned()));
     }
-    body.insert("blocks".into(), Value::Array(blocks(message)));
+    body.insert("blocks".into(), Value::Array(blocks));
     Value::Object(body)
 }
 
-fn blocks(message: &Message) -> Vec<Value> {
-    let mut blocks = vec![json!({
+fn header(subject: &str) -> Value {
+    json!({
         "type": "header",
-        "text": {"type": "plain_text", "text": cut_escaped(&message.subject, MAX_HEADER_CHARS), "emoji": false},
-    })];
+        "text": {"type": "plain_text", "text": cut_escaped(subject, MAX_HEADER_CHARS), "emoji": false},
+    })
+}
+
+/// One section per field while at most `room` blocks are used; what is left shares the last.
+fn field_sections(message: &Message, room: usize) -> Vec<Value> {
     let sections: Vec<String> = message
         .fields
         .iter()
@@ -93,10 +172,12 @@ fn blocks(message: &Message) -> Vec<Value> {
             }
         })
         .collect();
-    // One section per field while they fit; whatever is left shares the last section.
-    let room = MAX_BLOCKS - blocks.len();
+    let mut blocks = Vec::new();
+    if room == 0 {
+        return blocks;
+    }
     let mut sections = sections.into_iter();
-    for text in sections.by_ref().take(room.saturating_sub(1)) {
+    for text in sections.by_ref().take(room - 1) {
         blocks.push(section(&text));
     }
     let rest: Vec<String> = sections.collect();
@@ -104,6 +185,102 @@ fn blocks(message: &Message) -> Vec<Value> {
         blocks.push(section(&rest.join("\n")));
     }
     blocks
+}
+
+/// `first to last (span)`, or the one time when they are the same.
+fn time_span(digest: &Digest<'_>) -> Option<String> {
+    let (first, last) = digest.span_ms?;
+    Some(if first / 1_000 == last / 1_000 {
+        format_rfc3339(first)
+    } else {
+        format!(
+            "{} to {} ({})",
+            format_rfc3339(first),
+            format_rfc3339(last),
+            format_span(last - first)
+        )
+    })
+}
+
+/// `Event (3 distinct): ListRoles ×3, ListUsers ×1, +1 more (1 Message)`, escaped, at most
+/// `max_chars` characters.
+fn summary_line(field: &FieldSummary, max_chars: usize) -> String {
+    let heading = format!("{} ({} distinct): ", escape(&field.key), field.values.len());
+    let budget = max_chars.saturating_sub(heading.chars().count());
+    format!("{heading}{}", listed(field, budget, ", "))
+}
+
+/// The values of a field as a block shows them, one a line, at most `max_chars` characters.
+fn escape_listed(field: &FieldSummary, max_chars: usize) -> String {
+    listed(field, max_chars, "\n")
+}
+
+/// Escaped `value ×count` items, most frequent first, as many as fit in `max_chars`, then a
+/// `+K more (M Messages)` item for the rest, so the counts always cover every Message.
+fn listed(field: &FieldSummary, max_chars: usize, separator: &str) -> String {
+    let items: Vec<String> = field
+        .values
+        .iter()
+        .map(|(value, count)| format!("{} ×{count}", cut_escaped(value, MAX_LISTED_VALUE_CHARS)))
+        .collect();
+    let separator_len = separator.chars().count();
+    let lengths: Vec<usize> = items.iter().map(|item| item.chars().count()).collect();
+    let everything = lengths.iter().sum::<usize>() + separator_len * items.len().saturating_sub(1);
+    let shown = if everything <= max_chars {
+        items.len()
+    } else {
+        // As many as fit with the "+K more" that follows them.
+        let mut used = 0;
+        let mut shown = 0;
+        for (index, length) in lengths.iter().enumerate() {
+            let with_item = used + if index == 0 { 0 } else { separator_len } + length;
+            let more_len = separator_len + more(&field.values[index + 1..]).chars().count();
+            if with_item + more_len > max_chars {
+                break;
+            }
+            used = with_item;
+            shown = index + 1;
+        }
+        shown
+    };
+    let mut parts: Vec<String> = items[..shown].to_vec();
+    if shown < items.len() {
+        parts.push(more(&field.values[shown..]));
+    }
+    parts.join(separator)
+}
+
+fn more(rest: &[(String, usize)]) -> String {
+    let messages: usize = rest.iter().map(|(_, count)| count).sum();
+    let noun = if messages == 1 { "Message" } else { "Messages" };
+    format!("+{} more ({messages} {noun})", rest.len())
+}
+
+/// Shares `total` among lines wanting `wanted[i]` each: those wanting less than an equal share
+/// get what they want, the rest share what is left equally.
+fn share_budget(wanted: &[usize], total: usize) -> Vec<usize> {
+    let mut budgets = vec![0; wanted.len()];
+    let mut open: Vec<usize> = (0..wanted.len()).collect();
+    let mut left = total;
+    loop {
+        if open.is_empty() {
+            return budgets;
+        }
+        let share = left / open.len();
+        let (satisfied, hungry): (Vec<usize>, Vec<usize>) =
+            open.iter().partition(|&&i| wanted[i] <= share);
+        if satisfied.is_empty() {
+            for i in hungry {
+                budgets[i] = share;
+            }
+            return budgets;
+        }
+        for i in satisfied {
+            budgets[i] = wanted[i];
+            left -= wanted[i];
+        }
+        open = hungry;
+    }
 }
 
 fn section(escaped_text: &str) -> Value {
@@ -321,5 +498,194 @@ mod tests {
     fn unicode_passes_through() {
         let body = slack_body(&message(vec![field("Key", json!("桶/報告 – Grüße 🚀"))]));
         assert_eq!(body["text"], "Key: 桶/報告 – Grüße 🚀");
+    }
+
+    mod digests {
+        use super::*;
+        use crate::digest::{Digest, Received};
+        use activity_aware_message::{DIGEST_FIELD_TAG, DIGEST_GROUP_TAG, EVENT_TIME_TAG};
+        use test_world::block_kit::assert_valid;
+
+        fn denial(action: &str, region: &str, second: usize) -> Message {
+            let mut denial = message(vec![
+                field(
+                    "Error Message",
+                    json!(format!("not authorized to perform: {action}")),
+                ),
+                field("Event", json!(action)),
+                field("Region", json!(region)),
+                field("Request Parameters", json!({"a": action})),
+            ]);
+            denial.subject = format!("Error Message: not authorized to perform: {action}");
+            denial.tags = vec![
+                Tag {
+                    key: DIGEST_GROUP_TAG.into(),
+                    value: "arn:aws:iam::111122223333:user/mallory".into(),
+                },
+                Tag {
+                    key: DIGEST_FIELD_TAG.into(),
+                    value: "Event".into(),
+                },
+                Tag {
+                    key: DIGEST_FIELD_TAG.into(),
+                    value: "Region".into(),
+                },
+                Tag {
+                    key: EVENT_TIME_TAG.into(),
+                    value: format!("2024-06-02T20:{:02}:{:02}Z", second / 60, second % 60),
+                },
+            ];
+            denial
+        }
+
+        fn body_of_group(messages: &[Message]) -> Value {
+            let received: Vec<Received<'_>> = messages
+                .iter()
+                .map(|message| Received {
+                    message,
+                    sent_at_ms: None,
+                })
+                .collect();
+            digest_body(&Digest::of(&received))
+        }
+
+        fn text(body: &Value) -> &str {
+            body["text"].as_str().unwrap()
+        }
+
+        #[test]
+        fn shows_the_first_message_the_count_the_span_and_each_value() {
+            let messages = [
+                denial("ListUsers", "us-east-1", 0),
+                denial("ListRoles", "eu-west-1", 12),
+                denial("ListRoles", "us-east-1", 95),
+            ];
+            let body = body_of_group(&messages);
+            assert_valid(&body);
+            assert_eq!(body["username"], "ASource");
+            assert_eq!(body["color"], "danger");
+            assert_eq!(
+                text(&body),
+                [
+                    plain_text(&messages[0]).as_str(),
+                    "Count: 3",
+                    "Time Span: 2024-06-02T20:00:00Z to 2024-06-02T20:01:35Z (1 min 35 s)",
+                    "Event (2 distinct): ListRoles ×2, ListUsers ×1",
+                    "Region (2 distinct): us-east-1 ×2, eu-west-1 ×1",
+                ]
+                .join("\n")
+            );
+            let blocks = body["blocks"].as_array().unwrap();
+            assert_eq!(blocks[0]["text"]["text"], messages[0].subject);
+            assert_eq!(blocks[1]["fields"][0]["text"], "*Count*\n3");
+            assert_eq!(
+                blocks[2]["text"]["text"],
+                "*Event* (2 distinct)\nListRoles ×2\nListUsers ×1"
+            );
+            assert_eq!(blocks[4]["type"], "divider");
+            assert_eq!(
+                blocks[5]["text"]["text"],
+                "*Error Message*: not authorized to perform: ListUsers"
+            );
+        }
+
+        #[test]
+        fn a_flood_of_distinct_values_stays_within_every_limit_and_counts_everything() {
+            let messages: Vec<Message> = (0..5_000)
+                .map(|i| {
+                    denial(
+                        &format!("Action{i:04}{}", "x".repeat(150)),
+                        &format!("region-{}", i % 7),
+                        i,
+                    )
+                })
+                .collect();
+            let body = body_of_group(&messages);
+            assert_valid(&body);
+            let text = text(&body);
+            assert!(text.chars().count() <= MAX_TEXT_CHARS);
+            assert!(text.contains("Count: 5000"));
+            // The shown counts and the "+K more (M Messages)" line cover all 5,000.
+            let line = text
+                .lines()
+                .find(|line| line.starts_with("Event (5000 distinct): "))
+                .unwrap();
+            let shown = line.matches(" ×1").count();
+            let more = format!("+{} more ({} Messages)", 5_000 - shown, 5_000 - shown);
+            assert!(line.ends_with(&more), "{}", &line[line.len() - 80..]);
+            assert!(shown > 50, "only {shown} actions named in the text");
+            let region = text
+                .lines()
+                .find(|line| line.starts_with("Region (7 distinct): "))
+                .unwrap();
+            assert!(!region.contains("more"), "{region}");
+            let event_block = body["blocks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|block| {
+                    block["text"]["text"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with("*Event*"))
+                })
+                .unwrap();
+            let block_text = event_block["text"]["text"].as_str().unwrap();
+            let in_block = block_text.matches(" ×1").count();
+            assert!(block_text.ends_with(&format!(
+                "+{} more ({} Messages)",
+                5_000 - in_block,
+                5_000 - in_block
+            )));
+        }
+
+        #[test]
+        fn many_summarised_fields_still_fit_fifty_blocks() {
+            let mut messages: Vec<Message> = (0..3)
+                .map(|i| denial("ListUsers", "us-east-1", i))
+                .collect();
+            for message in &mut messages {
+                for i in 0..80 {
+                    message.fields.push(field(&format!("F{i}"), json!(i)));
+                    message.tags.push(Tag {
+                        key: DIGEST_FIELD_TAG.into(),
+                        value: format!("F{i}"),
+                    });
+                }
+            }
+            let body = body_of_group(&messages);
+            assert_valid(&body);
+        }
+
+        #[test]
+        fn hostile_values_are_escaped_everywhere() {
+            let hostile = "<!channel> <@U024BE7LH> <https://evil.example|click> & more";
+            let messages = [
+                denial(hostile, hostile, 0),
+                denial("ListRoles", "<!here>", 1),
+            ];
+            let body = body_of_group(&messages);
+            assert_valid(&body);
+            let posted = body.to_string();
+            for raw in [
+                "<!channel>",
+                "<!here>",
+                "<@U024BE7LH>",
+                "<https://",
+                "& more",
+            ] {
+                assert!(!posted.contains(raw), "{raw} reached Slack unescaped");
+            }
+        }
+
+        #[test]
+        fn a_huge_first_message_leaves_room_for_the_summary() {
+            let mut messages: Vec<Message> = (0..3)
+                .map(|i| denial("ListUsers", "us-east-1", i))
+                .collect();
+            messages[0].fields[3].value = json!({"blob": "y".repeat(100_000)});
+            let body = body_of_group(&messages);
+            assert_valid(&body);
+            assert!(text(&body).contains("\nCount: 3\n"));
+        }
     }
 }

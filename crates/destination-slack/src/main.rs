@@ -1,6 +1,7 @@
-use aws_lambda_events::event::sns::SnsEvent;
-use destination_slack::{Destination, RetryPolicy};
+use destination_slack::{Destination, PaceLimit, RetryPolicy};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::Value;
+use std::time::Duration;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -8,14 +9,40 @@ async fn main() -> Result<(), Error> {
     // Decrypted on the first invocation and kept for the container's life; an error there fails
     // that invocation (and is retried) instead of killing the container.
     let encrypted_webhook_url = std::env::var("SLACK_WEBHOOK_URL").unwrap_or_default();
+    let pace = pace_from_env()?;
     let config = aws_config::load_from_env().await;
     let destination = Destination::new(
         aws_sdk_kms::Client::new(&config),
         encrypted_webhook_url,
         RetryPolicy::default(),
+        pace,
     );
-    lambda_runtime::run(service_fn(|event: LambdaEvent<SnsEvent>| {
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         destination.handle(event)
     }))
     .await
+}
+
+/// SLACK_POST_INTERVAL_MS (sustained: one post per interval; the stack sets it to 1 s times the
+/// number of instances that may post at once) and SLACK_POST_BURST.
+fn pace_from_env() -> Result<PaceLimit, Error> {
+    let mut pace = PaceLimit::default();
+    if let Ok(text) = std::env::var("SLACK_POST_INTERVAL_MS") {
+        let ms: u64 = text.parse().map_err(|_| {
+            format!("SLACK_POST_INTERVAL_MS must be a number of milliseconds, not {text:?}")
+        })?;
+        pace.interval = Duration::from_millis(ms);
+    }
+    if let Ok(text) = std::env::var("SLACK_POST_BURST") {
+        pace.burst = text
+            .parse()
+            .ok()
+            .filter(|&burst| burst >= 1)
+            .ok_or_else(|| {
+                format!(
+                    "SLACK_POST_BURST must be a whole number of posts, at least 1, not {text:?}"
+                )
+            })?;
+    }
+    Ok(pace)
 }

@@ -1,7 +1,7 @@
 //! The Slack incoming webhook: its URL, a secret that must never be shown, and posting to it with
 //! retries that fit inside the function's time.
 
-use activity_aware_message::aws_error_summary;
+use crate::pace::{PaceLimit, Pacer};
 use base64::Engine;
 use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
@@ -71,23 +71,24 @@ pub async fn decrypt_webhook_url(
         .ciphertext_blob(ciphertext.into())
         .send()
         .await
-        .map_err(|error| ConfigError::Decrypt(aws_error_summary(&error)))?;
+        .map_err(|error| ConfigError::Decrypt(aws_errors::summary(&error)))?;
     let plaintext = output.plaintext().ok_or(ConfigError::NotText)?;
     let text = std::str::from_utf8(plaintext.as_ref()).map_err(|_| ConfigError::NotText)?;
     WebhookUrl::parse(text)
 }
 
-/// How hard to try before giving up on one message.
+/// How hard to try before giving up on one post.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
-    /// Tries per message, counting the first.
+    /// Tries per post, counting the first.
     pub max_attempts: u32,
     /// Wait after the first 5xx or network failure; doubled after each later one.
     pub first_backoff: Duration,
-    /// Longest Retry-After honoured; Slack asking for longer fails the message now.
-    pub max_retry_after: Duration,
     /// Longest wait for one answer from Slack.
     pub request_timeout: Duration,
+    /// A post is only started with at least this long left before the deadline margin: one
+    /// cut short after Slack took it would be reported failed and posted again.
+    pub min_request_time: Duration,
     /// Time kept back before the function's deadline to report failure cleanly.
     pub deadline_margin: Duration,
 }
@@ -97,8 +98,8 @@ impl Default for RetryPolicy {
         RetryPolicy {
             max_attempts: 5,
             first_backoff: Duration::from_millis(500),
-            max_retry_after: Duration::from_secs(10),
             request_timeout: Duration::from_secs(8),
+            min_request_time: Duration::from_secs(3),
             deadline_margin: Duration::from_secs(1),
         }
     }
@@ -113,12 +114,24 @@ pub enum SlackError {
     Rejected { status: StatusCode, reason: String },
     #[error("Slack did not take the message after {attempts} tries; last answer: {last}")]
     GaveUp { attempts: u32, last: String },
-    #[error(
-        "Slack asked to wait {seconds} s before retrying, longer than the {max} s this function waits; last answer: 429 Too Many Requests"
-    )]
-    RetryAfterTooLong { seconds: u64, max: u64 },
-    #[error("out of time before Slack took the message; last answer: {last}")]
+    #[error("out of time before Slack took the message; {}", last_answer(last))]
     OutOfTime { last: String },
+}
+
+impl SlackError {
+    /// Whether every later post to this webhook would be refused the same way: a revoked or
+    /// disabled webhook (403, 404, 410), not a refusal of this one body (400).
+    pub fn refuses_every_post(&self) -> bool {
+        matches!(self, SlackError::Rejected { status, .. } if *status != StatusCode::BAD_REQUEST)
+    }
+}
+
+fn last_answer(last: &str) -> String {
+    if last.is_empty() {
+        "nothing was sent: posting now would exceed Slack's rate limit".to_owned()
+    } else {
+        format!("last answer: {last}")
+    }
 }
 
 fn slack_reason(reason: &str) -> String {
@@ -153,16 +166,28 @@ fn next_step(status: StatusCode, retry_after: Option<Duration>) -> Next {
     }
 }
 
-#[derive(Debug, Clone)]
+/// One incoming webhook, paced for the life of the container.
+#[derive(Debug)]
 pub struct SlackWebhook {
     http: reqwest::Client,
     url: WebhookUrl,
     policy: RetryPolicy,
+    pacer: Pacer,
 }
 
 impl SlackWebhook {
-    pub fn new(http: reqwest::Client, url: WebhookUrl, policy: RetryPolicy) -> Self {
-        SlackWebhook { http, url, policy }
+    pub fn new(
+        http: reqwest::Client,
+        url: WebhookUrl,
+        policy: RetryPolicy,
+        pace: PaceLimit,
+    ) -> Self {
+        SlackWebhook {
+            http,
+            url,
+            policy,
+            pacer: Pacer::new(pace),
+        }
     }
 
     /// A client that never follows redirects (the body must only ever go to the webhook).
@@ -174,23 +199,27 @@ impl SlackWebhook {
             .expect("the TLS backend initialises")
     }
 
-    /// POSTs `body` as JSON, retrying what may succeed later, until `deadline`.
+    /// POSTs `body` as JSON at the pace Slack takes, retrying what may succeed later, until
+    /// `deadline`.
     pub async fn post(
         &self,
         body: &serde_json::Value,
         deadline: Instant,
     ) -> Result<(), SlackError> {
         let payload = serde_json::to_vec(body).expect("a JSON value always serialises");
+        let last_start = deadline
+            .checked_sub(self.policy.deadline_margin + self.policy.min_request_time)
+            .unwrap_or_else(Instant::now);
         let mut backoff = self.policy.first_backoff;
         let mut last = String::new();
         for attempt in 1..=self.policy.max_attempts {
+            if !self.pacer.wait_turn(last_start).await {
+                return Err(SlackError::OutOfTime { last });
+            }
             let remaining = deadline
                 .checked_duration_since(Instant::now())
                 .and_then(|left| left.checked_sub(self.policy.deadline_margin))
                 .unwrap_or_default();
-            if remaining.is_zero() {
-                return Err(SlackError::OutOfTime { last });
-            }
             let answer = self
                 .http
                 .post(self.url.0.clone())
@@ -215,16 +244,10 @@ impl SlackWebhook {
                         Next::Retry { after } => {
                             last = format!("{status}{}", slack_reason(&reason));
                             if let Some(after) = after {
-                                if after > self.policy.max_retry_after {
-                                    return Err(SlackError::RetryAfterTooLong {
-                                        seconds: after.as_secs(),
-                                        max: self.policy.max_retry_after.as_secs(),
-                                    });
-                                }
-                                after
-                            } else {
-                                backoff
+                                // Every later post waits too: the limit is the webhook's.
+                                self.pacer.hold_for(after);
                             }
+                            after.unwrap_or(backoff)
                         }
                     }
                 }
@@ -238,7 +261,7 @@ impl SlackWebhook {
             if attempt == self.policy.max_attempts {
                 break;
             }
-            if Instant::now() + wait + self.policy.deadline_margin >= deadline {
+            if Instant::now() + wait > last_start {
                 return Err(SlackError::OutOfTime { last });
             }
             tokio::time::sleep(wait).await;

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use test_world::{
-    DUMMY_SECRET_ACCESS_KEY, InvocationError, LambdaProcess, MotoServer, RecordedRequest,
-    RuntimeApi, SlackAnswer, SlackSink, assert_no_secrets, events,
+    DUMMY_SECRET_ACCESS_KEY, InvocationError, LambdaProcess, MotoServer, RateLimit,
+    RecordedRequest, RuntimeApi, RuntimeApiOptions, SlackAnswer, SlackSink, assert_no_secrets,
+    block_kit, events,
 };
 
 const BINARY: &str = env!("CARGO_BIN_EXE_destination-slack");
@@ -25,16 +26,42 @@ struct Destination {
 impl Destination {
     /// The function with SLACK_WEBHOOK_URL = KMS ciphertext of the sink's webhook URL.
     async fn start() -> Destination {
+        Self::start_with(RuntimeApiOptions::default(), &[]).await
+    }
+
+    /// As [`Self::start`], with a function timeout and extra environment.
+    async fn start_with(options: RuntimeApiOptions, env: &[(&str, &str)]) -> Destination {
         let moto = MotoServer::start();
         let sink = SlackSink::start();
         let key = moto.create_kms_key().await;
         let ciphertext = moto.kms_encrypt(&key, &sink.webhook_url()).await;
-        Self::spawn(moto, sink, &ciphertext)
+        Self::spawn_with(moto, sink, &ciphertext, options, env)
     }
 
     fn spawn(moto: MotoServer, sink: SlackSink, slack_webhook_url: &str) -> Destination {
-        let api = RuntimeApi::start();
+        Self::spawn_with(
+            moto,
+            sink,
+            slack_webhook_url,
+            RuntimeApiOptions::default(),
+            &[],
+        )
+    }
+
+    fn spawn_with(
+        moto: MotoServer,
+        sink: SlackSink,
+        slack_webhook_url: &str,
+        options: RuntimeApiOptions,
+        extra_env: &[(&str, &str)],
+    ) -> Destination {
+        let api = RuntimeApi::start_with(options);
         let mut env = moto.lambda_env();
+        env.extend(
+            extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
         env.push(("SLACK_WEBHOOK_URL".to_owned(), slack_webhook_url.to_owned()));
         env.push((
             "SSL_CERT_FILE".to_owned(),
@@ -63,7 +90,16 @@ impl Destination {
 
     /// Invokes with an SNS event of these Message texts; checks that an error shows no secret.
     async fn invoke(&self, messages: &[String]) -> Result<Value, InvocationError> {
-        let answer = self.api.invoke(events::sns_event(messages)).await;
+        self.invoke_event(events::sns_event(messages)).await
+    }
+
+    /// Invokes with an SQS batch of these Message texts (message IDs `message-0`, ...).
+    async fn invoke_batch(&self, messages: &[String]) -> Result<Value, InvocationError> {
+        self.invoke_event(events::sqs_event(messages)).await
+    }
+
+    async fn invoke_event(&self, event: Value) -> Result<Value, InvocationError> {
+        let answer = self.api.invoke(event).await;
         if let Err(error) = &answer {
             let secrets = self.secrets();
             let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
@@ -438,18 +474,18 @@ async fn a_malformed_message_fails_the_invocation_but_not_its_neighbours() {
 async fn a_rejected_record_does_not_hide_the_delivered_one() {
     let destination = Destination::start().await;
     destination.sink.respond_with(vec![
-        SlackAnswer::status(404, "no_service"),
+        SlackAnswer::status(400, "invalid_payload"),
         SlackAnswer::ok(),
     ]);
     let error = destination
         .invoke(&[simple("rejected one"), simple("delivered one")])
         .await
         .expect_err("one record was not delivered");
-    assert!(error.error_message.contains("404"), "{error}");
+    assert!(error.error_message.contains("400"), "{error}");
     assert_eq!(destination.sink.requests().len(), 2);
     let output = destination.finish();
     assert!(output.contains("delivered one"), "{output}");
-    assert!(output.contains("404"), "{output}");
+    assert!(output.contains("400"), "{output}");
 }
 
 #[tokio::test]
@@ -532,5 +568,258 @@ async fn a_plain_http_webhook_is_refused() {
         matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
         "the function connected to the http:// URL"
     );
+    destination.finish();
+}
+
+// --- From the stack's buffer queue: SQS batches, digests, pacing, batch item failures ---
+
+/// A denial by `principal`, as the CloudTrail source publishes it (tags included).
+fn denial(principal: &str, action: &str, region: &str, second: u32) -> String {
+    message(
+        &format!("Error Message: {principal} is not authorized to perform: {action}"),
+        json!([
+            {"key": "Error Message", "value": format!("{principal} is not authorized to perform: {action}")},
+            {"key": "Event", "value": action},
+            {"key": "User ARN", "value": principal},
+            {"key": "Region", "value": region},
+        ]),
+        cloudtrail_metadata(),
+        json!([
+            {"key": "digest-group", "value": principal},
+            {"key": "digest-field", "value": "Event"},
+            {"key": "digest-field", "value": "Region"},
+            {"key": "event-time", "value": format!("2024-06-02T20:16:{second:02}Z")},
+        ]),
+    )
+}
+
+fn batch_failures(answer: &Value) -> Vec<String> {
+    answer["batchItemFailures"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a batch response: {answer}"))
+        .iter()
+        .map(|failure| failure["itemIdentifier"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_batch_becomes_one_post_per_principal() {
+    let destination = Destination::start().await;
+    let mallory = "arn:aws:iam::111122223333:user/mallory";
+    let alice = "arn:aws:iam::111122223333:user/alice";
+    let batch = [
+        denial(mallory, "ListUsers", "us-east-1", 1),
+        denial(alice, "GetObject", "eu-west-1", 2),
+        denial(mallory, "ListRoles", "us-east-1", 3),
+        denial(mallory, "ListRoles", "eu-west-1", 4),
+        denial(mallory, "GetPolicy", "us-east-1", 9),
+    ];
+    let answer = destination.invoke_batch(&batch).await.expect("posted");
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    let posts = destination.sink.requests();
+    assert_eq!(posts.len(), 2, "one post per principal");
+    let digest = posts[0].body_json();
+    block_kit::assert_valid(&digest);
+    let text = digest["text"].as_str().unwrap();
+    for line in [
+        "Count: 4",
+        "Time Span: 2024-06-02T20:16:01Z to 2024-06-02T20:16:09Z (8 s)",
+        "Event (3 distinct): ListRoles ×2, ListUsers ×1, GetPolicy ×1",
+        "Region (2 distinct): us-east-1 ×3, eu-west-1 ×1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line:?} not in:\n{text}");
+    }
+    assert!(
+        !text.contains("alice"),
+        "another principal joined the digest"
+    );
+    // A group of one is the single Message it is.
+    let single = posts[1].body_json();
+    let alone: Value = serde_json::from_str(&batch[1]).unwrap();
+    assert_eq!(
+        single["text"],
+        escape(&format!(
+            "Error Message: {alice} is not authorized to perform: GetObject\nEvent: GetObject\nUser ARN: {alice}\nRegion: eu-west-1"
+        ))
+    );
+    assert_eq!(single["blocks"][0]["text"]["text"], alone["subject"]);
+    destination.finish();
+}
+
+#[tokio::test]
+async fn a_bad_message_comes_back_and_its_neighbours_are_posted() {
+    let destination = Destination::start().await;
+    let answer = destination
+        .invoke_batch(&[simple("first"), "not JSON".into(), simple("third")])
+        .await
+        .expect("a partial batch response");
+    assert_eq!(batch_failures(&answer), ["message-1"]);
+    assert_eq!(destination.sink.requests().len(), 2);
+    let output = destination.finish();
+    assert!(
+        output.contains("message-1"),
+        "the log names the bad message: {output}"
+    );
+}
+
+#[tokio::test]
+async fn what_the_deadline_leaves_unposted_comes_back_and_nothing_is_posted_twice() {
+    // A 9 s function posting one a second: about five posts fit before it must stop.
+    let options = RuntimeApiOptions {
+        deadline: Duration::from_secs(9),
+        ..RuntimeApiOptions::default()
+    };
+    let destination = Destination::start_with(options, &[("SLACK_POST_INTERVAL_MS", "1000")]).await;
+    let batch: Vec<String> = (0..12).map(|i| simple(&format!("alert {i}"))).collect();
+    let answer = destination
+        .invoke_batch(&batch)
+        .await
+        .expect("a partial batch response");
+    let failed = batch_failures(&answer);
+    let posted = destination.sink.requests();
+    assert!((3..=8).contains(&posted.len()), "{} posts", posted.len());
+    assert_eq!(posted.len() + failed.len(), 12);
+    // The first ones went; exactly the rest come back.
+    let expected: Vec<String> = (posted.len()..12).map(|i| format!("message-{i}")).collect();
+    assert_eq!(failed, expected);
+    // Sent a second apart; they arrive less apart only by the first connection's handshake.
+    for i in 0..posted.len() - 1 {
+        assert!(
+            gap(&posted, i) >= Duration::from_millis(850),
+            "posts {i} and {} {:?} apart",
+            i + 1,
+            gap(&posted, i)
+        );
+    }
+    // SQS brings the rest back: each is posted once, and no earlier one again.
+    let again: Vec<String> = failed
+        .iter()
+        .map(|id| batch[id.trim_start_matches("message-").parse::<usize>().unwrap()].clone())
+        .collect();
+    let mut rounds = 0;
+    let mut pending = again;
+    while !pending.is_empty() {
+        rounds += 1;
+        assert!(rounds < 5, "never drained");
+        let answer = destination
+            .invoke_batch(&pending)
+            .await
+            .expect("a partial batch response");
+        let failed = batch_failures(&answer);
+        pending = failed
+            .iter()
+            .map(|id| pending[id.trim_start_matches("message-").parse::<usize>().unwrap()].clone())
+            .collect();
+    }
+    let texts: Vec<String> = destination
+        .sink
+        .requests()
+        .iter()
+        .map(|r| r.body_json()["text"].as_str().unwrap().to_owned())
+        .collect();
+    let mut sorted = texts.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 12, "every alert exactly once: {texts:?}");
+    assert_eq!(texts.len(), 12);
+    destination.finish();
+}
+
+#[tokio::test]
+async fn a_revoked_webhook_fails_the_whole_batch_at_once() {
+    let destination = Destination::start().await;
+    destination
+        .sink
+        .respond_with(vec![SlackAnswer::status(404, "no_service")]);
+    let started = Instant::now();
+    let error = destination
+        .invoke_batch(&[simple("a"), simple("b"), simple("c")])
+        .await
+        .expect_err("nothing could be posted: the invocation fails, loudly");
+    assert_eq!(error.error_type, "NotDelivered");
+    assert!(
+        error
+            .error_message
+            .starts_with("3 of 3 messages were not delivered"),
+        "{error}"
+    );
+    assert!(
+        error.error_message.contains("404 Not Found (no_service)"),
+        "{error}"
+    );
+    assert_eq!(
+        destination.sink.requests().len(),
+        1,
+        "a revoked webhook is not hammered"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    destination.finish();
+}
+
+#[tokio::test]
+async fn a_slack_outage_midway_returns_only_what_was_not_posted() {
+    let destination = Destination::start().await;
+    let mut answers = vec![SlackAnswer::ok()];
+    answers.extend(vec![SlackAnswer::status(503, "service_unavailable"); 10]);
+    destination.sink.respond_with(answers);
+    let answer = destination
+        .invoke_batch(&[
+            simple("posted"),
+            simple("outage"),
+            simple("after the outage"),
+        ])
+        .await
+        .expect("a partial batch response");
+    assert_eq!(batch_failures(&answer), ["message-1", "message-2"]);
+    let requests = destination.sink.requests();
+    assert!(
+        requests
+            .iter()
+            .all(|r| !r.body_text().contains("after the outage")),
+        "nothing is tried after Slack gave up"
+    );
+    destination.finish();
+}
+
+#[tokio::test]
+async fn retry_after_holds_every_later_post() {
+    // Posting faster than Slack takes (as two instances with too short an interval would):
+    // Slack answers 429, and every post waits as it asks.
+    let destination = Destination::start_with(
+        RuntimeApiOptions::default(),
+        &[("SLACK_POST_INTERVAL_MS", "100"), ("SLACK_POST_BURST", "5")],
+    )
+    .await;
+    destination.sink.enforce(RateLimit {
+        interval: Duration::from_secs(1),
+        burst: 1,
+        retry_after_seconds: 2,
+    });
+    let batch: Vec<String> = (0..4).map(|i| simple(&format!("alert {i}"))).collect();
+    let answer = destination.invoke_batch(&batch).await.expect("posted");
+    assert_eq!(batch_failures(&answer), Vec::<String>::new());
+    let requests = destination.sink.requests();
+    let accepted = destination.sink.accepted();
+    assert_eq!(accepted.len(), 4);
+    let refused = requests.len() - accepted.len();
+    assert!(
+        refused >= 1,
+        "Slack never had to refuse: the test shows nothing"
+    );
+    // After each 429, nothing came back before its Retry-After.
+    for (i, request) in requests.iter().enumerate() {
+        if request.status == 429 && i + 1 < requests.len() {
+            assert!(
+                gap(&requests, i) >= Duration::from_millis(1_900),
+                "request {} came {:?} after a 429",
+                i + 1,
+                gap(&requests, i)
+            );
+        }
+    }
     destination.finish();
 }

@@ -1,0 +1,201 @@
+//! What an invocation brings: Messages from the stack's SQS buffer queue (raw SNS delivery, read
+//! by an event source mapping), or straight from an SNS subscription.
+
+use activity_aware_message::{Message, MessageError};
+use aws_lambda_events::event::sns::SnsEvent;
+use aws_lambda_events::event::sqs::SqsEvent;
+use serde_json::Value;
+
+/// Where the Messages came from, which decides how failures are reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// An SQS batch: each failure is a batch item failure, and SQS brings it back.
+    Sqs,
+    /// An SNS event: any failure fails the invocation, and Lambda retries it.
+    Sns,
+}
+
+/// One Message of the event, with what identifies it to its queue or topic.
+#[derive(Debug)]
+pub struct Item {
+    /// The SQS messageId (what a batch item failure names) or the SNS MessageId.
+    pub id: String,
+    /// When the topic or queue took it, in milliseconds since 1970, when known.
+    pub sent_at_ms: Option<u64>,
+    pub message: Result<Message, ItemError>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ItemError {
+    #[error(transparent)]
+    Message(#[from] MessageError),
+    #[error("the SQS record has no body")]
+    NoBody,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error("the event is neither an SQS batch nor an SNS event: {0}")]
+    Unrecognised(String),
+}
+
+/// Reads the Messages of an event, in order; one bad Message does not hide the others.
+pub fn read_event(event: Value) -> Result<(Origin, Vec<Item>), EventError> {
+    let first_source = event
+        .get("Records")
+        .and_then(Value::as_array)
+        .and_then(|records| records.first())
+        .map(|record| {
+            record
+                .get("eventSource")
+                .or_else(|| record.get("EventSource"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        });
+    match first_source.as_deref() {
+        // No records at all: nothing to deliver, whatever the origin.
+        None if event.get("Records").is_some_and(Value::is_array) => Ok((Origin::Sqs, Vec::new())),
+        Some("aws:sqs") => {
+            let event: SqsEvent = serde_json::from_value(event)
+                .map_err(|error| EventError::Unrecognised(error.to_string()))?;
+            Ok((
+                Origin::Sqs,
+                event.records.into_iter().map(sqs_item).collect(),
+            ))
+        }
+        Some("aws:sns") => {
+            let event: SnsEvent = serde_json::from_value(event)
+                .map_err(|error| EventError::Unrecognised(error.to_string()))?;
+            let items = event
+                .records
+                .into_iter()
+                .map(|record| Item {
+                    sent_at_ms: Some(record.sns.timestamp.timestamp_millis().max(0) as u64),
+                    message: Message::from_json(&record.sns.message).map_err(ItemError::from),
+                    id: record.sns.message_id,
+                })
+                .collect();
+            Ok((Origin::Sns, items))
+        }
+        Some(other) => Err(EventError::Unrecognised(format!(
+            "records come from {other:?}, not aws:sqs or aws:sns"
+        ))),
+        None => Err(EventError::Unrecognised("it has no Records array".into())),
+    }
+}
+
+fn sqs_item(record: aws_lambda_events::event::sqs::SqsMessage) -> Item {
+    let sent_at_ms = record
+        .attributes
+        .get("SentTimestamp")
+        .and_then(|ms| ms.parse().ok());
+    let message = match record.body.as_deref() {
+        None => Err(ItemError::NoBody),
+        Some(body) => message_of_body(body),
+    };
+    Item {
+        id: record.message_id.unwrap_or_default(),
+        sent_at_ms,
+        message,
+    }
+}
+
+/// With raw message delivery the body is the Message; without it, SNS wraps the Message in its
+/// JSON notification, which is unwrapped here so either subscription works.
+fn message_of_body(body: &str) -> Result<Message, ItemError> {
+    let value: Value = serde_json::from_str(body).map_err(MessageError::NotJson)?;
+    let is_notification = value.get("Type").and_then(Value::as_str) == Some("Notification")
+        && value.get("TopicArn").is_some();
+    match value.get("Message").and_then(Value::as_str) {
+        Some(inner) if is_notification => Ok(Message::from_json(inner)?),
+        _ => Ok(Message::from_value(value)?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sqs_record(id: &str, body: &str) -> Value {
+        json!({
+            "messageId": id,
+            "receiptHandle": format!("handle-{id}"),
+            "body": body,
+            "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1717359392000",
+                "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1717359392500"},
+            "messageAttributes": {},
+            "md5OfBody": "0",
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:111122223333:queue",
+            "awsRegion": "us-east-1"
+        })
+    }
+
+    const MESSAGE: &str =
+        r#"{"subject":"s","fields":[{"key":"k","value":"v"}],"metadata":{},"tags":[]}"#;
+
+    #[test]
+    fn reads_sqs_batches_keeping_ids_times_and_bad_bodies() {
+        let event = json!({"Records": [
+            sqs_record("m-1", MESSAGE),
+            sqs_record("m-2", "{not json"),
+            sqs_record("m-3", r#"{"fields": []}"#),
+        ]});
+        let (origin, items) = read_event(event).unwrap();
+        assert_eq!(origin, Origin::Sqs);
+        let ids: Vec<&str> = items.iter().map(|item| item.id.as_str()).collect();
+        assert_eq!(ids, ["m-1", "m-2", "m-3"]);
+        assert_eq!(items[0].sent_at_ms, Some(1_717_359_392_000));
+        assert_eq!(items[0].message.as_ref().unwrap().subject, "s");
+        assert!(items[1].message.is_err());
+        assert_eq!(
+            items[2].message.as_ref().unwrap_err().to_string(),
+            "Missing Required Parameter 'subject'"
+        );
+    }
+
+    #[test]
+    fn unwraps_sns_notifications_delivered_without_raw_delivery() {
+        let notification = json!({
+            "Type": "Notification", "MessageId": "n-1",
+            "TopicArn": "arn:aws:sns:us-east-1:111122223333:topic",
+            "Message": MESSAGE, "Timestamp": "2024-06-02T20:16:32.000Z"
+        })
+        .to_string();
+        let (_, items) =
+            read_event(json!({"Records": [sqs_record("m-1", &notification)]})).unwrap();
+        assert_eq!(items[0].message.as_ref().unwrap().fields[0].key, "k");
+    }
+
+    #[test]
+    fn reads_sns_events() {
+        let event = json!({"Records": [{
+            "EventSource": "aws:sns", "EventVersion": "1.0",
+            "EventSubscriptionArn": "arn:aws:sns:us-east-1:111122223333:topic:sub",
+            "Sns": {"Type": "Notification", "MessageId": "sns-1",
+                "TopicArn": "arn:aws:sns:us-east-1:111122223333:topic", "Subject": null,
+                "Message": MESSAGE, "Timestamp": "2024-06-02T20:16:32.000Z",
+                "SignatureVersion": "1", "Signature": "x", "SigningCertUrl": "https://x",
+                "UnsubscribeUrl": "https://x", "MessageAttributes": {}}
+        }]});
+        let (origin, items) = read_event(event).unwrap();
+        assert_eq!(origin, Origin::Sns);
+        assert_eq!(items[0].id, "sns-1");
+        assert_eq!(items[0].sent_at_ms, Some(1_717_359_392_000));
+    }
+
+    #[test]
+    fn other_events_are_clear_errors() {
+        let error = read_event(json!({"awslogs": {"data": "x"}})).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the event is neither an SQS batch nor an SNS event: it has no Records array"
+        );
+        let error = read_event(json!({"Records": [{"eventSource": "aws:s3"}]})).unwrap_err();
+        assert!(error.to_string().contains("\"aws:s3\""), "{error}");
+        let (_, items) = read_event(json!({"Records": []})).unwrap();
+        assert!(items.is_empty());
+    }
+}

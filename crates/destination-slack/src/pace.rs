@@ -1,0 +1,199 @@
+//! Pacing posts to one Slack webhook: Slack takes about one post a second per incoming webhook
+//! (short bursts allowed), answers 429 with Retry-After beyond that, and disables a webhook that
+//! keeps going. A token bucket keeps this function under its share of that rate, and a 429
+//! holds every post back until Slack's Retry-After has passed.
+
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How fast one function instance may post to one webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaceLimit {
+    /// One post per interval, sustained. With several instances posting to the same webhook at
+    /// once, each takes interval = Slack's one second x the number of instances.
+    pub interval: Duration,
+    /// Posts that may go back to back after a quiet spell.
+    pub burst: u32,
+}
+
+impl Default for PaceLimit {
+    /// One post a second, no burst: Slack's sustained rate for one webhook and one poster.
+    fn default() -> Self {
+        PaceLimit {
+            interval: Duration::from_secs(1),
+            burst: 1,
+        }
+    }
+}
+
+/// When the next post may go, kept for the life of the container so that consecutive
+/// invocations are paced together.
+#[derive(Debug)]
+pub struct Pacer {
+    limit: PaceLimit,
+    state: Mutex<PacerState>,
+}
+
+#[derive(Debug)]
+struct PacerState {
+    /// When the next post would be due at the sustained rate (the "theoretical arrival time" of
+    /// the generic cell rate algorithm); posts may run ahead of it by the burst.
+    due: Instant,
+    /// Slack's Retry-After: nothing goes before this.
+    held_until: Instant,
+}
+
+impl Pacer {
+    pub fn new(limit: PaceLimit) -> Self {
+        let now = Instant::now();
+        Pacer {
+            limit: PaceLimit {
+                interval: limit.interval,
+                burst: limit.burst.max(1),
+            },
+            state: Mutex::new(PacerState {
+                due: now,
+                held_until: now,
+            }),
+        }
+    }
+
+    pub fn limit(&self) -> PaceLimit {
+        self.limit
+    }
+
+    /// How far ahead of the sustained rate a burst may run.
+    fn burst_window(&self) -> Duration {
+        self.limit.interval * (self.limit.burst - 1)
+    }
+
+    /// Takes the next slot: returns when it may be used, or `None` (taking nothing) when that
+    /// is later than `not_after`.
+    pub fn reserve(&self, not_after: Instant) -> Option<Instant> {
+        let mut state = self
+            .state
+            .lock()
+            .expect("the pacer's lock is never poisoned");
+        let now = Instant::now();
+        let by_rate = state
+            .due
+            .checked_sub(self.burst_window())
+            .map_or(now, |at| at.max(now));
+        let at = by_rate.max(state.held_until);
+        if at > not_after {
+            return None;
+        }
+        state.due = state.due.max(at) + self.limit.interval;
+        Some(at)
+    }
+
+    /// Waits for the next slot, unless it comes later than `not_after`.
+    pub async fn wait_turn(&self, not_after: Instant) -> bool {
+        match self.reserve(not_after) {
+            Some(at) => {
+                tokio::time::sleep_until(at).await;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Slack said 429: no post before `retry_after` from now, and the burst is spent.
+    pub fn hold_for(&self, retry_after: Duration) {
+        let mut state = self
+            .state
+            .lock()
+            .expect("the pacer's lock is never poisoned");
+        let until = Instant::now() + retry_after;
+        state.held_until = state.held_until.max(until);
+        state.due = state.due.max(until + self.burst_window());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pacer(interval_ms: u64, burst: u32) -> Pacer {
+        Pacer::new(PaceLimit {
+            interval: Duration::from_millis(interval_ms),
+            burst,
+        })
+    }
+
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(3600)
+    }
+
+    /// Offsets of the reserved slots from `start`, in whole milliseconds.
+    fn offsets(pacer: &Pacer, start: Instant, count: usize) -> Vec<u128> {
+        (0..count)
+            .map(|_| {
+                let at = pacer.reserve(far()).unwrap();
+                (at.saturating_duration_since(start).as_millis() + 5) / 10 * 10
+            })
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_goes_at_once_then_one_per_interval() {
+        let pacer = pacer(1000, 3);
+        let start = Instant::now();
+        assert_eq!(offsets(&pacer, start, 6), [0, 0, 0, 1000, 2000, 3000]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sustained_rate_never_exceeds_one_per_interval() {
+        let pacer = pacer(1000, 3);
+        let start = Instant::now();
+        let slots = offsets(&pacer, start, 200);
+        // In any window of N intervals, at most N + burst - 1 posts.
+        for (i, &at) in slots.iter().enumerate() {
+            let within_10s = slots[i..].iter().filter(|&&s| s < at + 10_000).count();
+            assert!(
+                within_10s <= 12,
+                "{within_10s} posts within 10 s from {at} ms"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_spell_refills_the_burst() {
+        let pacer = pacer(1000, 2);
+        let start = Instant::now();
+        assert_eq!(offsets(&pacer, start, 3), [0, 0, 1000]);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let later = Instant::now();
+        assert_eq!(offsets(&pacer, later, 3), [0, 0, 1000]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_holds_every_post_and_spends_the_burst() {
+        let pacer = pacer(1000, 3);
+        let start = Instant::now();
+        pacer.hold_for(Duration::from_secs(5));
+        assert_eq!(offsets(&pacer, start, 3), [5000, 6000, 7000]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slot_past_the_deadline_is_not_taken() {
+        let pacer = pacer(1000, 1);
+        let start = Instant::now();
+        assert!(pacer.reserve(start + Duration::from_millis(10)).is_some());
+        assert!(pacer.reserve(start + Duration::from_millis(500)).is_none());
+        // Refusing took nothing: the next slot is still one interval after the first.
+        let at = pacer.reserve(far()).unwrap();
+        assert_eq!(at.duration_since(start), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn wait_turn_sleeps_until_the_slot() {
+        let pacer = pacer(1000, 1);
+        let start = Instant::now();
+        assert!(pacer.wait_turn(far()).await);
+        assert!(pacer.wait_turn(far()).await);
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
+        assert!(!pacer.wait_turn(Instant::now()).await);
+    }
+}
