@@ -2,6 +2,8 @@
 //! code): batches gathered the way Lambda's poller gathers them, and a function's answer applied
 //! the way Lambda applies it, deleting what succeeded and leaving the rest to come back.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
@@ -11,10 +13,24 @@ use crate::InvocationError;
 use crate::events::sqs_record;
 use crate::moto::{MotoServer, Queue};
 
+/// moto's ReceiveMessage and DeleteMessage take no lock: two receivers at once can get the same
+/// messages, which SQS never does. Pollers of one queue take turns.
+fn receive_lock(queue_url: &str) -> Arc<tokio::sync::Mutex<()>> {
+    static LOCKS: OnceLock<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
+    LOCKS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap()
+        .entry(queue_url.to_owned())
+        .or_default()
+        .clone()
+}
+
 /// Polls one queue as an event source mapping with a batch size and a batching window.
 pub struct QueuePoller {
     sqs: aws_sdk_sqs::Client,
     queue: Queue,
+    receiving: Arc<tokio::sync::Mutex<()>>,
     /// Most records in one batch (Lambda: up to 10,000).
     pub batch_size: usize,
     /// How long a batch keeps gathering after its first record (Lambda:
@@ -58,6 +74,7 @@ impl QueuePoller {
     pub async fn new(moto: &MotoServer, queue: Queue, batch_size: usize, window: Duration) -> Self {
         QueuePoller {
             sqs: aws_sdk_sqs::Client::new(&moto.sdk_config().await),
+            receiving: receive_lock(&queue.url),
             queue,
             batch_size,
             window,
@@ -77,19 +94,29 @@ impl QueuePoller {
             if handles.len() >= self.batch_size || now >= until {
                 break;
             }
-            let wait = (until - now).as_secs().clamp(0, 1) as i32;
             let room = (self.batch_size - handles.len()).min(10) as i32;
+            // Short polls with a pause between empty ones: moto's long polls slow down every
+            // other call it serves.
+            let turn = self.receiving.lock().await;
             let received = self
                 .sqs
                 .receive_message()
                 .queue_url(&self.queue.url)
                 .max_number_of_messages(room)
-                .wait_time_seconds(wait)
+                .wait_time_seconds(0)
                 .message_system_attribute_names(MessageSystemAttributeName::All)
                 .send()
                 .await
                 .unwrap_or_else(|e| panic!("test-world: moto ReceiveMessage: {e:?}"));
-            for message in received.messages.unwrap_or_default() {
+            drop(turn);
+            let messages = received.messages.unwrap_or_default();
+            if messages.is_empty() {
+                tokio::time::sleep(
+                    Duration::from_millis(200).min(until - Instant::now().min(until)),
+                )
+                .await;
+            }
+            for message in messages {
                 let id = message.message_id.clone().unwrap_or_default();
                 let handle = message.receipt_handle.clone().unwrap_or_default();
                 let attribute = |name: MessageSystemAttributeName| {
@@ -154,14 +181,22 @@ impl QueuePoller {
                 );
             }
         }
+        let _turn = self.receiving.lock().await;
         for chunk in entries.chunks(10) {
-            self.sqs
+            let output = self
+                .sqs
                 .delete_message_batch()
                 .queue_url(&self.queue.url)
                 .set_entries(Some(chunk.to_vec()))
                 .send()
                 .await
                 .unwrap_or_else(|e| panic!("test-world: moto DeleteMessageBatch: {e:?}"));
+            assert!(
+                output.failed.is_empty(),
+                "test-world: moto did not delete {} messages: {:?}",
+                output.failed.len(),
+                output.failed.first()
+            );
         }
         settled
     }

@@ -1,7 +1,7 @@
 //! CloudWatch Logs deliveries built from the real CloudTrail corpus, for tests and benchmarks.
 
 use crate::events::{awslogs_event, data_message};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Lambda refuses a synchronous invocation request larger than 6 MB; nothing larger can reach
 /// a function.
@@ -77,4 +77,329 @@ pub fn largest_cloudtrail_event() -> BuiltEvent {
         }
         best = bigger;
     }
+}
+
+/// A permission-enumeration probe as CloudTrail records it: a stolen key trying read-only calls
+/// service by service, region by region, nearly all denied, with a few denials of other
+/// principals mixed in. Built from a real denial in the corpus (an exposed IAM user's key).
+#[derive(Debug, Clone)]
+pub struct Probe {
+    /// The ARN of the principal whose key probes.
+    pub attacker: String,
+    /// Every action tried, as `eventName`.
+    pub actions: Vec<String>,
+    pub regions: Vec<String>,
+    /// The ARNs of the other principals, each denied `other_denials` times.
+    pub others: Vec<String>,
+    /// Every record, in the order CloudTrail wrote them: JSON texts.
+    pub records: Vec<String>,
+}
+
+/// Services and read-only calls an enumeration tool tries (as enumerate-iam does).
+const PROBED: &[(&str, &[&str])] = &[
+    (
+        "iam",
+        &[
+            "ListUsers",
+            "ListRoles",
+            "ListGroups",
+            "ListPolicies",
+            "GetAccountSummary",
+            "GetAccountAuthorizationDetails",
+            "ListAccessKeys",
+            "ListMFADevices",
+            "ListInstanceProfiles",
+            "GetCredentialReport",
+            "ListServerCertificates",
+            "ListSAMLProviders",
+        ],
+    ),
+    (
+        "ec2",
+        &[
+            "DescribeInstances",
+            "DescribeVolumes",
+            "DescribeSnapshots",
+            "DescribeImages",
+            "DescribeSecurityGroups",
+            "DescribeVpcs",
+            "DescribeSubnets",
+            "DescribeKeyPairs",
+            "DescribeAddresses",
+            "DescribeRouteTables",
+            "DescribeNetworkInterfaces",
+            "DescribeLaunchTemplates",
+        ],
+    ),
+    (
+        "s3",
+        &[
+            "ListBuckets",
+            "GetBucketPolicy",
+            "GetBucketAcl",
+            "GetBucketLocation",
+            "GetBucketLogging",
+            "GetBucketVersioning",
+            "GetBucketEncryption",
+            "GetBucketTagging",
+        ],
+    ),
+    (
+        "lambda",
+        &[
+            "ListFunctions20150331",
+            "ListLayers",
+            "ListEventSourceMappings",
+            "GetAccountSettings",
+            "ListAliases20150331",
+        ],
+    ),
+    (
+        "rds",
+        &[
+            "DescribeDBInstances",
+            "DescribeDBClusters",
+            "DescribeDBSnapshots",
+            "DescribeDBSubnetGroups",
+            "DescribeEventSubscriptions",
+        ],
+    ),
+    (
+        "dynamodb",
+        &[
+            "ListTables",
+            "ListBackups",
+            "ListGlobalTables",
+            "DescribeLimits",
+            "ListStreams",
+        ],
+    ),
+    (
+        "sns",
+        &[
+            "ListTopics",
+            "ListSubscriptions",
+            "ListPlatformApplications",
+            "GetSMSAttributes",
+        ],
+    ),
+    ("sqs", &["ListQueues", "ListDeadLetterSourceQueues"]),
+    (
+        "kms",
+        &[
+            "ListKeys",
+            "ListAliases",
+            "ListGrants",
+            "DescribeCustomKeyStores",
+        ],
+    ),
+    (
+        "cloudtrail",
+        &[
+            "DescribeTrails",
+            "ListTrails",
+            "GetTrailStatus",
+            "LookupEvents",
+            "ListPublicKeys",
+        ],
+    ),
+    (
+        "logs",
+        &[
+            "DescribeLogGroups",
+            "DescribeDestinations",
+            "DescribeExportTasks",
+            "DescribeMetricFilters",
+            "DescribeResourcePolicies",
+        ],
+    ),
+    ("secretsmanager", &["ListSecrets", "GetResourcePolicy"]),
+    (
+        "ssm",
+        &[
+            "DescribeParameters",
+            "ListDocuments",
+            "DescribeInstanceInformation",
+            "ListCommands",
+        ],
+    ),
+    (
+        "cloudformation",
+        &[
+            "ListStacks",
+            "DescribeStacks",
+            "ListExports",
+            "ListStackSets",
+        ],
+    ),
+    (
+        "ecr",
+        &[
+            "DescribeRepositories",
+            "GetAuthorizationToken",
+            "DescribeRegistry",
+        ],
+    ),
+    (
+        "ecs",
+        &["ListClusters", "ListTaskDefinitions", "DescribeClusters"],
+    ),
+    ("eks", &["ListClusters", "ListNodegroups"]),
+    (
+        "elasticloadbalancing",
+        &["DescribeLoadBalancers", "DescribeTargetGroups"],
+    ),
+    (
+        "autoscaling",
+        &[
+            "DescribeAutoScalingGroups",
+            "DescribeLaunchConfigurations",
+            "DescribePolicies",
+        ],
+    ),
+    (
+        "route53",
+        &["ListHostedZones", "ListHealthChecks", "GetHostedZoneCount"],
+    ),
+    (
+        "cloudfront",
+        &["ListDistributions2020_05_31", "ListOriginAccessControls"],
+    ),
+    ("sts", &["GetSessionToken", "GetFederationToken"]),
+    (
+        "organizations",
+        &[
+            "DescribeOrganization",
+            "ListAccounts",
+            "ListRoots",
+            "ListPolicies",
+        ],
+    ),
+    ("guardduty", &["ListDetectors", "ListFindings"]),
+    (
+        "config",
+        &[
+            "DescribeConfigRules",
+            "DescribeConfigurationRecorders",
+            "DescribeDeliveryChannels",
+        ],
+    ),
+    (
+        "elasticache",
+        &["DescribeCacheClusters", "DescribeReplicationGroups"],
+    ),
+    (
+        "redshift",
+        &["DescribeClusters", "DescribeClusterSnapshots"],
+    ),
+    ("glue", &["GetDatabases", "GetJobs", "GetCrawlers"]),
+    ("athena", &["ListWorkGroups", "ListDataCatalogs"]),
+    ("kinesis", &["ListStreams", "DescribeLimits"]),
+    ("events", &["ListRules", "ListEventBuses"]),
+    ("states", &["ListStateMachines", "ListActivities"]),
+    (
+        "apigateway",
+        &["GetRestApis", "GetDomainNames", "GetApiKeys"],
+    ),
+    ("codebuild", &["ListProjects", "ListBuilds"]),
+    ("codecommit", &["ListRepositories"]),
+];
+
+/// A probe of `repeats` passes over every probed action in each of `regions`, by the corpus's
+/// exposed IAM user, with each of `others` denied `other_denials` times along the way.
+pub fn permission_probe(
+    regions: &[&str],
+    repeats: usize,
+    others: usize,
+    other_denials: usize,
+) -> Probe {
+    let base: Value = cloudtrail_records()
+        .iter()
+        .map(|text| serde_json::from_str::<Value>(text).expect("corpus records are JSON"))
+        .find(|record| {
+            record["errorCode"] == "AccessDenied"
+                && record["userIdentity"]["type"] == "IAMUser"
+                && record["errorMessage"].is_string()
+        })
+        .expect("the corpus holds an IAM user's AccessDenied");
+    let attacker = base["userIdentity"]["arn"]
+        .as_str()
+        .expect("an ARN")
+        .to_owned();
+    let account = base["recipientAccountId"]
+        .as_str()
+        .expect("an account")
+        .to_owned();
+    let other_arns: Vec<String> = (0..others)
+        .map(|i| format!("arn:aws:iam::{account}:user/colleague-{i}"))
+        .collect();
+    let mut records = Vec::new();
+    let mut actions = Vec::new();
+    let mut sequence = 0u64;
+    let record = |arn: &str, service: &str, action: &str, region: &str, sequence: u64| {
+        let mut denial = base.clone();
+        let name = arn.rsplit('/').next().unwrap_or(arn);
+        let iam_action = format!(
+            "{service}:{}",
+            action.trim_end_matches(|c: char| c.is_ascii_digit() || c == '_')
+        );
+        denial["userIdentity"]["arn"] = json!(arn);
+        denial["userIdentity"]["userName"] = json!(name);
+        denial["eventSource"] = json!(format!("{service}.amazonaws.com"));
+        denial["eventName"] = json!(action);
+        denial["awsRegion"] = json!(region);
+        denial["errorMessage"] = json!(format!(
+            "User: {arn} is not authorized to perform: {iam_action} on resource: * because no identity-based policy allows the {iam_action} action"
+        ));
+        // About 30 calls a second, as enumerate-iam makes them.
+        let second = sequence / 30;
+        denial["eventTime"] = json!(format!(
+            "2024-06-02T20:{:02}:{:02}Z",
+            16 + second / 60,
+            second % 60
+        ));
+        denial["eventID"] = json!(format!("57b719ad-f2fa-4d18-bd84-{sequence:012x}"));
+        denial["requestID"] = json!(format!("ea7dbdf9-6c03-421e-abf4-{sequence:012x}"));
+        serde_json::to_string(&denial).expect("a record serialises")
+    };
+    let other_every =
+        (PROBED.iter().map(|(_, a)| a.len()).sum::<usize>() * regions.len() * repeats)
+            / (others * other_denials).max(1);
+    let mut other_next = 0;
+    for _ in 0..repeats {
+        for region in regions {
+            for (service, calls) in PROBED {
+                for action in *calls {
+                    if !actions.contains(&action.to_string()) {
+                        actions.push(action.to_string());
+                    }
+                    records.push(record(&attacker, service, action, region, sequence));
+                    sequence += 1;
+                    if others > 0
+                        && sequence as usize % other_every.max(1) == 0
+                        && other_next < others * other_denials
+                    {
+                        let arn = &other_arns[other_next % others];
+                        records.push(record(arn, "s3", "GetObject", "us-east-1", sequence));
+                        other_next += 1;
+                    }
+                }
+            }
+        }
+    }
+    Probe {
+        attacker,
+        actions,
+        regions: regions.iter().map(|r| r.to_string()).collect(),
+        others: other_arns,
+        records,
+    }
+}
+
+/// The records split into CloudWatch Logs deliveries of at most `per_delivery` log events.
+pub fn deliveries(records: &[String], per_delivery: usize) -> Vec<Value> {
+    records
+        .chunks(per_delivery.max(1))
+        .map(|chunk| awslogs_event(&data_message(chunk)))
+        .collect()
 }
