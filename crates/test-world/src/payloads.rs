@@ -376,7 +376,7 @@ pub fn permission_probe(
                     records.push(record(&attacker, service, action, region, sequence));
                     sequence += 1;
                     if others > 0
-                        && sequence as usize % other_every.max(1) == 0
+                        && (sequence as usize).is_multiple_of(other_every.max(1))
                         && other_next < others * other_denials
                     {
                         let arn = &other_arns[other_next % others];
