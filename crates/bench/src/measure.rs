@@ -40,7 +40,13 @@ impl World {
         let moto = MotoServer::start();
         let sink = SlackSink::start();
         let kms_key = moto.create_kms_key().await;
-        let webhook_ciphertext = moto.kms_encrypt(&kms_key, &sink.webhook_url()).await;
+        let webhook_ciphertext = moto
+            .kms_encrypt(
+                &kms_key,
+                &sink.webhook_url(),
+                &destination_slack::WEBHOOK_ENCRYPTION_CONTEXT,
+            )
+            .await;
         World {
             moto,
             sink,

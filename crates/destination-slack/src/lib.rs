@@ -16,7 +16,8 @@ pub use digest::{ABSENT_VALUE, Digest, FieldSummary, Received, group_positions};
 pub use incoming::{EventError, Item, ItemError, Origin, read_event};
 pub use pace::{PaceLimit, Pacer};
 pub use webhook::{
-    ConfigError, RetryPolicy, SlackError, SlackWebhook, WebhookUrl, decrypt_webhook_url,
+    ConfigError, RetryPolicy, SlackError, SlackWebhook, WEBHOOK_ENCRYPTION_CONTEXT, WebhookUrl,
+    decrypt_webhook_url,
 };
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};

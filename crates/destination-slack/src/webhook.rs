@@ -55,6 +55,11 @@ pub enum ConfigError {
     NotHttps,
 }
 
+/// The encryption context the webhook URL is encrypted with (by the stack's custom resource),
+/// and which the function's role requires to decrypt it: the ciphertext is good for nothing else.
+pub const WEBHOOK_ENCRYPTION_CONTEXT: [(&str, &str); 1] =
+    [("purpose", "activity-aware-ids/slack-webhook-url")];
+
 /// Decrypts the webhook URL held, KMS-encrypted and base64-encoded, in SLACK_WEBHOOK_URL.
 pub async fn decrypt_webhook_url(
     kms: &aws_sdk_kms::Client,
@@ -68,6 +73,12 @@ pub async fn decrypt_webhook_url(
         .map_err(|_| ConfigError::NotBase64)?;
     let output = kms
         .decrypt()
+        .set_encryption_context(Some(
+            WEBHOOK_ENCRYPTION_CONTEXT
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect(),
+        ))
         .ciphertext_blob(ciphertext.into())
         .send()
         .await

@@ -12,6 +12,8 @@ use test_world::{
     block_kit, payloads, sibling_binary,
 };
 
+use destination_slack::WEBHOOK_ENCRYPTION_CONTEXT;
+
 const DESTINATION: &str = env!("CARGO_BIN_EXE_destination-slack");
 
 /// Both instances together stay at Slack's one post a second, as the stack configures them.
@@ -55,7 +57,9 @@ async fn a_probe_of_a_thousand_denials_reaches_slack_as_a_handful_of_digests() {
         .await;
     moto.subscribe_queue(&topic, &queue).await;
     let key = moto.create_kms_key().await;
-    let ciphertext = moto.kms_encrypt(&key, &sink.webhook_url()).await;
+    let ciphertext = moto
+        .kms_encrypt(&key, &sink.webhook_url(), &WEBHOOK_ENCRYPTION_CONTEXT)
+        .await;
 
     // The source, fed CloudWatch Logs deliveries of 250 log events while the queue is polled.
     let source_api = RuntimeApi::start();

@@ -11,6 +11,8 @@ use test_world::{
     block_kit, events,
 };
 
+use destination_slack::WEBHOOK_ENCRYPTION_CONTEXT;
+
 const BINARY: &str = env!("CARGO_BIN_EXE_destination-slack");
 
 struct Destination {
@@ -34,7 +36,9 @@ impl Destination {
         let moto = MotoServer::start();
         let sink = SlackSink::start();
         let key = moto.create_kms_key().await;
-        let ciphertext = moto.kms_encrypt(&key, &sink.webhook_url()).await;
+        let ciphertext = moto
+            .kms_encrypt(&key, &sink.webhook_url(), &WEBHOOK_ENCRYPTION_CONTEXT)
+            .await;
         Self::spawn_with(moto, sink, &ciphertext, options, env)
     }
 
@@ -553,7 +557,9 @@ async fn a_plain_http_webhook_is_refused() {
         listener.local_addr().unwrap().port()
     );
     let key = moto.create_kms_key().await;
-    let ciphertext = moto.kms_encrypt(&key, &http_url).await;
+    let ciphertext = moto
+        .kms_encrypt(&key, &http_url, &WEBHOOK_ENCRYPTION_CONTEXT)
+        .await;
     let mut destination = Destination::spawn(moto, sink, &ciphertext);
     destination.secrets.push(http_url.clone());
     destination
@@ -821,5 +827,30 @@ async fn retry_after_holds_every_later_post() {
             );
         }
     }
+    destination.finish();
+}
+
+#[tokio::test]
+async fn a_webhook_encrypted_without_its_purpose_is_refused() {
+    let moto = MotoServer::start();
+    let sink = SlackSink::start();
+    let key = moto.create_kms_key().await;
+    // Ciphertext of the right URL, but made for something else: not to be replayed here.
+    let ciphertext = moto
+        .kms_encrypt(&key, &sink.webhook_url(), &[("purpose", "something-else")])
+        .await;
+    let destination = Destination::spawn(moto, sink, &ciphertext);
+    let error = destination
+        .invoke(&[simple("never posted")])
+        .await
+        .expect_err("the webhook cannot be decrypted");
+    assert_eq!(error.error_type, "WebhookConfiguration", "{error}");
+    assert!(
+        error
+            .error_message
+            .starts_with("KMS could not decrypt SLACK_WEBHOOK_URL"),
+        "{error}"
+    );
+    assert!(destination.sink.requests().is_empty());
     destination.finish();
 }

@@ -1,7 +1,8 @@
 //! A CloudFormation custom resource that encrypts a value with a KMS key.
 //!
-//! Properties `KeyId` and `PlainText`; attribute `CipherText` (base64). Create and Update
-//! encrypt, Delete has nothing to undo. Every request, even a malformed one, is answered at its
+//! Properties `KeyId`, `PlainText` and, optionally, `EncryptionContext` (a map of strings that
+//! decrypting will need); attribute `CipherText` (base64). Create and Update encrypt, Delete has
+//! nothing to undo. Every request, even a malformed one, is answered at its
 //! pre-signed `ResponseURL`, so a stack never waits an hour for an answer that will not come.
 
 use aws_lambda_events::event::cloudformation::{
@@ -12,6 +13,7 @@ use base64::Engine;
 use lambda_runtime::Diagnostic;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// CloudFormation shows at most this much of a failure reason.
@@ -23,6 +25,8 @@ const PUT_ATTEMPTS: u32 = 4;
 struct EncryptProperties {
     key_id: String,
     plain_text: String,
+    #[serde(default)]
+    encryption_context: Option<HashMap<String, String>>,
 }
 
 /// What was answered, returned as the function's result (without the data).
@@ -141,11 +145,12 @@ fn fallback_physical_id(logical_resource_id: &str, request_id: &str) -> String {
 
 async fn encrypt(kms: &aws_sdk_kms::Client, properties: Value) -> Result<String, String> {
     let properties: EncryptProperties = serde_json::from_value(properties).map_err(|_| {
-        "the properties KeyId and PlainText are both required, as strings".to_owned()
+        "the properties KeyId and PlainText are both required, as strings, and EncryptionContext, when given, must map strings to strings".to_owned()
     })?;
     let output = kms
         .encrypt()
         .key_id(&properties.key_id)
+        .set_encryption_context(properties.encryption_context)
         .plaintext(properties.plain_text.into_bytes().into())
         .send()
         .await
@@ -236,5 +241,14 @@ mod tests {
         let missing: Result<EncryptProperties, _> =
             serde_json::from_value(serde_json::json!({"KeyId": "k"}));
         assert!(missing.is_err());
+        let with_context: EncryptProperties = serde_json::from_value(serde_json::json!(
+            {"KeyId": "k", "PlainText": "p", "EncryptionContext": {"purpose": "x"}}
+        ))
+        .unwrap();
+        assert_eq!(with_context.encryption_context.unwrap()["purpose"], "x");
+        let bad_context: Result<EncryptProperties, _> = serde_json::from_value(
+            serde_json::json!({"KeyId": "k", "PlainText": "p", "EncryptionContext": ["x"]}),
+        );
+        assert!(bad_context.is_err());
     }
 }

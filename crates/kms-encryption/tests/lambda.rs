@@ -15,6 +15,8 @@ const PLAIN_TEXT: &str =
     "https://hooks.slack.com/services/T00000000/B00000000/PlainTextSecretXXXXXXXX";
 /// The pre-signed URL's signature: a credential, never to be shown.
 const SIGNATURE: &str = "SignatureSecret0123456789abcdef";
+/// The context the stack encrypts the webhook URL with.
+const CONTEXT: [(&str, &str); 1] = [("purpose", "activity-aware-ids/slack-webhook-url")];
 const RESPONSE_PATH: &str = "/cfn-responses/arn%3Aaws%3Acloudformation%3Aus-east-1%3A123456789012%3Astack/Activity-Aware-IDS-Dev/request";
 
 struct Encryption {
@@ -60,6 +62,7 @@ impl Encryption {
                 "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:kms-encryption",
                 "KeyId": key_id,
                 "PlainText": PLAIN_TEXT,
+                "EncryptionContext": {"purpose": CONTEXT[0].1},
             }),
         )
     }
@@ -136,7 +139,10 @@ async fn create_encrypts_the_plain_text_and_answers_success() {
     let cipher_text = answer["Data"]["CipherText"]
         .as_str()
         .unwrap_or_else(|| panic!("no Data.CipherText: {answer}"));
-    assert_eq!(world.moto.kms_decrypt(cipher_text).await, PLAIN_TEXT);
+    assert_eq!(
+        world.moto.kms_decrypt(cipher_text, &CONTEXT).await,
+        PLAIN_TEXT
+    );
     world.finish();
 }
 
@@ -151,7 +157,10 @@ async fn update_encrypts_again_and_keeps_the_physical_id() {
     assert_protocol_fields(&answer, &request);
     assert_eq!(answer["PhysicalResourceId"], request["PhysicalResourceId"]);
     let cipher_text = answer["Data"]["CipherText"].as_str().expect("CipherText");
-    assert_eq!(world.moto.kms_decrypt(cipher_text).await, PLAIN_TEXT);
+    assert_eq!(
+        world.moto.kms_decrypt(cipher_text, &CONTEXT).await,
+        PLAIN_TEXT
+    );
     world.finish();
 }
 
@@ -244,6 +253,31 @@ async fn a_slow_response_url_is_retried() {
     assert_eq!(
         requests[0].body, requests[1].body,
         "the same answer is retried"
+    );
+    world.finish();
+}
+
+#[tokio::test]
+async fn the_cipher_text_decrypts_only_with_its_encryption_context() {
+    let world = Encryption::start().await;
+    world
+        .invoke(world.request("Create", &world.key))
+        .await
+        .expect("answered");
+    let (_, answer) = world.answer_after(0);
+    let cipher_text = answer["Data"]["CipherText"].as_str().expect("CipherText");
+    let kms = aws_sdk_kms::Client::new(&world.moto.sdk_config().await);
+    let blob =
+        base64::engine::Engine::decode(&base64::engine::general_purpose::STANDARD, cipher_text)
+            .unwrap();
+    let without_context = kms
+        .decrypt()
+        .ciphertext_blob(aws_sdk_kms::primitives::Blob::new(blob))
+        .send()
+        .await;
+    assert!(
+        without_context.is_err(),
+        "decrypted without the encryption context"
     );
     world.finish();
 }

@@ -230,12 +230,19 @@ impl MotoServer {
             .key_id
     }
 
-    /// Encrypts `plaintext` with `key_id`; returns the base64 ciphertext blob.
-    pub async fn kms_encrypt(&self, key_id: &str, plaintext: &str) -> String {
+    /// Encrypts `plaintext` with `key_id` and an encryption context (which decrypting it will
+    /// need); returns the base64 ciphertext blob.
+    pub async fn kms_encrypt(
+        &self,
+        key_id: &str,
+        plaintext: &str,
+        context: &[(&str, &str)],
+    ) -> String {
         let kms = aws_sdk_kms::Client::new(&self.sdk_config().await);
         let blob = kms
             .encrypt()
             .key_id(key_id)
+            .set_encryption_context(encryption_context(context))
             .plaintext(aws_sdk_kms::primitives::Blob::new(plaintext.as_bytes()))
             .send()
             .await
@@ -245,14 +252,16 @@ impl MotoServer {
         BASE64.encode(blob.as_ref())
     }
 
-    /// Decrypts a base64 ciphertext blob; returns the plaintext (panics if it is not UTF-8).
-    pub async fn kms_decrypt(&self, ciphertext_base64: &str) -> String {
+    /// Decrypts a base64 ciphertext blob made with `context`; returns the plaintext (panics if
+    /// it is not UTF-8).
+    pub async fn kms_decrypt(&self, ciphertext_base64: &str, context: &[(&str, &str)]) -> String {
         let kms = aws_sdk_kms::Client::new(&self.sdk_config().await);
         let blob = BASE64
             .decode(ciphertext_base64)
             .unwrap_or_else(|e| panic!("test-world: ciphertext is not base64 ({e})"));
         let plaintext = kms
             .decrypt()
+            .set_encryption_context(encryption_context(context))
             .ciphertext_blob(aws_sdk_kms::primitives::Blob::new(blob))
             .send()
             .await
@@ -267,6 +276,15 @@ impl Drop for MotoServer {
     fn drop(&mut self) {
         self.process.kill_and_collect();
     }
+}
+
+fn encryption_context(pairs: &[(&str, &str)]) -> Option<std::collections::HashMap<String, String>> {
+    (!pairs.is_empty()).then(|| {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    })
 }
 
 /// Whether something on 127.0.0.1:`port` answers an HTTP request.

@@ -62,11 +62,15 @@ async fn moto_captures_what_a_topic_publishes_and_roundtrips_kms() {
 
     let key = moto.create_kms_key().await;
     let ciphertext = moto
-        .kms_encrypt(&key, "https://example.invalid/secret")
+        .kms_encrypt(
+            &key,
+            "https://example.invalid/secret",
+            &[("purpose", "test")],
+        )
         .await;
     assert_ne!(ciphertext, "https://example.invalid/secret");
     assert_eq!(
-        moto.kms_decrypt(&ciphertext).await,
+        moto.kms_decrypt(&ciphertext, &[("purpose", "test")]).await,
         "https://example.invalid/secret"
     );
 }

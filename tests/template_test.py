@@ -1,0 +1,293 @@
+"""Checks of infrastructure/cloudformation.yaml that moto cannot make: least privilege, the
+wiring moto fakes (SNS subscriptions, subscription filter, on-failure destinations, event source
+mapping, the custom resource's attribute in the destination's environment), encryption, the
+pacing arithmetic that keeps the stack under Slack's rate limit, and dev.sh's conventions.
+
+  .venv/bin/python -m unittest discover -s tests -p '*_test.py'   (./dev.sh test runs it)
+"""
+import json
+import os
+import re
+import unittest
+
+from cfnlint.decode import cfn_yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEMPLATE = os.path.join(ROOT, "infrastructure", "cloudformation.yaml")
+WEBHOOK_RS = os.path.join(ROOT, "crates", "destination-slack", "src", "webhook.rs")
+
+
+def plain(node):
+    """The decoded template as plain dicts and lists (comparable with ==)."""
+    return json.loads(json.dumps(node))
+
+
+def camel(name):
+    return "".join(part.capitalize() for part in name.split("-"))
+
+
+def get_att(resource, attribute):
+    return {"Fn::GetAtt": [resource, attribute]}
+
+
+def ref(name):
+    return {"Ref": name}
+
+
+def functions_in(template):
+    """The function crates, read from the template's Code paths: the one list of functions."""
+    found = []
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Lambda::Function":
+            match = re.fullmatch(r"\.\./dist/([a-z0-9-]+)/\1\.zip", resource["Properties"]["Code"])
+            assert match, resource["Properties"]["Code"]
+            found.append(match.group(1))
+    return sorted(found)
+
+
+class Template(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.template = plain(cfn_yaml.load(TEMPLATE))
+        cls.resources = cls.template["Resources"]
+        cls.functions = functions_in(cls.template)
+
+    def of_type(self, resource_type):
+        return {name: r for name, r in self.resources.items() if r["Type"] == resource_type}
+
+    def props(self, name):
+        return self.resources[name]["Properties"]
+
+    def pace(self, key):
+        return self.template["Mappings"]["SlackPace"]["EventSourceMapping"][key]
+
+    def resolved(self, value):
+        """A !FindInMap on SlackPace, resolved."""
+        if isinstance(value, dict) and "Fn::FindInMap" in value:
+            mapping, top, key = value["Fn::FindInMap"]
+            return self.template["Mappings"][mapping][top][key]
+        return value
+
+    def statements(self, role):
+        found = []
+        for policy in self.props(role)["Policies"]:
+            for statement in policy["PolicyDocument"]["Statement"]:
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                condition = json.dumps(statement.get("Condition"), sort_keys=True)
+                found += [(action, json.dumps(statement["Resource"], sort_keys=True), condition) for action in actions]
+                self.assertEqual(statement["Effect"], "Allow")
+        return sorted(found)
+
+    def expect_statements(self, role, expected):
+        self.assertEqual(self.statements(role), sorted(
+            (action, json.dumps(resource, sort_keys=True), json.dumps(condition, sort_keys=True))
+            for action, resource, condition in expected))
+
+    def test_plain_cloudformation(self):
+        self.assertNotIn("Transform", self.template)
+
+    def test_parameters_as_the_original(self):
+        p = self.template["Parameters"]
+        self.assertEqual(p["CloudTrailCloudWatchLogsGroupName"]["Default"], "CloudTrail/DefaultLogGroup")
+        self.assertEqual(p["CloudTrailCloudWatchLogsFilterPattern"]["Default"],
+                         '{ ($.errorCode = "*UnauthorizedOperation") || ($.errorCode = "AccessDenied*") }')
+        self.assertTrue(p["SlackWebhookURL"]["NoEcho"])
+        self.assertEqual(p["Architecture"]["Default"], "arm64")
+        self.assertEqual(sorted(p["Architecture"]["AllowedValues"]), ["arm64", "x86_64"])
+
+    def test_every_function_is_a_crate_found_by_dev_sh(self):
+        self.assertEqual(self.functions, ["destination-slack", "kms-encryption", "source-cloudtrail-cloudwatch-logs"])
+        functions = self.of_type("AWS::Lambda::Function")
+        for fn in self.functions:
+            self.assertTrue(os.path.isfile(os.path.join(ROOT, "crates", fn, "src", "main.rs")), fn)
+            named = [name for name in functions if name.startswith(camel(fn))]
+            self.assertEqual(named, [camel(fn) + "Lambda"], fn)
+            props = functions[named[0]]["Properties"]
+            self.assertEqual(props["Runtime"], "provided.al2023")
+            self.assertEqual(props["Handler"], "bootstrap")
+            self.assertEqual(props["Architectures"], [ref("Architecture")])
+            self.assertNotIn("FunctionName", props, "a fixed name would cap the stack name's length")
+            self.assertGreaterEqual(props["MemorySize"], 128)
+            self.assertEqual(self.template["Outputs"][camel(fn) + "FunctionName"]["Value"], ref(camel(fn) + "Lambda"))
+
+    def test_no_concurrency_is_reserved(self):
+        # A new account's concurrency quota can be 10, where any reservation fails the stack.
+        for name, function in self.of_type("AWS::Lambda::Function").items():
+            self.assertNotIn("ReservedConcurrentExecutions", function["Properties"], name)
+
+    def test_least_privilege(self):
+        key = get_att("StackKey", "Arn")
+        via = lambda *services: {"StringEquals": {"kms:ViaService": (
+            [{"Fn::Sub": f"{s}.${{AWS::Region}}.amazonaws.com"} for s in services] if len(services) > 1
+            else {"Fn::Sub": f"{services[0]}.${{AWS::Region}}.amazonaws.com"})}}
+        webhook_context = {"StringEquals": {"kms:EncryptionContext:purpose": self.webhook_purpose()}}
+
+        def logs(fn):
+            return [("logs:CreateLogStream", get_att(fn + "LogGroup", "Arn"), None),
+                    ("logs:PutLogEvents", get_att(fn + "LogGroup", "Arn"), None)]
+
+        self.expect_statements("SourceCloudtrailCloudwatchLogsRole", [
+            ("sns:Publish", ref("SNSTopic"), None),
+            ("sqs:SendMessage", get_att("SourceCloudtrailCloudwatchLogsFailureQueue", "Arn"), None),
+            ("kms:GenerateDataKey", key, via("sns", "sqs")), ("kms:Decrypt", key, via("sns", "sqs")),
+        ] + logs("SourceCloudtrailCloudwatchLogs"))
+        queue = get_att("DestinationSlackQueue", "Arn")
+        self.expect_statements("DestinationSlackRole", [
+            ("sqs:ReceiveMessage", queue, None), ("sqs:DeleteMessage", queue, None),
+            ("sqs:ChangeMessageVisibility", queue, None), ("sqs:GetQueueAttributes", queue, None),
+            ("kms:Decrypt", key, via("sqs")), ("kms:Decrypt", key, webhook_context),
+        ] + logs("DestinationSlack"))
+        self.expect_statements("KmsEncryptionRole", [("kms:Encrypt", key, None)] + logs("KmsEncryption"))
+        for name, role in self.of_type("AWS::IAM::Role").items():
+            self.assertNotIn("ManagedPolicyArns", role["Properties"], name)
+            principals = [s["Principal"] for s in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]]
+            self.assertEqual(principals, [{"Service": "lambda.amazonaws.com"}], name)
+
+    def test_each_function_logs_to_its_own_encrypted_group_with_retention(self):
+        for fn in self.functions:
+            group = camel(fn) + "LogGroup"
+            self.assertEqual(self.props(camel(fn) + "Lambda")["LoggingConfig"], {"LogGroup": ref(group)})
+            self.assertEqual(self.props(group)["RetentionInDays"], ref("LogRetentionInDays"))
+            self.assertEqual(self.props(group)["KmsKeyId"], get_att("StackKey", "Arn"))
+            self.assertEqual(self.props(group)["LogGroupName"],
+                             {"Fn::Sub": "/aws/lambda/${AWS::StackName}-" + camel(fn)})
+        logs_statement = [s for s in self.props("StackKey")["KeyPolicy"]["Statement"]
+                          if s["Principal"] == {"Service": {"Fn::Sub": "logs.${AWS::Region}.amazonaws.com"}}]
+        self.assertEqual(len(logs_statement), 1)
+        self.assertEqual(logs_statement[0]["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"],
+                         {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/lambda/${AWS::StackName}-*"})
+
+    def test_encryption_at_rest_with_one_way_of_naming_the_key(self):
+        key = self.props("StackKey")
+        self.assertTrue(key["EnableKeyRotation"])
+        self.assertEqual(self.props("StackKeyAlias"),
+                         {"AliasName": {"Fn::Sub": "alias/${AWS::StackName}-Key"}, "TargetKeyId": get_att("StackKey", "Arn")})
+        self.assertEqual(self.props("SNSTopic")["KmsMasterKeyId"], get_att("StackKey", "Arn"))
+        queues = self.of_type("AWS::SQS::Queue")
+        self.assertGreaterEqual(len(queues), 3)
+        for name in queues:
+            self.assertEqual(self.props(name)["KmsMasterKeyId"], get_att("StackKey", "Arn"), name)
+            self.assertEqual(self.props(name)["MessageRetentionPeriod"], 1209600, name)
+        # The key is named one way everywhere: its ARN.
+        with open(TEMPLATE, encoding="utf-8") as f:
+            self.assertNotIn("!Ref StackKey\n", f.read())
+        sns = [s for s in key["KeyPolicy"]["Statement"] if s["Principal"] == {"Service": "sns.amazonaws.com"}]
+        self.assertEqual(len(sns), 1)
+        self.assertEqual(sns[0]["Condition"], {"StringEquals": {"aws:SourceAccount": ref("AWS::AccountId")}})
+
+    def webhook_purpose(self):
+        """The purpose the destination requires on decrypt, read from its source."""
+        with open(WEBHOOK_RS, encoding="utf-8") as f:
+            found = re.search(r'WEBHOOK_ENCRYPTION_CONTEXT: \[\(&str, &str\); 1\] =\s*\[\("purpose", "([^"]+)"\)\]', f.read())
+        self.assertIsNotNone(found, "WEBHOOK_ENCRYPTION_CONTEXT not found in webhook.rs")
+        return found.group(1)
+
+    def test_webhook_encrypted_by_the_custom_resource_for_one_purpose(self):
+        custom = self.resources["EncryptedSlackWebhookURL"]
+        self.assertTrue(custom["Type"].startswith("Custom::"))
+        self.assertEqual(custom["Properties"], {"ServiceToken": get_att("KmsEncryptionLambda", "Arn"),
+                                                "ServiceTimeout": 300,
+                                                "KeyId": get_att("StackKey", "Arn"),
+                                                "PlainText": ref("SlackWebhookURL"),
+                                                "EncryptionContext": {"purpose": self.webhook_purpose()}})
+        variables = self.props("DestinationSlackLambda")["Environment"]["Variables"]
+        self.assertEqual(variables["SLACK_WEBHOOK_URL"], get_att("EncryptedSlackWebhookURL", "CipherText"))
+        self.assertNotIn("Environment", self.props("KmsEncryptionLambda"))
+        # The plain webhook URL reaches nothing but the custom resource.
+        uses = [name for name, r in self.resources.items() if json.dumps(ref("SlackWebhookURL")) in json.dumps(r)]
+        self.assertEqual(uses, ["EncryptedSlackWebhookURL"])
+
+    def test_source_publishes_to_the_topic(self):
+        self.assertEqual(self.props("SourceCloudtrailCloudwatchLogsLambda")["Environment"],
+                         {"Variables": {"SNS_TOPIC": ref("SNSTopic")}})
+
+    def test_every_asynchronously_invoked_function_keeps_its_failures(self):
+        configs = self.of_type("AWS::Lambda::EventInvokeConfig")
+        self.assertEqual(sorted(configs), ["SourceCloudtrailCloudwatchLogsInvokeConfig"])
+        for name, config in configs.items():
+            fn = name.replace("InvokeConfig", "")
+            props = config["Properties"]
+            self.assertEqual(props["FunctionName"], ref(fn + "Lambda"))
+            self.assertEqual(props["Qualifier"], "$LATEST")
+            self.assertEqual(props["DestinationConfig"], {"OnFailure": {"Destination": get_att(fn + "FailureQueue", "Arn")}})
+            self.assertEqual(self.template["Outputs"][fn + "FailureQueueUrl"]["Value"], ref(fn + "FailureQueue"))
+
+    def test_cloudtrail_subscription_is_conditional_and_scoped(self):
+        conditions = self.template["Conditions"]
+        self.assertEqual(conditions["CloudTrailConfigured"],
+                         {"Fn::Not": [{"Fn::Equals": [ref("CloudTrailCloudWatchLogsGroupName"), ""]}]})
+        permission = self.resources["SourceCloudtrailCloudwatchLogsPermission"]
+        self.assertEqual(permission["Condition"], "CloudTrailConfigured")
+        self.assertEqual(permission["Properties"]["Principal"], {"Fn::Sub": "logs.${AWS::Region}.amazonaws.com"})
+        self.assertEqual(permission["Properties"]["SourceArn"], {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${CloudTrailCloudWatchLogsGroupName}:*"})
+        self.assertEqual(permission["Properties"]["FunctionName"], get_att("SourceCloudtrailCloudwatchLogsLambda", "Arn"))
+        subscription = self.resources["CloudWatchLogsSubscriptionFilter"]
+        self.assertEqual(subscription["Type"], "AWS::Logs::SubscriptionFilter")
+        self.assertEqual(subscription["Condition"], "CloudTrailConfigured")
+        self.assertEqual(subscription["DependsOn"], "SourceCloudtrailCloudwatchLogsPermission")
+        self.assertEqual(subscription["Properties"], {
+            "DestinationArn": get_att("SourceCloudtrailCloudwatchLogsLambda", "Arn"),
+            "FilterPattern": ref("CloudTrailCloudWatchLogsFilterPattern"),
+            "LogGroupName": ref("CloudTrailCloudWatchLogsGroupName")})
+
+    def test_the_topic_feeds_the_destination_through_its_buffer_queue(self):
+        subscriptions = self.of_type("AWS::SNS::Subscription")
+        self.assertEqual(list(subscriptions), ["DestinationSlackSubscription"])
+        self.assertEqual(subscriptions["DestinationSlackSubscription"]["Properties"], {
+            "TopicArn": ref("SNSTopic"), "Protocol": "sqs", "Endpoint": get_att("DestinationSlackQueue", "Arn"),
+            "RawMessageDelivery": True})
+        policy = self.props("DestinationSlackQueuePolicy")
+        self.assertEqual(policy["Queues"], [ref("DestinationSlackQueue")])
+        [statement] = policy["PolicyDocument"]["Statement"]
+        self.assertEqual((statement["Principal"], statement["Action"], statement["Condition"]),
+                         ({"Service": "sns.amazonaws.com"}, "sqs:SendMessage", {"ArnEquals": {"aws:SourceArn": ref("SNSTopic")}}))
+        # No function is invoked by the topic itself any more.
+        self.assertEqual(list(self.of_type("AWS::Lambda::Permission")), ["SourceCloudtrailCloudwatchLogsPermission"])
+
+    def test_the_event_source_mapping_keeps_the_stack_under_slacks_rate_limit(self):
+        [mapping] = self.of_type("AWS::Lambda::EventSourceMapping").values()
+        props = mapping["Properties"]
+        self.assertEqual(props["EventSourceArn"], get_att("DestinationSlackQueue", "Arn"))
+        self.assertEqual(props["FunctionName"], ref("DestinationSlackLambda"))
+        self.assertEqual(props["FunctionResponseTypes"], ["ReportBatchItemFailures"])
+        concurrency = self.resolved(props["ScalingConfig"]["MaximumConcurrency"])
+        batch_size = self.resolved(props["BatchSize"])
+        window = self.resolved(props["MaximumBatchingWindowInSeconds"])
+        interval_ms = int(self.resolved(self.props("DestinationSlackLambda")["Environment"]["Variables"]["SLACK_POST_INTERVAL_MS"]))
+        timeout = self.resolved(self.props("DestinationSlackLambda")["Timeout"])
+        queue = self.props("DestinationSlackQueue")
+        visibility = self.resolved(queue["VisibilityTimeout"])
+        # Together, the instances post at most once a second.
+        self.assertGreaterEqual(concurrency, 2)
+        self.assertGreaterEqual(interval_ms, 1000 * concurrency)
+        # Lambda's rules for SQS batches, and the issue's bounds.
+        self.assertTrue(10 < batch_size <= 10000)
+        self.assertTrue(1 <= window <= 30)
+        self.assertGreaterEqual(visibility, 6 * timeout)
+        self.assertEqual(queue["RedrivePolicy"]["deadLetterTargetArn"], get_att("DestinationSlackFailureQueue", "Arn"))
+        self.assertGreaterEqual(self.resolved(queue["RedrivePolicy"]["maxReceiveCount"]), 3)
+        self.assertEqual(self.template["Outputs"]["DestinationSlackFailureQueueUrl"]["Value"], ref("DestinationSlackFailureQueue"))
+
+    def test_outputs(self):
+        outputs = self.template["Outputs"]
+        self.assertEqual(outputs["SNSTopicArn"]["Value"], ref("SNSTopic"))
+        self.assertEqual(outputs["SNSTopicArn"]["Export"], {"Name": {"Fn::Sub": "${AWS::StackName}-SNSTopic"}})
+        self.assertEqual(outputs["StackKeyArn"]["Value"], get_att("StackKey", "Arn"))
+
+    def test_every_checkov_skip_has_a_reason(self):
+        skips = 0
+        for name, resource in self.resources.items():
+            for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+                skips += 1
+                self.assertRegex(skip["id"], r"^CKV2?_AWS_\d+$", name)
+                self.assertGreater(len(skip.get("comment", "")), 20, f"{name} skips {skip['id']} without a reason")
+        self.assertGreater(skips, 0)
+
+    def test_only_w3002_is_ignored_by_cfn_lint(self):
+        self.assertEqual(self.template["Metadata"]["cfn-lint"]["config"], {"ignore_checks": ["W3002"]})
+        with open(TEMPLATE, encoding="utf-8") as f:
+            self.assertIsNone(re.search(r"cfn[-_]lint.*(ignore|disable)", f.read().split("Parameters:")[1]))
+
+
+if __name__ == "__main__":
+    unittest.main()
