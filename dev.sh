@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Development commands for Activity Aware IDS for AWS. Run `./dev.sh help` for the list.
 #
-# Every AWS call honours AWS_ENDPOINT_URL, so the whole workflow also runs against a local
-# moto server. Tools it needs (cargo-lambda, awscli, moto, cfn-lint, checkov) are installed on
-# first use into a project-local virtualenv, .venv/.
+# Every AWS call honours AWS_ENDPOINT_URL (and AWS_ENDPOINT_URL_<SERVICE>, such as
+# AWS_ENDPOINT_URL_LAMBDA), so the whole workflow also runs against a local moto server. The
+# Python tools it needs (requirements.txt: cargo-lambda, awscli, moto, cfn-lint, checkov and
+# the shellcheck binary) are installed on first use into a project-local virtualenv, .venv/.
 set -euo pipefail
+
+if [[ -z "${BASH_VERSINFO[0]:-}" || "${BASH_VERSINFO[0]}" -lt 4 ]]; then
+    echo "error: dev.sh needs bash 4 or later (this is bash ${BASH_VERSION:-unknown}; on macOS: brew install bash, then run it with that bash)" >&2
+    exit 6
+fi
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
@@ -12,36 +18,81 @@ cd "$ROOT"
 STACK_NAME="${STACK_NAME:-Activity-Aware-IDS-Dev}"
 BUILD_ARTIFACT_BUCKET="${BUILD_ARTIFACT_BUCKET:-activity-aware-ids-aws-dev}"
 ARCH="${ARCH:-arm64}"
-FUNCTIONS=(source-cloudtrail-cloudwatch-logs destination-slack kms-encryption)
 TEMPLATE="infrastructure/cloudformation.yaml"
+DEFAULT_EVENT="events/source-cloudtrail-cloudwatch-logs.json"
 VENV="$ROOT/.venv"
-PYTHON_TOOLS=(cargo-lambda awscli "moto[server]" cfn-lint checkov)
+REQUIREMENTS="$ROOT/requirements.txt"
+
+# The functions, as the template deploys them: each `Code: ../dist/<crate>/<crate>.zip`.
+mapfile -t FUNCTIONS < <(sed -n 's#^ *Code: \.\./dist/\([a-z0-9-]*\)/\1\.zip$#\1#p' "$TEMPLATE")
+
+# Exit codes.
+E_FAILED=1    # a build, test or AWS call failed
+E_UNKNOWN=2   # unknown command
+E_USAGE=3     # missing or extra arguments
+E_NO_FILE=4   # a file the command needs does not exist
+E_BAD_VALUE=5 # an argument or variable has a value that cannot work
+E_NO_TOOL=6   # a prerequisite (cargo, python3, bash 4) is missing
 
 usage() {
     cat <<EOF
 usage: $0 <command> [arguments]
 
-  local [event.json]      run the whole pipeline on this machine (no AWS account needed):
-                          moto, a Lambda Runtime API, the three functions and an HTTPS Slack
-                          stand-in (or your SLACK_WEBHOOK_URL); default event:
-                          events/source-cloudtrail-cloudwatch-logs.json
+  local [event.json | --flood [DENIALS]]
+                          the whole pipeline on this machine, no AWS account needed: moto,
+                          the functions behind a local Lambda Runtime API and an HTTPS Slack
+                          stand-in (or your SLACK_WEBHOOK_URL); prints what Slack received.
+                          Default event: $DEFAULT_EVENT; --flood: a
+                          permission-enumeration probe of DENIALS (1000) denials
   test                    formatting, lints, unit and integration tests, template checks and
                           the stack test against moto
-  bench                   the benchmark table (speed, cold start, memory, zip sizes)
-  build [function...]     release build of the functions as Lambda zips in dist/ (ARCH=$ARCH)
-  create <webhook_url>    package and create the stack \$STACK_NAME
-  deploy [cfn args...]    package and update the stack
+  build [function...]     release builds of the functions as Lambda zips in dist/ (ARCH=$ARCH)
+  create                  package and create the stack \$STACK_NAME (no CloudTrail
+                          subscription); the webhook URL comes from SLACK_WEBHOOK_URL, else
+                          standard input (asked for on a terminal), never the command line
+  deploy [cfn args...]    package and update the stack (extra \`aws cloudformation deploy\` args)
   invoke <function> <json file>
                           invoke a deployed function with an event
+  redrive <function>      replay what the function's failure queue holds into it, deleting
+                          only what then succeeded
   upload <function>       build one function and update its code only
   package                 upload the functions and template to \$BUILD_ARTIFACT_BUCKET and print
                           the template URL and a one-click launch link
   delete                  delete the stack
+  bench                   the benchmark table (speed, cold start, memory, zip sizes, floods)
+  help                    this text
 
 functions: ${FUNCTIONS[*]}
-env: STACK_NAME ($STACK_NAME), BUILD_ARTIFACT_BUCKET ($BUILD_ARTIFACT_BUCKET), ARCH (arm64|x86_64),
-     AWS_ENDPOINT_URL (send every AWS call there, e.g. a moto server)
+env: STACK_NAME ($STACK_NAME), BUILD_ARTIFACT_BUCKET ($BUILD_ARTIFACT_BUCKET),
+     ARCH (arm64|x86_64, now $ARCH), AWS_ENDPOINT_URL (send every AWS call there, e.g. moto),
+     SLACK_WEBHOOK_URL (create: the webhook to encrypt; local: post there, not to the stand-in)
+exit codes: 1 failed, 2 unknown command, 3 missing or extra arguments, 4 missing file,
+     5 bad value, 6 missing prerequisite
 EOF
+}
+
+# Temporary files and processes a command made, removed and stopped however it ends.
+TEMP_FILES=()
+PIDS=()
+
+on_exit() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    [[ ${#TEMP_FILES[@]} -eq 0 ]] || rm -rf "${TEMP_FILES[@]}"
+}
+trap on_exit EXIT
+trap 'exit 130' INT TERM
+
+# A new temporary file (private to this user), removed on exit; its path in TEMP_FILE.
+new_temp_file() {
+    TEMP_FILE="$(mktemp -t "activity-aware-ids.XXXXXX${1:-}")"
+    chmod 600 "$TEMP_FILE"
+    TEMP_FILES+=("$TEMP_FILE")
 }
 
 die() {
@@ -51,23 +102,36 @@ die() {
     exit "$code"
 }
 
-# Installs the Python tools into .venv once, and puts .venv/bin first on PATH.
+need_command() {
+    command -v "$1" >/dev/null 2>&1 || die "$E_NO_TOOL" "$1 is not installed${2:+ ($2)}"
+}
+
+# Installs requirements.txt into .venv (again whenever it changes), and puts .venv/bin first on
+# PATH.
 ensure_tools() {
+    need_command python3 "Python 3.9 or later"
     if [[ ! -x "$VENV/bin/python" ]]; then
-        python3 -m venv "$VENV"
+        echo "Creating .venv ..." >&2
+        python3 -m venv "$VENV" ||
+            die "$E_NO_TOOL" "python3 cannot create a virtualenv (on Debian/Ubuntu: apt-get install python3-venv)"
     fi
-    if [[ ! -f "$VENV/.tools-installed" ]]; then
-        echo "Installing ${PYTHON_TOOLS[*]} into .venv ..." >&2
-        "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PYTHON_TOOLS[@]}"
-        touch "$VENV/.tools-installed"
+    local marker="$VENV/.requirements-installed"
+    if ! cmp -s "$REQUIREMENTS" "$marker"; then
+        echo "Installing requirements.txt into .venv ..." >&2
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
+        cp "$REQUIREMENTS" "$marker"
     fi
     export PATH="$VENV/bin:$PATH"
 }
 
-# awscli v1 does not read AWS_ENDPOINT_URL itself.
+# The AWS CLI, sent to AWS_ENDPOINT_URL_<SERVICE> or AWS_ENDPOINT_URL when set.
 aws_cli() {
-    if [[ -n "${AWS_ENDPOINT_URL:-}" ]]; then
-        aws --endpoint-url "$AWS_ENDPOINT_URL" "$@"
+    local service="${1:-}" variable endpoint
+    [[ "$service" == s3api ]] && service=s3
+    variable="AWS_ENDPOINT_URL_${service^^}"
+    endpoint="${!variable:-${AWS_ENDPOINT_URL:-}}"
+    if [[ -n "$endpoint" ]]; then
+        aws --endpoint-url "$endpoint" "$@"
     else
         aws "$@"
     fi
@@ -81,7 +145,11 @@ is_function() {
     return 1
 }
 
-# destination-slack -> DestinationSlack, the prefix of the function's LogicalResourceId.
+require_function() {
+    is_function "$1" || die "$E_BAD_VALUE" "'$1' is not a function (${FUNCTIONS[*]})"
+}
+
+# destination-slack -> DestinationSlack, the prefix of the function's logical ID and outputs.
 logical_prefix() {
     local name="$1" part prefix=""
     local IFS='-'
@@ -91,190 +159,309 @@ logical_prefix() {
     echo "$prefix"
 }
 
-function_physical_id() {
-    local fn="$1" prefix id
-    prefix="$(logical_prefix "$fn")"
-    id="$(aws_cli cloudformation describe-stack-resources --stack-name "$STACK_NAME" \
-        --query "StackResources[?ResourceType=='AWS::Lambda::Function' && starts_with(LogicalResourceId, '$prefix')].PhysicalResourceId" \
-        --output text)"
-    if [[ -z "$id" || "$id" == "None" ]]; then
-        die 1 "no ${prefix}... function in stack $STACK_NAME; is it created (./dev.sh create)?"
+stack_output() {
+    local key="$1" value
+    value="$(aws_cli cloudformation describe-stacks --stack-name "$STACK_NAME" \
+        --query "Stacks[0].Outputs[?OutputKey=='$key'].OutputValue | [0]" --output text)"
+    if [[ -z "$value" || "$value" == "None" ]]; then
+        die "$E_FAILED" "stack $STACK_NAME has no output $key; is it created (./dev.sh create)?"
     fi
-    echo "$id"
+    echo "$value"
 }
 
-cargo_lambda_arch_flag() {
+rust_target() {
     case "$ARCH" in
-        arm64) echo "--arm64" ;;
-        x86_64) echo "--x86-64" ;;
-        *) die 2 "ARCH must be arm64 or x86_64, not '$ARCH'" ;;
+        arm64) echo aarch64-unknown-linux-gnu ;;
+        x86_64) echo x86_64-unknown-linux-gnu ;;
+        *) die "$E_BAD_VALUE" "ARCH must be arm64 or x86_64, not '$ARCH'" ;;
     esac
 }
 
+file_size() {
+    wc -c <"$1" | tr -d ' '
+}
+
 cmd_build() {
-    local fns=("$@") fn flag
+    local fns=("$@") fn target flag
     [[ ${#fns[@]} -eq 0 ]] && fns=("${FUNCTIONS[@]}")
     for fn in "${fns[@]}"; do
-        is_function "$fn" || die 2 "'$fn' is not a function (${FUNCTIONS[*]})"
+        require_function "$fn"
     done
+    target="$(rust_target)"
+    [[ "$ARCH" == arm64 ]] && flag=--arm64 || flag=--x86-64
+    need_command cargo "https://rustup.rs"
     ensure_tools
-    flag="$(cargo_lambda_arch_flag)"
+    if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep -qx "$target"; then
+        rustup target add "$target"
+    fi
     local bins=()
     for fn in "${fns[@]}"; do bins+=(--bin "$fn"); done
     cargo lambda build --release "$flag" --output-format zip "${bins[@]}"
     for fn in "${fns[@]}"; do
         mkdir -p "dist/$fn"
         cp "target/lambda/$fn/bootstrap.zip" "dist/$fn/$fn.zip"
-        echo "dist/$fn/$fn.zip ($ARCH, $(stat -c %s "dist/$fn/$fn.zip") bytes)"
+        echo "dist/$fn/$fn.zip ($ARCH, $(file_size "dist/$fn/$fn.zip") bytes)"
     done
 }
 
 require_dist() {
     local fn
     for fn in "${FUNCTIONS[@]}"; do
-        [[ -f "dist/$fn/$fn.zip" ]] || die 3 "dist/$fn/$fn.zip is missing; run ./dev.sh build first"
+        [[ -f "dist/$fn/$fn.zip" ]] || die "$E_NO_FILE" "dist/$fn/$fn.zip is missing; run ./dev.sh build first"
     done
 }
 
+region() {
+    local r="${AWS_REGION:-${AWS_DEFAULT_REGION:-}}"
+    [[ -n "$r" ]] || r="$(aws configure get region 2>/dev/null || true)"
+    echo "${r:-us-east-1}"
+}
+
+# The artifact bucket, made in this region when it does not exist.
 ensure_bucket() {
     if ! aws_cli s3api head-bucket --bucket "$BUILD_ARTIFACT_BUCKET" >/dev/null 2>&1; then
-        echo "Creating bucket $BUILD_ARTIFACT_BUCKET ..." >&2
-        aws_cli s3 mb "s3://$BUILD_ARTIFACT_BUCKET" >/dev/null
+        local r
+        r="$(region)"
+        echo "Creating bucket $BUILD_ARTIFACT_BUCKET in $r ..." >&2
+        if [[ "$r" == us-east-1 ]]; then
+            aws_cli s3api create-bucket --bucket "$BUILD_ARTIFACT_BUCKET" --region "$r" >/dev/null
+        else
+            aws_cli s3api create-bucket --bucket "$BUILD_ARTIFACT_BUCKET" --region "$r" \
+                --create-bucket-configuration "LocationConstraint=$r" >/dev/null
+        fi
     fi
 }
 
-# Packages the template and function zips; prints the packaged template's path.
+# Uploads the function zips; writes the packaged template to a temporary file, PACKAGED.
 package_template() {
     require_dist
     ensure_bucket
-    local packaged
-    packaged="$(mktemp -t activity-aware-ids.XXXXXX.yaml)"
+    new_temp_file .yaml
+    PACKAGED="$TEMP_FILE"
     aws_cli cloudformation package --template-file "$TEMPLATE" --s3-bucket "$BUILD_ARTIFACT_BUCKET" \
-        --s3-prefix lambdas --output-template-file "$packaged" >/dev/null
-    echo "$packaged"
+        --s3-prefix lambdas --output-template-file "$PACKAGED" >/dev/null
 }
 
 print_stack_errors() {
     echo "Recent CloudFormation errors:" >&2
     aws_cli cloudformation describe-stack-events --stack-name "$STACK_NAME" \
-        --query "reverse(StackEvents[?ResourceStatus=='CREATE_FAILED'||ResourceStatus=='UPDATE_FAILED'].[ResourceType,LogicalResourceId,ResourceStatusReason])" \
+        --query "reverse(StackEvents[?ResourceStatus=='CREATE_FAILED'||ResourceStatus=='UPDATE_FAILED'||ResourceStatus=='DELETE_FAILED'].[ResourceType,LogicalResourceId,ResourceStatusReason])" \
         --output text >&2 || true
 }
 
+# The webhook URL from SLACK_WEBHOOK_URL, else standard input (asked for, unechoed, on a
+# terminal): never from the command line, which other users can see in `ps`.
+read_webhook() {
+    local webhook="${SLACK_WEBHOOK_URL:-}"
+    if [[ -z "$webhook" ]]; then
+        if [[ -t 0 ]]; then
+            read -r -s -p "Slack webhook URL (https://hooks.slack.com/services/...): " webhook
+            echo >&2
+        else
+            read -r webhook || true
+        fi
+    fi
+    [[ -n "$webhook" ]] || die "$E_USAGE" "no webhook URL: set SLACK_WEBHOOK_URL or give it on standard input"
+    [[ "$webhook" == https://?* ]] || die "$E_BAD_VALUE" "the Slack webhook URL must start with https://"
+    WEBHOOK="$webhook"
+}
+
+# JSON string of a value (for the parameters file).
+json_string() {
+    local text="$1"
+    text="${text//\\/\\\\}"
+    text="${text//\"/\\\"}"
+    printf '"%s"' "$text"
+}
+
 cmd_create() {
-    [[ $# -eq 1 ]] || die 2 "usage: $0 create <webhook_url>"
-    local webhook="$1"
-    [[ "$webhook" == https://* ]] || die 2 "the Slack webhook URL must start with https://"
+    [[ $# -eq 0 ]] || die "$E_USAGE" "usage: $0 create (the webhook URL comes from SLACK_WEBHOOK_URL or standard input, never the command line)"
+    rust_target >/dev/null
+    require_dist
+    read_webhook
     ensure_tools
-    local packaged
-    packaged="$(package_template)"
+    package_template
+    # The parameters go in a private file, not on the aws command line.
+    new_temp_file .json
+    local parameters="$TEMP_FILE"
+    printf '[{"ParameterKey":"SlackWebhookURL","ParameterValue":%s},{"ParameterKey":"CloudTrailCloudWatchLogsGroupName","ParameterValue":""},{"ParameterKey":"Architecture","ParameterValue":%s}]\n' \
+        "$(json_string "$WEBHOOK")" "$(json_string "$ARCH")" >"$parameters"
     echo "Creating stack $STACK_NAME ..."
-    aws_cli cloudformation create-stack --stack-name "$STACK_NAME" --template-body "file://$packaged" \
-        --capabilities CAPABILITY_IAM \
-        --parameters "ParameterKey=SlackWebhookURL,ParameterValue=$webhook" \
-        "ParameterKey=CloudTrailCloudWatchLogsGroupName,ParameterValue=" \
-        "ParameterKey=Architecture,ParameterValue=$ARCH" >/dev/null
-    rm -f "$packaged"
+    # No CloudTrail subscription for a development stack, as the original's create.
+    aws_cli cloudformation create-stack --stack-name "$STACK_NAME" --template-body "file://$PACKAGED" \
+        --capabilities CAPABILITY_IAM --parameters "file://$parameters" >/dev/null
     if ! aws_cli cloudformation wait stack-create-complete --stack-name "$STACK_NAME"; then
         print_stack_errors
-        exit 1
+        exit "$E_FAILED"
     fi
-    aws_cli cloudformation describe-stacks --stack-name "$STACK_NAME" --query "Stacks[0].Outputs" --output table
+    aws_cli cloudformation describe-stacks --stack-name "$STACK_NAME" \
+        --query "Stacks[0].Outputs[].[OutputKey,OutputValue]" --output table
 }
 
 cmd_deploy() {
+    rust_target >/dev/null
+    require_dist
     ensure_tools
-    local packaged
-    packaged="$(package_template)"
+    package_template
     echo "Deploying stack $STACK_NAME ..."
-    if ! aws_cli cloudformation deploy --template-file "$packaged" --stack-name "$STACK_NAME" \
+    if ! aws_cli cloudformation deploy --template-file "$PACKAGED" --stack-name "$STACK_NAME" \
         --capabilities CAPABILITY_IAM --no-fail-on-empty-changeset \
         --parameter-overrides "Architecture=$ARCH" "$@"; then
-        rm -f "$packaged"
         print_stack_errors
-        exit 1
+        exit "$E_FAILED"
     fi
-    rm -f "$packaged"
+}
+
+# Percent-encodes everything but unreserved characters (RFC 3986).
+urlencode() {
+    local text="$1" encoded="" char i
+    local LC_ALL=C
+    for ((i = 0; i < ${#text}; i++)); do
+        char="${text:i:1}"
+        case "$char" in
+            [A-Za-z0-9.~_-]) encoded+="$char" ;;
+            *) encoded+="$(printf '%%%02X' "'$char")" ;;
+        esac
+    done
+    echo "$encoded"
 }
 
 cmd_package() {
+    [[ $# -eq 0 ]] || die "$E_USAGE" "usage: $0 package"
+    require_dist
     ensure_tools
-    local packaged key url
-    packaged="$(package_template)"
+    package_template
+    local key url r
     key="cloudformation/$(date -u +%Y%m%d-%H%M%S).yaml"
-    aws_cli s3 cp "$packaged" "s3://$BUILD_ARTIFACT_BUCKET/$key" >/dev/null
-    rm -f "$packaged"
+    aws_cli s3 cp "$PACKAGED" "s3://$BUILD_ARTIFACT_BUCKET/$key" >/dev/null
+    r="$(region)"
     if [[ -n "${AWS_ENDPOINT_URL:-}" ]]; then
         url="${AWS_ENDPOINT_URL%/}/$BUILD_ARTIFACT_BUCKET/$key"
     else
-        url="https://$BUILD_ARTIFACT_BUCKET.s3.amazonaws.com/$key"
+        url="https://$BUILD_ARTIFACT_BUCKET.s3.$r.amazonaws.com/$key"
     fi
-    echo "The packaged template is at:"
+    echo "The packaged template ($ARCH) is at:"
     echo "  $url"
-    echo "Launch it in one click:"
-    echo "  https://console.aws.amazon.com/cloudformation/home#/stacks/quickcreate?stackName=Activity-Aware-IDS&templateURL=$url"
+    echo "Launch it in one click (in $r, the region of the bucket holding the functions' code):"
+    echo "  https://console.aws.amazon.com/cloudformation/home?region=$r#/stacks/quickcreate?stackName=$(urlencode "$STACK_NAME")&templateURL=$(urlencode "$url")"
 }
 
 cmd_invoke() {
-    [[ $# -eq 2 ]] || die 2 "usage: $0 invoke <function> <json file>"
-    local fn="$1" json="$2" id
-    is_function "$fn" || die 2 "'$fn' is not a function (${FUNCTIONS[*]})"
-    [[ -f "$json" ]] || die 3 "$json does not exist"
+    [[ $# -eq 2 ]] || die "$E_USAGE" "usage: $0 invoke <function> <json file>"
+    local fn="$1" json="$2" name
+    require_function "$fn"
+    [[ -f "$json" ]] || die "$E_NO_FILE" "$json does not exist"
     ensure_tools
-    id="$(function_physical_id "$fn")"
-    aws_cli lambda invoke --function-name "$id" --payload "fileb://$json" /dev/stdout
+    name="$(stack_output "$(logical_prefix "$fn")FunctionName")"
+    new_temp_file .json
+    local answer="$TEMP_FILE" function_error
+    function_error="$(aws_cli lambda invoke --function-name "$name" --payload "fileb://$json" \
+        --query FunctionError --output text "$answer")"
+    cat "$answer"
+    echo
+    [[ "$function_error" == None ]] || die "$E_FAILED" "$fn failed ($function_error); its answer is above"
+}
+
+cmd_redrive() {
+    [[ $# -eq 1 ]] || die "$E_USAGE" "usage: $0 redrive <function>"
+    local fn="$1" prefix queue name
+    require_function "$fn"
+    ensure_tools
+    prefix="$(logical_prefix "$fn")"
+    queue="$(aws_cli cloudformation describe-stacks --stack-name "$STACK_NAME" \
+        --query "Stacks[0].Outputs[?OutputKey=='${prefix}FailureQueueUrl'].OutputValue | [0]" --output text)"
+    [[ -n "$queue" && "$queue" != None ]] || die "$E_BAD_VALUE" "$fn has no failure queue in stack $STACK_NAME"
+    name="$(stack_output "${prefix}FunctionName")"
+    "$VENV/bin/python" "$ROOT/infrastructure/redrive.py" --queue-url "$queue" --function-name "$name"
 }
 
 cmd_upload() {
-    [[ $# -eq 1 ]] || die 2 "usage: $0 upload <function>"
-    local fn="$1" id
-    is_function "$fn" || die 2 "'$fn' is not a function (${FUNCTIONS[*]})"
+    [[ $# -eq 1 ]] || die "$E_USAGE" "usage: $0 upload <function>"
+    local fn="$1" name
+    require_function "$fn"
     cmd_build "$fn"
-    id="$(function_physical_id "$fn")"
-    aws_cli lambda update-function-code --function-name "$id" --zip-file "fileb://dist/$fn/$fn.zip" \
+    name="$(stack_output "$(logical_prefix "$fn")FunctionName")"
+    aws_cli lambda update-function-code --function-name "$name" --zip-file "fileb://dist/$fn/$fn.zip" \
         --query "{FunctionName: FunctionName, CodeSize: CodeSize, Architectures: Architectures}" --output json
 }
 
 cmd_delete() {
-    [[ $# -eq 0 ]] || die 2 "usage: $0 delete"
+    [[ $# -eq 0 ]] || die "$E_USAGE" "usage: $0 delete"
     ensure_tools
     aws_cli cloudformation delete-stack --stack-name "$STACK_NAME"
     if ! aws_cli cloudformation wait stack-delete-complete --stack-name "$STACK_NAME"; then
         print_stack_errors
-        exit 1
+        exit "$E_FAILED"
     fi
     echo "Deleted stack $STACK_NAME"
 }
 
 cmd_local() {
-    [[ $# -le 1 ]] || die 2 "usage: $0 local [event.json]"
-    local event="${1:-events/source-cloudtrail-cloudwatch-logs.json}"
-    [[ -f "$event" ]] || die 3 "$event does not exist"
+    local input=(--event "$DEFAULT_EVENT")
+    case "${1:-}" in
+        "") ;;
+        --flood)
+            [[ $# -le 2 ]] || die "$E_USAGE" "usage: $0 local [event.json | --flood [DENIALS]]"
+            [[ "${2:-1000}" =~ ^[1-9][0-9]{0,5}$ ]] || die "$E_BAD_VALUE" "--flood takes a number of denials (1 to 999999), not '$2'"
+            input=(--flood "${2:-1000}")
+            ;;
+        *)
+            [[ $# -eq 1 ]] || die "$E_USAGE" "usage: $0 local [event.json | --flood [DENIALS]]"
+            [[ -f "$1" ]] || die "$E_NO_FILE" "$1 does not exist"
+            input=(--event "$1")
+            ;;
+    esac
+    if [[ -n "${SLACK_WEBHOOK_URL:-}" && "$SLACK_WEBHOOK_URL" != https://?* ]]; then
+        die "$E_BAD_VALUE" "SLACK_WEBHOOK_URL must start with https://"
+    fi
+    need_command cargo "https://rustup.rs"
     ensure_tools
-    exec "$ROOT/scripts/local.sh" "$event"
+    echo "== Building the functions and the local world (test-world)"
+    cargo build --quiet -p source-cloudtrail-cloudwatch-logs -p destination-slack -p test-world
+    target/debug/test-world local "${input[@]}" --bin-dir target/debug
+}
+
+# --- test: everything CI runs ---
+
+# Runs one step of the test, timing it; cargo's and the tests' own counts are summed at the end.
+TEST_LOG=""
+run_step() {
+    local name="$1" started=$SECONDS
+    shift
+    echo
+    echo "== $name"
+    "$@" 2>&1 | tee -a "$TEST_LOG"
+    echo "-- $name: done in $((SECONDS - started)) s"
 }
 
 cmd_test() {
+    [[ $# -eq 0 ]] || die "$E_USAGE" "usage: $0 test"
+    need_command cargo "https://rustup.rs"
     ensure_tools
-    if ! command -v shellcheck >/dev/null 2>&1; then
-        die 4 "shellcheck is not installed (apt-get install shellcheck)"
-    fi
-    echo "== cargo fmt --check"
-    cargo fmt --all --check
-    echo "== cargo clippy"
-    cargo clippy --workspace --all-targets -- -D warnings
-    echo "== shellcheck"
-    local scripts=()
-    mapfile -t scripts < <(git ls-files "*.sh")
-    shellcheck dev.sh .ci/run "${scripts[@]}"
-    echo "== cfn-lint"
-    cfn-lint --ignore-checks W3002 -- "$TEMPLATE"
-    echo "== checkov"
-    checkov --quiet --compact --skip-download -f "$TEMPLATE" 2>/dev/null
-    echo "== stack test (dev.sh build/create/upload/package/delete against moto)"
-    scripts/stack_test.sh
-    echo "== cargo test"
-    cargo test --workspace
+    local started=$SECONDS scripts=()
+    new_temp_file .log
+    TEST_LOG="$TEMP_FILE"
+    mapfile -t scripts < <(git ls-files --cached --others --exclude-standard -- '*.sh' .ci/run | sort -u)
+    run_step "cargo fmt --check" cargo fmt --all --check
+    run_step "shellcheck ${scripts[*]}" shellcheck "${scripts[@]}"
+    run_step "cfn-lint" cfn-lint -- "$TEMPLATE"
+    run_step "checkov" checkov --config-file infrastructure/.checkov.yaml -f "$TEMPLATE"
+    run_step "template and redrive tests (python unittest)" python -m unittest discover -s tests -p '*_test.py' -v
+    run_step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+    run_step "cargo test" cargo test --workspace
+    run_step "stack test: dev.sh against moto" tests/stack_test.sh
+    summarize_tests "$TEST_LOG" "$((SECONDS - started))"
+}
+
+# One closing line for every test that ran: Rust (cargo's "test result" lines), Python
+# unittest ("Ran N tests") and the stack test ("stack test: N passed").
+summarize_tests() {
+    local log="$1" seconds="$2" rust python stack
+    rust="$(sed -n 's/^test result: ok\. \([0-9]*\) passed.*/\1/p' "$log" | awk '{ s += $1 } END { print s + 0 }')"
+    python="$(sed -n 's/^Ran \([0-9]*\) tests\{0,1\} in.*/\1/p' "$log" | awk '{ s += $1 } END { print s + 0 }')"
+    stack="$(sed -n 's/^stack test: \([0-9]*\) passed.*/\1/p' "$log" | awk '{ s += $1 } END { print s + 0 }')"
+    echo
+    echo "== $((rust + python + stack)) tests passed, 0 failed ($rust Rust, $python template and redrive, $stack stack test) and fmt, shellcheck, cfn-lint, checkov and clippy clean, in $seconds s"
 }
 
 cmd_bench() {
@@ -288,8 +475,9 @@ case "$command" in
     build) cmd_build "$@" ;;
     create) cmd_create "$@" ;;
     deploy) cmd_deploy "$@" ;;
-    package) [[ $# -eq 0 ]] || die 2 "usage: $0 package"; cmd_package ;;
+    package) cmd_package "$@" ;;
     invoke) cmd_invoke "$@" ;;
+    redrive) cmd_redrive "$@" ;;
     upload) cmd_upload "$@" ;;
     delete) cmd_delete "$@" ;;
     local) cmd_local "$@" ;;
@@ -298,6 +486,6 @@ case "$command" in
     help | -h | --help) usage ;;
     *)
         usage >&2
-        die 2 "unknown command '$command'"
+        die "$E_UNKNOWN" "unknown command '$command'"
         ;;
 esac

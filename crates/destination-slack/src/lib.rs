@@ -6,7 +6,7 @@ mod body;
 mod digest;
 mod incoming;
 mod pace;
-mod time;
+pub mod time;
 mod webhook;
 
 pub use body::{

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use test_world::{
     LambdaProcess, MotoServer, QueuePoller, RateLimit, RuntimeApi, RuntimeApiOptions, SlackSink,
-    block_kit, payloads, sibling_binary,
+    block_kit, feed_until_drained, payloads, sibling_binary,
 };
 
 use destination_slack::WEBHOOK_ENCRYPTION_CONTEXT;
@@ -73,7 +73,7 @@ async fn a_probe_of_a_thousand_denials_reaches_slack_as_a_handful_of_digests() {
     let deliveries = payloads::deliveries(&probe.records, 250);
     let delivered = deliveries.len();
     let source_api = Arc::new(source_api);
-    let feeding = {
+    let feeding = Arc::new({
         let api = source_api.clone();
         tokio::spawn(async move {
             for delivery in deliveries {
@@ -83,7 +83,7 @@ async fn a_probe_of_a_thousand_denials_reaches_slack_as_a_handful_of_digests() {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         })
-    };
+    });
 
     // Two destination instances, each polled as the event source mapping would: batches of up
     // to 1,000 gathered for 20 s, as the stack configures it, answers applied to the queue.
@@ -96,73 +96,53 @@ async fn a_probe_of_a_thousand_denials_reaches_slack_as_a_handful_of_digests() {
     env.push(("SLACK_POST_INTERVAL_MS".into(), POST_INTERVAL_MS.into()));
     let started = Instant::now();
     let mut instances = Vec::new();
+    let mut processes = Vec::new();
     for _ in 0..INSTANCES {
-        let api = RuntimeApi::start_with(RuntimeApiOptions {
+        let api = Arc::new(RuntimeApi::start_with(RuntimeApiOptions {
             deadline: Duration::from_secs(60),
             invoke_timeout: Duration::from_secs(90),
             ..RuntimeApiOptions::default()
-        });
-        let process = LambdaProcess::spawn(DESTINATION, &api, env.clone());
-        let poller = QueuePoller::new(&moto, queue.clone(), 1_000, Duration::from_secs(20)).await;
-        instances.push((api, process, poller));
-    }
-    let feeding = Arc::new(tokio::sync::Mutex::new(Some(feeding)));
-    let mut pollers = Vec::new();
-    for (api, process, poller) in instances {
-        let feeding = feeding.clone();
-        pollers.push(tokio::spawn(async move {
-            let mut batches = Vec::new();
-            loop {
-                match poller.next_batch(Duration::from_secs(3)).await {
-                    Some(batch) => {
-                        let answer = api.invoke(batch.event.clone()).await;
-                        let settled = poller.settle(&batch, &answer).await;
-                        batches.push((batch.len(), settled));
-                    }
-                    None => {
-                        let source_done = feeding
-                            .lock()
-                            .await
-                            .as_ref()
-                            .is_none_or(|task| task.is_finished());
-                        if source_done && poller.depth().await == (0, 0) {
-                            break;
-                        }
-                    }
-                }
-            }
-            (batches, process.stop())
         }));
+        processes.push(LambdaProcess::spawn(DESTINATION, &api, env.clone()));
+        let poller = QueuePoller::new(&moto, queue.clone(), 1_000, Duration::from_secs(20)).await;
+        instances.push((api, poller));
     }
-    let mut batches = Vec::new();
-    for poller in pollers {
-        let (mut done, output) = poller.await.expect("a poller ran to the end");
+    let source_done = {
+        let feeding = feeding.clone();
+        move || feeding.is_finished()
+    };
+    let batches = feed_until_drained(instances, source_done).await;
+    for process in processes {
+        let output = process.stop();
         assert!(
             !output.contains(sink.secret()),
             "the webhook leaked into the destination's log"
         );
-        batches.append(&mut done);
     }
-    if let Some(task) = feeding.lock().await.take() {
-        task.await.expect("the source was fed every delivery");
-    }
+    Arc::try_unwrap(feeding)
+        .expect("the feeding task is only watched elsewhere")
+        .await
+        .expect("the source was fed every delivery");
     let elapsed = started.elapsed();
     drop(source);
 
     // Nothing undelivered: every Message was deleted from the queue after its post.
     let deleted: usize = batches
         .iter()
-        .map(|(_, settled)| settled.deleted.len())
+        .map(|handled| handled.settled.deleted.len())
         .sum();
     let returned: usize = batches
         .iter()
-        .map(|(_, settled)| settled.returned.len())
+        .map(|handled| handled.settled.returned.len())
         .sum();
     assert_eq!(
         (deleted, returned),
         (probe.records.len(), 0),
         "batch sizes: {:?}",
-        batches.iter().map(|(size, _)| size).collect::<Vec<_>>()
+        batches
+            .iter()
+            .map(|handled| handled.size)
+            .collect::<Vec<_>>()
     );
 
     let posts = sink.accepted();

@@ -225,3 +225,55 @@ impl QueuePoller {
         )
     }
 }
+
+/// One batch a function instance was handed, and what became of it.
+#[derive(Debug, Clone)]
+pub struct Handled {
+    /// The SQS event the instance was invoked with.
+    pub event: Value,
+    pub size: usize,
+    pub answer: Result<Value, InvocationError>,
+    pub settled: Settled,
+}
+
+/// Feeds function instances from their queue pollers, each instance one batch at a time, as an
+/// event source mapping with that MaximumConcurrency does, until `producers_done()` says nothing
+/// more will arrive and the queue is empty (nothing visible, nothing in flight). Returns every
+/// batch handled, in the order they finished.
+pub async fn feed_until_drained<F>(
+    instances: Vec<(std::sync::Arc<crate::RuntimeApi>, QueuePoller)>,
+    producers_done: F,
+) -> Vec<Handled>
+where
+    F: Fn() -> bool + Clone + Send + Sync + 'static,
+{
+    let mut tasks = Vec::new();
+    for (api, poller) in instances {
+        let producers_done = producers_done.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut handled = Vec::new();
+            loop {
+                match poller.next_batch(Duration::from_secs(2)).await {
+                    Some(batch) => {
+                        let answer = api.invoke(batch.event.clone()).await;
+                        let settled = poller.settle(&batch, &answer).await;
+                        handled.push(Handled {
+                            event: batch.event,
+                            size: batch.handles.len(),
+                            answer,
+                            settled,
+                        });
+                    }
+                    None if producers_done() && poller.depth().await == (0, 0) => break,
+                    None => {}
+                }
+            }
+            handled
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.expect("test-world: a queue poller panicked"));
+    }
+    all
+}

@@ -4,9 +4,13 @@ use std::io::Write;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use destination_slack::time::parse_rfc3339_ms;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde_json::{Value, json};
+use source_cloudtrail_cloudwatch_logs::{RecordView, message_json_from_record};
+
+use crate::payloads::cloudtrail_records;
 
 /// Gzips `bytes`.
 pub fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -161,4 +165,87 @@ pub fn cfn_request(request_type: &str, response_url: &str, properties: Value) ->
         request["OldResourceProperties"] = request["ResourceProperties"].clone();
     }
     request
+}
+
+/// The ready invoke events of `events/`, by file name: what `./dev.sh invoke` and `./dev.sh
+/// local` send, made from the CloudTrail corpus by the functions' own mapping.
+pub fn ready_events() -> Vec<(&'static str, Value)> {
+    let denial = corpus_denial();
+    vec![
+        (
+            "source-cloudtrail-cloudwatch-logs.json",
+            logs_delivery_of(&denial),
+        ),
+        ("destination-slack.json", destination_batch(&denial)),
+    ]
+}
+
+/// The corpus's first AccessDenied of an IAM user that carries an error message: a real
+/// `lambda:ListFunctions` denial of an exposed user's key.
+pub fn corpus_denial() -> Value {
+    cloudtrail_records()
+        .iter()
+        .map(|text| serde_json::from_str::<Value>(text).expect("corpus records are JSON"))
+        .find(|record| {
+            record["errorCode"]
+                .as_str()
+                .is_some_and(|code| code.starts_with("AccessDenied"))
+                && record["errorMessage"].is_string()
+                && record["userIdentity"]["type"] == "IAMUser"
+        })
+        .expect("the corpus holds an IAM user's AccessDenied")
+}
+
+/// What CloudWatch Logs hands the source for this one record, delivered five minutes after it
+/// happened (as CloudTrail's delivery to CloudWatch Logs lags).
+pub fn logs_delivery_of(record: &Value) -> Value {
+    let account = record["recipientAccountId"]
+        .as_str()
+        .unwrap_or("111122223333");
+    let region = record["awsRegion"].as_str().unwrap_or("us-east-1");
+    let happened_ms = record["eventTime"]
+        .as_str()
+        .and_then(parse_rfc3339_ms)
+        .unwrap_or(0);
+    awslogs_event(&json!({
+        "messageType": "DATA_MESSAGE",
+        "owner": account,
+        "logGroup": "CloudTrail/DefaultLogGroup",
+        "logStream": format!("{account}_CloudTrail_{region}"),
+        "subscriptionFilters": ["Activity-Aware-IDS-CloudWatchLogsSubscriptionFilter-1A2B3C4D5E6F"],
+        "logEvents": [{
+            // CloudWatch Logs event IDs are 56 digits; this one is made up.
+            "id": "37813620348713217281838382364736583014812741256736833536",
+            "timestamp": happened_ms + 300_000,
+            "message": record.to_string(),
+        }],
+    }))
+}
+
+/// What the buffer queue hands the Slack function: the Messages the source makes of this denial
+/// and of two more by the same key (another action, another region), which become one digest.
+pub fn destination_batch(record: &Value) -> Value {
+    let mut second = record.clone();
+    second["eventName"] = json!("ListUsers");
+    second["eventSource"] = json!("iam.amazonaws.com");
+    second["eventID"] = json!("57b719ad-f2fa-4d18-bd84-000000000002");
+    second["eventTime"] = json!("2024-06-02T20:16:33Z");
+    let mut third = record.clone();
+    third["awsRegion"] = json!("eu-west-1");
+    third["eventID"] = json!("57b719ad-f2fa-4d18-bd84-000000000003");
+    third["eventTime"] = json!("2024-06-02T20:16:35Z");
+    let records: Vec<Value> = [record, &second, &third]
+        .iter()
+        .enumerate()
+        .map(|(i, record)| {
+            let text = record.to_string();
+            let message = message_json_from_record(&RecordView::parse(&text).expect("a record"))
+                .expect("a denial has fields");
+            let id = format!("059f36b4-87a3-44ab-83d2-66197510700{i}");
+            let mut sqs = sqs_record(&id, &format!("AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a{i}"), &message, 1_717_359_392_000 + 300_000 + i as u64, 1);
+            sqs["eventSourceARN"] = json!("arn:aws:sqs:us-east-1:187901811700:Activity-Aware-IDS-DestinationSlackQueue-1A2B3C4D5E6F");
+            sqs
+        })
+        .collect();
+    json!({ "Records": records })
 }

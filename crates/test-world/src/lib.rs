@@ -6,21 +6,34 @@
 //! - [`RuntimeApi`]: an in-process Lambda Runtime API to run a real function binary.
 //! - [`LambdaProcess`]: a function binary spawned against a [`RuntimeApi`], output captured.
 //! - [`SlackSink`]: an HTTPS Slack webhook stand-in with a throwaway CA (`SSL_CERT_FILE`).
-//! - [`events`]: builders for CloudWatch Logs, SNS and CloudFormation custom resource events.
+//! - [`events`]: builders for CloudWatch Logs, SNS, SQS and CloudFormation custom resource
+//!   events, and the ready events of `events/`; [`payloads`]: deliveries from the CloudTrail
+//!   corpus, and permission-enumeration probes.
+//! - [`QueuePoller`] and [`feed_until_drained`]: Lambda's SQS event source mapping.
+//! - [`lambda_service`]: the Lambda Invoke API in front of moto, running the real binaries.
+//! - [`custom_resource`]: Lambda's part for a stack's custom resource on moto.
+//! - [`local`]: the whole pipeline, for `./dev.sh local`.
+//! - [`template`]: the functions, as the stack template lists them; [`zip`]: what a Lambda zip
+//!   holds; [`block_kit`]: Slack's rules for a post.
 //!
 //! Every server and process is stopped when its value is dropped.
 
 pub mod block_kit;
+pub mod custom_resource;
 mod esm;
 pub mod events;
+pub mod lambda_service;
+pub mod local;
 mod moto;
 pub mod payloads;
 mod process;
 mod runtime_api;
 mod serve;
 mod slack;
+pub mod template;
+pub mod zip;
 
-pub use esm::{Batch, QueuePoller, Settled};
+pub use esm::{Batch, Handled, QueuePoller, Settled, feed_until_drained};
 pub use moto::{DUMMY_SECRET_ACCESS_KEY, MotoServer, Queue, REGION, SnsCapture};
 pub use process::LambdaProcess;
 pub use runtime_api::{InvocationError, RuntimeApi, RuntimeApiOptions};

@@ -313,15 +313,7 @@ pub fn permission_probe(
     others: usize,
     other_denials: usize,
 ) -> Probe {
-    let base: Value = cloudtrail_records()
-        .iter()
-        .map(|text| serde_json::from_str::<Value>(text).expect("corpus records are JSON"))
-        .find(|record| {
-            record["errorCode"] == "AccessDenied"
-                && record["userIdentity"]["type"] == "IAMUser"
-                && record["errorMessage"].is_string()
-        })
-        .expect("the corpus holds an IAM user's AccessDenied");
+    let base = crate::events::corpus_denial();
     let attacker = base["userIdentity"]["arn"]
         .as_str()
         .expect("an ARN")

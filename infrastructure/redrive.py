@@ -1,0 +1,138 @@
+"""Replays what a function's failure queue holds into the function, and deletes from the queue
+only what the function then handled. Run it through `./dev.sh redrive <function>`.
+
+  python redrive.py --queue-url URL --function-name NAME
+
+A failure queue holds one of two kinds of message, told apart by their shape:
+
+- Lambda's on-failure record of an asynchronous invocation that failed after its retries
+  (`{"requestContext": ..., "requestPayload": <the event>, ...}`), as the CloudWatch Logs source
+  leaves them: the event is invoked again, and the record deleted when the function succeeds.
+- A message its SQS queue gave up on (the redrive policy moved it), as the Slack function's
+  Messages: they are invoked again as one SQS batch, and deleted unless the function reports
+  them as batch item failures (or fails as a whole).
+
+Messages that fail again stay in the queue (hidden for a few minutes, then visible again) and
+are counted; the exit status is 1 when any failed. AWS endpoints, region and credentials come
+from the environment as for the AWS CLI (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_LAMBDA, ...).
+"""
+import argparse
+import json
+import sys
+
+# While a message is being replayed it stays hidden, so a run never takes the same one twice.
+HIDDEN_SECONDS = 300
+
+
+def replay_plan(messages):
+    """Splits received messages into on-failure records (each replayed alone, as its event) and
+    queue messages (replayed together as one SQS batch). Returns (records, batch)."""
+    records, batch = [], []
+    for message in messages:
+        try:
+            body = json.loads(message["Body"])
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and "requestContext" in body and "requestPayload" in body:
+            records.append((message, body["requestPayload"]))
+        else:
+            batch.append(message)
+    return records, batch
+
+
+def sqs_event(messages, queue_arn, region):
+    """The SQS event Lambda's event source mapping would build from these messages."""
+    return {"Records": [{
+        "messageId": m["MessageId"],
+        "receiptHandle": m["ReceiptHandle"],
+        "body": m["Body"],
+        "attributes": m.get("Attributes", {}),
+        "messageAttributes": {},
+        "md5OfBody": m.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    } for m in messages]}
+
+
+def batch_failures(answer, messages):
+    """The message IDs an SQS-fed function did not handle: those it names in batchItemFailures,
+    or all of them when it failed as a whole or answered something else."""
+    ids = [m["MessageId"] for m in messages]
+    if not isinstance(answer, dict):
+        return ids
+    failures = answer.get("batchItemFailures")
+    if failures is None:
+        # A function that answers no batch response handled the whole batch.
+        return []
+    return [f.get("itemIdentifier") for f in failures if f.get("itemIdentifier") in ids]
+
+
+def invoke(lambda_client, function_name, payload):
+    """(succeeded, answer) of one synchronous invocation."""
+    response = lambda_client.invoke(FunctionName=function_name, InvocationType="RequestResponse",
+                                    Payload=json.dumps(payload).encode())
+    text = response["Payload"].read().decode() or "null"
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        answer = text
+    return "FunctionError" not in response, answer
+
+
+def describe_error(answer):
+    if isinstance(answer, dict) and "errorMessage" in answer:
+        return f"{answer.get('errorType', 'Error')}: {answer['errorMessage']}"
+    return json.dumps(answer)[:500]
+
+
+def redrive(sqs, lambda_client, queue_url, function_name, out=sys.stdout):
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
+    queue_arn = attributes["QueueArn"]
+    region = queue_arn.split(":")[3]
+    replayed = succeeded = 0
+    while True:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                                       VisibilityTimeout=HIDDEN_SECONDS,
+                                       MessageSystemAttributeNames=["All"]).get("Messages", [])
+        if not messages:
+            break
+        records, batch = replay_plan(messages)
+        done = []
+        for message, event in records:
+            ok, answer = invoke(lambda_client, function_name, event)
+            if ok:
+                done.append(message)
+            else:
+                print(f"still failing: {message['MessageId']}: {describe_error(answer)}", file=out)
+        if batch:
+            ok, answer = invoke(lambda_client, function_name, sqs_event(batch, queue_arn, region))
+            failed = batch_failures(answer if ok else None, batch)
+            if not ok:
+                print(f"still failing: {len(batch)} messages: {describe_error(answer)}", file=out)
+            done += [m for m in batch if m["MessageId"] not in failed]
+        for message in done:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        replayed += len(messages)
+        succeeded += len(done)
+    failed = replayed - succeeded
+    print(f"replayed {replayed} message(s) into {function_name}: {succeeded} handled and deleted, "
+          f"{failed} failed again and kept", file=out)
+    return failed
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--queue-url", required=True)
+    parser.add_argument("--function-name", required=True)
+    args = parser.parse_args()
+    import botocore.session  # from the AWS CLI in .venv
+
+    session = botocore.session.get_session()
+    failed = redrive(session.create_client("sqs"), session.create_client("lambda"), args.queue_url,
+                     args.function_name)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

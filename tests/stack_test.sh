@@ -1,0 +1,430 @@
+#!/usr/bin/env bash
+# dev.sh's AWS workflow against a fresh local moto server, with the real functions running:
+# usage errors, then build, create, invoke, redrive, upload, package and delete, checking what
+# the stack creates, what each command prints, and that the webhook URL shows nowhere.
+#
+# moto keeps the stack but runs no Lambda code, so test-world plays Lambda's parts:
+# - while the stack is created it runs the real kms-encryption binary on the custom resource
+#   request moto waits for, and keeps a copy of the answer on its way to moto;
+# - `test-world lambda-service` serves Lambda's Invoke API in front of moto (every other Lambda
+#   call goes on to moto): `./dev.sh invoke` and `./dev.sh redrive` run the stack's functions
+#   as their binaries, with the environment moto holds for them; asynchronous invocations are
+#   tried three times and then recorded in the function's on-failure queue, as Lambda does.
+# What moto does not do, and how it is covered instead:
+# - it resolves !GetAtt EncryptedSlackWebhookURL.CipherText before the custom resource answers,
+#   so the Slack function's SLACK_WEBHOOK_URL holds "None": the test sets it to the answer's
+#   CipherText, and tests/template_test.py checks the wiring;
+# - it fakes AWS::SNS::Subscription, AWS::Lambda::EventInvokeConfig, AWS::Logs::SubscriptionFilter
+#   and AWS::Lambda::EventSourceMapping (nothing created) and ignores Architectures: the template
+#   test checks those in the template, the test subscribes its own queue to the topic, the
+#   functions' integration tests play the event source mapping, and the zips' machine code is
+#   checked here;
+# - DescribeKey fails (500) on a key it made from a template's KeyPolicy, so the key is found
+#   through its alias; it shows NoEcho parameters in DescribeStacks, so that is not checked.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export PATH="$ROOT/.venv/bin:$PATH"
+for tool in aws cfn-lint cargo; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "stack test: $tool is missing (run it through ./dev.sh test)" >&2; exit 1; }
+done
+
+work="$(mktemp -d -t activity-aware-stack-test.XXXXXX)"
+pids=()
+cleanup() {
+    local pid
+    for pid in "${pids[@]}"; do
+        kill -- "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        wait "${pid#-}" 2>/dev/null || true
+    done
+    if [[ -n "${KEEP_WORK:-}" ]]; then
+        echo "stack test: logs kept in $work" >&2
+    else
+        rm -rf "$work"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+passed=0
+pass() {
+    passed=$((passed + 1))
+    echo "ok - $*"
+}
+fail() {
+    echo "FAIL - $*" >&2
+    echo "stack test: $passed passed, 1 failed" >&2
+    exit 1
+}
+expect_equal() {
+    local what="$1" expected="$2" actual="$3"
+    [[ "$actual" == "$expected" ]] || fail "$what: expected '$expected', got '$actual'"
+    pass "$what"
+}
+# Waits (bounded) until a command succeeds.
+wait_until() {
+    local what="$1" tries="$2"
+    shift 2
+    until "$@" >/dev/null 2>&1; do
+        tries=$((tries - 1))
+        [[ $tries -gt 0 ]] || fail "$what"
+        sleep 0.2
+    done
+}
+
+# --- the local world: moto, the Slack stand-in, and the functions' debug binaries ---
+cargo build --quiet -p test-world
+mapfile -t functions < <(sed -n 's#^ *Code: \.\./dist/\([a-z0-9-]*\)/\1\.zip$#\1#p' infrastructure/cloudformation.yaml)
+package_args=()
+for fn in "${functions[@]}"; do package_args+=(-p "$fn"); done
+cargo build --quiet "${package_args[@]}"
+world="$ROOT/target/debug/test-world"
+bin="$ROOT/target/debug"
+
+"$world" moto --endpoint-file "$work/moto.url" >"$work/moto.log" 2>&1 &
+pids+=("$!")
+"$world" slack-sink --ca-file "$work/ca.pem" --url-file "$work/webhook.url" --log-file "$work/slack.log" >/dev/null 2>&1 &
+pids+=("$!")
+wait_until "moto did not start: $(cat "$work/moto.log" 2>/dev/null)" 600 test -s "$work/moto.url"
+wait_until "the Slack stand-in did not start" 100 test -s "$work/webhook.url"
+webhook="$(cat "$work/webhook.url")"
+secret="${webhook##*/}"
+
+# Nothing here could reach a real AWS account.
+unset AWS_PROFILE AWS_SESSION_TOKEN
+AWS_ENDPOINT_URL="$(cat "$work/moto.url")"
+export AWS_ENDPOINT_URL
+export AWS_ACCESS_KEY_ID=stack-test AWS_SECRET_ACCESS_KEY=stack-test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+export AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+export STACK_NAME=Activity-Aware-IDS-StackTest BUILD_ARTIFACT_BUCKET=activity-aware-ids-stack-test
+unset SLACK_WEBHOOK_URL
+# arm64 as deployed by default; x86_64 where the aarch64 Rust target cannot be installed.
+if [[ -z "${ARCH:-}" ]]; then
+    ARCH=arm64
+    if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu &&
+        ! rustup target add aarch64-unknown-linux-gnu; then
+        echo "note: the aarch64 Rust target cannot be installed here; testing the x86_64 build" >&2
+        ARCH=x86_64
+    fi
+fi
+export ARCH
+aws_local() { aws --endpoint-url "$AWS_ENDPOINT_URL" "$@"; }
+
+# --- usage errors: each kind has its own exit code, and a message ---
+expect_exit() {
+    local what="$1" expected="$2" message="$3"
+    shift 3
+    local code=0
+    "$@" >"$work/usage.out" 2>&1 </dev/null || code=$?
+    [[ $code -eq $expected ]] || fail "$what: exit $code, expected $expected ($(cat "$work/usage.out"))"
+    grep -q "error: .*$message" "$work/usage.out" || fail "$what: no 'error: ...$message' in: $(cat "$work/usage.out")"
+    pass "$what (exit $expected)"
+}
+mkdir -p "$work/dist"
+expect_exit "an unknown command is refused" 2 "unknown command 'frobnicate'" ./dev.sh frobnicate
+expect_exit "invoke with one argument is refused" 3 "usage: .* invoke <function> <json file>" ./dev.sh invoke destination-slack
+expect_exit "local with two events is refused" 3 "usage: .* local \[event.json | --flood \[DENIALS\]\]" ./dev.sh local a.json b.json
+expect_exit "redrive without a function is refused" 3 "usage: .* redrive <function>" ./dev.sh redrive
+expect_exit "invoke with a missing event file is refused" 4 "does not exist" \
+    ./dev.sh invoke destination-slack "$work/missing.json"
+expect_exit "local with a missing event file is refused" 4 "does not exist" ./dev.sh local "$work/missing.json"
+expect_exit "local refuses a flood that is not a number" 5 "--flood takes a number of denials" ./dev.sh local --flood many
+expect_exit "local refuses a SLACK_WEBHOOK_URL that is not https" 5 "SLACK_WEBHOOK_URL must start with https://" \
+    env SLACK_WEBHOOK_URL=http://127.0.0.1:9/hook ./dev.sh local
+expect_exit "invoke of an unknown function is refused" 5 "'no-such-function' is not a function" \
+    ./dev.sh invoke no-such-function events/destination-slack.json
+expect_exit "build of an unknown function is refused" 5 "'no-such-function' is not a function" ./dev.sh build no-such-function
+expect_exit "an unknown ARCH is refused" 5 "ARCH must be arm64 or x86_64" env ARCH=sparc ./dev.sh build
+[[ "$(./dev.sh help)" == *"redrive <function>"* ]] || fail "dev.sh help lists no commands"
+pass "dev.sh help lists the commands"
+
+# --- build ---
+# moto runs none of the zips' code (the Lambda service runs the debug binaries), so they need
+# not be the tuned release build: a quick profile keeps the test short, for `build` and
+# `upload` alike. ./dev.sh bench measures the real zips.
+export CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=256 CARGO_PROFILE_RELEASE_OPT_LEVEL=0
+touch "$work/before-build"
+./dev.sh build >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; fail "dev.sh build"; }
+for fn in "${functions[@]}"; do
+    zip="dist/$fn/$fn.zip"
+    [[ "$zip" -nt "$work/before-build" ]] || fail "dev.sh build made no new $zip"
+    inside="$("$world" lambda-zip "$zip")" || fail "$zip: $inside"
+    [[ "$inside" == "bootstrap $ARCH mode 755 "* ]] || fail "$zip holds $inside, expected an executable $ARCH bootstrap"
+    pass "dev.sh build made $zip: $inside"
+done
+
+# --- create: the webhook never on a command line; the custom resource answered by the real
+# kms-encryption binary ---
+expect_exit "create refuses a webhook on the command line" 3 "never the command line" ./dev.sh create "$webhook"
+expect_exit "create without a webhook is refused" 3 "no webhook URL" ./dev.sh create
+expect_exit "create refuses a webhook that is not https" 5 "must start with https://" \
+    env SLACK_WEBHOOK_URL=http://hooks.slack.com/services/x ./dev.sh create
+# In a process group of its own, so that cleanup also ends the aws waiter it runs. The webhook
+# comes on standard input, as a user pipes it from a secret store.
+setsid ./dev.sh create <<<"$webhook" >"$work/create.log" 2>&1 &
+create_pid=$!
+pids+=("-$create_pid")
+# The key's alias is made before the custom resource, which waits for the answer below.
+key_arn=""
+for _ in $(seq 900); do
+    key_arn="$(aws_local kms list-aliases --query "Aliases[?AliasName=='alias/$STACK_NAME-Key'].TargetKeyId | [0]" \
+        --output text 2>/dev/null || true)"
+    [[ -n "$key_arn" && "$key_arn" != None ]] && break
+    kill -0 "$create_pid" 2>/dev/null || { cat "$work/create.log" >&2; fail "dev.sh create stopped before the stack key existed"; }
+    sleep 0.2
+done
+[[ -n "$key_arn" && "$key_arn" != None ]] || fail "dev.sh create made no stack key"
+[[ "$key_arn" == arn:* ]] ||
+    key_arn="arn:aws:kms:us-east-1:$(aws_local sts get-caller-identity --query Account --output text):key/$key_arn"
+stack_id="$(aws_local cloudformation describe-stacks --stack-name "$STACK_NAME" --query "Stacks[0].StackId" --output text)"
+expect_equal "the stack waits for the custom resource" CREATE_IN_PROGRESS \
+    "$(aws_local cloudformation describe-stacks --stack-name "$STACK_NAME" --query "Stacks[0].StackStatus" --output text)"
+purpose="$(sed -n 's/^ *purpose: //p' infrastructure/cloudformation.yaml | head -n 1)"
+cat >"$work/custom-resource.json" <<EOF
+{"RequestType": "Create", "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:KmsEncryption",
+ "ResponseURL": "$AWS_ENDPOINT_URL/cloudformation_us-east-1/cfnresponse?stack=${stack_id//\//%2F}",
+ "StackId": "$stack_id", "RequestId": "stack-test-request", "LogicalResourceId": "EncryptedSlackWebhookURL",
+ "ResourceType": "Custom::KmsEncryption",
+ "ResourceProperties": {"ServiceToken": "kms-encryption", "ServiceTimeout": "300", "KeyId": "$key_arn",
+                        "PlainText": "$webhook", "EncryptionContext": {"purpose": "$purpose"}}}
+EOF
+"$world" custom-resource --binary "$bin/kms-encryption" --request "$work/custom-resource.json" \
+    --answer-file "$work/answer.json" --env "AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL" --env AWS_ACCESS_KEY_ID=stack-test \
+    --env AWS_SECRET_ACCESS_KEY=stack-test --env AWS_REGION=us-east-1 --env AWS_EC2_METADATA_DISABLED=true \
+    >"$work/custom-resource.out" 2>&1 || { cat "$work/custom-resource.out" >&2; fail "kms-encryption did not answer the custom resource"; }
+! grep -q "$secret" "$work/custom-resource.out" || fail "kms-encryption logged the PlainText"
+grep -q '"NoEcho":true' "$work/answer.json" || fail "the answer does not set NoEcho: $(cat "$work/answer.json")"
+ciphertext="$(sed -n 's/.*"CipherText":"\([A-Za-z0-9+/=]*\)".*/\1/p' "$work/answer.json")"
+[[ -n "$ciphertext" ]] || fail "the answer carries no CipherText: $(cat "$work/answer.json")"
+base64 -d <<<"$ciphertext" >"$work/ciphertext.bin"
+decrypted="$(aws_local kms decrypt --ciphertext-blob "fileb://$work/ciphertext.bin" --encryption-context "purpose=$purpose" \
+    --query "[KeyId, Plaintext]" --output text)"
+expect_equal "CipherText is the webhook encrypted with the stack key for its purpose" "$key_arn $webhook" \
+    "$(cut -f1 <<<"$decrypted") $(cut -f2 <<<"$decrypted" | base64 -d)"
+! aws_local kms decrypt --ciphertext-blob "fileb://$work/ciphertext.bin" >/dev/null 2>&1 ||
+    fail "the webhook's CipherText decrypts without its encryption context"
+pass "the webhook's CipherText does not decrypt without its encryption context"
+wait "$create_pid" || { cat "$work/create.log" >&2; fail "dev.sh create failed"; }
+grep -q "SNSTopicArn" "$work/create.log" || fail "dev.sh create printed no outputs: $(cat "$work/create.log")"
+pass "dev.sh create (webhook on standard input) finished and printed the outputs"
+
+expect_equal "stack status" CREATE_COMPLETE \
+    "$(aws_local cloudformation describe-stacks --stack-name "$STACK_NAME" --query "Stacks[0].StackStatus" --output text)"
+expect_equal "the stack's parameters: architecture and no CloudTrail log group" "$ARCH|" \
+    "$(aws_local cloudformation describe-stacks --stack-name "$STACK_NAME" --output text \
+        --query "Stacks[0].[Parameters[?ParameterKey=='Architecture'].ParameterValue | [0], Parameters[?ParameterKey=='CloudTrailCloudWatchLogsGroupName'].ParameterValue | [0]]" |
+        tr '\t' '|' | sed 's/|None$/|/')"
+# (not DescribeStackResource: moto answers it with a 500 when the stack holds a type it fakes)
+resources="$(aws_local cloudformation describe-stack-resources --stack-name "$STACK_NAME" \
+    --query "StackResources[?ResourceType!=null].[LogicalResourceId, ResourceType]" --output text | sort)"
+# Every resource in the template but those moto fakes, and those conditional on a log group.
+expected="$(awk '
+    /^Resources:/ { in_resources = 1; next }
+    /^[A-Za-z]/ { in_resources = 0 }
+    in_resources && /^  [A-Za-z0-9]+:$/ { name = $1; sub(":", "", name); next }
+    in_resources && /^    Type: / { types[name] = $2 }
+    in_resources && /^    Condition: CloudTrailConfigured/ { conditional[name] = 1 }
+    END { for (n in types) if (!(n in conditional)) print n "\t" types[n] }' infrastructure/cloudformation.yaml |
+    grep -Ev $'\t(AWS::SNS::Subscription|AWS::Lambda::EventInvokeConfig|AWS::SQS::QueuePolicy)$' | sort)"
+[[ "$resources" == "$expected" ]] || fail "the stack's resources differ from the template's:
+$(diff <(echo "$expected") <(echo "$resources") || true)"
+pass "the stack has every resource of the template that moto makes ($(wc -l <<<"$resources") of them)"
+
+output() {
+    aws_local cloudformation describe-stacks --stack-name "$STACK_NAME" \
+        --query "Stacks[0].Outputs[?OutputKey=='$1'].OutputValue | [0]" --output text
+}
+physical() {
+    aws_local cloudformation describe-stack-resources --stack-name "$STACK_NAME" \
+        --query "StackResources[?LogicalResourceId=='$1'].PhysicalResourceId | [0]" --output text
+}
+topic="$(output SNSTopicArn)"
+expect_equal "output SNSTopicArn is the stack's topic" "$(physical SNSTopic)" "$topic"
+expect_equal "the topic is encrypted with the stack key" "$key_arn" \
+    "$(aws_local sns get-topic-attributes --topic-arn "$topic" --query Attributes.KmsMasterKeyId --output text)"
+expect_equal "the SNSTopicArn export" "$topic" \
+    "$(aws_local cloudformation list-exports --query "Exports[?Name=='$STACK_NAME-SNSTopic'].Value" --output text)"
+expect_equal "the stack key rotates" True \
+    "$(aws_local kms get-key-rotation-status --key-id "$key_arn" --query KeyRotationEnabled --output text)"
+for fn in "${functions[@]}"; do
+    prefix="$(sed -E 's/(^|-)([a-z])/\U\2/g' <<<"$fn")"
+    name="$(output "${prefix}FunctionName")"
+    expect_equal "output ${prefix}FunctionName names the function" "$(physical "${prefix}Lambda")" "$name"
+    expect_equal "$prefix: runtime, handler and role" "provided.al2023 bootstrap $(physical "${prefix}Role")" \
+        "$(aws_local lambda get-function-configuration --function-name "$name" --query "[Runtime, Handler, Role]" --output text |
+            awk '{ sub(".*/", "", $3); print $1, $2, $3 }')"
+    expect_equal "log group of $prefix keeps 90 days" "/aws/lambda/$STACK_NAME-$prefix 90" \
+        "$(aws_local logs describe-log-groups --log-group-name-prefix "/aws/lambda/$STACK_NAME-$prefix" \
+            --query "logGroups[0].[logGroupName, retentionInDays]" --output text | tr '\t' ' ')"
+done
+for queue_output in SourceCloudtrailCloudwatchLogsFailureQueueUrl DestinationSlackQueueUrl DestinationSlackFailureQueueUrl; do
+    queue="$(output "$queue_output")"
+    expect_equal "$queue_output: encrypted with the stack key, kept 14 days" "$key_arn 1209600" \
+        "$(aws_local sqs get-queue-attributes --queue-url "$queue" --attribute-names KmsMasterKeyId MessageRetentionPeriod \
+            --query "Attributes.[KmsMasterKeyId, MessageRetentionPeriod]" --output text | tr '\t' ' ')"
+done
+buffer="$(output DestinationSlackQueueUrl)"
+expect_equal "the buffer queue hides a received message for 6 times the function's timeout" 360 \
+    "$(aws_local sqs get-queue-attributes --queue-url "$buffer" --attribute-names VisibilityTimeout --query Attributes.VisibilityTimeout --output text)"
+redrive_policy="$(aws_local sqs get-queue-attributes --queue-url "$buffer" --attribute-names RedrivePolicy --query Attributes.RedrivePolicy --output text)"
+dead_letter_queue="$(output DestinationSlackFailureQueueUrl)"
+if [[ "$redrive_policy" != *":${dead_letter_queue##*/}\""* ]] || ! grep -Eq '"maxReceiveCount": ?"?5"?' <<<"$redrive_policy"; then
+    fail "the buffer queue's redrive policy: $redrive_policy"
+fi
+pass "the buffer queue moves a Message to its failure queue after 5 receives"
+policy="$(aws_local iam get-role-policy --role-name "$(physical DestinationSlackRole)" \
+    --policy-name ReadQueueAndDecryptWebhook --query PolicyDocument --output text)"
+[[ "$policy" == *"$key_arn"* && "$policy" == *"$purpose"* && "$policy" != *"'Resource': '*'"* && "$policy" != *'"Resource": "*"'* ]] ||
+    fail "the destination's role: $policy"
+pass "the destination's role may decrypt with the stack key, for the webhook's purpose, and names no resource '*'"
+
+# --- the functions run: the Lambda Invoke API in front of moto ---
+# moto gave the Slack function no SLACK_WEBHOOK_URL (it resolved the custom resource's
+# CipherText too early); give it the answer's.
+slack_function="$(output DestinationSlackFunctionName)"
+aws_local lambda get-function-configuration --function-name "$slack_function" --query Environment --output json |
+    sed -e '/"SLACK_WEBHOOK_URL"/d' -e "s#\"Variables\": {#\"Variables\": {\"SLACK_WEBHOOK_URL\": \"$ciphertext\",#" >"$work/environment.json"
+aws_local lambda update-function-configuration --function-name "$slack_function" \
+    --environment "file://$work/environment.json" >/dev/null
+source_failures="$(output SourceCloudtrailCloudwatchLogsFailureQueueUrl)"
+start_lambda_service() {
+    local name="$1"
+    shift
+    "$world" lambda-service --endpoint-file "$work/$name.url" --moto "$AWS_ENDPOINT_URL" --bin-dir "$bin" \
+        --on-failure "source-cloudtrail-cloudwatch-logs=$source_failures" --env "SSL_CERT_FILE=$work/ca.pem" "$@" \
+        >"$work/$name.log" 2>&1 &
+    pids+=("$!")
+    wait_until "the $name Lambda service did not start: $(cat "$work/$name.log")" 100 test -s "$work/$name.url"
+}
+start_lambda_service lambda
+# The same, during an SNS outage.
+start_lambda_service lambda-sns-down --env AWS_ENDPOINT_URL_SNS=http://127.0.0.1:9
+AWS_ENDPOINT_URL_LAMBDA="$(cat "$work/lambda.url")"
+export AWS_ENDPOINT_URL_LAMBDA
+
+# What the topic publishes, seen through a queue of the test's own (moto makes no subscription).
+capture="$(aws_local sqs create-queue --queue-name stack-test-capture --query QueueUrl --output text)"
+capture_arn="$(aws_local sqs get-queue-attributes --queue-url "$capture" --attribute-names QueueArn --query Attributes.QueueArn --output text)"
+aws_local sns subscribe --topic-arn "$topic" --protocol sqs --notification-endpoint "$capture_arn" \
+    --attributes RawMessageDelivery=true >/dev/null
+published_subjects() {
+    aws_local sqs receive-message --queue-url "$capture" --max-number-of-messages 10 --wait-time-seconds 2 \
+        --query "Messages[].Body" --output text | grep -o '"subject":"[^"]*"' | sed 's/^"subject":"//; s/"$//' || true
+}
+# "<visible> <in flight>" messages of a queue.
+queue_depth() {
+    aws_local sqs get-queue-attributes --queue-url "$1" --attribute-names ApproximateNumberOfMessages \
+        ApproximateNumberOfMessagesNotVisible --query "Attributes.[ApproximateNumberOfMessages, ApproximateNumberOfMessagesNotVisible]" \
+        --output text | tr '\t' ' '
+}
+
+# --- invoke: the real functions, with the stack's configuration ---
+./dev.sh invoke source-cloudtrail-cloudwatch-logs events/source-cloudtrail-cloudwatch-logs.json >"$work/invoke-source.log" 2>&1 ||
+    { cat "$work/invoke-source.log" >&2; fail "dev.sh invoke source-cloudtrail-cloudwatch-logs"; }
+grep -q '"published": \?1' "$work/invoke-source.log" || fail "the source did not publish: $(cat "$work/invoke-source.log")"
+[[ "$(published_subjects)" == "Error Message: User: arn:aws:iam::187901811700:user/exposed.user is not authorized to perform: lambda:ListFunctions"* ]] ||
+    fail "the stack's topic did not get the denial's Message"
+pass "dev.sh invoke ran the source with the stack's topic, which got the Message"
+./dev.sh invoke destination-slack events/destination-slack.json >"$work/invoke-destination.log" 2>&1 ||
+    { cat "$work/invoke-destination.log" >&2; fail "dev.sh invoke destination-slack"; }
+grep -q '"batchItemFailures": \?\[\]' "$work/invoke-destination.log" || fail "the Slack function did not post: $(cat "$work/invoke-destination.log")"
+wait_until "the Slack stand-in got no post" 50 grep -q '"text"' "$work/slack.log"
+grep -q 'Count: 3' "$work/slack.log" || fail "Slack did not get one digest of the three Messages: $(cat "$work/slack.log")"
+pass "dev.sh invoke ran the Slack function, which decrypted the stack's webhook and posted one digest of three"
+
+# --- redrive: a delivery the source could not publish (SNS down) is kept, then replayed ---
+echo '{}' >"$work/invoked.json"
+aws --endpoint-url "$(cat "$work/lambda-sns-down.url")" lambda invoke --invocation-type Event \
+    --function-name "$(output SourceCloudtrailCloudwatchLogsFunctionName)" \
+    --payload "fileb://events/source-cloudtrail-cloudwatch-logs.json" "$work/invoked.json" >/dev/null
+holds() { [[ "$(queue_depth "$1")" == "$2" ]]; }
+wait_until "the failed delivery did not reach the source's failure queue" 900 holds "$source_failures" "1 0"
+pass "after three failed tries (SNS down), the delivery is in the source's failure queue"
+./dev.sh redrive source-cloudtrail-cloudwatch-logs >"$work/redrive-source.log" 2>&1 ||
+    { cat "$work/redrive-source.log" >&2; fail "dev.sh redrive source-cloudtrail-cloudwatch-logs"; }
+grep -q "replayed 1 message(s) into .*: 1 handled and deleted, 0 failed again and kept" "$work/redrive-source.log" ||
+    fail "dev.sh redrive said: $(cat "$work/redrive-source.log")"
+expect_equal "the source's failure queue is empty after the redrive" "0 0" "$(queue_depth "$source_failures")"
+[[ "$(published_subjects)" == "Error Message: User: arn:aws:iam::187901811700:user/exposed.user"* ]] ||
+    fail "the redriven delivery was not published"
+pass "dev.sh redrive published the kept delivery"
+# A Message Slack never took (moved by the buffer queue's redrive policy) is replayed as a batch.
+slack_failures="$(output DestinationSlackFailureQueueUrl)"
+cat >"$work/kept-message.json" <<'EOF'
+{"subject":"Event: a Message Slack never took","fields":[{"key":"Event","value":"a Message Slack never took"}],"metadata":{},"tags":[]}
+EOF
+aws_local sqs send-message --queue-url "$slack_failures" --message-body "file://$work/kept-message.json" >/dev/null
+posts_before="$(grep -c '"text"' "$work/slack.log")"
+./dev.sh redrive destination-slack >"$work/redrive-destination.log" 2>&1 ||
+    { cat "$work/redrive-destination.log" >&2; fail "dev.sh redrive destination-slack"; }
+grep -q "1 handled and deleted, 0 failed again and kept" "$work/redrive-destination.log" ||
+    fail "dev.sh redrive said: $(cat "$work/redrive-destination.log")"
+expect_equal "the Slack function's failure queue is empty after the redrive" "0 0" "$(queue_depth "$slack_failures")"
+more_posts_than() { [[ "$(grep -c '"text"' "$work/slack.log")" -gt "$1" ]]; }
+wait_until "the redriven Message never reached Slack" 50 more_posts_than "$posts_before"
+pass "dev.sh redrive posted the Message Slack had never taken"
+# What still fails stays: the same record, replayed during the outage, is kept.
+aws --endpoint-url "$(cat "$work/lambda-sns-down.url")" lambda invoke --invocation-type Event \
+    --function-name "$(output SourceCloudtrailCloudwatchLogsFunctionName)" \
+    --payload "fileb://events/source-cloudtrail-cloudwatch-logs.json" "$work/invoked.json" >/dev/null
+wait_until "the second failed delivery did not reach the failure queue" 900 holds "$source_failures" "1 0"
+AWS_ENDPOINT_URL_LAMBDA="$(cat "$work/lambda-sns-down.url")" ./dev.sh redrive source-cloudtrail-cloudwatch-logs \
+    >"$work/redrive-again.log" 2>&1 && fail "dev.sh redrive succeeded while SNS was down"
+grep -q "0 handled and deleted, 1 failed again and kept" "$work/redrive-again.log" || fail "dev.sh redrive said: $(cat "$work/redrive-again.log")"
+expect_equal "a delivery that fails again stays in the failure queue" "0 1" "$(queue_depth "$source_failures")"
+
+# --- upload ---
+./dev.sh upload destination-slack >"$work/upload.log" 2>&1 || { cat "$work/upload.log" >&2; fail "dev.sh upload"; }
+expect_equal "dev.sh upload updated the destination's code" \
+    "$(wc -c <dist/destination-slack/destination-slack.zip | tr -d ' ')" \
+    "$(aws_local lambda get-function-configuration --function-name "$slack_function" --query CodeSize --output text)"
+
+# --- package ---
+./dev.sh package >"$work/package.log" 2>&1 || { cat "$work/package.log" >&2; fail "dev.sh package"; }
+url="$(grep -o "$AWS_ENDPOINT_URL/$BUILD_ARTIFACT_BUCKET/cloudformation/[0-9-]*\.yaml" "$work/package.log" | head -n 1)"
+[[ -n "$url" ]] || fail "dev.sh package printed no template URL: $(cat "$work/package.log")"
+link="$(grep -o 'https://console.aws.amazon.com/cloudformation/home?region=us-east-1#/stacks/quickcreate?[^ ]*' "$work/package.log")"
+query="${link#*quickcreate?}"
+decode() { printf '%b' "${1//%/\\x}"; }
+expect_equal "the quick-create link names the stack and the template, URL-encoded" "stackName=$STACK_NAME&templateURL=$url" \
+    "stackName=$(decode "$(cut -d '&' -f 1 <<<"${query#stackName=}")")&templateURL=$(decode "${query#*templateURL=}")"
+[[ "${query#*templateURL=}" != *[:/]* ]] || fail "the template URL in the link is not encoded: $link"
+key="${url#"$AWS_ENDPOINT_URL/$BUILD_ARTIFACT_BUCKET/"}"
+aws_local s3 cp "s3://$BUILD_ARTIFACT_BUCKET/$key" "$work/packaged.yaml" >/dev/null || fail "the packaged template is not in the bucket"
+[[ "$(grep -c "S3Bucket: $BUILD_ARTIFACT_BUCKET" "$work/packaged.yaml")" -eq ${#functions[@]} ]] ||
+    fail "the packaged template does not point at the uploaded zips"
+while read -r code_key; do
+    aws_local s3api head-object --bucket "$BUILD_ARTIFACT_BUCKET" --key "$code_key" >/dev/null ||
+        fail "the packaged template's code s3://$BUILD_ARTIFACT_BUCKET/$code_key is not in the bucket"
+done < <(sed -n 's/^ *S3Key: //p' "$work/packaged.yaml")
+cfn-lint -- "$work/packaged.yaml" || fail "cfn-lint reports on the packaged template"
+pass "dev.sh package uploaded a lint-clean template and the code it points at, and printed its URL and quick-create link"
+
+# --- the webhook never shows ---
+for log in create invoke-source invoke-destination redrive-source redrive-destination upload package lambda lambda-sns-down; do
+    ! grep -q "$secret" "$work/$log.log" || fail "the webhook URL appears in $log's output"
+done
+# (not the stack's Parameters: moto shows NoEcho values there; tests/template_test.py checks
+# that SlackWebhookURL is NoEcho)
+{
+    aws_local cloudformation describe-stacks --stack-name "$STACK_NAME" --query "Stacks[0].Outputs" --output json
+    for fn in "${functions[@]}"; do
+        aws_local lambda get-function-configuration --function-name "$(output "$(sed -E 's/(^|-)([a-z])/\U\2/g' <<<"$fn")FunctionName")" --output json
+    done
+} >"$work/described.json"
+! grep -q "$secret" "$work/described.json" || fail "the webhook URL shows in the stack's outputs or functions"
+pass "the webhook URL appears in no command's output, nor in the stack's outputs or functions"
+
+# --- delete ---
+./dev.sh delete >"$work/delete.log" 2>&1 || { cat "$work/delete.log" >&2; fail "dev.sh delete"; }
+expect_equal "no stack left after dev.sh delete" "" \
+    "$(aws_local cloudformation list-stacks --query "StackSummaries[?StackName=='$STACK_NAME' && StackStatus!='DELETE_COMPLETE'].StackStatus" --output text)"
+expect_equal "no function left after dev.sh delete" "" \
+    "$(aws_local lambda list-functions --query "Functions[?contains(FunctionName, 'StackTest')].FunctionName" --output text)"
+expect_equal "no export left after dev.sh delete" "" \
+    "$(aws_local cloudformation list-exports --query "Exports[?Name=='$STACK_NAME-SNSTopic'].Value" --output text)"
+
+echo "stack test: $passed passed, 0 failed"
