@@ -60,6 +60,7 @@ usage: $0 <command> [arguments]
                           the template URL and a one-click launch link
   delete                  delete the stack
   bench                   the benchmark table (speed, cold start, memory, zip sizes, floods)
+  fuzz [seconds]          libFuzzer on the decoder, the record mapping and the Message parser
   help                    this text
 
 functions: ${FUNCTIONS[*]}
@@ -464,9 +465,66 @@ summarize_tests() {
     echo "== $((rust + python + stack)) tests passed, 0 failed ($rust Rust, $python template and redrive, $stack stack test) and fmt, shellcheck, cfn-lint, checkov and clippy clean, in $seconds s"
 }
 
+# --- bench: the README's Performance table ---
+
+# Builds what it measures (the functions with the tuned release profile, their arm64 and x86_64
+# zips, criterion's decode benchmark), then runs crates/bench against moto and an HTTPS Slack
+# stand-in on 127.0.0.1. It builds the dependency tree three times (host, aarch64, x86_64):
+# well over 15 minutes on 2 cores from an empty target/. BENCH_COLD_RUNS (15),
+# BENCH_INVOKE_RUNS (5) and BENCH_PER_RECORD_RUNS (3) set the repetitions; BENCH_SKIP_ZIPS=1
+# skips the zips.
 cmd_bench() {
+    [[ $# -eq 0 ]] || die "$E_USAGE" "usage: $0 bench"
+    need_command cargo "https://rustup.rs"
     ensure_tools
-    exec "$ROOT/bench/run.sh" "$@"
+    local target_dir="${CARGO_TARGET_DIR:-$ROOT/target}" fn arch target flag
+    local out="$target_dir/bench" packages=() bins=() zips=() since
+    for fn in "${FUNCTIONS[@]}"; do
+        packages+=(-p "$fn")
+        bins+=(--bin "$fn")
+    done
+    echo "== release build for this machine: the functions, the bench, the decode benchmark"
+    # One cargo invocation, so that the fat-LTO links share the two cores.
+    cargo build --release "${packages[@]}" -p bench --bins --bench decode
+    if [[ "${BENCH_SKIP_ZIPS:-}" != 1 ]]; then
+        for arch in arm64 x86_64; do
+            target="$(ARCH=$arch rust_target)"
+            [[ "$arch" == arm64 ]] && flag=--arm64 || flag=--x86-64
+            if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep -qx "$target"; then
+                rustup target add "$target"
+            fi
+            echo "== Lambda zips, $arch"
+            rm -rf "${out:?}/lambda/$arch"
+            cargo lambda build --release "$flag" --output-format zip --lambda-dir "$out/lambda/$arch" "${bins[@]}"
+            zips+=(--zips "$arch=$out/lambda/$arch")
+        done
+    fi
+    echo "== criterion: decode + transform vs base64 + gunzip on the largest payload"
+    since="$(date +%s)"
+    cargo bench -p source-cloudtrail-cloudwatch-logs --bench decode
+    echo "== the figures, against moto on 127.0.0.1"
+    "$target_dir/release/bench" --bin-dir "$target_dir/release" --criterion-dir "$target_dir/criterion" \
+        --criterion-since "$since" --out "$out/results.md" --cold-runs "${BENCH_COLD_RUNS:-15}" \
+        --invoke-runs "${BENCH_INVOKE_RUNS:-5}" --per-record-runs "${BENCH_PER_RECORD_RUNS:-3}" "${zips[@]}"
+}
+
+# --- fuzz: libFuzzer on the payload decoder, the record mapping and the Message parser ---
+
+cmd_fuzz() {
+    [[ $# -le 1 ]] || die "$E_USAGE" "usage: $0 fuzz [seconds per target]"
+    local seconds="${1:-60}" target
+    [[ "$seconds" =~ ^[1-9][0-9]*$ ]] || die "$E_BAD_VALUE" "seconds must be a whole number, not '$seconds'"
+    need_command cargo "https://rustup.rs"
+    command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+    echo "== seeds from the CloudTrail corpus"
+    cargo build --quiet -p test-world
+    target/debug/test-world fuzz-seeds --out fuzz/corpus
+    # cargo fuzz passes nightly-only flags (sanitizers); the stable toolchain takes them with this.
+    for target in ${FUZZ_TARGETS:-logs_payload awslogs_data message}; do
+        echo "== fuzzing $target for ${seconds}s (crashes land in fuzz/artifacts/$target/)"
+        (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "corpus/$target" -- \
+            -max_total_time="$seconds" -max_len=65536 -print_final_stats=1)
+    done
 }
 
 command="${1:-help}"
@@ -483,6 +541,7 @@ case "$command" in
     local) cmd_local "$@" ;;
     test) cmd_test "$@" ;;
     bench) cmd_bench "$@" ;;
+    fuzz) cmd_fuzz "$@" ;;
     help | -h | --help) usage ;;
     *)
         usage >&2

@@ -9,12 +9,14 @@ use aws_sdk_sns::types::PublishBatchRequestEntry;
 use serde_json::{Value, json};
 use source_cloudtrail_cloudwatch_logs::decode_and_transform;
 use test_world::payloads::{self, BuiltEvent};
-use test_world::{LambdaProcess, MotoServer, RuntimeApi, RuntimeApiOptions, SlackSink, events};
+use test_world::pipeline::{self, Flow, Pipeline};
+use test_world::{
+    LambdaProcess, MotoServer, RateLimit, RuntimeApi, RuntimeApiOptions, SlackSink, events,
+};
 
 pub const SOURCE: &str = "source-cloudtrail-cloudwatch-logs";
 pub const DESTINATION: &str = "destination-slack";
 pub const KMS_ENCRYPTION: &str = "kms-encryption";
-pub const FUNCTIONS: [&str; 3] = [SOURCE, DESTINATION, KMS_ENCRYPTION];
 
 /// How long a function may take to first poll the Runtime API before the run is abandoned.
 const FIRST_POLL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -310,7 +312,7 @@ pub async fn source_peak_rss(world: &World, binary: &Path) -> Result<SourcePeak,
     if summary["published"].as_u64().unwrap_or(0) == 0 {
         return Err(format!("the source published nothing: {summary}"));
     }
-    let vm_hwm_bytes = vm_hwm(process.id())?;
+    let vm_hwm_bytes = process.peak_rss_bytes()?;
     process.stop();
     Ok(SourcePeak {
         payload,
@@ -337,7 +339,7 @@ pub async fn destination_peak_rss(
     if world.sink.requests().len() <= posted_before {
         return Err("the destination posted nothing to the Slack stand-in".to_owned());
     }
-    let peak = vm_hwm(process.id())?;
+    let peak = process.peak_rss_bytes()?;
     process.stop();
     Ok(peak)
 }
@@ -372,23 +374,9 @@ pub async fn kms_encryption_peak_rss(world: &World, binary: &Path) -> Result<u64
             answer.body_text().chars().take(300).collect::<String>()
         ));
     }
-    let peak = vm_hwm(process.id())?;
+    let peak = process.peak_rss_bytes()?;
     process.stop();
     Ok(peak)
-}
-
-/// A process's peak resident set size (`VmHWM` in `/proc/<pid>/status`), in bytes.
-fn vm_hwm(pid: u32) -> Result<u64, String> {
-    let path = format!("/proc/{pid}/status");
-    let status = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
-    parse_vm_hwm(&status).ok_or_else(|| format!("{path} has no VmHWM line"))
-}
-
-fn parse_vm_hwm(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let mut words = line["VmHWM:".len()..].split_whitespace();
-    let kib: u64 = words.next()?.parse().ok()?;
-    (words.next() == Some("kB")).then_some(kib * 1024)
 }
 
 /// A real Message for the destination: the first one the source makes of the corpus.
@@ -404,16 +392,109 @@ pub fn sample_message() -> Result<String, String> {
         .ok_or_else(|| "the corpus's first record makes no Message".to_owned())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// What a flood became on its way to Slack.
+pub struct Flood {
+    pub records: usize,
+    pub published: usize,
+    /// Deleted from the buffer queue after their post, and returned to it.
+    pub deleted: usize,
+    pub returned: usize,
+    pub batches: usize,
+    /// Posts Slack took, and requests it refused with 429.
+    pub posts: usize,
+    pub refused: usize,
+    /// The sum of the posts' `Count`s (1 for a post of a single Message).
+    pub counted: usize,
+    pub published_after: Duration,
+    pub drained_after: Duration,
+    /// The larger of the two Slack function instances' peaks.
+    pub destination_peak_rss: u64,
+}
 
-    #[test]
-    fn reads_vm_hwm_in_bytes() {
-        let status =
-            "Name:\tbootstrap\nVmPeak:\t  20000 kB\nVmHWM:\t   12345 kB\nVmRSS:\t 9000 kB\n";
-        assert_eq!(parse_vm_hwm(status), Some(12345 * 1024));
-        assert_eq!(parse_vm_hwm("VmRSS:\t 9000 kB\n"), None);
-        assert_eq!(parse_vm_hwm("VmHWM:\t 9000 MB\n"), None);
+impl Flood {
+    /// Every record published, posted and deleted, none returned, and the posts count them all.
+    pub fn nothing_lost(&self) -> bool {
+        self.published == self.records
+            && self.deleted == self.records
+            && self.returned == 0
+            && self.counted == self.records
     }
+}
+
+/// A permission-enumeration probe of about `denials` denials through the source, moto's SNS and
+/// SQS, and two Slack function instances fed as the stack's event source mapping feeds them
+/// (batches of up to 1,000 gathered for 20 s, one post every 2 s each), to a Slack stand-in
+/// that enforces Slack's limit.
+pub async fn flood(world: &World, bin_dir: &Path, denials: usize) -> Result<Flood, String> {
+    let regions = ["us-east-1", "eu-west-1", "ap-southeast-2", "sa-east-1"];
+    let per_pass = payloads::permission_probe(&regions, 1, 0, 0).records.len();
+    let probe = payloads::permission_probe(&regions, denials.div_ceil(per_pass).max(1), 4, 2);
+    let sink = SlackSink::start();
+    sink.enforce(RateLimit::slack());
+    let ciphertext = world
+        .moto
+        .kms_encrypt(
+            &world.kms_key,
+            &sink.webhook_url(),
+            &destination_slack::WEBHOOK_ENCRYPTION_CONTEXT,
+        )
+        .await;
+    let pipeline = Pipeline::create(&world.moto, &format!("bench-flood-{denials}")).await;
+    let flowed = pipeline::run(
+        &world.moto,
+        &pipeline,
+        Flow {
+            source_binary: bin_dir.join(SOURCE),
+            destination_binary: bin_dir.join(DESTINATION),
+            deliveries: payloads::deliveries(&probe.records, 250),
+            pause: Duration::from_millis(500),
+            instances: 2,
+            batch_size: 1_000,
+            window: Duration::from_secs(20),
+            destination_env: vec![
+                ("SLACK_WEBHOOK_URL".into(), ciphertext),
+                (
+                    "SSL_CERT_FILE".into(),
+                    sink.ca_file().to_string_lossy().into_owned(),
+                ),
+                ("SLACK_POST_INTERVAL_MS".into(), "2000".into()),
+            ],
+        },
+    )
+    .await?;
+    let posts = sink.accepted();
+    let counted = posts
+        .iter()
+        .map(|post| {
+            post.body_json()["text"]
+                .as_str()
+                .unwrap_or_default()
+                .lines()
+                .find_map(|line| line.strip_prefix("Count: "))
+                .and_then(|count| count.parse::<usize>().ok())
+                .unwrap_or(1)
+        })
+        .sum();
+    Ok(Flood {
+        records: probe.records.len(),
+        published: flowed.published() as usize,
+        deleted: flowed.handled.iter().map(|h| h.settled.deleted.len()).sum(),
+        returned: flowed
+            .handled
+            .iter()
+            .map(|h| h.settled.returned.len())
+            .sum(),
+        batches: flowed.handled.len(),
+        posts: posts.len(),
+        refused: sink.requests().len() - posts.len(),
+        counted,
+        published_after: flowed.published_after,
+        drained_after: flowed.drained_after,
+        destination_peak_rss: flowed
+            .destination_peak_rss
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0),
+    })
 }

@@ -4,21 +4,13 @@
 //! enforcing Slack's one post a second with 429 and Retry-After.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use test_world::{
-    LambdaProcess, MotoServer, QueuePoller, RateLimit, RuntimeApi, RuntimeApiOptions, SlackSink,
-    block_kit, feed_until_drained, payloads, sibling_binary,
-};
+use std::time::Duration;
 
 use destination_slack::WEBHOOK_ENCRYPTION_CONTEXT;
+use test_world::pipeline::{self, Flow, Pipeline};
+use test_world::{MotoServer, RateLimit, SlackSink, block_kit, payloads, sibling_binary};
 
 const DESTINATION: &str = env!("CARGO_BIN_EXE_destination-slack");
-
-/// Both instances together stay at Slack's one post a second, as the stack configures them.
-const INSTANCES: usize = 2;
-const POST_INTERVAL_MS: &str = "2000";
 
 fn count_of(text: &str) -> usize {
     text.lines()
@@ -47,99 +39,62 @@ async fn a_probe_of_a_thousand_denials_reaches_slack_as_a_handful_of_digests() {
     let moto = MotoServer::start();
     let sink = SlackSink::start();
     sink.enforce(RateLimit::slack());
-    let topic = moto.create_topic("Activity-Aware-IDS-Flood").await;
-    let queue = moto
-        // As in the stack: far longer than a batch's window and invocation together.
-        .create_queue(
-            "Activity-Aware-IDS-Flood-DestinationSlackQueue",
-            Duration::from_secs(360),
-        )
-        .await;
-    moto.subscribe_queue(&topic, &queue).await;
+    let pipeline = Pipeline::create(&moto, "Activity-Aware-IDS-Flood").await;
     let key = moto.create_kms_key().await;
     let ciphertext = moto
         .kms_encrypt(&key, &sink.webhook_url(), &WEBHOOK_ENCRYPTION_CONTEXT)
         .await;
 
-    // The source, fed CloudWatch Logs deliveries of 250 log events while the queue is polled.
-    let source_api = RuntimeApi::start();
-    let mut source_env = moto.lambda_env();
-    source_env.push(("SNS_TOPIC".into(), topic.clone()));
-    let source = LambdaProcess::spawn(
-        sibling_binary("source-cloudtrail-cloudwatch-logs"),
-        &source_api,
-        source_env,
-    );
-    let deliveries = payloads::deliveries(&probe.records, 250);
-    let delivered = deliveries.len();
-    let source_api = Arc::new(source_api);
-    let feeding = Arc::new({
-        let api = source_api.clone();
-        tokio::spawn(async move {
-            for delivery in deliveries {
-                api.invoke(delivery)
-                    .await
-                    .expect("the source publishes the delivery");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        })
-    });
-
-    // Two destination instances, each polled as the event source mapping would: batches of up
-    // to 1,000 gathered for 20 s, as the stack configures it, answers applied to the queue.
-    let mut env = moto.lambda_env();
-    env.push(("SLACK_WEBHOOK_URL".into(), ciphertext));
-    env.push((
-        "SSL_CERT_FILE".into(),
-        sink.ca_file().to_string_lossy().into_owned(),
-    ));
-    env.push(("SLACK_POST_INTERVAL_MS".into(), POST_INTERVAL_MS.into()));
-    let started = Instant::now();
-    let mut instances = Vec::new();
-    let mut processes = Vec::new();
-    for _ in 0..INSTANCES {
-        let api = Arc::new(RuntimeApi::start_with(RuntimeApiOptions {
-            deadline: Duration::from_secs(60),
-            invoke_timeout: Duration::from_secs(90),
-            ..RuntimeApiOptions::default()
-        }));
-        processes.push(LambdaProcess::spawn(DESTINATION, &api, env.clone()));
-        let poller = QueuePoller::new(&moto, queue.clone(), 1_000, Duration::from_secs(20)).await;
-        instances.push((api, poller));
-    }
-    let source_done = {
-        let feeding = feeding.clone();
-        move || feeding.is_finished()
-    };
-    let batches = feed_until_drained(instances, source_done).await;
-    for process in processes {
-        let output = process.stop();
+    // Deliveries of 250 log events, half a second apart, while the queue is polled: two
+    // instances, batches of up to 1,000 gathered for 20 s, each instance posting at most once
+    // every 2 s, as the stack configures them.
+    let flowed = pipeline::run(
+        &moto,
+        &pipeline,
+        Flow {
+            source_binary: sibling_binary("source-cloudtrail-cloudwatch-logs"),
+            destination_binary: DESTINATION.into(),
+            deliveries: payloads::deliveries(&probe.records, 250),
+            pause: Duration::from_millis(500),
+            instances: 2,
+            batch_size: 1_000,
+            window: Duration::from_secs(20),
+            destination_env: vec![
+                ("SLACK_WEBHOOK_URL".into(), ciphertext),
+                (
+                    "SSL_CERT_FILE".into(),
+                    sink.ca_file().to_string_lossy().into_owned(),
+                ),
+                ("SLACK_POST_INTERVAL_MS".into(), "2000".into()),
+            ],
+        },
+    )
+    .await
+    .expect("the pipeline ran");
+    for output in &flowed.destination_outputs {
         assert!(
             !output.contains(sink.secret()),
             "the webhook leaked into the destination's log"
         );
     }
-    Arc::try_unwrap(feeding)
-        .expect("the feeding task is only watched elsewhere")
-        .await
-        .expect("the source was fed every delivery");
-    let elapsed = started.elapsed();
-    drop(source);
 
     // Nothing undelivered: every Message was deleted from the queue after its post.
-    let deleted: usize = batches
+    let deleted: usize = flowed
+        .handled
         .iter()
         .map(|handled| handled.settled.deleted.len())
         .sum();
-    let returned: usize = batches
+    let returned: usize = flowed
+        .handled
         .iter()
         .map(|handled| handled.settled.returned.len())
         .sum();
     assert_eq!(
-        (deleted, returned),
-        (probe.records.len(), 0),
+        (flowed.published() as usize, deleted, returned),
+        (probe.records.len(), probe.records.len(), 0),
         "batch sizes: {:?}",
-        batches
+        flowed
+            .handled
             .iter()
             .map(|handled| handled.size)
             .collect::<Vec<_>>()
@@ -155,11 +110,12 @@ async fn a_probe_of_a_thousand_denials_reaches_slack_as_a_handful_of_digests() {
         })
         .collect();
     eprintln!(
-        "{} denials in {delivered} deliveries -> {} batches -> {} posts ({} refused with 429) in {elapsed:?}",
+        "{} denials -> {} batches -> {} posts ({} refused with 429), drained {:?} after the first delivery",
         probe.records.len(),
-        batches.len(),
+        flowed.handled.len(),
         posts.len(),
-        sink.requests().len() - posts.len()
+        sink.requests().len() - posts.len(),
+        flowed.drained_after
     );
     assert!(
         posts.len() <= 12,
@@ -168,7 +124,7 @@ async fn a_probe_of_a_thousand_denials_reaches_slack_as_a_handful_of_digests() {
         texts.join("\n-----\n")
     );
 
-    // Whose posts: each names one principal only, and the attacker's add up to the probe.
+    // Whose posts: each names one principal only, and the counts add up to the probe.
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     let principals: Vec<&String> = std::iter::once(&probe.attacker)
         .chain(&probe.others)

@@ -26,6 +26,7 @@ pub mod lambda_service;
 pub mod local;
 mod moto;
 pub mod payloads;
+pub mod pipeline;
 mod process;
 mod runtime_api;
 mod serve;

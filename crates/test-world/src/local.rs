@@ -7,16 +7,13 @@
 //! post, what Slack received.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use destination_slack::WEBHOOK_ENCRYPTION_CONTEXT;
 use serde_json::Value;
 
-use crate::{
-    LambdaProcess, MotoServer, QueuePoller, RateLimit, RuntimeApi, RuntimeApiOptions, SlackSink,
-    feed_until_drained, payloads,
-};
+use crate::pipeline::{self, Flow, Pipeline};
+use crate::{MotoServer, RateLimit, SlackSink, payloads};
 
 /// What to send through the pipeline.
 pub enum Input {
@@ -80,18 +77,11 @@ pub async fn run(options: Options) -> Result<(), String> {
 
     step("Starting moto (SNS, SQS, KMS) on 127.0.0.1");
     let moto = MotoServer::start();
-    let topic = moto.create_topic("Activity-Aware-IDS-Local").await;
-    let queue = moto
-        .create_queue(
-            "Activity-Aware-IDS-Local-DestinationSlackQueue",
-            Duration::from_secs(360),
-        )
-        .await;
-    moto.subscribe_queue(&topic, &queue).await;
+    let pipeline = Pipeline::create(&moto, "Activity-Aware-IDS-Local").await;
     let key = moto.create_kms_key().await;
     println!(
-        "topic {topic}\nbuffer queue {} (raw delivery)\nKMS key {key}",
-        queue.arn
+        "topic {}\nbuffer queue {} (raw delivery)\nKMS key {key}",
+        pipeline.topic, pipeline.queue.arn
     );
 
     let sink = match &options.webhook_url {
@@ -120,71 +110,50 @@ pub async fn run(options: Options) -> Result<(), String> {
         "webhook URL encrypted with the KMS key for its purpose; the function gets only the ciphertext"
     );
 
-    step(&format!(
-        "Invoking source-cloudtrail-cloudwatch-logs with {} CloudWatch Logs deliver{}",
-        deliveries.len(),
-        if deliveries.len() == 1 { "y" } else { "ies" }
-    ));
-    let source_api = RuntimeApi::start_with(RuntimeApiOptions {
-        function_name: "source-cloudtrail-cloudwatch-logs".into(),
-        ..RuntimeApiOptions::default()
-    });
-    let mut source_env = moto.lambda_env();
-    source_env.push(("SNS_TOPIC".into(), topic.clone()));
-    let source = LambdaProcess::spawn(&source_binary, &source_api, source_env);
     let single = deliveries.len() == 1;
-    let mut published = 0;
-    for delivery in deliveries {
-        let summary = source_api
-            .invoke(delivery)
-            .await
-            .map_err(|error| format!("the source failed: {error}"))?;
-        published += summary["published"].as_u64().unwrap_or(0);
-        if single {
-            println!("{}", pretty(&summary));
-        }
-    }
-    print!("{}", source.stop());
-    println!("the topic took {published} Message(s)");
-
     step(&format!(
-        "Feeding destination-slack from the queue as its event source mapping does: {INSTANCES} instances, batches of up to {BATCH_SIZE} gathered for {} s (the stack: 20 s)",
+        "source-cloudtrail-cloudwatch-logs takes {} CloudWatch Logs deliver{}; destination-slack is fed from the queue as its event source mapping does: {INSTANCES} instances, batches of up to {BATCH_SIZE} gathered for {} s (the stack: 20 s)",
+        deliveries.len(),
+        if single { "y" } else { "ies" },
         window.as_secs()
     ));
-    let mut env = moto.lambda_env();
-    env.push(("SLACK_WEBHOOK_URL".into(), ciphertext));
-    env.push(("SLACK_POST_INTERVAL_MS".into(), POST_INTERVAL_MS.into()));
+    let mut destination_env = vec![
+        ("SLACK_WEBHOOK_URL".to_owned(), ciphertext),
+        (
+            "SLACK_POST_INTERVAL_MS".to_owned(),
+            POST_INTERVAL_MS.to_owned(),
+        ),
+    ];
     if let Some(sink) = &sink {
-        env.push((
+        destination_env.push((
             "SSL_CERT_FILE".into(),
             sink.ca_file().to_string_lossy().into_owned(),
         ));
     }
-    let started = Instant::now();
-    let mut instances = Vec::new();
-    let mut processes = Vec::new();
-    // Kept until the processes stop, so that none sees its Runtime API vanish.
-    let mut apis: Vec<Arc<RuntimeApi>> = Vec::new();
-    for _ in 0..INSTANCES {
-        let api = Arc::new(RuntimeApi::start_with(RuntimeApiOptions {
-            function_name: "destination-slack".into(),
-            deadline: Duration::from_secs(60),
-            invoke_timeout: Duration::from_secs(90),
-        }));
-        processes.push(LambdaProcess::spawn(&destination_binary, &api, env.clone()));
-        apis.push(api.clone());
-        instances.push((
-            api,
-            QueuePoller::new(&moto, queue.clone(), BATCH_SIZE, window).await,
-        ));
-    }
-    let handled = feed_until_drained(instances, || true).await;
-    for process in processes {
-        print!("{}", process.stop());
-    }
-    drop(apis);
+    let flowed = pipeline::run(
+        &moto,
+        &pipeline,
+        Flow {
+            source_binary,
+            destination_binary,
+            deliveries,
+            pause: Duration::from_millis(500),
+            instances: INSTANCES,
+            batch_size: BATCH_SIZE,
+            window,
+            destination_env,
+        },
+    )
+    .await?;
     if single {
-        for record in handled.iter().flat_map(|batch| {
+        println!("{}", pretty(&flowed.summaries[0]));
+    }
+    print!("{}", flowed.source_output);
+    for output in &flowed.destination_outputs {
+        print!("{output}");
+    }
+    if single {
+        for record in flowed.handled.iter().flat_map(|batch| {
             batch.event["Records"]
                 .as_array()
                 .cloned()
@@ -198,7 +167,8 @@ pub async fn run(options: Options) -> Result<(), String> {
             );
         }
     }
-    for (number, batch) in handled.iter().enumerate() {
+    println!("\nthe topic took {} Message(s)", flowed.published());
+    for (number, batch) in flowed.handled.iter().enumerate() {
         let answer = match &batch.answer {
             Ok(answer) => answer.to_string(),
             Err(error) => format!("error: {error}"),
@@ -216,9 +186,10 @@ pub async fn run(options: Options) -> Result<(), String> {
         let requests = sink.requests();
         let posts = sink.accepted();
         step(&format!(
-            "What Slack received: {} post(s) for {published} Message(s) in {:.1} s ({} refused with 429)",
+            "What Slack received: {} post(s) for {} Message(s), the last {:.1} s after the first delivery ({} refused with 429)",
             posts.len(),
-            started.elapsed().as_secs_f64(),
+            flowed.published(),
+            flowed.drained_after.as_secs_f64(),
             requests.len() - posts.len()
         ));
         for (number, post) in posts.iter().enumerate() {

@@ -34,7 +34,9 @@ const USAGE: &str = "usage:
   test-world lambda-zip FILE
       What a Lambda zip's bootstrap is: `bootstrap <arch> mode <octal> <bytes> bytes`.
   test-world make-events --out DIR
-      Writes the ready invoke events of events/.";
+      Writes the ready invoke events of events/.
+  test-world fuzz-seeds --out DIR
+      Writes seed inputs for the fuzz targets into DIR/<target>/, from the CloudTrail corpus.";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         Some("custom-resource") => custom_resource(rest),
         Some("lambda-zip") => lambda_zip(rest),
         Some("make-events") => make_events(rest),
+        Some("fuzz-seeds") => fuzz_seeds(rest),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -344,6 +347,21 @@ fn make_events(args: &[String]) -> Result<ExitCode, String> {
             .map_err(|e| format!("cannot write {}: {e}", out.join(name).display()))?;
         println!("{}", out.join(name).display());
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn fuzz_seeds(args: &[String]) -> Result<ExitCode, String> {
+    let options = Options::parse(args, &["out"])?;
+    let out = PathBuf::from(options.one("out")?);
+    let seeds = test_world::payloads::fuzz_seeds();
+    for (target, name, bytes) in &seeds {
+        let dir = out.join(target);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::write(dir.join(name), bytes)
+            .map_err(|e| format!("cannot write {}: {e}", dir.join(name).display()))?;
+    }
+    println!("{} seeds in {}", seeds.len(), out.display());
     Ok(ExitCode::SUCCESS)
 }
 

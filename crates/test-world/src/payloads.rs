@@ -9,9 +9,65 @@ pub const LAMBDA_MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
 
 const RECORDS: &str = include_str!("../../../fixtures/cloudtrail/records.jsonl");
 
+const EDGE_CASES: &str = include_str!("../../../fixtures/cloudtrail/edge-cases.jsonl");
+
 /// The corpus's 1,916 real CloudTrail records, one JSON text each.
 pub fn cloudtrail_records() -> Vec<&'static str> {
     RECORDS.lines().filter(|line| !line.is_empty()).collect()
+}
+
+/// The corpus's six synthetic edge cases (non-ASCII keys, escapes, 400 KB records...).
+pub fn edge_case_records() -> Vec<&'static str> {
+    EDGE_CASES.lines().filter(|line| !line.is_empty()).collect()
+}
+
+/// Seed inputs for the fuzz targets (`fuzz/fuzz_targets/`), by target: Logs payloads and lone
+/// records, `awslogs.data`-like bytes, and Messages with hostile markup, from the corpus.
+pub fn fuzz_seeds() -> Vec<(&'static str, String, Vec<u8>)> {
+    let records: Vec<&str> = cloudtrail_records()
+        .into_iter()
+        .chain(edge_case_records())
+        .filter(|record| record.len() < 8_000)
+        .collect();
+    let mut seeds = Vec::new();
+    for start in (0..records.len()).step_by(97) {
+        let batch: Vec<String> = records[start..(start + 3).min(records.len())]
+            .iter()
+            .map(|record| record.to_string())
+            .collect();
+        let payload = crate::events::data_message(&batch).to_string();
+        seeds.push((
+            "logs_payload",
+            format!("payload-{start}"),
+            payload.clone().into_bytes(),
+        ));
+        seeds.push((
+            "logs_payload",
+            format!("record-{start}"),
+            batch[0].clone().into_bytes(),
+        ));
+        let mut data = vec![1u8];
+        data.extend_from_slice(payload.as_bytes());
+        seeds.push(("awslogs_data", format!("payload-{start}"), data));
+        let record: Value = serde_json::from_str(&batch[0]).expect("corpus records are JSON");
+        let fields: Vec<Value> = ["errorMessage", "eventName", "requestParameters"]
+            .iter()
+            .filter(|key| record.get(**key).is_some_and(|value| !value.is_null()))
+            .map(|key| json!({"key": key, "value": record[*key]}))
+            .collect();
+        let message = json!({
+            "subject": "s <!channel> & more",
+            "fields": fields,
+            "metadata": {"sourceName": "Cloudtrail"},
+            "tags": [{"key": "slack-preferred-channel", "value": "#x"}, {"key": "digest-group", "value": "g"}],
+        });
+        seeds.push((
+            "message",
+            format!("message-{start}"),
+            message.to_string().into_bytes(),
+        ));
+    }
+    seeds
 }
 
 /// A delivery of `count` records, cycling through the corpus.

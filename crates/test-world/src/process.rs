@@ -184,6 +184,13 @@ impl LambdaProcess {
         self.shared.output()
     }
 
+    /// The process's peak resident set size so far (`VmHWM` of `/proc/<pid>/status`), in bytes.
+    pub fn peak_rss_bytes(&self) -> Result<u64, String> {
+        let path = format!("/proc/{}/status", self.id());
+        let status = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+        parse_vm_hwm(&status).ok_or_else(|| format!("{path} has no VmHWM line"))
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&self) -> bool {
         self.shared.exit_status().is_none()
@@ -204,5 +211,28 @@ impl LambdaProcess {
 impl Drop for LambdaProcess {
     fn drop(&mut self) {
         self.shared.kill_and_collect();
+    }
+}
+
+/// `VmHWM:   12345 kB` -> bytes.
+fn parse_vm_hwm(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let mut words = line["VmHWM:".len()..].split_whitespace();
+    let kib: u64 = words.next()?.parse().ok()?;
+    (words.next() == Some("kB")).then_some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_vm_hwm_in_bytes() {
+        assert_eq!(
+            parse_vm_hwm("Name:\tx\nVmHWM:\t   11088 kB\nVmRSS:\t 1 kB\n"),
+            Some(11_088 * 1024)
+        );
+        assert_eq!(parse_vm_hwm("VmRSS:\t 1 kB\n"), None);
+        assert_eq!(parse_vm_hwm("VmHWM:\t 1 MB\n"), None);
     }
 }

@@ -1,0 +1,158 @@
+//! The stack's path for Messages, on moto, through the real binaries: the source publishes
+//! CloudWatch Logs deliveries to the topic, the topic delivers them (raw) to the Slack function's
+//! buffer queue, and instances of the Slack function are fed from the queue as its event source
+//! mapping feeds them, all at once, as in the stack.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::{
+    Handled, LambdaProcess, MotoServer, Queue, QueuePoller, RuntimeApi, RuntimeApiOptions,
+    feed_until_drained,
+};
+
+/// A topic and the buffer queue subscribed to it.
+pub struct Pipeline {
+    pub topic: String,
+    pub queue: Queue,
+}
+
+impl Pipeline {
+    /// The queue hides a received Message for 360 s and gets the topic's Messages raw, as in
+    /// the stack.
+    pub async fn create(moto: &MotoServer, name: &str) -> Pipeline {
+        let topic = moto.create_topic(name).await;
+        let queue = moto
+            .create_queue(
+                &format!("{name}-DestinationSlackQueue"),
+                Duration::from_secs(360),
+            )
+            .await;
+        moto.subscribe_queue(&topic, &queue).await;
+        Pipeline { topic, queue }
+    }
+}
+
+/// What to send through, and how the Slack function is run.
+pub struct Flow {
+    pub source_binary: PathBuf,
+    pub destination_binary: PathBuf,
+    /// CloudWatch Logs deliveries for the source, invoked one after the other.
+    pub deliveries: Vec<Value>,
+    /// Between two deliveries.
+    pub pause: Duration,
+    /// Slack function instances fed at once (the mapping's MaximumConcurrency).
+    pub instances: usize,
+    pub batch_size: usize,
+    /// How long a batch gathers after its first Message.
+    pub window: Duration,
+    /// The Slack function's environment besides moto's (webhook ciphertext, CA, pace).
+    pub destination_env: Vec<(String, String)>,
+}
+
+/// What happened.
+pub struct Flowed {
+    /// The source's answer to each delivery.
+    pub summaries: Vec<Value>,
+    pub handled: Vec<Handled>,
+    /// From the first delivery until the source had published them all.
+    pub published_after: Duration,
+    /// From the first delivery until the queue was empty.
+    pub drained_after: Duration,
+    pub source_output: String,
+    pub destination_outputs: Vec<String>,
+    /// The peak resident memory of each Slack function instance, in bytes.
+    pub destination_peak_rss: Vec<u64>,
+}
+
+impl Flowed {
+    /// Messages the source published.
+    pub fn published(&self) -> u64 {
+        self.summaries
+            .iter()
+            .map(|summary| summary["published"].as_u64().unwrap_or(0))
+            .sum()
+    }
+}
+
+pub async fn run(moto: &MotoServer, pipeline: &Pipeline, flow: Flow) -> Result<Flowed, String> {
+    let source_api = Arc::new(RuntimeApi::start_with(RuntimeApiOptions {
+        function_name: "source-cloudtrail-cloudwatch-logs".into(),
+        ..RuntimeApiOptions::default()
+    }));
+    let mut source_env = moto.lambda_env();
+    source_env.push(("SNS_TOPIC".into(), pipeline.topic.clone()));
+    let source = LambdaProcess::spawn(&flow.source_binary, &source_api, source_env);
+
+    let mut env = moto.lambda_env();
+    env.extend(flow.destination_env);
+    let mut instances = Vec::new();
+    let mut processes = Vec::new();
+    // Kept until the processes stop, so that none sees its Runtime API vanish.
+    let mut apis = Vec::new();
+    for _ in 0..flow.instances {
+        let api = Arc::new(RuntimeApi::start_with(RuntimeApiOptions {
+            function_name: "destination-slack".into(),
+            deadline: Duration::from_secs(60),
+            invoke_timeout: Duration::from_secs(90),
+        }));
+        processes.push(LambdaProcess::spawn(
+            &flow.destination_binary,
+            &api,
+            env.clone(),
+        ));
+        apis.push(api.clone());
+        let poller =
+            QueuePoller::new(moto, pipeline.queue.clone(), flow.batch_size, flow.window).await;
+        instances.push((api, poller));
+    }
+
+    let started = Instant::now();
+    let feeding = {
+        let api = source_api.clone();
+        let (deliveries, pause) = (flow.deliveries, flow.pause);
+        tokio::spawn(async move {
+            let mut summaries = Vec::new();
+            for (number, delivery) in deliveries.into_iter().enumerate() {
+                if number > 0 {
+                    tokio::time::sleep(pause).await;
+                }
+                let summary = api.invoke(delivery).await.map_err(|error| {
+                    format!("the source failed on delivery {}: {error}", number + 1)
+                })?;
+                summaries.push(summary);
+            }
+            Ok::<_, String>((summaries, started.elapsed()))
+        })
+    };
+    let feeding = Arc::new(feeding);
+    let producers_done = {
+        let feeding = feeding.clone();
+        move || feeding.is_finished()
+    };
+    let handled = feed_until_drained(instances, producers_done).await;
+    let drained_after = started.elapsed();
+    let (summaries, published_after) = Arc::try_unwrap(feeding)
+        .map_err(|_| "the source's task is still watched".to_owned())?
+        .await
+        .map_err(|error| format!("the source's task failed: {error}"))??;
+
+    let destination_peak_rss = processes
+        .iter()
+        .map(|process| process.peak_rss_bytes().unwrap_or(0))
+        .collect();
+    let destination_outputs = processes.iter().map(LambdaProcess::stop).collect();
+    drop(apis);
+    Ok(Flowed {
+        summaries,
+        handled,
+        published_after,
+        drained_after,
+        source_output: source.stop(),
+        destination_outputs,
+        destination_peak_rss,
+    })
+}
