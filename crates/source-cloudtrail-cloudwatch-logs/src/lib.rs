@@ -2,15 +2,14 @@
 //! on the SNS topic.
 
 mod payload;
-mod record;
 
+pub use activity_aware_cloudtrail::{
+    CONSOLE_LINK_LABEL, DIGEST_FIELDS, RecordView, SOURCE_ICON_URL, SOURCE_NAME,
+    message_from_record, message_json_from_record,
+};
 pub use payload::{
     CloudWatchLogsEvent, DecodeError, Decoded, SkippedEvent, decode_and_transform,
     transform_payload,
-};
-pub use record::{
-    CONSOLE_LINK_LABEL, DIGEST_FIELDS, RecordView, SOURCE_ICON_URL, SOURCE_NAME,
-    message_from_record, message_json_from_record,
 };
 
 use activity_aware_message::{MessagePublisher, PublishError};

@@ -2,7 +2,7 @@
 //! events into outgoing Messages as they are parsed, so no record is held longer than needed.
 
 use crate::Summary;
-use crate::record::{RecordView, message_from_record, message_json_from_record};
+use activity_aware_cloudtrail::{RecordView, message_from_record, message_json_from_record};
 use activity_aware_message::{OutgoingMessage, SNS_MESSAGE_LIMIT_BYTES};
 use base64::Engine;
 use flate2::read::MultiGzDecoder;
@@ -279,8 +279,7 @@ mod tests {
     use serde_json::{Value, json};
     use std::io::Write;
 
-    const RECORDS: &str = include_str!("../../../fixtures/cloudtrail/records.jsonl");
-    const EDGE_CASES: &str = include_str!("../../../fixtures/cloudtrail/edge-cases.jsonl");
+    use test_world::payloads::{cloudtrail_records, edge_case_records};
 
     fn gzip_bytes(bytes: &[u8]) -> Vec<u8> {
         let mut gzip = GzEncoder::new(Vec::new(), Compression::default());
@@ -435,8 +434,8 @@ mod tests {
     #[test]
     fn oversized_records_are_cut_to_fit_and_still_sent() {
         // The inflated RunInstances record, with its bulk moved to where the Message shows it.
-        let huge = EDGE_CASES
-            .lines()
+        let huge = edge_case_records()
+            .into_iter()
             .find(|line| line.len() > 300_000)
             .unwrap();
         let mut record: Value = serde_json::from_str(huge).unwrap();
@@ -449,58 +448,12 @@ mod tests {
         assert!(body.contains(TRUNCATION_MARKER));
     }
 
-    /// Every real record maps without panicking; every record with an errorMessage gets it as
-    /// the subject; every other record with an eventName gets that.
-    #[test]
-    fn every_fixture_record_maps() {
-        let mut with_error_message = 0;
-        for (number, line) in RECORDS.lines().chain(EDGE_CASES.lines()).enumerate() {
-            let record: Value = serde_json::from_str(line).unwrap();
-            let view = RecordView::parse(line).unwrap();
-            let message = message_from_record(&view);
-            // What is published is exactly this Message.
-            assert_eq!(
-                message_json_from_record(&view)
-                    .map(|json| serde_json::from_str::<Value>(&json).unwrap()),
-                message
-                    .as_ref()
-                    .map(|m| serde_json::from_str::<Value>(&m.to_json()).unwrap()),
-                "line {number}"
-            );
-            let error_message = record
-                .get("errorMessage")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty());
-            match (
-                error_message,
-                record.get("eventName").and_then(Value::as_str),
-            ) {
-                (Some(error_message), _) => {
-                    with_error_message += 1;
-                    let message = message.unwrap_or_else(|| panic!("line {number}: no message"));
-                    assert_eq!(
-                        message.subject,
-                        format!("Error Message: {error_message}"),
-                        "line {number}"
-                    );
-                }
-                (None, Some(event_name)) => {
-                    let message = message.unwrap_or_else(|| panic!("line {number}: no message"));
-                    assert_eq!(
-                        message.subject,
-                        format!("Event: {event_name}"),
-                        "line {number}"
-                    );
-                }
-                (None, None) => {}
-            }
-        }
-        assert!(with_error_message > 100, "{with_error_message}");
-    }
-
     #[test]
     fn every_fixture_record_round_trips_through_a_payload() {
-        let lines: Vec<String> = RECORDS.lines().map(str::to_owned).collect();
+        let lines: Vec<String> = cloudtrail_records()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         let decoded = decode_and_transform(encode(&payload("DATA_MESSAGE", &lines))).unwrap();
         assert_eq!(decoded.summary.log_events, lines.len());
         assert_eq!(decoded.summary.not_json, 0);

@@ -221,22 +221,30 @@ impl<'a> RecordView<'a> {
     /// A link to the event in the CloudTrail console's event history, when the record names a
     /// plausible region and event ID (both end up in a URL, so anything else is left out).
     fn console_link(&self) -> Option<String> {
-        let region = self.string(slot::REGION)?;
-        let event_id = self.string(slot::EVENT_ID)?;
-        let region_ok = !region.is_empty()
-            && region.len() <= 32
-            && region
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        let id_ok = !event_id.is_empty()
-            && event_id.len() <= 64
-            && event_id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
-        (region_ok && id_ok).then(|| {
-            format!("https://{region}.console.aws.amazon.com/cloudtrailv2/home?region={region}#/events/{event_id}")
-        })
+        cloudtrail_event_link(&self.string(slot::REGION)?, &self.string(slot::EVENT_ID)?)
     }
+}
+
+/// Whether a region can go into a console URL as it is: lowercase letters, digits and dashes.
+pub fn is_safe_region(region: &str) -> bool {
+    !region.is_empty()
+        && region.len() <= 32
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Whether an ID can go into a console URL as it is: letters, digits and dashes.
+pub fn is_safe_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// The event in the CloudTrail console's event history, when the region and event ID are
+/// plausible (both end up in the URL, so anything else is left out).
+pub fn cloudtrail_event_link(region: &str, event_id: &str) -> Option<String> {
+    (is_safe_region(region) && is_safe_id(event_id)).then(|| {
+        format!("https://{region}.console.aws.amazon.com/cloudtrailv2/home?region={region}#/events/{event_id}")
+    })
 }
 
 /// A field's value: raw JSON from the record, or text made here.
@@ -438,6 +446,7 @@ impl Visitor<'_> for KeyIn {
 mod tests {
     use super::*;
     use serde_json::json;
+    use test_world::payloads::{cloudtrail_records, edge_case_records};
 
     /// The Message for a record, checking on the way that the JSON written straight from the
     /// record is that Message's JSON.
@@ -776,5 +785,57 @@ mod tests {
     fn duplicate_keys_keep_the_last_like_json_parse() {
         let message = message_of_text(r#"{"eventName":"A","eventName":"B"}"#).unwrap();
         assert_eq!(message.subject, "Event: B");
+    }
+    /// Every real record maps without panicking; every record with an errorMessage gets it as
+    /// the subject; every other record with an eventName gets that.
+    #[test]
+    fn every_fixture_record_maps() {
+        let mut with_error_message = 0;
+        for (number, line) in cloudtrail_records()
+            .into_iter()
+            .chain(edge_case_records())
+            .enumerate()
+        {
+            let record: Value = serde_json::from_str(line).unwrap();
+            let view = RecordView::parse(line).unwrap();
+            let message = message_from_record(&view);
+            // What is published is exactly this Message.
+            assert_eq!(
+                message_json_from_record(&view)
+                    .map(|json| serde_json::from_str::<Value>(&json).unwrap()),
+                message
+                    .as_ref()
+                    .map(|m| serde_json::from_str::<Value>(&m.to_json()).unwrap()),
+                "line {number}"
+            );
+            let error_message = record
+                .get("errorMessage")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty());
+            match (
+                error_message,
+                record.get("eventName").and_then(Value::as_str),
+            ) {
+                (Some(error_message), _) => {
+                    with_error_message += 1;
+                    let message = message.unwrap_or_else(|| panic!("line {number}: no message"));
+                    assert_eq!(
+                        message.subject,
+                        format!("Error Message: {error_message}"),
+                        "line {number}"
+                    );
+                }
+                (None, Some(event_name)) => {
+                    let message = message.unwrap_or_else(|| panic!("line {number}: no message"));
+                    assert_eq!(
+                        message.subject,
+                        format!("Event: {event_name}"),
+                        "line {number}"
+                    );
+                }
+                (None, None) => {}
+            }
+        }
+        assert!(with_error_message > 100, "{with_error_message}");
     }
 }
