@@ -2,15 +2,15 @@
 
 use std::io::Write;
 
+use activity_aware_cloudtrail::{RecordView, message_json_from_record};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use destination_slack::time::parse_rfc3339_ms;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde_json::{Value, json};
-use source_cloudtrail_cloudwatch_logs::{RecordView, message_json_from_record};
 
-use crate::payloads::cloudtrail_records;
+use crate::payloads::{cloudtrail_records, eventbridge_sample};
 
 /// Gzips `bytes`.
 pub fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -177,7 +177,36 @@ pub fn ready_events() -> Vec<(&'static str, Value)> {
             logs_delivery_of(&denial),
         ),
         ("destination-slack.json", destination_batch(&denial)),
+        ("source-eventbridge.json", eventbridge_api_call(&denial)),
+        (
+            "source-eventbridge-console-sign-in.json",
+            eventbridge_sample("console-sign-in-root-success"),
+        ),
+        (
+            "source-eventbridge-guardduty.json",
+            eventbridge_sample("guardduty-iam-privilege-escalation-high"),
+        ),
     ]
+}
+
+/// What EventBridge hands a function for this CloudTrail record: an `AWS API Call via
+/// CloudTrail` event, its envelope taken from the record as EventBridge fills it.
+pub fn eventbridge_api_call(record: &Value) -> Value {
+    let service = record["eventSource"]
+        .as_str()
+        .and_then(|source| source.split('.').next())
+        .unwrap_or("unknown");
+    json!({
+        "version": "0",
+        "id": "c7b3f0a5-21d6-4e3f-8a1b-000000000001",
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": format!("aws.{service}"),
+        "account": record["recipientAccountId"],
+        "time": record["eventTime"],
+        "region": record["awsRegion"],
+        "resources": [],
+        "detail": record,
+    })
 }
 
 /// The corpus's first AccessDenied of an IAM user that carries an error message: a real

@@ -21,6 +21,114 @@ pub fn edge_case_records() -> Vec<&'static str> {
     EDGE_CASES.lines().filter(|line| !line.is_empty()).collect()
 }
 
+/// The EventBridge samples of `fixtures/eventbridge/` (see its PROVENANCE.md), by name: every
+/// detail-type the EventBridge source knows, and a few it does not.
+pub const EVENTBRIDGE_SAMPLES: [(&str, &str); 23] = [
+    (
+        "api-call-cloudtrail-delete-trail",
+        include_str!("../../../fixtures/eventbridge/api-call-cloudtrail-delete-trail.json"),
+    ),
+    (
+        "api-call-cloudtrail-stop-logging",
+        include_str!("../../../fixtures/eventbridge/api-call-cloudtrail-stop-logging.json"),
+    ),
+    (
+        "api-call-ec2-modify-image-attribute-unauthorized",
+        include_str!(
+            "../../../fixtures/eventbridge/api-call-ec2-modify-image-attribute-unauthorized.json"
+        ),
+    ),
+    (
+        "api-call-iam-attach-role-policy-admin",
+        include_str!("../../../fixtures/eventbridge/api-call-iam-attach-role-policy-admin.json"),
+    ),
+    (
+        "api-call-iam-create-access-key-by-root",
+        include_str!("../../../fixtures/eventbridge/api-call-iam-create-access-key-by-root.json"),
+    ),
+    (
+        "api-call-iam-get-role-access-denied",
+        include_str!("../../../fixtures/eventbridge/api-call-iam-get-role-access-denied.json"),
+    ),
+    (
+        "api-call-iam-put-user-policy",
+        include_str!("../../../fixtures/eventbridge/api-call-iam-put-user-policy.json"),
+    ),
+    (
+        "api-call-iam-update-assume-role-policy",
+        include_str!("../../../fixtures/eventbridge/api-call-iam-update-assume-role-policy.json"),
+    ),
+    (
+        "api-call-s3-create-bucket-by-root",
+        include_str!("../../../fixtures/eventbridge/api-call-s3-create-bucket-by-root.json"),
+    ),
+    (
+        "api-call-s3-get-object-access-denied",
+        include_str!("../../../fixtures/eventbridge/api-call-s3-get-object-access-denied.json"),
+    ),
+    (
+        "console-sign-in-iam-user-failure",
+        include_str!("../../../fixtures/eventbridge/console-sign-in-iam-user-failure.json"),
+    ),
+    (
+        "console-sign-in-iam-user-mfa-success",
+        include_str!("../../../fixtures/eventbridge/console-sign-in-iam-user-mfa-success.json"),
+    ),
+    (
+        "console-sign-in-iam-user-no-mfa",
+        include_str!("../../../fixtures/eventbridge/console-sign-in-iam-user-no-mfa.json"),
+    ),
+    (
+        "console-sign-in-root-failure",
+        include_str!("../../../fixtures/eventbridge/console-sign-in-root-failure.json"),
+    ),
+    (
+        "console-sign-in-root-success",
+        include_str!("../../../fixtures/eventbridge/console-sign-in-root-success.json"),
+    ),
+    (
+        "guardduty-accesskey-tor-caller-medium",
+        include_str!("../../../fixtures/eventbridge/guardduty-accesskey-tor-caller-medium.json"),
+    ),
+    (
+        "guardduty-iam-privilege-escalation-high",
+        include_str!("../../../fixtures/eventbridge/guardduty-iam-privilege-escalation-high.json"),
+    ),
+    (
+        "guardduty-iam-privilege-escalation-low",
+        include_str!("../../../fixtures/eventbridge/guardduty-iam-privilege-escalation-low.json"),
+    ),
+    (
+        "guardduty-instance-c2-dns-medium",
+        include_str!("../../../fixtures/eventbridge/guardduty-instance-c2-dns-medium.json"),
+    ),
+    (
+        "guardduty-s3bucket-pentest-medium",
+        include_str!("../../../fixtures/eventbridge/guardduty-s3bucket-pentest-medium.json"),
+    ),
+    (
+        "other-health-ec2-retirement-scheduled",
+        include_str!("../../../fixtures/eventbridge/other-health-ec2-retirement-scheduled.json"),
+    ),
+    (
+        "other-s3-object-created",
+        include_str!("../../../fixtures/eventbridge/other-s3-object-created.json"),
+    ),
+    (
+        "other-securityhub-custom-action",
+        include_str!("../../../fixtures/eventbridge/other-securityhub-custom-action.json"),
+    ),
+];
+
+/// One EventBridge sample by name (its file name without `.json`).
+pub fn eventbridge_sample(name: &str) -> Value {
+    let (_, text) = EVENTBRIDGE_SAMPLES
+        .iter()
+        .find(|(sample, _)| *sample == name)
+        .unwrap_or_else(|| panic!("no EventBridge sample {name}"));
+    serde_json::from_str(text).expect("EventBridge samples are JSON")
+}
+
 /// Seed inputs for the fuzz targets (`fuzz/fuzz_targets/`), by target: Logs payloads and lone
 /// records, `awslogs.data`-like bytes, and Messages with hostile markup, from the corpus.
 pub fn fuzz_seeds() -> Vec<(&'static str, String, Vec<u8>)> {

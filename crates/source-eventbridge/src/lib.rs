@@ -1,0 +1,205 @@
+//! Source: EventBridge events become Messages on the SNS topic, in seconds rather than the
+//! minutes CloudTrail takes to reach CloudWatch Logs.
+//!
+//! - `AWS API Call via CloudTrail`: the detail is a CloudTrail record, and becomes exactly the
+//!   Message the CloudWatch Logs source makes of it (one mapping, `activity-aware-cloudtrail`).
+//! - `AWS Console Sign In via CloudTrail`: who signed in, from where, whether it worked, with MFA
+//!   or not, root or not ([`sign_in`]).
+//! - `GuardDuty Finding`: title, severity, type, account, region, resource, description and a
+//!   link to the finding ([`guardduty`]).
+//! - Anything else: a plain Message with the event's envelope and its detail ([`generic`]).
+
+pub mod generic;
+pub mod guardduty;
+pub mod sign_in;
+
+use activity_aware_cloudtrail::{RecordView, message_from_record, message_json_from_record};
+use activity_aware_message::{
+    Message, MessagePublisher, OutgoingMessage, PublishError, SNS_MESSAGE_LIMIT_BYTES,
+};
+use lambda_runtime::Diagnostic;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+pub const API_CALL: &str = "AWS API Call via CloudTrail";
+pub const CONSOLE_SIGN_IN: &str = "AWS Console Sign In via CloudTrail";
+pub const GUARDDUTY_FINDING: &str = "GuardDuty Finding";
+
+/// An EventBridge event as Lambda receives it, its detail kept as raw JSON.
+#[derive(Debug, Deserialize)]
+pub struct Event<'a> {
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(rename = "detail-type")]
+    pub detail_type: String,
+    pub source: String,
+    #[serde(default)]
+    pub account: Option<String>,
+    #[serde(default)]
+    pub time: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub resources: Vec<String>,
+    #[serde(borrow)]
+    pub detail: &'a RawValue,
+}
+
+/// What one invocation did, returned as the function's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub detail_type: String,
+    pub published: usize,
+    /// Cut down to fit SNS's size limit.
+    pub truncated: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("not an EventBridge event: {0}")]
+    NotAnEvent(String),
+    #[error("the detail of a {detail_type:?} event is not what that event carries: {reason}")]
+    BadDetail { detail_type: String, reason: String },
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+}
+
+impl From<SourceError> for Diagnostic {
+    fn from(error: SourceError) -> Self {
+        let error_type = match &error {
+            SourceError::NotAnEvent(_) | SourceError::BadDetail { .. } => "UnrecognisedEvent",
+            SourceError::Publish(_) => "PublishFailed",
+        };
+        Diagnostic {
+            error_type: error_type.into(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+/// The Message an event becomes, as the JSON text to publish (within SNS's limit) and whether
+/// it was cut; `None` for a CloudTrail record with nothing to say (as the CloudWatch Logs source).
+pub fn message_json(event: &Event<'_>) -> Result<Option<(String, bool)>, SourceError> {
+    let bad_detail = |reason: String| SourceError::BadDetail {
+        detail_type: event.detail_type.clone(),
+        reason,
+    };
+    let message = match event.detail_type.as_str() {
+        API_CALL => {
+            let view = RecordView::parse(event.detail.get())
+                .map_err(|error| bad_detail(error.to_string()))?;
+            // Written straight from the record, as the CloudWatch Logs source writes it.
+            return Ok(match message_json_from_record(&view) {
+                None => None,
+                Some(body) if body.len() <= SNS_MESSAGE_LIMIT_BYTES => Some((body, false)),
+                Some(_) => message_from_record(&view)
+                    .map(|message| message.to_json_within(SNS_MESSAGE_LIMIT_BYTES)),
+            });
+        }
+        CONSOLE_SIGN_IN => sign_in::message(event.detail).map_err(bad_detail)?,
+        GUARDDUTY_FINDING => guardduty::message(event.detail).map_err(bad_detail)?,
+        _ => generic::message(event),
+    };
+    Ok(Some(within_limit(&message)))
+}
+
+fn within_limit(message: &Message) -> (String, bool) {
+    message.to_json_within(SNS_MESSAGE_LIMIT_BYTES)
+}
+
+/// Reads an event as Lambda delivers it.
+pub fn parse_event(text: &str) -> Result<Event<'_>, SourceError> {
+    serde_json::from_str(text).map_err(|error| SourceError::NotAnEvent(error.to_string()))
+}
+
+/// Handles one EventBridge event: publishes its Message.
+pub async fn handle(
+    publisher: &MessagePublisher,
+    event: Box<RawValue>,
+) -> Result<Summary, SourceError> {
+    let event = parse_event(event.get())?;
+    let mut summary = Summary {
+        detail_type: event.detail_type.clone(),
+        published: 0,
+        truncated: false,
+    };
+    if let Some((body, truncated)) = message_json(&event)? {
+        if truncated {
+            tracing::warn!(
+                event_id = event.id.as_deref().unwrap_or(""),
+                "Message cut down to fit SNS's size limit"
+            );
+        }
+        summary.truncated = truncated;
+        summary.published = publisher
+            .publish_all(vec![OutgoingMessage {
+                label: format!("event {}", event.id.as_deref().unwrap_or("without an id")),
+                body,
+            }])
+            .await?;
+    }
+    tracing::info!(
+        detail_type = %summary.detail_type,
+        source = %event.source,
+        published = summary.published,
+        "event handled"
+    );
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn event(detail_type: &str, source: &str, detail: Value) -> String {
+        json!({
+            "version": "0", "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+            "detail-type": detail_type, "source": source, "account": "111122223333",
+            "time": "2024-06-02T20:16:32Z", "region": "us-east-1", "resources": [],
+            "detail": detail
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn events_that_are_not_eventbridge_events_are_clear_errors() {
+        for (text, expected) in [
+            (
+                r#"{"awslogs": {"data": "x"}}"#,
+                "not an EventBridge event: missing field `detail-type`",
+            ),
+            (
+                r#"{"detail-type": "X", "source": "s"}"#,
+                "not an EventBridge event: missing field `detail`",
+            ),
+            ("[1, 2]", "not an EventBridge event: invalid type"),
+        ] {
+            let error = parse_event(text).unwrap_err();
+            assert!(error.to_string().starts_with(expected), "{error}");
+        }
+        let not_a_record = event(API_CALL, "aws.iam", json!([1, 2]));
+        let event: Event<'_> = serde_json::from_str(&not_a_record).unwrap();
+        let error = message_json(&event).unwrap_err();
+        assert!(
+            error.to_string().starts_with("the detail of a \"AWS API Call via CloudTrail\" event is not what that event carries"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_oversized_event_is_cut_and_still_a_message() {
+        let big = event(
+            "Custom Event",
+            "my.app",
+            json!({"blob": "x".repeat(400_000)}),
+        );
+        let event: Event<'_> = serde_json::from_str(&big).unwrap();
+        let (json, truncated) = message_json(&event).unwrap().unwrap();
+        assert!(truncated && json.len() <= SNS_MESSAGE_LIMIT_BYTES);
+        Message::from_json(&json).unwrap();
+    }
+}

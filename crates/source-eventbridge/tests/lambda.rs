@@ -1,0 +1,250 @@
+//! The real `source-eventbridge` binary, run through a local Lambda Runtime API against moto:
+//! every EventBridge sample of the fixtures is published as its Message, read back from an SQS
+//! queue subscribed to the topic with raw delivery.
+
+use std::time::Duration;
+
+use activity_aware_cloudtrail::{RecordView, message_json_from_record};
+use serde_json::{Value, json};
+use test_world::payloads::EVENTBRIDGE_SAMPLES;
+use test_world::{
+    DUMMY_SECRET_ACCESS_KEY, LambdaProcess, MotoServer, RuntimeApi, SnsCapture, assert_no_secrets,
+};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_source-eventbridge");
+const RECEIVE_TIMEOUT: Duration = Duration::from_secs(60);
+
+struct Source {
+    // Dropped in this order: the function, then its Runtime API, then moto.
+    process: LambdaProcess,
+    api: RuntimeApi,
+    capture: SnsCapture,
+    moto: MotoServer,
+}
+
+impl Source {
+    async fn start() -> Source {
+        let moto = MotoServer::start();
+        let topic = moto.create_topic("ids-topic").await;
+        let capture = moto.capture_queue(&topic).await;
+        let api = RuntimeApi::start();
+        let mut env = moto.lambda_env();
+        env.push(("SNS_TOPIC".to_owned(), topic));
+        let process = LambdaProcess::spawn(BINARY, &api, env);
+        Source {
+            process,
+            api,
+            capture,
+            moto,
+        }
+    }
+
+    /// Invokes the function with `event`; returns its answer and the one Message it published.
+    async fn publish(&self, event: Value) -> (Value, Value) {
+        let answer = self
+            .api
+            .invoke(event.clone())
+            .await
+            .unwrap_or_else(|error| panic!("{error}: {event:.300}"));
+        let [body] = self
+            .capture
+            .receive(1, RECEIVE_TIMEOUT)
+            .await
+            .try_into()
+            .expect("one Message");
+        (
+            answer,
+            serde_json::from_str(&body).expect("a Message is JSON"),
+        )
+    }
+
+    fn finish(self) -> String {
+        let output = self.process.stop();
+        assert_no_secrets("the function's output", &output, &[DUMMY_SECRET_ACCESS_KEY]);
+        assert_no_secrets(
+            "moto's log",
+            &self.moto.output(),
+            &[DUMMY_SECRET_ACCESS_KEY],
+        );
+        output
+    }
+}
+
+fn field<'a>(message: &'a Value, label: &str) -> Option<&'a str> {
+    message["fields"]
+        .as_array()?
+        .iter()
+        .find(|f| f["key"] == label)
+        .and_then(|f| f["value"].as_str())
+}
+
+fn tag_values<'a>(message: &'a Value, key: &str) -> Vec<&'a str> {
+    message["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|tag| tag["key"] == key)
+        .filter_map(|tag| tag["value"].as_str())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_sample_event_is_published_as_the_message_of_its_kind() {
+    let source = Source::start().await;
+    let mut kinds = std::collections::BTreeMap::<&str, usize>::new();
+    for (name, text) in EVENTBRIDGE_SAMPLES {
+        let event: Value = serde_json::from_str(text).unwrap();
+        let (answer, message) = source.publish(event.clone()).await;
+        assert_eq!(answer["published"], 1, "{name}: {answer}");
+        assert_eq!(answer["detailType"], event["detail-type"], "{name}");
+        let subject = message["subject"].as_str().unwrap();
+        let keys: Vec<&str> = message
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, ["subject", "fields", "metadata", "tags"], "{name}");
+        assert_eq!(
+            tag_values(&message, "digest-group").len(),
+            1,
+            "{name}: {message}"
+        );
+        let detail = &event["detail"];
+        let kind = name.split('-').next().unwrap();
+        *kinds.entry(kind).or_default() += 1;
+        match kind {
+            "api" => {
+                let record = detail.to_string();
+                let expected = message_json_from_record(&RecordView::parse(&record).unwrap())
+                    .expect("the sample records have fields");
+                assert_eq!(
+                    message,
+                    serde_json::from_str::<Value>(&expected).unwrap(),
+                    "{name}"
+                );
+            }
+            "console" => {
+                let root = detail["userIdentity"]["type"] == "Root";
+                let failed = detail["responseElements"]["ConsoleLogin"] != "Success";
+                let without_mfa = detail["additionalEventData"]["MFAUsed"] == "No";
+                let lower = subject.to_lowercase();
+                assert_eq!(lower.contains("root"), root, "{name}: {subject}");
+                assert_eq!(lower.starts_with("failed"), failed, "{name}: {subject}");
+                assert_eq!(
+                    lower.contains("without mfa"),
+                    without_mfa && !failed,
+                    "{name}: {subject}"
+                );
+                assert_eq!(
+                    field(&message, "Source IP"),
+                    detail["sourceIPAddress"].as_str(),
+                    "{name}"
+                );
+            }
+            "guardduty" => {
+                let severity = detail["severity"].as_f64().unwrap();
+                let label = match severity {
+                    s if s >= 9.0 => "Critical",
+                    s if s >= 7.0 => "High",
+                    s if s >= 4.0 => "Medium",
+                    _ => "Low",
+                };
+                assert!(subject.contains(label), "{name}: {subject}");
+                assert!(
+                    subject.contains(detail["title"].as_str().unwrap()),
+                    "{name}: {subject}"
+                );
+                assert_eq!(
+                    field(&message, "Finding Type"),
+                    detail["type"].as_str(),
+                    "{name}"
+                );
+                assert_eq!(
+                    field(&message, "Account"),
+                    detail["accountId"].as_str(),
+                    "{name}"
+                );
+                assert_eq!(
+                    field(&message, "Resource").is_some(),
+                    detail["resource"]["resourceType"].is_string(),
+                    "{name}: {message}"
+                );
+                let link = field(&message, source_eventbridge::guardduty::CONSOLE_LINK_LABEL)
+                    .unwrap_or_else(|| panic!("{name}: no link to the finding: {message}"));
+                assert!(
+                    link.contains(detail["id"].as_str().unwrap()),
+                    "{name}: {link}"
+                );
+            }
+            _ => {
+                assert!(
+                    subject.contains(event["detail-type"].as_str().unwrap()),
+                    "{name}: {subject}"
+                );
+                let text = message.to_string();
+                for part in ["source", "account", "region"] {
+                    assert!(
+                        text.contains(event[part].as_str().unwrap()),
+                        "{name}: {part}"
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(
+        kinds.keys().copied().collect::<Vec<_>>(),
+        ["api", "console", "guardduty", "other"]
+    );
+    source.finish();
+}
+
+#[tokio::test]
+async fn a_malformed_event_fails_the_invocation_and_the_process_keeps_serving() {
+    let source = Source::start().await;
+    let not_an_event = json!({"awslogs": {"data": "H4sI"}});
+    let error = source
+        .api
+        .invoke(not_an_event)
+        .await
+        .expect_err("must fail");
+    assert!(!error.during_init, "{error}");
+    assert_eq!(error.error_type, "UnrecognisedEvent", "{error}");
+    assert!(
+        error.error_message.contains("not an EventBridge event"),
+        "{error}"
+    );
+
+    let mut bad_detail: Value = serde_json::from_str(EVENTBRIDGE_SAMPLES[0].1).unwrap();
+    bad_detail["detail-type"] = json!("GuardDuty Finding");
+    bad_detail["detail"] = json!({"title": "no severity"});
+    let error = source.api.invoke(bad_detail).await.expect_err("must fail");
+    assert!(error.error_message.contains("GuardDuty Finding"), "{error}");
+    assert!(source.process.is_running());
+    source.capture.assert_quiet(Duration::from_secs(1)).await;
+
+    let (answer, _) = source
+        .publish(serde_json::from_str(EVENTBRIDGE_SAMPLES[0].1).unwrap())
+        .await;
+    assert_eq!(answer["published"], 1);
+    source.finish();
+}
+
+#[tokio::test]
+async fn a_missing_topic_fails_the_invocation() {
+    let moto = MotoServer::start();
+    let api = RuntimeApi::start();
+    let mut env = moto.lambda_env();
+    env.push((
+        "SNS_TOPIC".to_owned(),
+        "arn:aws:sns:us-east-1:123456789012:no-such-topic".to_owned(),
+    ));
+    let process = LambdaProcess::spawn(BINARY, &api, env);
+    let error = api
+        .invoke(serde_json::from_str(EVENTBRIDGE_SAMPLES[0].1).unwrap())
+        .await
+        .expect_err("publishing to a missing topic must fail");
+    assert_eq!(error.error_type, "PublishFailed", "{error}");
+    assert!(error.error_message.contains("NotFound"), "{error}");
+    drop(process);
+}

@@ -1,0 +1,55 @@
+//! One CloudTrail record, two ways in: delivered by CloudWatch Logs to the Logs source, or by
+//! EventBridge as an `AWS API Call via CloudTrail` event to this source. Both publish the same
+//! Message, byte for byte, for every record of the corpus.
+
+use serde_json::Value;
+use source_cloudtrail_cloudwatch_logs::transform_payload;
+use source_eventbridge::{message_json, parse_event};
+use test_world::events::{data_message, eventbridge_api_call};
+use test_world::payloads::{cloudtrail_records, edge_case_records};
+
+#[test]
+fn every_corpus_record_makes_the_same_message_through_both_sources() {
+    let records: Vec<&str> = cloudtrail_records()
+        .into_iter()
+        .chain(edge_case_records())
+        .collect();
+    assert!(records.len() > 1_900);
+    let mut published = 0;
+    for text in records {
+        let Ok(record) = serde_json::from_str::<Value>(text) else {
+            continue;
+        };
+        let payload = data_message(&[text.to_owned()]).to_string();
+        let through_logs: Vec<String> = transform_payload(payload.as_bytes())
+            .expect("a Logs payload of one record")
+            .outgoing
+            .into_iter()
+            .map(|message| message.body)
+            .collect();
+
+        let event = with_raw_detail(&record, text);
+        let through_eventbridge: Vec<String> = message_json(&parse_event(&event).unwrap())
+            .unwrap_or_else(|error| panic!("{error}: {text:.300}"))
+            .map(|(body, _)| body)
+            .into_iter()
+            .collect();
+
+        assert_eq!(through_eventbridge, through_logs, "record {text:.300}");
+        published += through_logs.len();
+    }
+    // Nearly every record has something to say; a mapping that said nothing would pass above.
+    assert!(published > 1_800, "{published} Messages");
+}
+
+/// The EventBridge event of `record`, its detail the record's own text (escapes and all), as the
+/// Logs source sees it.
+fn with_raw_detail(record: &Value, text: &str) -> String {
+    let mut envelope = eventbridge_api_call(record);
+    envelope
+        .as_object_mut()
+        .expect("an event is an object")
+        .remove("detail");
+    let envelope = envelope.to_string();
+    format!("{},\"detail\":{text}}}", &envelope[..envelope.len() - 1])
+}
