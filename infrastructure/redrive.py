@@ -8,6 +8,9 @@ A failure queue holds one of two kinds of message, told apart by their shape:
 - Lambda's on-failure record of an asynchronous invocation that failed after its retries
   (`{"requestContext": ..., "requestPayload": <the event>, ...}`), as the CloudWatch Logs source
   leaves them: the event is invoked again, and the record deleted when the function succeeds.
+- An EventBridge event that a rule could not deliver to the function (the rule target's
+  dead-letter queue holds the event itself, `{"detail-type": ..., "detail": ...}`), as the
+  EventBridge source's queue may: the event is invoked again, alone.
 - A message its SQS queue gave up on (the redrive policy moved it), as the Slack function's
   Messages: they are invoked again as one SQS batch, and deleted unless the function reports
   them as batch item failures (or fails as a whole).
@@ -25,8 +28,8 @@ HIDDEN_SECONDS = 300
 
 
 def replay_plan(messages):
-    """Splits received messages into on-failure records (each replayed alone, as its event) and
-    queue messages (replayed together as one SQS batch). Returns (records, batch)."""
+    """Splits received messages into on-failure records and undelivered EventBridge events (each
+    replayed alone, as its event) and queue messages (replayed together as one SQS batch). Returns (records, batch)."""
     records, batch = [], []
     for message in messages:
         try:
@@ -35,6 +38,8 @@ def replay_plan(messages):
             body = None
         if isinstance(body, dict) and "requestContext" in body and "requestPayload" in body:
             records.append((message, body["requestPayload"]))
+        elif isinstance(body, dict) and "detail-type" in body and "detail" in body:
+            records.append((message, body))
         else:
             batch.append(message)
     return records, batch

@@ -22,6 +22,10 @@ ON_FAILURE = json.dumps({
     "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
     "responsePayload": {"errorType": "PublishFailed", "errorMessage": "SNS is down"},
 })
+# What a rule target's dead-letter queue holds: the event EventBridge could not deliver.
+UNDELIVERED_EVENT = {"version": "0", "id": "e", "detail-type": "GuardDuty Finding", "source": "aws.guardduty",
+                     "account": "1", "time": "2026-01-01T00:00:00Z", "region": "us-east-1", "resources": [],
+                     "detail": {"severity": 8}}
 A_MESSAGE = json.dumps({"subject": "s", "fields": [], "metadata": {}, "tags": []})
 
 
@@ -31,6 +35,12 @@ class Redrive(unittest.TestCase):
                                               message("3", "not json")])
         self.assertEqual([(m["MessageId"], event) for m, event in records], [("1", {"awslogs": {"data": "H4sI"}})])
         self.assertEqual([m["MessageId"] for m in batch], ["2", "3"])
+
+    def test_undelivered_eventbridge_events_replay_alone_as_themselves(self):
+        records, batch = redrive.replay_plan([message("1", json.dumps(UNDELIVERED_EVENT)),
+                                              message("2", A_MESSAGE)])
+        self.assertEqual([(m["MessageId"], event) for m, event in records], [("1", UNDELIVERED_EVENT)])
+        self.assertEqual([m["MessageId"] for m in batch], ["2"])
 
     def test_a_batch_is_the_event_the_event_source_mapping_would_build(self):
         event = redrive.sqs_event([message("2", A_MESSAGE)], "arn:aws:sqs:eu-west-1:1:q", "eu-west-1")

@@ -220,13 +220,14 @@ expect_equal "the stack's parameters: architecture and no CloudTrail log group" 
 # (not DescribeStackResource: moto answers it with a 500 when the stack holds a type it fakes)
 resources="$(aws_local cloudformation describe-stack-resources --stack-name "$STACK_NAME" \
     --query "StackResources[?ResourceType!=null].[LogicalResourceId, ResourceType]" --output text | sort)"
-# Every resource in the template but those moto fakes, and those conditional on a log group.
+# Every resource in the template but those moto fakes, and those whose condition the default
+# parameters leave off (no log group, no honey bucket, no fast denial alerts).
 expected="$(awk '
     /^Resources:/ { in_resources = 1; next }
     /^[A-Za-z]/ { in_resources = 0 }
     in_resources && /^  [A-Za-z0-9]+:$/ { name = $1; sub(":", "", name); next }
     in_resources && /^    Type: / { types[name] = $2 }
-    in_resources && /^    Condition: CloudTrailConfigured/ { conditional[name] = 1 }
+    in_resources && /^    Condition: (CloudTrailConfigured|HoneyBucketAlertsOn|FastDenialAlertsOn)$/ { conditional[name] = 1 }
     END { for (n in types) if (!(n in conditional)) print n "\t" types[n] }' infrastructure/cloudformation.yaml |
     grep -Ev $'\t(AWS::SNS::Subscription|AWS::Lambda::EventInvokeConfig|AWS::SQS::QueuePolicy)$' | sort)"
 [[ "$resources" == "$expected" ]] || fail "the stack's resources differ from the template's:
@@ -260,7 +261,8 @@ for fn in "${functions[@]}"; do
         "$(aws_local logs describe-log-groups --log-group-name-prefix "/aws/lambda/$STACK_NAME-$prefix" \
             --query "logGroups[0].[logGroupName, retentionInDays]" --output text | tr '\t' ' ')"
 done
-for queue_output in SourceCloudtrailCloudwatchLogsFailureQueueUrl DestinationSlackQueueUrl DestinationSlackFailureQueueUrl; do
+for queue_output in SourceCloudtrailCloudwatchLogsFailureQueueUrl SourceEventbridgeFailureQueueUrl DestinationSlackQueueUrl \
+    DestinationSlackFailureQueueUrl; do
     queue="$(output "$queue_output")"
     expect_equal "$queue_output: encrypted with the stack key, kept 14 days" "$key_arn 1209600" \
         "$(aws_local sqs get-queue-attributes --queue-url "$queue" --attribute-names KmsMasterKeyId MessageRetentionPeriod \
@@ -290,11 +292,13 @@ aws_local lambda get-function-configuration --function-name "$slack_function" --
 aws_local lambda update-function-configuration --function-name "$slack_function" \
     --environment "file://$work/environment.json" >/dev/null
 source_failures="$(output SourceCloudtrailCloudwatchLogsFailureQueueUrl)"
+eventbridge_failures="$(output SourceEventbridgeFailureQueueUrl)"
 start_lambda_service() {
     local name="$1"
     shift
     "$world" lambda-service --endpoint-file "$work/$name.url" --moto "$AWS_ENDPOINT_URL" --bin-dir "$bin" \
-        --on-failure "source-cloudtrail-cloudwatch-logs=$source_failures" --env "SSL_CERT_FILE=$work/ca.pem" "$@" \
+        --on-failure "source-cloudtrail-cloudwatch-logs=$source_failures" \
+        --on-failure "source-eventbridge=$eventbridge_failures" --env "SSL_CERT_FILE=$work/ca.pem" "$@" \
         >"$work/$name.log" 2>&1 &
     pids+=("$!")
     wait_until "the $name Lambda service did not start: $(cat "$work/$name.log")" 100 test -s "$work/$name.url"
@@ -328,6 +332,25 @@ grep -q '"published": \?1' "$work/invoke-source.log" || fail "the source did not
 [[ "$(published_subjects)" == "Error Message: User: arn:aws:iam::187901811700:user/exposed.user is not authorized to perform: lambda:ListFunctions"* ]] ||
     fail "the stack's topic did not get the denial's Message"
 pass "dev.sh invoke ran the source with the stack's topic, which got the Message"
+# The same denial through EventBridge is the same Message; a root sign-in says what it is.
+./dev.sh invoke source-eventbridge events/source-eventbridge.json >"$work/invoke-eventbridge.log" 2>&1 ||
+    { cat "$work/invoke-eventbridge.log" >&2; fail "dev.sh invoke source-eventbridge"; }
+[[ "$(published_subjects)" == "Error Message: User: arn:aws:iam::187901811700:user/exposed.user is not authorized to perform: lambda:ListFunctions"* ]] ||
+    fail "the stack's topic did not get the denial's Message from EventBridge: $(cat "$work/invoke-eventbridge.log")"
+./dev.sh invoke source-eventbridge events/source-eventbridge-console-sign-in.json >>"$work/invoke-eventbridge.log" 2>&1 ||
+    { cat "$work/invoke-eventbridge.log" >&2; fail "dev.sh invoke source-eventbridge (sign-in)"; }
+expect_equal "a root sign-in through EventBridge" "Root user signed in to the AWS console without MFA" "$(published_subjects)"
+pass "dev.sh invoke ran the EventBridge source: the same denial's Message, a root sign-in said plainly"
+# The rules on by default, each sending its events to the EventBridge source.
+eventbridge_function="$(output SourceEventbridgeFunctionName)"
+rules="$(aws_local events list-rules --query 'Rules[].Name' --output text | wc -w)"
+expected_rules="$(grep -c '^    Type: AWS::Events::Rule$' infrastructure/cloudformation.yaml)"
+expect_equal "the rules on by default (all but honey bucket and fast denials)" "$((expected_rules - 2))" "$rules"
+for rule in $(aws_local events list-rules --query 'Rules[].Name' --output text); do
+    target="$(aws_local events list-targets-by-rule --rule "$rule" --query "Targets[0].Arn" --output text)"
+    [[ "$target" == *":function:$eventbridge_function" ]] || fail "rule $rule targets $target"
+done
+pass "each rule sends its events to the EventBridge source"
 ./dev.sh invoke destination-slack events/destination-slack.json >"$work/invoke-destination.log" 2>&1 ||
     { cat "$work/invoke-destination.log" >&2; fail "dev.sh invoke destination-slack"; }
 grep -q '"batchItemFailures": \?\[\]' "$work/invoke-destination.log" || fail "the Slack function did not post: $(cat "$work/invoke-destination.log")"
@@ -404,7 +427,7 @@ cfn-lint -- "$work/packaged.yaml" || fail "cfn-lint reports on the packaged temp
 pass "dev.sh package uploaded a lint-clean template and the code it points at, and printed its URL and quick-create link"
 
 # --- the webhook never shows ---
-for log in create invoke-source invoke-destination redrive-source redrive-destination upload package lambda lambda-sns-down; do
+for log in create invoke-source invoke-eventbridge invoke-destination redrive-source redrive-destination upload package lambda lambda-sns-down; do
     ! grep -q "$secret" "$work/$log.log" || fail "the webhook URL appears in $log's output"
 done
 # (not the stack's Parameters: moto shows NoEcho values there; tests/template_test.py checks

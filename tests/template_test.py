@@ -96,7 +96,8 @@ class Template(unittest.TestCase):
         self.assertEqual(sorted(p["Architecture"]["AllowedValues"]), ["arm64", "x86_64"])
 
     def test_every_function_is_a_crate_found_by_dev_sh(self):
-        self.assertEqual(self.functions, ["destination-slack", "kms-encryption", "source-cloudtrail-cloudwatch-logs"])
+        self.assertEqual(self.functions, ["destination-slack", "kms-encryption", "source-cloudtrail-cloudwatch-logs",
+                                          "source-eventbridge"])
         functions = self.of_type("AWS::Lambda::Function")
         for fn in self.functions:
             self.assertTrue(os.path.isfile(os.path.join(ROOT, "crates", fn, "src", "main.rs")), fn)
@@ -126,11 +127,12 @@ class Template(unittest.TestCase):
             return [("logs:CreateLogStream", get_att(fn + "LogGroup", "Arn"), None),
                     ("logs:PutLogEvents", get_att(fn + "LogGroup", "Arn"), None)]
 
-        self.expect_statements("SourceCloudtrailCloudwatchLogsRole", [
-            ("sns:Publish", ref("SNSTopic"), None),
-            ("sqs:SendMessage", get_att("SourceCloudtrailCloudwatchLogsFailureQueue", "Arn"), None),
-            ("kms:GenerateDataKey", key, via("sns", "sqs")), ("kms:Decrypt", key, via("sns", "sqs")),
-        ] + logs("SourceCloudtrailCloudwatchLogs"))
+        for source in ["SourceCloudtrailCloudwatchLogs", "SourceEventbridge"]:
+            self.expect_statements(source + "Role", [
+                ("sns:Publish", ref("SNSTopic"), None),
+                ("sqs:SendMessage", get_att(source + "FailureQueue", "Arn"), None),
+                ("kms:GenerateDataKey", key, via("sns", "sqs")), ("kms:Decrypt", key, via("sns", "sqs")),
+            ] + logs(source))
         queue = get_att("DestinationSlackQueue", "Arn")
         self.expect_statements("DestinationSlackRole", [
             ("sqs:ReceiveMessage", queue, None), ("sqs:DeleteMessage", queue, None),
@@ -197,13 +199,13 @@ class Template(unittest.TestCase):
         uses = [name for name, r in self.resources.items() if json.dumps(ref("SlackWebhookURL")) in json.dumps(r)]
         self.assertEqual(uses, ["EncryptedSlackWebhookURL"])
 
-    def test_source_publishes_to_the_topic(self):
-        self.assertEqual(self.props("SourceCloudtrailCloudwatchLogsLambda")["Environment"],
-                         {"Variables": {"SNS_TOPIC": ref("SNSTopic")}})
+    def test_sources_publish_to_the_topic(self):
+        for source in ["SourceCloudtrailCloudwatchLogsLambda", "SourceEventbridgeLambda"]:
+            self.assertEqual(self.props(source)["Environment"], {"Variables": {"SNS_TOPIC": ref("SNSTopic")}})
 
     def test_every_asynchronously_invoked_function_keeps_its_failures(self):
         configs = self.of_type("AWS::Lambda::EventInvokeConfig")
-        self.assertEqual(sorted(configs), ["SourceCloudtrailCloudwatchLogsInvokeConfig"])
+        self.assertEqual(sorted(configs), ["SourceCloudtrailCloudwatchLogsInvokeConfig", "SourceEventbridgeInvokeConfig"])
         for name, config in configs.items():
             fn = name.replace("InvokeConfig", "")
             props = config["Properties"]
@@ -242,7 +244,8 @@ class Template(unittest.TestCase):
         self.assertEqual((statement["Principal"], statement["Action"], statement["Condition"]),
                          ({"Service": "sns.amazonaws.com"}, "sqs:SendMessage", {"ArnEquals": {"aws:SourceArn": ref("SNSTopic")}}))
         # No function is invoked by the topic itself any more.
-        self.assertEqual(list(self.of_type("AWS::Lambda::Permission")), ["SourceCloudtrailCloudwatchLogsPermission"])
+        principals = [p["Properties"]["Principal"] for p in self.of_type("AWS::Lambda::Permission").values()]
+        self.assertNotIn("sns.amazonaws.com", principals)
 
     def test_the_event_source_mapping_keeps_the_stack_under_slacks_rate_limit(self):
         [mapping] = self.of_type("AWS::Lambda::EventSourceMapping").values()
@@ -267,6 +270,39 @@ class Template(unittest.TestCase):
         self.assertEqual(queue["RedrivePolicy"]["deadLetterTargetArn"], get_att("DestinationSlackFailureQueue", "Arn"))
         self.assertGreaterEqual(self.resolved(queue["RedrivePolicy"]["maxReceiveCount"]), 3)
         self.assertEqual(self.template["Outputs"]["DestinationSlackFailureQueueUrl"]["Value"], ref("DestinationSlackFailureQueue"))
+
+    def test_every_rule_feeds_the_eventbridge_source_and_may_invoke_it_alone(self):
+        rules = self.of_type("AWS::Events::Rule")
+        self.assertEqual(len(rules), 9)
+        for name, rule in rules.items():
+            [target] = rule["Properties"]["Targets"]
+            self.assertEqual(target["Arn"], get_att("SourceEventbridgeLambda", "Arn"), name)
+            self.assertEqual(target["DeadLetterConfig"], {"Arn": get_att("SourceEventbridgeFailureQueue", "Arn")}, name)
+            permission = self.resources[name + "Permission"]
+            self.assertEqual(permission["Condition"], rule["Condition"], name)
+            self.assertEqual(permission["Properties"], {
+                "FunctionName": get_att("SourceEventbridgeLambda", "Arn"), "Action": "lambda:InvokeFunction",
+                "Principal": "events.amazonaws.com", "SourceArn": get_att(name, "Arn")}, name)
+            expected_state = "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS" if name == "FastDenialsRule" else "ENABLED"
+            self.assertEqual(rule["Properties"]["State"], expected_state, name)
+        [statement] = self.props("SourceEventbridgeFailureQueuePolicy")["PolicyDocument"]["Statement"]
+        self.assertEqual((statement["Principal"], statement["Action"], statement["Resource"]),
+                         ({"Service": "events.amazonaws.com"}, "sqs:SendMessage", get_att("SourceEventbridgeFailureQueue", "Arn")))
+
+    def test_rules_are_on_by_default_except_honey_bucket_and_fast_denials(self):
+        p = self.template["Parameters"]
+        conditions = self.template["Conditions"]
+        on = []
+        for name, rule in self.of_type("AWS::Events::Rule").items():
+            condition = conditions[rule["Condition"]]
+            if "Fn::Equals" in condition:
+                switch, value = condition["Fn::Equals"]
+                on.append((name, p[switch["Ref"]]["Default"] == value))
+            else:
+                self.assertEqual(condition, {"Fn::Not": [{"Fn::Equals": [ref("HoneyBucketName"), ""]}]})
+                on.append((name, p["HoneyBucketName"]["Default"] != ""))
+        self.assertEqual(sorted(name for name, enabled in on if not enabled), ["FastDenialsRule", "HoneyBucketRule"])
+        self.assertEqual(p["GuardDutyMinimumSeverity"]["Default"], 4)
 
     def test_outputs(self):
         outputs = self.template["Outputs"]
