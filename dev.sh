@@ -419,7 +419,8 @@ cmd_local() {
     ensure_tools
     echo "== Building the functions and the local world (test-world)"
     cargo build --quiet -p source-cloudtrail-cloudwatch-logs -p destination-slack -p test-world
-    target/debug/test-world local "${input[@]}" --bin-dir target/debug
+    local bin="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
+    "$bin/test-world" local "${input[@]}" --bin-dir "$bin"
 }
 
 # --- test: everything CI runs ---
