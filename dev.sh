@@ -448,7 +448,7 @@ cmd_test() {
     run_step "shellcheck ${scripts[*]}" shellcheck "${scripts[@]}"
     run_step "cfn-lint" cfn-lint -- "$TEMPLATE"
     run_step "checkov" checkov --config-file infrastructure/.checkov.yaml -f "$TEMPLATE"
-    run_step "template and redrive tests (python unittest)" python -m unittest discover -s tests -p '*_test.py' -v
+    run_step "template, rule, filter and redrive tests (python unittest)" python -m unittest discover -s tests -p '*_test.py' -v
     run_step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
     run_step "cargo test" cargo test --workspace
     run_step "stack test: dev.sh against moto" tests/stack_test.sh
@@ -463,7 +463,7 @@ summarize_tests() {
     python="$(sed -n 's/^Ran \([0-9]*\) tests\{0,1\} in.*/\1/p' "$log" | awk '{ s += $1 } END { print s + 0 }')"
     stack="$(sed -n 's/^stack test: \([0-9]*\) passed.*/\1/p' "$log" | awk '{ s += $1 } END { print s + 0 }')"
     echo
-    echo "== $((rust + python + stack)) tests passed, 0 failed ($rust Rust, $python template and redrive, $stack stack test) and fmt, shellcheck, cfn-lint, checkov and clippy clean, in $seconds s"
+    echo "== $((rust + python + stack)) tests passed, 0 failed ($rust Rust, $python template, rule, filter and redrive, $stack stack test) and fmt, shellcheck, cfn-lint, checkov and clippy clean, in $seconds s"
 }
 
 # --- bench: the README's Performance table ---

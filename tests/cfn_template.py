@@ -1,0 +1,77 @@
+"""The template as CloudFormation resolves it for a given set of parameters: enough of the
+intrinsic functions (Ref, Fn::If, Fn::Join, Fn::Split, Fn::Select, Fn::Sub and the condition
+functions) to read the values the tests check, such as a rule's EventPattern or the subscription
+filter's FilterPattern. Pseudo parameters and attributes of resources are left unresolved."""
+import json
+import os
+import re
+
+from cfnlint.decode import cfn_yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEMPLATE = os.path.join(ROOT, "infrastructure", "cloudformation.yaml")
+
+NO_VALUE = object()
+
+
+def load():
+    """The decoded template as plain dicts and lists."""
+    return json.loads(json.dumps(cfn_yaml.load(TEMPLATE)))
+
+
+class Resolved:
+    def __init__(self, template, **parameters):
+        unknown = set(parameters) - set(template["Parameters"])
+        assert not unknown, f"no such parameters: {unknown}"
+        self.template = template
+        # CloudFormation hands every parameter to the template as a string.
+        self.parameters = {name: str(spec.get("Default", "")) for name, spec in template["Parameters"].items()}
+        self.parameters.update({name: str(value) for name, value in parameters.items()})
+        self.conditions = {name: self.value(body) for name, body in template.get("Conditions", {}).items()}
+
+    def property(self, resource, name):
+        """A resource's property, resolved."""
+        return self.value(self.template["Resources"][resource]["Properties"][name])
+
+    def condition(self, resource):
+        """Whether the resource is made with these parameters."""
+        name = self.template["Resources"][resource].get("Condition")
+        return name is None or self.conditions[name]
+
+    def value(self, node):
+        if isinstance(node, list):
+            return [v for v in (self.value(item) for item in node) if v is not NO_VALUE]
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1:
+            (key, arg), = node.items()
+            if key == "Ref":
+                if arg == "AWS::NoValue":
+                    return NO_VALUE
+                return self.parameters[arg]
+            if key == "Condition":
+                return self.conditions[arg]
+            if key == "Fn::If":
+                name, then, otherwise = arg
+                return self.value(then if self.conditions[name] else otherwise)
+            if key == "Fn::Equals":
+                left, right = (self.value(v) for v in arg)
+                return left == right
+            if key == "Fn::Not":
+                return not self.value(arg[0])
+            if key == "Fn::And":
+                return all(self.value(v) for v in arg)
+            if key == "Fn::Or":
+                return any(self.value(v) for v in arg)
+            if key == "Fn::Join":
+                separator, items = arg
+                return separator.join(self.value(items))
+            if key == "Fn::Split":
+                separator, text = arg
+                return self.value(text).split(separator)
+            if key == "Fn::Select":
+                index, items = arg
+                return self.value(items)[int(self.value(index))]
+            if key == "Fn::Sub" and isinstance(arg, str):
+                return re.sub(r"\$\{([A-Za-z0-9]+)\}", lambda m: self.parameters[m.group(1)], arg)
+        return {k: v for k, v in ((k, self.value(v)) for k, v in node.items()) if v is not NO_VALUE}
