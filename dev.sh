@@ -418,7 +418,7 @@ cmd_local() {
     need_command cargo "https://rustup.rs"
     ensure_tools
     echo "== Building the functions and the local world (test-world)"
-    cargo build --quiet -p source-cloudtrail-cloudwatch-logs -p destination-slack -p test-world
+    cargo build --quiet -p source-cloudtrail-cloudwatch-logs -p source-eventbridge -p destination-slack -p test-world
     local bin="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
     "$bin/test-world" local "${input[@]}" --bin-dir "$bin"
 }

@@ -194,6 +194,7 @@ class Template(unittest.TestCase):
                                                 "EncryptionContext": {"purpose": self.webhook_purpose()}})
         variables = self.props("DestinationSlackLambda")["Environment"]["Variables"]
         self.assertEqual(variables["SLACK_WEBHOOK_URL"], get_att("EncryptedSlackWebhookURL", "CipherText"))
+        self.assertEqual(variables["ACCOUNT_NAMES"], ref("AccountNames"))
         self.assertNotIn("Environment", self.props("KmsEncryptionLambda"))
         # The plain webhook URL reaches nothing but the custom resource.
         uses = [name for name, r in self.resources.items() if json.dumps(ref("SlackWebhookURL")) in json.dumps(r)]
@@ -233,6 +234,14 @@ class Template(unittest.TestCase):
         self.assertEqual(properties, {
             "DestinationArn": get_att("SourceCloudtrailCloudwatchLogsLambda", "Arn"),
             "LogGroupName": ref("CloudTrailCloudWatchLogsGroupName")})
+
+    def test_account_names_are_checked_as_the_function_reads_them(self):
+        pattern = re.compile(self.template["Parameters"]["AccountNames"]["AllowedPattern"])
+        for good in ["", "111122223333=prod", "111122223333=prod,444455556666=staging team",
+                     " 111122223333 = prod , 444455556666=staging"]:
+            self.assertTrue(pattern.fullmatch(good), good)
+        for bad in ["prod", "1234=prod", "111122223333=", "111122223333=prod,", "111122223333=a=b"]:
+            self.assertFalse(pattern.fullmatch(bad), bad)
 
     def test_the_topic_feeds_the_destination_through_its_buffer_queue(self):
         subscriptions = self.of_type("AWS::SNS::Subscription")

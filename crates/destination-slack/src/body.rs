@@ -2,6 +2,7 @@
 //! colour and channel), plus Block Kit blocks that lay the same fields out for reading.
 
 use crate::digest::{Digest, FieldSummary};
+use crate::layout::{AccountNames, header, headline, message_blocks};
 use crate::time::{format_rfc3339, format_span};
 use activity_aware_message::{Message, SLACK_PREFERRED_CHANNEL_TAG};
 use serde_json::{Map, Value, json};
@@ -26,6 +27,8 @@ pub const COUNT_LABEL: &str = "Count";
 pub const TIME_SPAN_LABEL: &str = "Time Span";
 /// A value listed in a digest is cut to this many characters.
 const MAX_LISTED_VALUE_CHARS: usize = 200;
+/// What a digest's block lists of one field's values, at most.
+const MAX_LISTED_BLOCK_CHARS: usize = 600;
 /// Text a digest's summary may take before the first Message's lines get the rest.
 const MAX_SUMMARY_TEXT_CHARS: usize = 24_000;
 
@@ -67,16 +70,16 @@ pub fn plain_text(message: &Message) -> String {
 }
 
 /// The JSON body to POST to the webhook for one Message.
-pub fn slack_body(message: &Message) -> Value {
+pub fn slack_body(message: &Message, accounts: &AccountNames) -> Value {
     let text = cut_escaped(&plain_text(message), MAX_TEXT_CHARS);
-    let mut blocks = vec![header(&message.subject)];
-    blocks.extend(field_sections(message, MAX_BLOCKS - blocks.len()));
+    let mut blocks = vec![header(&headline(message))];
+    blocks.extend(message_blocks(message, accounts, MAX_BLOCKS - blocks.len()));
     body_of(message, text, blocks)
 }
 
 /// The JSON body for a digest: the first Message in full, how many Messages it stands for,
 /// their time span and every distinct value of the summarised fields with its count.
-pub fn digest_body(digest: &Digest<'_>) -> Value {
+pub fn digest_body(digest: &Digest<'_>, accounts: &AccountNames) -> Value {
     // Every piece of text below is escaped before it is measured, so the limits hold for
     // what Slack receives.
     let mut summary_lines = vec![format!("{COUNT_LABEL}: {}", digest.count)];
@@ -105,7 +108,7 @@ pub fn digest_body(digest: &Digest<'_>) -> Value {
         cut_escaped(&plain_text(digest.first), room)
     );
 
-    let mut blocks = vec![header(&digest.first.subject)];
+    let mut blocks = vec![header(&headline(digest.first))];
     let mut facts = vec![format!("*{COUNT_LABEL}*\n{}", digest.count)];
     if let Some(span) = time_span(digest) {
         facts.push(format!("*{TIME_SPAN_LABEL}*\n{}", escape(&span)));
@@ -122,14 +125,20 @@ pub fn digest_body(digest: &Digest<'_>) -> Value {
             escape(&field.key),
             field.values.len()
         );
-        let budget = MAX_SECTION_CHARS - heading.chars().count();
+        // A few lines on a phone: the most frequent values, then "+K more"; the text beside
+        // the blocks lists more.
+        let budget = MAX_LISTED_BLOCK_CHARS.min(MAX_SECTION_CHARS - heading.chars().count());
         blocks.push(section(&format!(
             "{heading}{}",
-            escape_listed(field, budget)
+            listed(field, budget, ", ")
         )));
     }
     blocks.push(json!({"type": "divider"}));
-    blocks.extend(field_sections(digest.first, MAX_BLOCKS - blocks.len()));
+    blocks.extend(message_blocks(
+        digest.first,
+        accounts,
+        MAX_BLOCKS - blocks.len(),
+    ));
     body_of(digest.first, text, blocks)
 }
 
@@ -149,42 +158,6 @@ fn body_of(message: &Message, text: String, blocks: Vec<Value>) -> Value {
     }
     body.insert("blocks".into(), Value::Array(blocks));
     Value::Object(body)
-}
-
-fn header(subject: &str) -> Value {
-    json!({
-        "type": "header",
-        "text": {"type": "plain_text", "text": cut_escaped(subject, MAX_HEADER_CHARS), "emoji": false},
-    })
-}
-
-/// One section per field while at most `room` blocks are used; what is left shares the last.
-fn field_sections(message: &Message, room: usize) -> Vec<Value> {
-    let sections: Vec<String> = message
-        .fields
-        .iter()
-        .map(|field| {
-            let value = render_value(&field.value);
-            if field.value.is_object() || field.value.is_array() {
-                format!("*{}*\n```{}```", escape(&field.key), escape(&value))
-            } else {
-                format!("*{}*: {}", escape(&field.key), escape(&value))
-            }
-        })
-        .collect();
-    let mut blocks = Vec::new();
-    if room == 0 {
-        return blocks;
-    }
-    let mut sections = sections.into_iter();
-    for text in sections.by_ref().take(room - 1) {
-        blocks.push(section(&text));
-    }
-    let rest: Vec<String> = sections.collect();
-    if !rest.is_empty() {
-        blocks.push(section(&rest.join("\n")));
-    }
-    blocks
 }
 
 /// `first to last (span)`, or the one time when they are the same.
@@ -208,11 +181,6 @@ fn summary_line(field: &FieldSummary, max_chars: usize) -> String {
     let heading = format!("{} ({} distinct): ", escape(&field.key), field.values.len());
     let budget = max_chars.saturating_sub(heading.chars().count());
     format!("{heading}{}", listed(field, budget, ", "))
-}
-
-/// The values of a field as a block shows them, one a line, at most `max_chars` characters.
-fn escape_listed(field: &FieldSummary, max_chars: usize) -> String {
-    listed(field, max_chars, "\n")
 }
 
 /// Escaped `value ×count` items, most frequent first, as many as fit in `max_chars`, then a
@@ -283,7 +251,7 @@ fn share_budget(wanted: &[usize], total: usize) -> Vec<usize> {
     }
 }
 
-fn section(escaped_text: &str) -> Value {
+pub(crate) fn section(escaped_text: &str) -> Value {
     json!({
         "type": "section",
         "text": {"type": "mrkdwn", "text": cut_chars(escaped_text, MAX_SECTION_CHARS)},
@@ -291,13 +259,13 @@ fn section(escaped_text: &str) -> Value {
 }
 
 /// Escapes, then cuts to `max_chars` characters without splitting an entity.
-fn cut_escaped(text: &str, max_chars: usize) -> String {
+pub(crate) fn cut_escaped(text: &str, max_chars: usize) -> String {
     cut_chars(&escape(text), max_chars)
 }
 
 /// Cuts already-escaped text to at most `max_chars` characters, marking the cut, and never leaves
 /// half an entity (`&am`) or half a code fence behind.
-fn cut_chars(escaped: &str, max_chars: usize) -> String {
+pub(crate) fn cut_chars(escaped: &str, max_chars: usize) -> String {
     if escaped.chars().count() <= max_chars {
         return escaped.to_owned();
     }
@@ -346,10 +314,13 @@ mod tests {
 
     #[test]
     fn plain_fields_as_the_original() {
-        let body = slack_body(&message(vec![
-            field("AKey", json!("SomeValue")),
-            field("AnotherKey", json!("SomeOtherValue")),
-        ]));
+        let body = slack_body(
+            &message(vec![
+                field("AKey", json!("SomeValue")),
+                field("AnotherKey", json!("SomeOtherValue")),
+            ]),
+            &AccountNames::default(),
+        );
         assert_eq!(body["username"], "ASource");
         assert_eq!(body["icon_url"], "Some url");
         assert_eq!(body["color"], "danger");
@@ -361,13 +332,16 @@ mod tests {
 
     #[test]
     fn objects_are_pretty_json_in_key_order() {
-        let body = slack_body(&message(vec![
-            field("AKey", json!("SomeValue")),
-            field(
-                "AnotherKey",
-                json!({"SomeSubKey": "SomeSubValue", "AnotherSubKey": "AnotherSubValue"}),
-            ),
-        ]));
+        let body = slack_body(
+            &message(vec![
+                field("AKey", json!("SomeValue")),
+                field(
+                    "AnotherKey",
+                    json!({"SomeSubKey": "SomeSubValue", "AnotherSubKey": "AnotherSubValue"}),
+                ),
+            ]),
+            &AccountNames::default(),
+        );
         assert_eq!(
             body["text"],
             "AKey: SomeValue\nAnotherKey: {\n  \"SomeSubKey\": \"SomeSubValue\",\n  \"AnotherSubKey\": \"AnotherSubValue\"\n}"
@@ -376,12 +350,15 @@ mod tests {
 
     #[test]
     fn numbers_booleans_null_and_arrays() {
-        let body = slack_body(&message(vec![
-            field("n", json!(12)),
-            field("b", json!(true)),
-            field("z", Value::Null),
-            field("a", json!([1, "x"])),
-        ]));
+        let body = slack_body(
+            &message(vec![
+                field("n", json!(12)),
+                field("b", json!(true)),
+                field("z", Value::Null),
+                field("a", json!([1, "x"])),
+            ]),
+            &AccountNames::default(),
+        );
         assert_eq!(
             body["text"],
             "n: 12\nb: true\nz: null\na: [\n  1,\n  \"x\"\n]"
@@ -392,7 +369,7 @@ mod tests {
     fn metadata_is_optional() {
         let mut plain = message(vec![field("k", json!("v"))]);
         plain.metadata = Metadata::default();
-        let body = slack_body(&plain);
+        let body = slack_body(&plain, &AccountNames::default());
         assert!(body.get("username").is_none());
         assert!(body.get("icon_url").is_none());
         assert_eq!(body["color"], "danger");
@@ -411,7 +388,10 @@ mod tests {
                 value: "#security".into(),
             },
         ];
-        assert_eq!(slack_body(&tagged)["channel"], "#security");
+        assert_eq!(
+            slack_body(&tagged, &AccountNames::default())["channel"],
+            "#security"
+        );
     }
 
     #[test]
@@ -423,7 +403,7 @@ mod tests {
             field(hostile, json!("v")),
         ]);
         attack.subject = format!("Error Message: {hostile}");
-        let posted = slack_body(&attack).to_string();
+        let posted = slack_body(&attack, &AccountNames::default()).to_string();
         for raw in [
             "<!channel>",
             "<!here>",
@@ -438,7 +418,7 @@ mod tests {
             );
         }
         assert!(posted.contains("&lt;!channel&gt; &lt;!here&gt; &lt;@U024BE7LH&gt; &lt;https://evil.example|click&gt; &amp; more"));
-        let body = slack_body(&attack);
+        let body = slack_body(&attack, &AccountNames::default());
         assert_eq!(
             body["blocks"][0]["text"]["text"]
                 .as_str()
@@ -450,15 +430,18 @@ mod tests {
     }
 
     #[test]
-    fn blocks_have_a_header_and_one_section_per_field() {
-        let body = slack_body(&message(vec![
-            field("Event", json!("GetPolicy")),
-            field("Request Parameters", json!({"a": 1})),
-        ]));
+    fn blocks_have_a_header_the_facts_and_the_long_values() {
+        let body = slack_body(
+            &message(vec![
+                field("Event", json!("GetPolicy")),
+                field("Request Parameters", json!({"a": 1})),
+            ]),
+            &AccountNames::default(),
+        );
         let blocks = body["blocks"].as_array().unwrap();
         assert_eq!(blocks[0]["type"], "header");
         assert_eq!(blocks[0]["text"]["text"], "Some subject");
-        assert_eq!(blocks[1]["text"]["text"], "*Event*: GetPolicy");
+        assert_eq!(blocks[1]["fields"][0]["text"], "*Action*\nGetPolicy");
         assert_eq!(
             blocks[2]["text"]["text"],
             "*Request Parameters*\n```{\n  \"a\": 1\n}```"
@@ -474,11 +457,12 @@ mod tests {
                 .collect(),
         );
         big.subject = long.clone();
-        let body = slack_body(&big);
+        let body = slack_body(&big, &AccountNames::default());
         assert!(body["text"].as_str().unwrap().chars().count() <= MAX_TEXT_CHARS);
         let blocks = body["blocks"].as_array().unwrap();
         assert!(blocks.len() <= MAX_BLOCKS);
         assert!(blocks[0]["text"]["text"].as_str().unwrap().chars().count() <= MAX_HEADER_CHARS);
+        test_world::block_kit::assert_valid(&body);
         for block in &blocks[1..] {
             let text = block["text"]["text"].as_str().unwrap();
             assert!(text.chars().count() <= MAX_SECTION_CHARS);
@@ -496,7 +480,10 @@ mod tests {
 
     #[test]
     fn unicode_passes_through() {
-        let body = slack_body(&message(vec![field("Key", json!("桶/報告 – Grüße 🚀"))]));
+        let body = slack_body(
+            &message(vec![field("Key", json!("桶/報告 – Grüße 🚀"))]),
+            &AccountNames::default(),
+        );
         assert_eq!(body["text"], "Key: 桶/報告 – Grüße 🚀");
     }
 
@@ -546,7 +533,7 @@ mod tests {
                     sent_at_ms: None,
                 })
                 .collect();
-            digest_body(&Digest::of(&received))
+            digest_body(&Digest::of(&received), &AccountNames::default())
         }
 
         fn text(body: &Value) -> &str {
@@ -576,16 +563,20 @@ mod tests {
                 .join("\n")
             );
             let blocks = body["blocks"].as_array().unwrap();
-            assert_eq!(blocks[0]["text"]["text"], messages[0].subject);
+            assert_eq!(
+                blocks[0]["text"]["text"], messages[0].subject,
+                "no error code: the subject"
+            );
             assert_eq!(blocks[1]["fields"][0]["text"], "*Count*\n3");
             assert_eq!(
                 blocks[2]["text"]["text"],
-                "*Event* (2 distinct)\nListRoles ×2\nListUsers ×1"
+                "*Event* (2 distinct)\nListRoles ×2, ListUsers ×1"
             );
             assert_eq!(blocks[4]["type"], "divider");
+            assert_eq!(blocks[5]["fields"][0]["text"], "*Region*\nus-east-1");
             assert_eq!(
-                blocks[5]["text"]["text"],
-                "*Error Message*: not authorized to perform: ListUsers"
+                blocks[6]["text"]["text"],
+                "*Error Message*\n>not authorized to perform: ListUsers"
             );
         }
 

@@ -5,6 +5,7 @@
 mod body;
 mod digest;
 mod incoming;
+pub mod layout;
 mod pace;
 pub mod time;
 mod webhook;
@@ -14,6 +15,7 @@ pub use body::{
 };
 pub use digest::{ABSENT_VALUE, Digest, FieldSummary, Received, group_positions};
 pub use incoming::{EventError, Item, ItemError, Origin, read_event};
+use layout::AccountNames;
 pub use pace::{PaceLimit, Pacer};
 pub use webhook::{
     ConfigError, RetryPolicy, SlackError, SlackWebhook, WEBHOOK_ENCRYPTION_CONTEXT, WebhookUrl,
@@ -73,6 +75,7 @@ pub struct Destination {
     http: reqwest::Client,
     policy: RetryPolicy,
     pace: PaceLimit,
+    accounts: AccountNames,
     webhook: OnceCell<SlackWebhook>,
 }
 
@@ -96,8 +99,15 @@ impl Destination {
             http: SlackWebhook::http_client(),
             policy,
             pace,
+            accounts: AccountNames::default(),
             webhook: OnceCell::new(),
         }
+    }
+
+    /// Posts show these accounts by name.
+    pub fn with_account_names(mut self, accounts: AccountNames) -> Self {
+        self.accounts = accounts;
+        self
     }
 
     async fn webhook(&self) -> Result<&SlackWebhook, ConfigError> {
@@ -125,7 +135,7 @@ impl Destination {
             return Ok(empty_answer(origin));
         }
         let webhook = self.webhook().await?;
-        let fates = post_all(webhook, &items, deadline).await;
+        let fates = post_all(webhook, &self.accounts, &items, deadline).await;
 
         let total = items.len();
         let failed: Vec<(&Item, &String)> = items
@@ -177,7 +187,12 @@ fn empty_answer(origin: Origin) -> Answer {
 /// Posts one body per group, in batch order, and says what became of every item. After a
 /// failure that every later post would meet too (the webhook revoked, Slack down, the deadline
 /// near), nothing more is tried.
-async fn post_all(webhook: &SlackWebhook, items: &[Item], deadline: Instant) -> Vec<Fate> {
+async fn post_all(
+    webhook: &SlackWebhook,
+    accounts: &AccountNames,
+    items: &[Item],
+    deadline: Instant,
+) -> Vec<Fate> {
     let mut fates: Vec<Option<Fate>> = items.iter().map(|_| None).collect();
     let mut readable = Vec::new();
     for (index, item) in items.iter().enumerate() {
@@ -205,9 +220,9 @@ async fn post_all(webhook: &SlackWebhook, items: &[Item], deadline: Instant) -> 
                     })
                     .collect();
                 let body = if received.len() == 1 {
-                    slack_body(received[0].message)
+                    slack_body(received[0].message, accounts)
                 } else {
-                    digest_body(&Digest::of(&received))
+                    digest_body(&Digest::of(&received), accounts)
                 };
                 let subject = &received[0].message.subject;
                 match webhook.post(&body, deadline).await {

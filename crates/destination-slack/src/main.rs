@@ -1,3 +1,4 @@
+use destination_slack::layout::AccountNames;
 use destination_slack::{Destination, PaceLimit, RetryPolicy};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -10,13 +11,17 @@ async fn main() -> Result<(), Error> {
     // that invocation (and is retried) instead of killing the container.
     let encrypted_webhook_url = std::env::var("SLACK_WEBHOOK_URL").unwrap_or_default();
     let pace = pace_from_env()?;
+    // ACCOUNT_NAMES: `111122223333=prod,444455556666=staging`, shown as `prod (111122223333)`.
+    let accounts = AccountNames::parse(&std::env::var("ACCOUNT_NAMES").unwrap_or_default())
+        .map_err(|error| format!("ACCOUNT_NAMES: {error}"))?;
     let config = aws_config::load_from_env().await;
     let destination = Destination::new(
         aws_sdk_kms::Client::new(&config),
         encrypted_webhook_url,
         RetryPolicy::default(),
         pace,
-    );
+    )
+    .with_account_names(accounts);
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         destination.handle(event)
     }))

@@ -270,8 +270,14 @@ async fn slack_markup_is_escaped_everywhere_and_unicode_and_numbers_pass_through
     let mut all = Vec::new();
     strings(&body, &mut all);
     for text in &all {
+        // A `>` starting a line is the post's own quote marker; any other is markup let through.
+        let unquoted: String = text
+            .lines()
+            .map(|line| line.strip_prefix('>').unwrap_or(line))
+            .collect::<Vec<_>>()
+            .join("\n");
         assert!(
-            !text.contains('<') && !text.contains('>'),
+            !unquoted.contains('<') && !unquoted.contains('>'),
             "unescaped markup posted to Slack: {text:?}"
         );
         let mut rest = text.as_str();
@@ -853,4 +859,71 @@ async fn a_webhook_encrypted_without_its_purpose_is_refused() {
     );
     assert!(destination.sink.requests().is_empty());
     destination.finish();
+}
+
+#[tokio::test]
+async fn accounts_are_shown_by_name_and_the_text_stays_the_originals() {
+    let record = events::corpus_denial();
+    let account = record["recipientAccountId"].as_str().unwrap().to_owned();
+    let names = format!("{account}=prod,444455556666=staging");
+    let destination =
+        Destination::start_with(RuntimeApiOptions::default(), &[("ACCOUNT_NAMES", &names)]).await;
+    let answer = destination
+        .invoke_event(events::destination_batch(&record))
+        .await
+        .expect("posted");
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    let posts = destination.sink.requests();
+    assert_eq!(posts.len(), 1, "three denials by one key: one digest");
+    let body = posts[0].body_json();
+    block_kit::assert_valid(&body);
+    let user = record["userIdentity"]["userName"].as_str().unwrap();
+    let action = format!(
+        "{}:{}",
+        record["eventSource"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches(".amazonaws.com"),
+        record["eventName"].as_str().unwrap()
+    );
+    assert_eq!(
+        body["blocks"][0]["text"]["text"],
+        format!("{user} was denied {action}")
+    );
+    let blocks = body["blocks"].to_string();
+    assert!(
+        blocks.contains(&format!("*Account*\\nprod ({account})")),
+        "{blocks}"
+    );
+    let text = body["text"].as_str().unwrap();
+    assert!(text.contains(&format!("Recipient Account ID: {account}")));
+    assert!(!text.contains("prod ("), "the text is the original's");
+    // The console button leads to the event.
+    let event_id = record["eventID"].as_str().unwrap();
+    assert!(blocks.contains("\"type\":\"button\"") && blocks.contains(event_id));
+    destination.finish();
+}
+
+#[tokio::test]
+async fn unreadable_account_names_stop_the_function_at_start_saying_why() {
+    let destination = Destination::start_with(
+        RuntimeApiOptions::default(),
+        &[("ACCOUNT_NAMES", "111122223333=prod,staging")],
+    )
+    .await;
+    let give_up = std::time::Instant::now() + Duration::from_secs(20);
+    while destination.process.is_running() && std::time::Instant::now() < give_up {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !destination.process.is_running(),
+        "the function kept running"
+    );
+    let output = destination.finish();
+    assert!(
+        output.contains("ACCOUNT_NAMES: ")
+            && output.contains("staging")
+            && output.contains("is not account-id=name"),
+        "{output}"
+    );
 }

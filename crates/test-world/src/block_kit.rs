@@ -61,6 +61,85 @@ pub fn assert_valid(body: &Value) {
     );
 }
 
+/// The post as a person sees it in Slack, as plain text: the app's name, the header, facts in
+/// two columns, quotes and code as Slack sets them, small print, buttons in brackets. Slack's
+/// escapes (`&lt;`, `&gt;`, `&amp;`) show as the characters they stand for.
+pub fn render(body: &Value) -> String {
+    const COLUMN: usize = 40;
+    // Slack shows `*Label*` in bold; plain text shows the label.
+    let unescape = |text: &str| {
+        text.lines()
+            .map(
+                |line| match line.strip_prefix('*').and_then(|l| l.split_once('*')) {
+                    Some((bold, rest)) => format!("{bold}{rest}"),
+                    None => line.to_owned(),
+                },
+            )
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    };
+    let mut lines = Vec::new();
+    if let Some(name) = body["username"].as_str() {
+        lines.push(format!("{name}  [APP]"));
+    }
+    for block in body["blocks"].as_array().into_iter().flatten() {
+        match block["type"].as_str().unwrap_or("") {
+            "header" => lines.push(unescape(block["text"]["text"].as_str().unwrap_or(""))),
+            "section" => {
+                if let Some(text) = block["text"]["text"].as_str() {
+                    let text = unescape(text).replace("```", "\n```\n");
+                    lines.extend(text.lines().filter(|line| !line.is_empty()).map(|line| {
+                        match line.strip_prefix('>') {
+                            Some(quoted) => format!("┃ {quoted}"),
+                            None => line.to_owned(),
+                        }
+                    }));
+                }
+                let fields: Vec<String> = block["fields"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|field| field["text"].as_str())
+                    .map(unescape)
+                    .collect();
+                for pair in fields.chunks(2) {
+                    let left: Vec<&str> = pair[0].lines().collect();
+                    let right: Vec<&str> =
+                        pair.get(1).map(|t| t.lines().collect()).unwrap_or_default();
+                    for row in 0..left.len().max(right.len()) {
+                        let l = left.get(row).copied().unwrap_or("");
+                        let r = right.get(row).copied().unwrap_or("");
+                        let pad = COLUMN.saturating_sub(l.chars().count());
+                        lines.push(format!("{l}{}{r}", " ".repeat(pad)).trim_end().to_owned());
+                    }
+                }
+            }
+            "divider" => lines.push("─".repeat(COLUMN * 2)),
+            "context" => {
+                for element in block["elements"].as_array().into_iter().flatten() {
+                    if let Some(text) = element["text"].as_str() {
+                        lines.push(unescape(text));
+                    }
+                }
+            }
+            "actions" => {
+                let buttons: Vec<String> = block["elements"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|button| format!("[ {} ]", button["text"]["text"].as_str().unwrap_or("")))
+                    .collect();
+                lines.push(buttons.join(" "));
+            }
+            _ => {}
+        }
+    }
+    lines.join("\n")
+}
+
 fn check_block(at: &str, block: &Value, found: &mut Vec<String>) {
     let kind = block.get("type").and_then(Value::as_str).unwrap_or("");
     let allowed: &[&str] = match kind {
@@ -227,6 +306,46 @@ fn check_image(at: &str, image: &Value, found: &mut Vec<String>) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn render_shows_the_post_as_slack_lays_it_out() {
+        let body = json!({
+            "username": "Cloudtrail",
+            "text": "t",
+            "blocks": [
+                {"type": "header", "text": {"type": "plain_text", "text": "a &lt;b&gt; was denied"}},
+                {"type": "section", "fields": [
+                    {"type": "mrkdwn", "text": "*User*\nalice"},
+                    {"type": "mrkdwn", "text": "*Region*\nus-east-1"},
+                    {"type": "mrkdwn", "text": "*Time*\nnow"},
+                ]},
+                {"type": "section", "text": {"type": "mrkdwn", "text": "*Error Message*\n>no &amp; never"}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": "*Request Parameters*\n```{}```"}},
+                {"type": "divider"},
+                {"type": "context", "elements": [{"type": "mrkdwn", "text": "Event ID: 1"}]},
+                {"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "Open"}, "url": "https://x"}]},
+            ],
+        });
+        let expected = [
+            "Cloudtrail  [APP]",
+            "a <b> was denied",
+            &format!("User{}Region", " ".repeat(36)),
+            &format!("alice{}us-east-1", " ".repeat(35)),
+            "Time",
+            "now",
+            "Error Message",
+            "┃ no & never",
+            "Request Parameters",
+            "```",
+            "{}",
+            "```",
+            &"─".repeat(80),
+            "Event ID: 1",
+            "[ Open ]",
+        ]
+        .join("\n");
+        assert_eq!(render(&body), expected);
+    }
 
     #[test]
     fn a_well_formed_body_passes() {

@@ -17,7 +17,7 @@ use crate::{MotoServer, RateLimit, SlackSink, payloads};
 
 /// What to send through the pipeline.
 pub enum Input {
-    /// One event file for the source (a CloudWatch Logs delivery).
+    /// One event file for a source: a CloudWatch Logs delivery, or an EventBridge event.
     Event(PathBuf),
     /// A permission-enumeration probe of about this many denials, in deliveries of 250.
     Flood(usize),
@@ -42,13 +42,6 @@ fn step(text: &str) {
 }
 
 pub async fn run(options: Options) -> Result<(), String> {
-    let source_binary = options.bin_dir.join("source-cloudtrail-cloudwatch-logs");
-    let destination_binary = options.bin_dir.join("destination-slack");
-    for binary in [&source_binary, &destination_binary] {
-        if !binary.is_file() {
-            return Err(format!("no function binary at {}", binary.display()));
-        }
-    }
     let (deliveries, window) = match &options.input {
         Input::Event(path) => (vec![read_event(path)?], Duration::from_secs(2)),
         Input::Flood(denials) => {
@@ -74,6 +67,23 @@ pub async fn run(options: Options) -> Result<(), String> {
             )
         }
     };
+
+    // An EventBridge event goes to the EventBridge source, anything else to the Logs source.
+    let source = if deliveries[0].get("detail-type").is_some() {
+        ("source-eventbridge", "EventBridge event")
+    } else {
+        (
+            "source-cloudtrail-cloudwatch-logs",
+            "CloudWatch Logs deliver",
+        )
+    };
+    let source_binary = options.bin_dir.join(source.0);
+    let destination_binary = options.bin_dir.join("destination-slack");
+    for binary in [&source_binary, &destination_binary] {
+        if !binary.is_file() {
+            return Err(format!("no function binary at {}", binary.display()));
+        }
+    }
 
     step("Starting moto (SNS, SQS, KMS) on 127.0.0.1");
     let moto = MotoServer::start();
@@ -112,9 +122,16 @@ pub async fn run(options: Options) -> Result<(), String> {
 
     let single = deliveries.len() == 1;
     step(&format!(
-        "source-cloudtrail-cloudwatch-logs takes {} CloudWatch Logs deliver{}; destination-slack is fed from the queue as its event source mapping does: {INSTANCES} instances, batches of up to {BATCH_SIZE} gathered for {} s (the stack: 20 s)",
+        "{} takes {} {}{}; destination-slack is fed from the queue as its event source mapping does: {INSTANCES} instances, batches of up to {BATCH_SIZE} gathered for {} s (the stack: 20 s)",
+        source.0,
         deliveries.len(),
-        if single { "y" } else { "ies" },
+        source.1,
+        match (single, source.0) {
+            (true, "source-eventbridge") => "",
+            (false, "source-eventbridge") => "s",
+            (true, _) => "y",
+            (false, _) => "ies",
+        },
         window.as_secs()
     ));
     let mut destination_env = vec![
@@ -124,6 +141,9 @@ pub async fn run(options: Options) -> Result<(), String> {
             POST_INTERVAL_MS.to_owned(),
         ),
     ];
+    if let Ok(names) = std::env::var("ACCOUNT_NAMES") {
+        destination_env.push(("ACCOUNT_NAMES".to_owned(), names));
+    }
     if let Some(sink) = &sink {
         destination_env.push((
             "SSL_CERT_FILE".into(),
@@ -193,11 +213,19 @@ pub async fn run(options: Options) -> Result<(), String> {
             requests.len() - posts.len()
         ));
         for (number, post) in posts.iter().enumerate() {
+            println!(
+                "\n--- post {} of {}, as Slack shows it ---",
+                number + 1,
+                posts.len()
+            );
+            println!("{}", crate::block_kit::render(&post.body_json()));
             if single {
+                println!(
+                    "\n--- post {} of {}, as posted ---",
+                    number + 1,
+                    posts.len()
+                );
                 println!("{}", pretty(&post.body_json()));
-            } else {
-                println!("\n--- post {} of {} ---", number + 1, posts.len());
-                println!("{}", post.body_json()["text"].as_str().unwrap_or_default());
             }
         }
     }
