@@ -1,12 +1,10 @@
 //! Any other EventBridge event: a plain Message with its envelope and its detail as JSON, so an
 //! event the rules send that no mapping knows still reaches people readably.
 
-use activity_aware_message::{
-    DIGEST_FIELD_TAG, DIGEST_GROUP_TAG, EVENT_TIME_TAG, Field, Message, Metadata, Tag,
-};
+use activity_aware_message::{Field, Message, Metadata};
 use serde_json::Value;
 
-use crate::Event;
+use crate::{Event, digest_tags};
 
 pub const SOURCE_NAME: &str = "EventBridge";
 
@@ -40,18 +38,11 @@ pub fn message(event: &Event<'_>) -> Message {
         serde_json::from_str(event.detail.get()).expect("the detail was parsed as JSON");
     push("Detail", detail);
 
-    let tag = |key: &str, value: String| Tag {
-        key: key.to_owned(),
-        value,
-    };
-    let mut tags = vec![tag(
-        DIGEST_GROUP_TAG,
-        format!("{} {}", event.source, event.detail_type),
-    )];
-    tags.extend(["Account", "Region"].map(|field| tag(DIGEST_FIELD_TAG, field.to_owned())));
-    if let Some(time) = event.time.as_ref().filter(|time| !time.is_empty()) {
-        tags.push(tag(EVENT_TIME_TAG, time.clone()));
-    }
+    let tags = digest_tags(
+        Some(format!("{} {}", event.source, event.detail_type)),
+        &["Account", "Region"],
+        event.time.clone().filter(|time| !time.is_empty()),
+    );
     Message {
         subject: format!("{} ({})", event.detail_type, event.source),
         fields,
@@ -66,6 +57,7 @@ pub fn message(event: &Event<'_>) -> Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use activity_aware_message::DIGEST_GROUP_TAG;
     use serde_json::json;
 
     #[test]

@@ -1,9 +1,8 @@
 //! `GuardDuty Finding`: what GuardDuty found, how severe, on which resource, and a link to it.
 
+use crate::{digest_tags, text};
 use activity_aware_cloudtrail::{is_safe_id, is_safe_region};
-use activity_aware_message::{
-    DIGEST_FIELD_TAG, DIGEST_GROUP_TAG, EVENT_TIME_TAG, Field, Message, Metadata, Tag,
-};
+use activity_aware_message::{Field, Message, Metadata};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -22,18 +21,6 @@ pub fn severity_label(severity: f64) -> &'static str {
         "Medium"
     } else {
         "Low"
-    }
-}
-
-fn at<'v>(value: &'v Value, path: &[&str]) -> Option<&'v Value> {
-    path.iter().try_fold(value, |value, key| value.get(*key))
-}
-
-fn text(value: &Value, path: &[&str]) -> Option<String> {
-    match at(value, path)? {
-        Value::String(text) if !text.is_empty() => Some(text.clone()),
-        Value::Number(number) => Some(number.to_string()),
-        _ => None,
     }
 }
 
@@ -122,29 +109,16 @@ pub fn message(detail: &RawValue) -> Result<Message, String> {
             .and_then(|(region, id)| console_link(&region, &id)),
     );
 
-    let tag = |key: &str, value: String| Tag {
-        key: key.to_owned(),
-        value,
-    };
     // The same finding type on the same resource: repeats of one finding group together.
-    let mut tags = vec![tag(
-        DIGEST_GROUP_TAG,
-        format!(
-            "guardduty {} {}",
-            kind.as_deref().unwrap_or("finding"),
-            resource.as_deref().unwrap_or("")
-        )
-        .trim_end()
-        .to_owned(),
-    )];
-    tags.extend(
-        DIGEST_FIELDS
-            .iter()
-            .map(|field| tag(DIGEST_FIELD_TAG, (*field).to_owned())),
-    );
-    if let Some(time) = text(&finding, &["updatedAt"]).or_else(|| text(&finding, &["createdAt"])) {
-        tags.push(tag(EVENT_TIME_TAG, time));
-    }
+    let group = format!(
+        "guardduty {} {}",
+        kind.as_deref().unwrap_or("finding"),
+        resource.as_deref().unwrap_or("")
+    )
+    .trim_end()
+    .to_owned();
+    let time = text(&finding, &["updatedAt"]).or_else(|| text(&finding, &["createdAt"]));
+    let tags = digest_tags(Some(group), &DIGEST_FIELDS, time);
     Ok(Message {
         subject: format!("GuardDuty finding, {severity_text}: {title}"),
         fields,
@@ -159,6 +133,7 @@ pub fn message(detail: &RawValue) -> Result<Message, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use activity_aware_message::{DIGEST_GROUP_TAG, EVENT_TIME_TAG};
     use serde_json::json;
 
     fn finding(severity: f64, resource: Value) -> Value {

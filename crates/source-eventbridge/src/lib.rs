@@ -15,10 +15,12 @@ pub mod sign_in;
 
 use activity_aware_cloudtrail::{RecordView, message_from_record, message_json_from_record};
 use activity_aware_message::{
-    Message, MessagePublisher, OutgoingMessage, PublishError, SNS_MESSAGE_LIMIT_BYTES,
+    DIGEST_FIELD_TAG, DIGEST_GROUP_TAG, EVENT_TIME_TAG, Message, MessagePublisher, OutgoingMessage,
+    PublishError, SNS_MESSAGE_LIMIT_BYTES, Tag,
 };
 use lambda_runtime::Diagnostic;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use serde_json::value::RawValue;
 
 pub const API_CALL: &str = "AWS API Call via CloudTrail";
@@ -104,6 +106,44 @@ pub fn message_json(event: &Event<'_>) -> Result<Option<(String, bool)>, SourceE
         _ => generic::message(event),
     };
     Ok(Some(within_limit(&message)))
+}
+
+/// The value at `path` in a JSON tree.
+pub(crate) fn at<'v>(value: &'v Value, path: &[&str]) -> Option<&'v Value> {
+    path.iter().try_fold(value, |value, key| value.get(*key))
+}
+
+/// A non-empty string at `path`, or a number or boolean as text.
+pub(crate) fn text(value: &Value, path: &[&str]) -> Option<String> {
+    match at(value, path)? {
+        Value::String(text) if !text.is_empty() => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        Value::Bool(flag) => Some(flag.to_string()),
+        _ => None,
+    }
+}
+
+/// The tags a digest reads (see the Message contract): the group the Message belongs to, the
+/// fields a digest counts, and when it happened.
+pub(crate) fn digest_tags(
+    group: Option<String>,
+    fields: &[&str],
+    time: Option<String>,
+) -> Vec<Tag> {
+    let tag = |key: &str, value: String| Tag {
+        key: key.to_owned(),
+        value,
+    };
+    group
+        .map(|group| tag(DIGEST_GROUP_TAG, group))
+        .into_iter()
+        .chain(
+            fields
+                .iter()
+                .map(|field| tag(DIGEST_FIELD_TAG, (*field).to_owned())),
+        )
+        .chain(time.map(|time| tag(EVENT_TIME_TAG, time)))
+        .collect()
 }
 
 fn within_limit(message: &Message) -> (String, bool) {

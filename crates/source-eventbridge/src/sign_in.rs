@@ -1,12 +1,11 @@
 //! `AWS Console Sign In via CloudTrail`: a CloudTrail `ConsoleLogin` record. The subject says
 //! plainly what matters: a root sign-in, a sign-in without MFA, a failed sign-in.
 
+use crate::{digest_tags, text};
 use activity_aware_cloudtrail::{
     CONSOLE_LINK_LABEL, SOURCE_ICON_URL, SOURCE_NAME, cloudtrail_event_link,
 };
-use activity_aware_message::{
-    DIGEST_FIELD_TAG, DIGEST_GROUP_TAG, EVENT_TIME_TAG, Field, Message, Metadata, Tag,
-};
+use activity_aware_message::{Field, Message, Metadata};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -48,20 +47,6 @@ impl SignIn {
             (false, true, Some(false)) => format!("Console sign-in without MFA by {who}"),
             (false, true, _) => format!("Console sign-in by {who}"),
         }
-    }
-}
-
-fn at<'v>(value: &'v Value, path: &[&str]) -> Option<&'v Value> {
-    path.iter().try_fold(value, |value, key| value.get(*key))
-}
-
-/// A non-empty string at `path`, or a number or boolean as text.
-fn text(value: &Value, path: &[&str]) -> Option<String> {
-    match at(value, path)? {
-        Value::String(text) if !text.is_empty() => Some(text.clone()),
-        Value::Number(number) => Some(number.to_string()),
-        Value::Bool(flag) => Some(flag.to_string()),
-        _ => None,
     }
 }
 
@@ -127,22 +112,8 @@ pub fn message(detail: &RawValue) -> Result<Message, String> {
         .and_then(|(region, id)| cloudtrail_event_link(&region, &id));
     push(CONSOLE_LINK_LABEL, link);
 
-    let tag = |key: &str, value: String| Tag {
-        key: key.to_owned(),
-        value,
-    };
-    let mut tags = Vec::new();
-    if let Some(principal) = arn.or_else(|| text(&record, &["userIdentity", "principalId"])) {
-        tags.push(tag(DIGEST_GROUP_TAG, principal));
-    }
-    tags.extend(
-        DIGEST_FIELDS
-            .iter()
-            .map(|field| tag(DIGEST_FIELD_TAG, (*field).to_owned())),
-    );
-    if let Some(time) = text(&record, &["eventTime"]) {
-        tags.push(tag(EVENT_TIME_TAG, time));
-    }
+    let group = arn.or_else(|| text(&record, &["userIdentity", "principalId"]));
+    let tags = digest_tags(group, &DIGEST_FIELDS, text(&record, &["eventTime"]));
     Ok(Message {
         subject: sign_in.subject(&who),
         fields,
@@ -157,6 +128,7 @@ pub fn message(detail: &RawValue) -> Result<Message, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use activity_aware_message::{DIGEST_GROUP_TAG, EVENT_TIME_TAG};
     use serde_json::json;
 
     fn sign_in(kind: &str, result: &str, mfa: Option<&str>) -> Value {
