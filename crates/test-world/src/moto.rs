@@ -24,7 +24,8 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// `moto_server -H 127.0.0.1 -p <free port>`, killed on drop.
 ///
-/// The server is `$MOTO_SERVER` when set, else `moto_server` from `PATH`. When it is a Python
+/// The server is `$MOTO_SERVER` when set, else the repository's pinned one (`.venv/`, made by
+/// `./dev.sh`) when it exists, else `moto_server` from `PATH`. When it is a Python
 /// script (as pip installs it), it runs through `moto_server.py` with the same interpreter: the
 /// same server with a faster clock, so that queues of thousands of messages stay usable.
 pub struct MotoServer {
@@ -36,7 +37,14 @@ const LAUNCHER: &str = include_str!("moto_server.py");
 
 /// The command that starts moto: its Python with the launcher, or the binary as it is.
 fn moto_command() -> Command {
-    let binary = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".to_owned());
+    let pinned = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/moto_server");
+    let binary = std::env::var("MOTO_SERVER").unwrap_or_else(|_| {
+        if std::path::Path::new(pinned).is_file() {
+            pinned.to_owned()
+        } else {
+            "moto_server".to_owned()
+        }
+    });
     let path = if binary.contains('/') {
         Some(std::path::PathBuf::from(&binary))
     } else {
