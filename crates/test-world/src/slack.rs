@@ -1,7 +1,7 @@
 //! A stand-in for Slack's incoming webhooks (and for a pre-signed `ResponseURL`): HTTPS on
 //! 127.0.0.1 with a certificate from a throwaway CA, recording every request.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
@@ -136,7 +136,8 @@ struct SinkState {
     answers: Mutex<VecDeque<SlackAnswer>>,
     subscribers: Mutex<Vec<mpsc::Sender<RecordedRequest>>>,
     /// The limit, and when the next post would be due at its sustained rate.
-    rate: Mutex<Option<(RateLimit, Instant)>>,
+    /// The limit, and when each webhook (path) may next be posted to at its sustained rate.
+    rate: Mutex<Option<(RateLimit, HashMap<String, Instant>)>>,
 }
 
 /// The HTTPS stand-in for Slack. Every request (any method, any path) is recorded and answered
@@ -233,7 +234,7 @@ impl SlackSink {
 
     /// Answers 429 with Retry-After to posts beyond `limit`, as Slack does.
     pub fn enforce(&self, limit: RateLimit) {
-        *self.state.rate.lock().unwrap() = Some((limit, Instant::now()));
+        *self.state.rate.lock().unwrap() = Some((limit, HashMap::new()));
     }
 
     /// The requests the sink took (answered 2xx), in order.
@@ -271,7 +272,7 @@ impl Drop for SlackSink {
 async fn answer(state: &SinkState, req: Received) -> Reply {
     let received_at = Instant::now();
     let programmed = state.answers.lock().unwrap().pop_front();
-    let answer = programmed.unwrap_or_else(|| rate_limited(state, received_at));
+    let answer = programmed.unwrap_or_else(|| rate_limited(state, &req.path, received_at));
     let recorded = RecordedRequest {
         method: req.method,
         path: req.path,
@@ -297,11 +298,13 @@ async fn answer(state: &SinkState, req: Received) -> Reply {
 }
 
 /// `200 ok` within the rate limit (generic cell rate algorithm), else `429 rate_limited`.
-fn rate_limited(state: &SinkState, now: Instant) -> SlackAnswer {
+/// Slack's limit is each webhook's own: posts to one path never count against another.
+fn rate_limited(state: &SinkState, path: &str, now: Instant) -> SlackAnswer {
     let mut rate = state.rate.lock().unwrap();
-    let Some((limit, due)) = rate.as_mut() else {
+    let Some((limit, due_by_path)) = rate.as_mut() else {
         return SlackAnswer::ok();
     };
+    let due = due_by_path.entry(path.to_owned()).or_insert(now);
     let window = limit.interval * limit.burst.saturating_sub(1);
     if due
         .checked_sub(window)
