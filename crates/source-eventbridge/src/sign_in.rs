@@ -112,7 +112,11 @@ pub fn message(detail: &RawValue) -> Result<Message, String> {
         .and_then(|(region, id)| cloudtrail_event_link(&region, &id));
     push(CONSOLE_LINK_LABEL, link);
 
-    let group = arn.or_else(|| text(&record, &["userIdentity", "principalId"]));
+    // Sign-ins group with the principal's other sign-ins (repeated failures are one digest), never
+    // with its API calls: a sign-in must not hide as one counted line of a denial digest.
+    let group = arn
+        .or_else(|| text(&record, &["userIdentity", "principalId"]))
+        .map(|principal| format!("console sign-in by {principal}"));
     let tags = digest_tags(group, &DIGEST_FIELDS, text(&record, &["eventTime"]));
     Ok(Message {
         subject: sign_in.subject(&who),
@@ -225,7 +229,7 @@ mod tests {
         );
         assert_eq!(
             message.tag(DIGEST_GROUP_TAG),
-            Some("arn:aws:iam::111122223333:user/alice")
+            Some("console sign-in by arn:aws:iam::111122223333:user/alice")
         );
         assert_eq!(message.tag(EVENT_TIME_TAG), Some("2024-06-02T20:16:32Z"));
         // An unknown MFA state is not shown as "No".
