@@ -68,18 +68,26 @@ class Template(unittest.TestCase):
             return self.template["Mappings"][mapping][top][key]
         return value
 
-    def statements(self, role):
+    def statements(self, role, conditions_on=()):
+        """Every (action, resource, condition) a role allows, with its !If statements resolved for
+        these conditions on and every other off."""
         found = []
         for policy in self.props(role)["Policies"]:
             for statement in policy["PolicyDocument"]["Statement"]:
+                if "Fn::If" in statement:
+                    condition, when_on, when_off = statement["Fn::If"]
+                    self.assertIn(condition, self.template["Conditions"])
+                    statement = when_on if condition in conditions_on else when_off
+                    if statement == ref("AWS::NoValue"):
+                        continue
                 actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
                 condition = json.dumps(statement.get("Condition"), sort_keys=True)
                 found += [(action, json.dumps(statement["Resource"], sort_keys=True), condition) for action in actions]
                 self.assertEqual(statement["Effect"], "Allow")
         return sorted(found)
 
-    def expect_statements(self, role, expected):
-        self.assertEqual(self.statements(role), sorted(
+    def expect_statements(self, role, expected, conditions_on=()):
+        self.assertEqual(self.statements(role, conditions_on), sorted(
             (action, json.dumps(resource, sort_keys=True), json.dumps(condition, sort_keys=True))
             for action, resource, condition in expected))
 
@@ -121,7 +129,8 @@ class Template(unittest.TestCase):
         via = lambda *services: {"StringEquals": {"kms:ViaService": (
             [{"Fn::Sub": f"{s}.${{AWS::Region}}.amazonaws.com"} for s in services] if len(services) > 1
             else {"Fn::Sub": f"{services[0]}.${{AWS::Region}}.amazonaws.com"})}}
-        webhook_context = {"StringEquals": {"kms:EncryptionContext:purpose": self.webhook_purpose()}}
+        webhook_context = {"StringEquals": {"kms:EncryptionContext:purpose": [
+            self.webhook_purpose("WEBHOOK_ENCRYPTION_CONTEXT"), self.webhook_purpose("WEBHOOK_ROUTES_ENCRYPTION_CONTEXT")]}}
 
         def logs(fn):
             return [("logs:CreateLogStream", get_att(fn + "LogGroup", "Arn"), None),
@@ -134,11 +143,15 @@ class Template(unittest.TestCase):
                 ("kms:GenerateDataKey", key, via("sns", "sqs")), ("kms:Decrypt", key, via("sns", "sqs")),
             ] + logs(source))
         queue = get_att("DestinationSlackQueue", "Arn")
-        self.expect_statements("DestinationSlackRole", [
+        destination = [
             ("sqs:ReceiveMessage", queue, None), ("sqs:DeleteMessage", queue, None),
             ("sqs:ChangeMessageVisibility", queue, None), ("sqs:GetQueueAttributes", queue, None),
             ("kms:Decrypt", key, via("sqs")), ("kms:Decrypt", key, webhook_context),
-        ] + logs("DestinationSlack"))
+        ] + logs("DestinationSlack")
+        self.expect_statements("DestinationSlackRole", destination)
+        # Reading the organisation's account names only when asked for.
+        self.expect_statements("DestinationSlackRole", destination + [("organizations:ListAccounts", "*", None)],
+                               conditions_on={"AccountNamesFromOrganizationsOn"})
         self.expect_statements("KmsEncryptionRole", [("kms:Encrypt", key, None)] + logs("KmsEncryption"))
         for name, role in self.of_type("AWS::IAM::Role").items():
             self.assertNotIn("ManagedPolicyArns", role["Properties"], name)
@@ -173,15 +186,18 @@ class Template(unittest.TestCase):
         # The key is named one way everywhere: its ARN.
         with open(TEMPLATE, encoding="utf-8") as f:
             self.assertNotIn("!Ref StackKey\n", f.read())
-        sns = [s for s in key["KeyPolicy"]["Statement"] if s["Principal"] == {"Service": "sns.amazonaws.com"}]
-        self.assertEqual(len(sns), 1)
-        self.assertEqual(sns[0]["Condition"], {"StringEquals": {"aws:SourceAccount": ref("AWS::AccountId")}})
+        # The services that write to the encrypted topic and queues: SNS (the buffer queue) and
+        # EventBridge (the rules' dead-letter queue), each for this account only.
+        for service in ["sns.amazonaws.com", "events.amazonaws.com"]:
+            [statement] = [s for s in key["KeyPolicy"]["Statement"] if s["Principal"] == {"Service": service}]
+            self.assertEqual(sorted(statement["Action"]), ["kms:Decrypt", "kms:GenerateDataKey*"], service)
+            self.assertEqual(statement["Condition"], {"StringEquals": {"aws:SourceAccount": ref("AWS::AccountId")}})
 
-    def webhook_purpose(self):
+    def webhook_purpose(self, constant="WEBHOOK_ENCRYPTION_CONTEXT"):
         """The purpose the destination requires on decrypt, read from its source."""
         with open(WEBHOOK_RS, encoding="utf-8") as f:
-            found = re.search(r'WEBHOOK_ENCRYPTION_CONTEXT: \[\(&str, &str\); 1\] =\s*\[\("purpose", "([^"]+)"\)\]', f.read())
-        self.assertIsNotNone(found, "WEBHOOK_ENCRYPTION_CONTEXT not found in webhook.rs")
+            found = re.search(constant + r': \[\(&str, &str\); 1\] =\s*\[\("purpose", "([^"]+)"\)\]', f.read())
+        self.assertIsNotNone(found, f"{constant} not found in webhook.rs")
         return found.group(1)
 
     def test_webhook_encrypted_by_the_custom_resource_for_one_purpose(self):
@@ -199,6 +215,40 @@ class Template(unittest.TestCase):
         # The plain webhook URL reaches nothing but the custom resource.
         uses = [name for name, r in self.resources.items() if json.dumps(ref("SlackWebhookURL")) in json.dumps(r)]
         self.assertEqual(uses, ["EncryptedSlackWebhookURL"])
+
+    def test_webhook_routes_are_encrypted_for_a_purpose_of_their_own_when_given(self):
+        parameter = self.template["Parameters"]["SlackWebhookRoutes"]
+        self.assertTrue(parameter["NoEcho"])
+        self.assertEqual(parameter["Default"], "")
+        self.assertEqual(self.template["Conditions"]["HasSlackWebhookRoutes"],
+                         {"Fn::Not": [{"Fn::Equals": [ref("SlackWebhookRoutes"), ""]}]})
+        custom = self.resources["EncryptedSlackWebhookRoutes"]
+        self.assertEqual(custom["Condition"], "HasSlackWebhookRoutes")
+        purpose = self.webhook_purpose("WEBHOOK_ROUTES_ENCRYPTION_CONTEXT")
+        self.assertNotEqual(purpose, self.webhook_purpose())
+        self.assertEqual(custom["Properties"], {"ServiceToken": get_att("KmsEncryptionLambda", "Arn"),
+                                                "ServiceTimeout": 300,
+                                                "KeyId": get_att("StackKey", "Arn"),
+                                                "PlainText": ref("SlackWebhookRoutes"),
+                                                "EncryptionContext": {"purpose": purpose}})
+        variables = self.props("DestinationSlackLambda")["Environment"]["Variables"]
+        self.assertEqual(variables["SLACK_WEBHOOK_ROUTES"], {"Fn::If": [
+            "HasSlackWebhookRoutes", get_att("EncryptedSlackWebhookRoutes", "CipherText"), ""]})
+        uses = [name for name, r in self.resources.items() if json.dumps(ref("SlackWebhookRoutes")) in json.dumps(r)]
+        self.assertEqual(uses, ["EncryptedSlackWebhookRoutes"])
+        # The routes the function reads (crates/destination-slack/src/routes.rs), and not others.
+        pattern = re.compile(parameter["AllowedPattern"])
+        for good in ["", "account:111122223333=https://hooks.slack.com/services/T0/B0/x",
+                     "account:111122223333=https://hooks.slack.com/services/T0/B0/x,channel:#oncall=https://hooks.slack.com/services/T0/B1/y"]:
+            self.assertTrue(pattern.fullmatch(good), good)
+        for bad in ["https://hooks.slack.com/services/T0/B0/x", "account:1234=https://h/x", "team:x=https://h/x",
+                    "channel:#a=http://h/x", "channel:#a=https://h/x,", "channel:=https://h/x"]:
+            self.assertFalse(pattern.fullmatch(bad), bad)
+
+    def test_organization_account_names_are_off_by_default(self):
+        self.assertEqual(self.template["Parameters"]["AccountNamesFromOrganizations"]["Default"], "Disabled")
+        self.assertEqual(self.props("DestinationSlackLambda")["Environment"]["Variables"]["ACCOUNT_NAMES_FROM_ORGANIZATIONS"],
+                         {"Fn::If": ["AccountNamesFromOrganizationsOn", "true", "false"]})
 
     def test_sources_publish_to_the_topic(self):
         for source in ["SourceCloudtrailCloudwatchLogsLambda", "SourceEventbridgeLambda"]:

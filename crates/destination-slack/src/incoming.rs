@@ -22,6 +22,8 @@ pub struct Item {
     pub id: String,
     /// When the topic or queue took it, in milliseconds since 1970, when known.
     pub sent_at_ms: Option<u64>,
+    /// How many times the queue has handed it out, this time included (1 from SNS).
+    pub receive_count: u32,
     pub message: Result<Message, ItemError>,
 }
 
@@ -72,6 +74,7 @@ pub fn read_event(event: Value) -> Result<(Origin, Vec<Item>), EventError> {
                 .into_iter()
                 .map(|record| Item {
                     sent_at_ms: Some(record.sns.timestamp.timestamp_millis().max(0) as u64),
+                    receive_count: 1,
                     message: Message::from_json(&record.sns.message).map_err(ItemError::from),
                     id: record.sns.message_id,
                 })
@@ -90,6 +93,11 @@ fn sqs_item(record: aws_lambda_events::event::sqs::SqsMessage) -> Item {
         .attributes
         .get("SentTimestamp")
         .and_then(|ms| ms.parse().ok());
+    let receive_count = record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(1);
     let message = match record.body.as_deref() {
         None => Err(ItemError::NoBody),
         Some(body) => message_of_body(body),
@@ -97,6 +105,7 @@ fn sqs_item(record: aws_lambda_events::event::sqs::SqsMessage) -> Item {
     Item {
         id: record.message_id.unwrap_or_default(),
         sent_at_ms,
+        receive_count,
         message,
     }
 }
@@ -148,6 +157,7 @@ mod tests {
         let ids: Vec<&str> = items.iter().map(|item| item.id.as_str()).collect();
         assert_eq!(ids, ["m-1", "m-2", "m-3"]);
         assert_eq!(items[0].sent_at_ms, Some(1_717_359_392_000));
+        assert_eq!(items[0].receive_count, 1);
         assert_eq!(items[0].message.as_ref().unwrap().subject, "s");
         assert!(items[1].message.is_err());
         assert_eq!(

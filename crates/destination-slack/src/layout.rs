@@ -60,6 +60,12 @@ const LONG_FIELDS: [&str; 4] = [
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AccountNames(HashMap<String, String>);
 
+impl FromIterator<(String, String)> for AccountNames {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(pairs: I) -> Self {
+        AccountNames(pairs.into_iter().collect())
+    }
+}
+
 impl AccountNames {
     /// Reads `id=name` pairs separated by commas; an account ID is 12 digits, a name is not
     /// empty. Empty text names no account.
@@ -83,6 +89,21 @@ impl AccountNames {
             names.insert(id.to_owned(), name.to_owned());
         }
         Ok(AccountNames(names))
+    }
+
+    /// These names, and `others`' where they name the same account.
+    pub fn overridden_by(mut self, others: &AccountNames) -> AccountNames {
+        self.0
+            .extend(others.0.iter().map(|(id, name)| (id.clone(), name.clone())));
+        self
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     /// `prod (111122223333)` when the account's name is known.
@@ -534,5 +555,20 @@ mod tests {
         for bad in ["prod", "1234=prod", "111122223333=", "11112222333x=prod"] {
             assert!(AccountNames::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn names_given_win_over_names_looked_up() {
+        let looked_up: AccountNames = [
+            ("111122223333".to_owned(), "Production".to_owned()),
+            ("444455556666".to_owned(), "Staging".to_owned()),
+        ]
+        .into_iter()
+        .collect();
+        let given = AccountNames::parse("111122223333=prod").unwrap();
+        let names = looked_up.overridden_by(&given);
+        assert_eq!(names.len(), 2);
+        assert_eq!(names.label("111122223333"), "prod (111122223333)");
+        assert_eq!(names.label("444455556666"), "Staging (444455556666)");
     }
 }

@@ -6,7 +6,9 @@ mod body;
 mod digest;
 mod incoming;
 pub mod layout;
+mod organizations;
 mod pace;
+pub mod routes;
 pub mod time;
 mod webhook;
 
@@ -16,16 +18,21 @@ pub use body::{
 pub use digest::{ABSENT_VALUE, Digest, FieldSummary, Received, group_positions};
 pub use incoming::{EventError, Item, ItemError, Origin, read_event};
 use layout::AccountNames;
+pub use organizations::organization_account_names;
 pub use pace::{PaceLimit, Pacer};
+pub use routes::{WebhookRoutes, Webhooks};
 pub use webhook::{
-    ConfigError, RetryPolicy, SlackError, SlackWebhook, WEBHOOK_ENCRYPTION_CONTEXT, WebhookUrl,
+    ConfigError, RetryPolicy, Secret, SlackError, SlackWebhook, UrlError,
+    WEBHOOK_ENCRYPTION_CONTEXT, WEBHOOK_ROUTES_ENCRYPTION_CONTEXT, WebhookUrl, decrypt_secret,
     decrypt_webhook_url,
 };
 
+use activity_aware_message::Message;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::Serialize;
 use serde_json::Value;
+use std::cmp::Reverse;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
@@ -67,16 +74,19 @@ impl From<DestinationError> for Diagnostic {
     }
 }
 
-/// State kept for the life of the container: the webhook is decrypted on first use, once, and
-/// its pace is kept across invocations.
+/// State kept for the life of the container: the webhooks are decrypted on first use, once,
+/// and their pace is kept across invocations.
 pub struct Destination {
     kms: aws_sdk_kms::Client,
     encrypted_webhook_url: String,
+    encrypted_webhook_routes: String,
     http: reqwest::Client,
     policy: RetryPolicy,
     pace: PaceLimit,
     accounts: AccountNames,
-    webhook: OnceCell<SlackWebhook>,
+    organizations: Option<aws_sdk_organizations::Client>,
+    webhooks: OnceCell<Webhooks>,
+    names: OnceCell<AccountNames>,
 }
 
 /// The fate of one Message of the event.
@@ -96,11 +106,14 @@ impl Destination {
         Destination {
             kms,
             encrypted_webhook_url,
+            encrypted_webhook_routes: String::new(),
             http: SlackWebhook::http_client(),
             policy,
             pace,
             accounts: AccountNames::default(),
-            webhook: OnceCell::new(),
+            organizations: None,
+            webhooks: OnceCell::new(),
+            names: OnceCell::new(),
         }
     }
 
@@ -110,16 +123,62 @@ impl Destination {
         self
     }
 
-    async fn webhook(&self) -> Result<&SlackWebhook, ConfigError> {
-        self.webhook
+    /// Also names the organisation's accounts, looked up once per container (names given with
+    /// [`Self::with_account_names`] win).
+    pub fn with_organization_account_names(
+        mut self,
+        client: aws_sdk_organizations::Client,
+    ) -> Self {
+        self.organizations = Some(client);
+        self
+    }
+
+    /// Webhooks of their own for some accounts and channels: the base64 KMS ciphertext of
+    /// SLACK_WEBHOOK_ROUTES (empty: none).
+    pub fn with_webhook_routes(mut self, encrypted_webhook_routes: String) -> Self {
+        self.encrypted_webhook_routes = encrypted_webhook_routes;
+        self
+    }
+
+    async fn webhooks(&self) -> Result<&Webhooks, ConfigError> {
+        self.webhooks
             .get_or_try_init(|| async {
                 let url = decrypt_webhook_url(&self.kms, &self.encrypted_webhook_url).await?;
-                Ok(SlackWebhook::new(
+                let routes = match self.encrypted_webhook_routes.trim() {
+                    "" => WebhookRoutes::default(),
+                    ciphertext => WebhookRoutes::parse(
+                        &decrypt_secret(&self.kms, Secret::WebhookRoutes, ciphertext).await?,
+                    )?,
+                };
+                Ok(Webhooks::new(
                     self.http.clone(),
                     url,
+                    routes,
                     self.policy.clone(),
                     self.pace,
                 ))
+            })
+            .await
+    }
+
+    /// The names posts show: those given, and the organisation's when asked for. A lookup that
+    /// fails is logged and posts go on with the names given: a name is worth less than an alert.
+    async fn account_names(&self) -> &AccountNames {
+        self.names
+            .get_or_init(|| async {
+                let Some(client) = &self.organizations else {
+                    return self.accounts.clone();
+                };
+                match organization_account_names(client).await {
+                    Ok(found) => {
+                        tracing::info!(accounts = found.len(), "named the organisation's accounts");
+                        found.overridden_by(&self.accounts)
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "could not look up the organisation's account names; posts show account IDs");
+                        self.accounts.clone()
+                    }
+                }
             })
             .await
     }
@@ -134,8 +193,9 @@ impl Destination {
         if items.is_empty() {
             return Ok(empty_answer(origin));
         }
-        let webhook = self.webhook().await?;
-        let fates = post_all(webhook, &self.accounts, &items, deadline).await;
+        let webhooks = self.webhooks().await?;
+        let accounts = self.account_names().await;
+        let fates = post_all(webhooks, accounts, &items, deadline).await;
 
         let total = items.len();
         let failed: Vec<(&Item, &String)> = items
@@ -184,31 +244,72 @@ fn empty_answer(origin: Origin) -> Answer {
     }
 }
 
-/// Posts one body per group, in batch order, and says what became of every item. After a
-/// failure that every later post would meet too (the webhook revoked, Slack down, the deadline
-/// near), nothing more is tried.
+/// Posts one body per group to each group's webhook, and says what became of every item. The
+/// webhooks are posted to side by side, each at its own pace.
 async fn post_all(
-    webhook: &SlackWebhook,
+    webhooks: &Webhooks,
     accounts: &AccountNames,
     items: &[Item],
     deadline: Instant,
 ) -> Vec<Fate> {
     let mut fates: Vec<Option<Fate>> = items.iter().map(|_| None).collect();
-    let mut readable = Vec::new();
+    let mut by_webhook: Vec<Vec<(usize, &Message)>> = vec![Vec::new(); webhooks.len()];
     for (index, item) in items.iter().enumerate() {
         match &item.message {
-            Ok(message) => readable.push((index, message)),
+            Ok(message) => by_webhook[webhooks.route(message)].push((index, message)),
             Err(error) => {
                 tracing::error!(id = %item.id, %error, "not a Message; it will not be posted");
                 fates[index] = Some(Fate::Failed(error.to_string()));
             }
         }
     }
-    let messages: Vec<_> = readable.iter().map(|(_, message)| *message).collect();
-    let groups = group_positions(&messages);
+    let posting = by_webhook
+        .iter()
+        .enumerate()
+        .filter(|(_, readable)| !readable.is_empty())
+        .map(|(route, readable)| {
+            post_to_webhook(webhooks, route, accounts, items, readable, deadline)
+        });
+    for outcome in futures::future::join_all(posting).await {
+        for (index, fate) in outcome {
+            fates[index] = Some(fate);
+        }
+    }
+    fates
+        .into_iter()
+        .map(|fate| fate.expect("every item is either unreadable or in a group"))
+        .collect()
+}
+
+/// Posts the groups of one webhook's Messages, one after another. Groups received before go
+/// first (in batch order otherwise), so that a batch with more groups than one invocation can
+/// post never keeps the same Messages back until they reach the failure queue. After a
+/// failure that every later post would meet too (the webhook revoked, Slack down, the deadline
+/// near), nothing more is tried.
+async fn post_to_webhook(
+    webhooks: &Webhooks,
+    route: usize,
+    accounts: &AccountNames,
+    items: &[Item],
+    readable: &[(usize, &Message)],
+    deadline: Instant,
+) -> Vec<(usize, Fate)> {
+    let webhook = webhooks.webhook(route);
+    let name = webhooks.name(route);
+    let messages: Vec<&Message> = readable.iter().map(|(_, message)| *message).collect();
+    let mut groups = group_positions(&messages);
+    groups.sort_by_key(|group| {
+        Reverse(
+            group
+                .iter()
+                .map(|&position| items[readable[position].0].receive_count)
+                .max(),
+        )
+    });
+    let mut fates = Vec::with_capacity(readable.len());
     let mut stopped: Option<String> = None;
     for group in &groups {
-        let indices: Vec<usize> = group.iter().map(|&position| readable[position].0).collect();
+        let indices = group.iter().map(|&position| readable[position].0);
         let outcome = match &stopped {
             Some(reason) => Err(reason.clone()),
             None => {
@@ -227,33 +328,36 @@ async fn post_all(
                 let subject = &received[0].message.subject;
                 match webhook.post(&body, deadline).await {
                     Ok(()) => {
-                        tracing::info!(messages = indices.len(), %subject, "posted to Slack");
+                        tracing::info!(messages = group.len(), webhook = name, %subject, "posted to Slack");
                         Ok(())
                     }
                     Err(error) => {
-                        tracing::error!(messages = indices.len(), %subject, %error, "not posted to Slack");
+                        tracing::error!(messages = group.len(), webhook = name, %subject, %error, "not posted to Slack");
                         if !matches!(error, SlackError::Rejected { .. })
                             || error.refuses_every_post()
                         {
                             stopped =
                                 Some(format!("not tried after an earlier post failed: {error}"));
                         }
-                        Err(error.to_string())
+                        Err(match route {
+                            0 => error.to_string(),
+                            _ => format!("{error} ({name})"),
+                        })
                     }
                 }
             }
         };
-        for index in indices {
-            fates[index] = Some(match &outcome {
-                Ok(()) => Fate::Posted,
-                Err(reason) => Fate::Failed(reason.clone()),
-            });
-        }
+        fates.extend(indices.map(|index| {
+            (
+                index,
+                match &outcome {
+                    Ok(()) => Fate::Posted,
+                    Err(reason) => Fate::Failed(reason.clone()),
+                },
+            )
+        }));
     }
     fates
-        .into_iter()
-        .map(|fate| fate.expect("every item is either unreadable or in a group"))
-        .collect()
 }
 
 fn deadline_of(context: &lambda_runtime::Context) -> Instant {

@@ -15,17 +15,32 @@ async fn main() -> Result<(), Error> {
     let accounts = AccountNames::parse(&std::env::var("ACCOUNT_NAMES").unwrap_or_default())
         .map_err(|error| format!("ACCOUNT_NAMES: {error}"))?;
     let config = aws_config::load_from_env().await;
-    let destination = Destination::new(
+    let mut destination = Destination::new(
         aws_sdk_kms::Client::new(&config),
         encrypted_webhook_url,
         RetryPolicy::default(),
         pace,
     )
-    .with_account_names(accounts);
+    .with_account_names(accounts)
+    // SLACK_WEBHOOK_ROUTES: base64 KMS ciphertext of `account:ID=URL,channel:NAME=URL` pairs.
+    .with_webhook_routes(std::env::var("SLACK_WEBHOOK_ROUTES").unwrap_or_default());
+    if flag_from_env("ACCOUNT_NAMES_FROM_ORGANIZATIONS")? {
+        destination = destination
+            .with_organization_account_names(aws_sdk_organizations::Client::new(&config));
+    }
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         destination.handle(event)
     }))
     .await
+}
+
+/// `true` or `false`; unset is false.
+fn flag_from_env(name: &str) -> Result<bool, Error> {
+    match std::env::var(name).as_deref() {
+        Err(_) | Ok("") | Ok("false") => Ok(false),
+        Ok("true") => Ok(true),
+        Ok(other) => Err(format!("{name} must be true or false, not {other:?}").into()),
+    }
 }
 
 /// SLACK_POST_INTERVAL_MS (sustained: one post per interval; the stack sets it to 1 s times the

@@ -21,15 +21,64 @@ impl fmt::Debug for WebhookUrl {
 
 impl WebhookUrl {
     /// Accepts only an absolute `https://` URL with a host.
-    pub fn parse(plaintext: &str) -> Result<Self, ConfigError> {
-        let url = reqwest::Url::parse(plaintext.trim()).map_err(|_| ConfigError::NotAUrl)?;
+    pub fn parse(plaintext: &str) -> Result<Self, UrlError> {
+        let url = reqwest::Url::parse(plaintext.trim()).map_err(|_| UrlError::NotAUrl)?;
         if url.scheme() != "https" {
-            return Err(ConfigError::NotHttps);
+            return Err(UrlError::NotHttps);
         }
         if url.host_str().is_none_or(str::is_empty) {
-            return Err(ConfigError::NotAUrl);
+            return Err(UrlError::NotAUrl);
         }
         Ok(WebhookUrl(url))
+    }
+
+    /// Whether two webhooks are the same one (and so share Slack's rate limit).
+    pub fn same_as(&self, other: &WebhookUrl) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+/// What is wrong with a webhook URL; never the URL itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("is not a URL")]
+    NotAUrl,
+    #[error(
+        "must start with https:// (Slack webhooks are https; anything else would send alerts in clear text)"
+    )]
+    NotHttps,
+}
+
+/// The secrets the function is given as KMS ciphertext, each encrypted for its own purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secret {
+    /// SLACK_WEBHOOK_URL: the stack's webhook.
+    WebhookUrl,
+    /// SLACK_WEBHOOK_ROUTES: webhooks of their own for some accounts and channels.
+    WebhookRoutes,
+}
+
+impl Secret {
+    pub fn variable(self) -> &'static str {
+        match self {
+            Secret::WebhookUrl => "SLACK_WEBHOOK_URL",
+            Secret::WebhookRoutes => "SLACK_WEBHOOK_ROUTES",
+        }
+    }
+
+    /// The encryption context it is encrypted with (by the stack's custom resource), and which
+    /// the function's role requires to decrypt it: the ciphertext is good for nothing else.
+    pub fn encryption_context(self) -> [(&'static str, &'static str); 1] {
+        match self {
+            Secret::WebhookUrl => WEBHOOK_ENCRYPTION_CONTEXT,
+            Secret::WebhookRoutes => WEBHOOK_ROUTES_ENCRYPTION_CONTEXT,
+        }
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.variable())
     }
 }
 
@@ -39,26 +88,52 @@ pub enum ConfigError {
         "SLACK_WEBHOOK_URL is not set; it must hold the base64 KMS ciphertext of the webhook URL"
     )]
     Missing,
-    #[error(
-        "SLACK_WEBHOOK_URL is not base64; it must hold the base64 KMS ciphertext of the webhook URL"
-    )]
-    NotBase64,
-    #[error("KMS could not decrypt SLACK_WEBHOOK_URL: {0}")]
-    Decrypt(String),
-    #[error("the decrypted SLACK_WEBHOOK_URL is not text")]
-    NotText,
-    #[error("the decrypted SLACK_WEBHOOK_URL is not a URL")]
-    NotAUrl,
-    #[error(
-        "the decrypted SLACK_WEBHOOK_URL must start with https:// (Slack webhooks are https; anything else would send alerts in clear text)"
-    )]
-    NotHttps,
+    #[error("{0} is not base64; it must hold base64 KMS ciphertext")]
+    NotBase64(Secret),
+    #[error("KMS could not decrypt {0}: {1}")]
+    Decrypt(Secret, String),
+    #[error("the decrypted {0} is not text")]
+    NotText(Secret),
+    #[error("the decrypted SLACK_WEBHOOK_URL {0}")]
+    BadUrl(UrlError),
+    #[error("SLACK_WEBHOOK_ROUTES, route {position}: {problem}")]
+    BadRoute { position: usize, problem: String },
 }
 
-/// The encryption context the webhook URL is encrypted with (by the stack's custom resource),
-/// and which the function's role requires to decrypt it: the ciphertext is good for nothing else.
+/// The encryption context of the stack's webhook URL.
 pub const WEBHOOK_ENCRYPTION_CONTEXT: [(&str, &str); 1] =
     [("purpose", "activity-aware-ids/slack-webhook-url")];
+
+/// The encryption context of the routes to webhooks of their own.
+pub const WEBHOOK_ROUTES_ENCRYPTION_CONTEXT: [(&str, &str); 1] =
+    [("purpose", "activity-aware-ids/slack-webhook-routes")];
+
+/// Decrypts a secret held, KMS-encrypted and base64-encoded, in its variable.
+pub async fn decrypt_secret(
+    kms: &aws_sdk_kms::Client,
+    secret: Secret,
+    ciphertext_base64: &str,
+) -> Result<String, ConfigError> {
+    let ciphertext = base64::engine::general_purpose::STANDARD
+        .decode(ciphertext_base64.trim())
+        .map_err(|_| ConfigError::NotBase64(secret))?;
+    let output = kms
+        .decrypt()
+        .set_encryption_context(Some(
+            secret
+                .encryption_context()
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect(),
+        ))
+        .ciphertext_blob(ciphertext.into())
+        .send()
+        .await
+        .map_err(|error| ConfigError::Decrypt(secret, aws_errors::summary(&error)))?;
+    let plaintext = output.plaintext().ok_or(ConfigError::NotText(secret))?;
+    let text = std::str::from_utf8(plaintext.as_ref()).map_err(|_| ConfigError::NotText(secret))?;
+    Ok(text.to_owned())
+}
 
 /// Decrypts the webhook URL held, KMS-encrypted and base64-encoded, in SLACK_WEBHOOK_URL.
 pub async fn decrypt_webhook_url(
@@ -68,24 +143,8 @@ pub async fn decrypt_webhook_url(
     if ciphertext_base64.trim().is_empty() {
         return Err(ConfigError::Missing);
     }
-    let ciphertext = base64::engine::general_purpose::STANDARD
-        .decode(ciphertext_base64.trim())
-        .map_err(|_| ConfigError::NotBase64)?;
-    let output = kms
-        .decrypt()
-        .set_encryption_context(Some(
-            WEBHOOK_ENCRYPTION_CONTEXT
-                .iter()
-                .map(|(key, value)| (key.to_string(), value.to_string()))
-                .collect(),
-        ))
-        .ciphertext_blob(ciphertext.into())
-        .send()
-        .await
-        .map_err(|error| ConfigError::Decrypt(aws_errors::summary(&error)))?;
-    let plaintext = output.plaintext().ok_or(ConfigError::NotText)?;
-    let text = std::str::from_utf8(plaintext.as_ref()).map_err(|_| ConfigError::NotText)?;
-    WebhookUrl::parse(text)
+    let text = decrypt_secret(kms, Secret::WebhookUrl, ciphertext_base64).await?;
+    WebhookUrl::parse(&text).map_err(ConfigError::BadUrl)
 }
 
 /// How hard to try before giving up on one post.
@@ -312,15 +371,15 @@ mod tests {
         assert!(WebhookUrl::parse("  https://hooks.slack.com/services/T0/B0/secret\n").is_ok());
         assert!(matches!(
             WebhookUrl::parse("http://hooks.slack.com/services/T0/B0/secret"),
-            Err(ConfigError::NotHttps)
+            Err(UrlError::NotHttps)
         ));
         assert!(matches!(
             WebhookUrl::parse("hooks.slack.com/x"),
-            Err(ConfigError::NotAUrl)
+            Err(UrlError::NotAUrl)
         ));
         assert!(matches!(
             WebhookUrl::parse("\u{1}garbage"),
-            Err(ConfigError::NotAUrl)
+            Err(UrlError::NotAUrl)
         ));
     }
 
@@ -329,9 +388,9 @@ mod tests {
         let url = WebhookUrl::parse("https://hooks.slack.com/services/T0/B0/s3cr3t").unwrap();
         assert_eq!(format!("{url:?}"), "WebhookUrl(<redacted>)");
         for error in [
-            ConfigError::NotHttps,
-            ConfigError::NotAUrl,
-            ConfigError::NotBase64,
+            ConfigError::BadUrl(UrlError::NotHttps),
+            ConfigError::BadUrl(UrlError::NotAUrl),
+            ConfigError::NotBase64(Secret::WebhookUrl),
         ] {
             assert!(!error.to_string().contains("s3cr3t"));
         }

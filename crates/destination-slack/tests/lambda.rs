@@ -11,7 +11,7 @@ use test_world::{
     block_kit, events,
 };
 
-use destination_slack::WEBHOOK_ENCRYPTION_CONTEXT;
+use destination_slack::{WEBHOOK_ENCRYPTION_CONTEXT, WEBHOOK_ROUTES_ENCRYPTION_CONTEXT};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_destination-slack");
 
@@ -924,6 +924,298 @@ async fn unreadable_account_names_stop_the_function_at_start_saying_why() {
         output.contains("ACCOUNT_NAMES: ")
             && output.contains("staging")
             && output.contains("is not account-id=name"),
+        "{output}"
+    );
+}
+
+// --- Webhooks of their own for accounts and channels ---
+
+/// A denial in `account`, as the CloudTrail source publishes it.
+fn denial_in(account: &str, principal: &str, action: &str, tags: Value) -> String {
+    message(
+        &format!("Error Message: {principal} is not authorized to perform: {action}"),
+        json!([
+            {"key": "Event", "value": action},
+            {"key": "Recipient Account ID", "value": account},
+            {"key": "User ARN", "value": principal},
+        ]),
+        cloudtrail_metadata(),
+        tags,
+    )
+}
+
+#[tokio::test]
+async fn a_routed_accounts_posts_reach_its_own_webhook_and_no_other() {
+    let moto = MotoServer::start();
+    let sink = SlackSink::start();
+    let key = moto.create_kms_key().await;
+    let webhook = moto
+        .kms_encrypt(&key, &sink.webhook_url(), &WEBHOOK_ENCRYPTION_CONTEXT)
+        .await;
+    let prod_path = "/services/T0ROUTED/B0PROD/XXXXprodRouteSecret";
+    let oncall_path = "/services/T0ROUTED/B0ONCALL/XXXXoncallRouteSecret";
+    let routes = format!(
+        "account:111122223333={},channel:#oncall={}",
+        sink.url(prod_path),
+        sink.url(oncall_path)
+    );
+    let encrypted_routes = moto
+        .kms_encrypt(&key, &routes, &WEBHOOK_ROUTES_ENCRYPTION_CONTEXT)
+        .await;
+    // Each webhook takes about one post a second, on its own.
+    sink.enforce(RateLimit::slack());
+    let mut destination = Destination::spawn_with(
+        moto,
+        sink,
+        &webhook,
+        RuntimeApiOptions::default(),
+        &[
+            ("SLACK_WEBHOOK_ROUTES", &encrypted_routes),
+            ("SLACK_POST_INTERVAL_MS", "3000"),
+        ],
+    );
+    destination.secrets.extend([
+        routes.clone(),
+        "XXXXprodRouteSecret".to_owned(),
+        "XXXXoncallRouteSecret".to_owned(),
+    ]);
+    let mallory = "arn:aws:iam::111122223333:user/mallory";
+    let untagged = json!([{"key": "digest-group", "value": mallory}]);
+    let batch = [
+        denial_in("111122223333", mallory, "ListUsers", untagged.clone()),
+        denial_in(
+            "444455556666",
+            "arn:aws:iam::444455556666:user/bob",
+            "GetObject",
+            json!([]),
+        ),
+        denial_in(
+            "111122223333",
+            "arn:aws:iam::111122223333:user/carol",
+            "DeleteTrail",
+            json!([{"key": "slack-preferred-channel", "value": "#oncall"}]),
+        ),
+        denial_in("111122223333", mallory, "ListRoles", untagged),
+    ];
+    let answer = destination.invoke_batch(&batch).await.expect("posted");
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+
+    let requests = destination.sink.requests();
+    assert!(
+        requests.iter().all(RecordedRequest::accepted),
+        "{requests:#?}"
+    );
+    let posted_to = |path: &str| -> Vec<Value> {
+        requests
+            .iter()
+            .filter(|request| request.path == path)
+            .map(RecordedRequest::body_json)
+            .collect()
+    };
+    let prod = posted_to(prod_path);
+    assert_eq!(
+        prod.len(),
+        1,
+        "mallory's two denials: one digest, to prod's webhook"
+    );
+    assert!(
+        prod[0]["text"].as_str().unwrap().contains("Count: 2"),
+        "{}",
+        prod[0]
+    );
+    let oncall = posted_to(oncall_path);
+    assert_eq!(
+        oncall.len(),
+        1,
+        "the #oncall Message, to its channel's webhook"
+    );
+    assert!(oncall[0]["text"].as_str().unwrap().contains("DeleteTrail"));
+    assert_eq!(
+        oncall[0]["channel"], "#oncall",
+        "the tag keeps its meaning for legacy webhooks"
+    );
+    let default = posted_to(&destination.sink.webhook_path());
+    assert_eq!(
+        default.len(),
+        1,
+        "the unrouted account's denial, to the stack's webhook"
+    );
+    assert!(
+        default[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("444455556666")
+    );
+    assert_eq!(requests.len(), 3, "no post went anywhere twice");
+    for body in prod.iter().chain(&oncall).chain(&default) {
+        block_kit::assert_valid(body);
+    }
+    // Each webhook is paced on its own: one post each every 3 s, so the three went without
+    // waiting for one another (one pace for all would have spaced them 3 s apart).
+    let first = requests.iter().map(|r| r.received_at).min().unwrap();
+    let last = requests.iter().map(|r| r.received_at).max().unwrap();
+    assert!(
+        last.duration_since(first) < Duration::from_millis(2_500),
+        "posts to three webhooks were spaced {:?}",
+        last.duration_since(first)
+    );
+    let output = destination.finish();
+    assert!(
+        output.contains("the webhook of account:111122223333"),
+        "logs name a route by its selector: {output}"
+    );
+}
+
+#[tokio::test]
+async fn unreadable_routes_fail_clearly_without_showing_a_url() {
+    let moto = MotoServer::start();
+    let sink = SlackSink::start();
+    let key = moto.create_kms_key().await;
+    let webhook = moto
+        .kms_encrypt(&key, &sink.webhook_url(), &WEBHOOK_ENCRYPTION_CONTEXT)
+        .await;
+    let plain_http = "http://hooks.example.com/services/T0/B0/XXXXplainRouteSecret";
+    let routes = format!("account:111122223333={plain_http}");
+    let encrypted_routes = moto
+        .kms_encrypt(&key, &routes, &WEBHOOK_ROUTES_ENCRYPTION_CONTEXT)
+        .await;
+    let mut destination = Destination::spawn_with(
+        moto,
+        sink,
+        &webhook,
+        RuntimeApiOptions::default(),
+        &[("SLACK_WEBHOOK_ROUTES", &encrypted_routes)],
+    );
+    destination
+        .secrets
+        .extend([plain_http.to_owned(), "XXXXplainRouteSecret".to_owned()]);
+    let error = destination
+        .invoke_batch(&[simple("never posted")])
+        .await
+        .expect_err("a route to an http:// webhook is refused");
+    assert_eq!(error.error_type, "WebhookConfiguration", "{error}");
+    assert_eq!(
+        error.error_message,
+        "SLACK_WEBHOOK_ROUTES, route 1: the webhook of account:111122223333 must start with https:// (Slack webhooks are https; anything else would send alerts in clear text)"
+    );
+    assert!(
+        destination.sink.requests().is_empty(),
+        "nothing posted anywhere"
+    );
+    destination.finish();
+}
+
+// --- Account names from AWS Organizations ---
+
+#[tokio::test]
+async fn accounts_are_named_as_the_organisation_names_them_unless_named_here() {
+    let moto = MotoServer::start();
+    let organizations = aws_sdk_organizations::Client::new(&moto.sdk_config().await);
+    organizations
+        .create_organization()
+        .send()
+        .await
+        .expect("moto makes an organisation");
+    for name in ["Production", "Staging"] {
+        organizations
+            .create_account()
+            .account_name(name)
+            .email(format!("{}@example.com", name.to_lowercase()))
+            .send()
+            .await
+            .expect("moto makes an account");
+    }
+    let accounts = organizations.list_accounts().send().await.unwrap();
+    let id_of = |name: &str| -> String {
+        accounts
+            .accounts()
+            .iter()
+            .find(|account| account.name() == Some(name))
+            .and_then(|account| account.id())
+            .unwrap_or_else(|| panic!("moto lists no {name}: {accounts:?}"))
+            .to_owned()
+    };
+    let (production, staging) = (id_of("Production"), id_of("Staging"));
+    let given = format!("{staging}=stage");
+
+    let sink = SlackSink::start();
+    let key = moto.create_kms_key().await;
+    let webhook = moto
+        .kms_encrypt(&key, &sink.webhook_url(), &WEBHOOK_ENCRYPTION_CONTEXT)
+        .await;
+    let destination = Destination::spawn_with(
+        moto,
+        sink,
+        &webhook,
+        RuntimeApiOptions::default(),
+        &[
+            ("ACCOUNT_NAMES_FROM_ORGANIZATIONS", "true"),
+            ("ACCOUNT_NAMES", &given),
+        ],
+    );
+    let batch = [
+        denial_in(&production, "arn:aws:iam::1:user/a", "ListUsers", json!([])),
+        denial_in(&staging, "arn:aws:iam::1:user/b", "ListRoles", json!([])),
+        denial_in(
+            "999988887777",
+            "arn:aws:iam::1:user/c",
+            "GetPolicy",
+            json!([]),
+        ),
+    ];
+    let answer = destination.invoke_batch(&batch).await.expect("posted");
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    let accounts_shown: Vec<String> = destination
+        .sink
+        .requests()
+        .iter()
+        .map(|request| {
+            let body = request.body_json();
+            block_kit::assert_valid(&body);
+            let blocks = body["blocks"].to_string();
+            let at = blocks.find("*Account*\\n").expect("an Account fact") + "*Account*\\n".len();
+            blocks[at..].split('"').next().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        accounts_shown,
+        [
+            format!("Production ({production})"),
+            format!("stage ({staging})"),
+            "999988887777".to_owned()
+        ]
+    );
+    destination.finish();
+}
+
+#[tokio::test]
+async fn a_failed_organisation_lookup_is_logged_and_posts_go_on_with_ids() {
+    // Organizations cannot be reached (nothing listens there).
+    let destination = Destination::start_with(
+        RuntimeApiOptions::default(),
+        &[
+            ("ACCOUNT_NAMES_FROM_ORGANIZATIONS", "true"),
+            ("AWS_ENDPOINT_URL_ORGANIZATIONS", "http://127.0.0.1:9"),
+        ],
+    )
+    .await;
+    let answer = destination
+        .invoke_batch(&[denial_in(
+            "111122223333",
+            "arn:aws:iam::1:user/a",
+            "ListUsers",
+            json!([]),
+        )])
+        .await
+        .expect("posted without names");
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    let posts = destination.sink.requests();
+    assert_eq!(posts.len(), 1);
+    assert!(posts[0].body_text().contains("*Account*\\n111122223333"));
+    let output = destination.finish();
+    assert!(
+        output.contains("could not look up the organisation's account names")
+            && output.contains("ListAccounts"),
         "{output}"
     );
 }
