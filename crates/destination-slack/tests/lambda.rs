@@ -1219,3 +1219,42 @@ async fn a_failed_organisation_lookup_is_logged_and_posts_go_on_with_ids() {
         "{output}"
     );
 }
+
+#[tokio::test]
+async fn messages_received_before_are_posted_first() {
+    let destination = Destination::start().await;
+    // The last record came back from an earlier invocation that ran out of time for it.
+    let records: Vec<Value> = [("fresh one", 1), ("fresh two", 1), ("kept back twice", 3)]
+        .iter()
+        .enumerate()
+        .map(|(i, (subject, receives))| {
+            events::sqs_record(
+                &format!("message-{i}"),
+                &format!("handle-{i}"),
+                &simple(subject),
+                1_717_359_392_000,
+                *receives,
+            )
+        })
+        .collect();
+    let answer = destination
+        .invoke_event(json!({ "Records": records }))
+        .await
+        .expect("posted");
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    let order: Vec<String> = destination
+        .sink
+        .requests()
+        .iter()
+        .map(|request| request.body_json()["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "Event: kept back twice",
+            "Event: fresh one",
+            "Event: fresh two"
+        ]
+    );
+    destination.finish();
+}
