@@ -75,3 +75,8 @@ class Resolved:
             if key == "Fn::Sub" and isinstance(arg, str):
                 return re.sub(r"\$\{([A-Za-z0-9]+)\}", lambda m: self.parameters[m.group(1)], arg)
         return {k: v for k, v in ((k, self.value(v)) for k, v in node.items()) if v is not NO_VALUE}
+
+
+def resources(template, type_name):
+    """The names of the template's resources of a type, in the template's order."""
+    return [name for name, resource in template["Resources"].items() if resource["Type"] == type_name]

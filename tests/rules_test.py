@@ -61,23 +61,150 @@ def variant(name, change):
     return event
 
 
+def detail(**fields):
+    return lambda e: e["detail"].update(fields)
+
+
+# Events no public sample shows: a sample with one stated change, and the rules it must reach.
+VARIANTS = {
+    # No permissively licensed sample deactivates an MFA device: the policy change sample with
+    # the event name changed stands in.
+    "MFA device deactivated": ("api-call-iam-attach-role-policy-admin.json",
+                               detail(eventName="DeactivateMFADevice"), {"MfaDeactivationRule"}),
+    "virtual MFA device deleted": ("api-call-iam-attach-role-policy-admin.json",
+                                   detail(eventName="DeleteVirtualMFADevice"), {"MfaDeactivationRule"}),
+    "MFA devices listed": ("api-call-iam-attach-role-policy-admin.json", detail(eventName="ListMFADevices"), set()),
+    # Creating a trail is no tampering.
+    "trail created": ("api-call-cloudtrail-delete-trail.json", detail(eventName="CreateTrail"), set()),
+    # An event AWS records on the root account's behalf is not root activity.
+    "root's event recorded by a service": ("api-call-s3-create-bucket-by-root.json",
+                                           detail(eventType="AwsServiceEvent"), set()),
+    # A finding just below the chosen severity.
+    "finding below the severity": ("guardduty-instance-c2-dns-medium.json", detail(severity=3.9), set()),
+    # Another bucket is no honey bucket.
+    "denied on another bucket": ("api-call-s3-get-object-access-denied.json",
+                                 lambda e: e["detail"]["requestParameters"].update(bucketName="ordinary-bucket"),
+                                 {"FastDenialsRule"}),
+    # A denial whose error code only contains the words.
+    "error code only containing the words": ("api-call-iam-get-role-access-denied.json",
+                                             detail(errorCode="NotAccessDeniedReally"), set()),
+}
+
+# Every setting of the parameters that changes a pattern's shape: each rule made, each branch of
+# the fast denials rule's !If taken.
+EVERY_RULE = dict(HoneyBucketName=HONEY_BUCKET, FastDenialAlerts="Enabled")
+SETTINGS = [
+    EVERY_RULE,
+    dict(EVERY_RULE, IgnoreAnonymousAndServiceDenials="Disabled"),
+    dict(EVERY_RULE, IgnoredPrincipalArns="arn:aws:iam::123456789012:user/scanner,"
+                                          "arn:aws:sts::123456789012:assumed-role/SecurityAudit/*"),
+]
+
+
+def rule_patterns(**parameters):
+    """The EventPattern of every rule the template makes with these parameters, as a dict."""
+    template = cfn_template.load()
+    resolved = cfn_template.Resolved(template, **parameters)
+    patterns = {}
+    for name in cfn_template.resources(template, "AWS::Events::Rule"):
+        if resolved.condition(name):
+            pattern = resolved.property(name, "EventPattern")
+            # The GuardDuty rule's pattern is a JSON string, so that its severity is a number.
+            patterns[name] = json.loads(pattern) if isinstance(pattern, str) else pattern
+    return patterns
+
+
+def matcher(pattern):
+    return EventPattern.load(json.dumps(pattern))
+
+
+# The filters EventBridge documents (eb-create-pattern-operators), each with the values it takes.
+# moto's matcher takes a filter it does not know as matching, so a misspelled one would pass
+# every must-match sample: pattern_problems catches it instead.
+def strings(value):
+    return isinstance(value, str) or (isinstance(value, list) and bool(value)
+                                      and all(isinstance(v, str) for v in value))
+
+
+def numbers(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def ignoring_case(value):
+    return isinstance(value, dict) and list(value) == ["equals-ignore-case"] and isinstance(*value.values(), str)
+
+
+def numeric(value):
+    return (isinstance(value, list) and len(value) in (2, 4)
+            and all(op in ("<", "<=", "=", ">=", ">") for op in value[::2]) and all(map(numbers, value[1::2])))
+
+
+def anything_but(value):
+    if isinstance(value, dict):
+        return (len(value) == 1 and next(iter(value)) in ("prefix", "suffix", "wildcard", "equals-ignore-case")
+                and strings(*value.values()))
+    return (isinstance(value, str) or numbers(value) or strings(value)
+            or (isinstance(value, list) and bool(value) and all(map(numbers, value))))
+
+
+FILTERS = {
+    "prefix": lambda v: isinstance(v, str) or ignoring_case(v),
+    "suffix": lambda v: isinstance(v, str) or ignoring_case(v),
+    "anything-but": anything_but,
+    "numeric": numeric,
+    "exists": lambda v: isinstance(v, bool),
+    "cidr": lambda v: isinstance(v, str),
+    "equals-ignore-case": lambda v: isinstance(v, str),
+    "wildcard": lambda v: isinstance(v, str),
+}
+
+
+def pattern_problems(pattern, path="pattern"):
+    """What in an event pattern EventBridge does not document: an unknown filter, a field whose
+    value is no list, $or anywhere but among an object's fields."""
+    if not isinstance(pattern, dict) or not pattern:
+        return [f"{path}: not an object of fields"]
+    problems = []
+    for field, value in pattern.items():
+        at = f"{path}.{field}"
+        if field == "$or":
+            if not isinstance(value, list) or not value:
+                problems.append(f"{at}: not a list of patterns")
+            else:
+                for i, alternative in enumerate(value):
+                    problems += pattern_problems(alternative, f"{at}[{i}]")
+        elif isinstance(value, dict):
+            problems += pattern_problems(value, at)
+        elif not isinstance(value, list) or not value:
+            problems.append(f"{at}: {value!r} is no list of values")
+        else:
+            for i, item in enumerate(value):
+                if item is None or isinstance(item, (str, bool, int, float)):
+                    continue
+                if not isinstance(item, dict) or len(item) != 1:
+                    problems.append(f"{at}[{i}]: {item!r} is neither a value nor a filter of one operator")
+                    continue
+                (operator, argument), = item.items()
+                if operator not in FILTERS:
+                    problems.append(f"{at}[{i}]: unknown operator {operator!r}")
+                elif not FILTERS[operator](argument):
+                    problems.append(f"{at}[{i}]: {operator} does not take {argument!r}")
+    return problems
+
+
 class Rules(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        template = cfn_template.load()
-        # Every rule made: the honey bucket named, fast denials on.
-        resolved = cfn_template.Resolved(template, HoneyBucketName=HONEY_BUCKET, FastDenialAlerts="Enabled")
-        cls.patterns = {}
-        for name, resource in template["Resources"].items():
-            if resource["Type"] != "AWS::Events::Rule":
-                continue
-            assert resolved.condition(name), name
-            pattern = resolved.property(name, "EventPattern")
-            # The GuardDuty rule's pattern is a JSON string, so that its severity is a number.
-            cls.patterns[name] = EventPattern.load(pattern if isinstance(pattern, str) else json.dumps(pattern))
+        cls.rules = cfn_template.resources(cfn_template.load(), "AWS::Events::Rule")
+        cls.patterns = rule_patterns(**EVERY_RULE)
+        assert set(cls.patterns) == set(cls.rules), set(cls.rules) - set(cls.patterns)
+        cls.matchers = {name: matcher(pattern) for name, pattern in cls.patterns.items()}
+        # Each sample and variant the test checks, with the rules it must reach.
+        cls.cases = [(name, load(name), rules) for name, rules in EXPECTED.items()]
+        cls.cases += [(name, variant(sample, change), rules) for name, (sample, change, rules) in VARIANTS.items()]
 
     def matching(self, event):
-        return {name for name, pattern in self.patterns.items() if pattern.matches_event(event)}
+        return {name for name, pattern in self.matchers.items() if pattern.matches_event(event)}
 
     def test_every_sample_reaches_exactly_its_rules(self):
         samples = sorted(os.path.basename(path) for path in glob.glob(os.path.join(SAMPLES, "*.json")))
@@ -85,44 +212,63 @@ class Rules(unittest.TestCase):
         for name in samples:
             self.assertEqual(self.matching(load(name)), EXPECTED[name], name)
 
-    def test_every_rule_is_reached_by_some_sample(self):
-        reached = set().union(*EXPECTED.values()) | {"MfaDeactivationRule"}
-        self.assertEqual(reached, set(self.patterns))
+    def test_every_variant_reaches_exactly_its_rules(self):
+        for name, (sample, change, rules) in VARIANTS.items():
+            self.assertEqual(self.matching(variant(sample, change)), rules, name)
 
-    def test_mfa_devices_deactivated_or_deleted(self):
-        # No permissively licensed sample deactivates an MFA device: the access key sample
-        # with the event name changed stands in.
-        for event_name in ["DeactivateMFADevice", "DeleteVirtualMFADevice"]:
-            event = variant("api-call-iam-attach-role-policy-admin.json",
-                            lambda e, n=event_name: e["detail"].update(eventName=n))
-            self.assertEqual(self.matching(event), {"MfaDeactivationRule"}, event_name)
-        listed = variant("api-call-iam-attach-role-policy-admin.json",
-                         lambda e: e["detail"].update(eventName="ListMFADevices"))
-        self.assertEqual(self.matching(listed), set())
+    def test_every_rule_has_a_sample_to_match_and_one_to_miss(self):
+        # Every rule of the template, a new one too. The sample to miss is of the rule's own kind:
+        # it fails the pattern on one of its top-level fields only (detail, most often).
+        for name in self.rules:
+            pattern = self.patterns[name]
+            self.assertTrue([case for case, _, rules in self.cases if name in rules], f"{name}: no sample to match")
+            misses = [case for case, event, rules in self.cases if name not in rules and any(
+                matcher({k: v for k, v in pattern.items() if k != field}).matches_event(event) for field in pattern)]
+            self.assertTrue(misses, f"{name}: no sample of its kind to miss")
 
-    def test_what_the_rules_leave_out(self):
-        # An event AWS records on the root account's behalf is not root activity; the root user
-        # acting through the console (invokedBy signin.amazonaws.com, as in the sample) is.
-        by_service = variant("api-call-s3-create-bucket-by-root.json",
-                             lambda e: e["detail"].update(eventType="AwsServiceEvent"))
-        self.assertNotIn("RootActivityRule", self.matching(by_service))
-        self.assertEqual(load("api-call-iam-create-access-key-by-root.json")["detail"]["userIdentity"]["invokedBy"],
-                         "signin.amazonaws.com")
-        # A finding just below the chosen severity.
-        below = variant("guardduty-instance-c2-dns-medium.json", lambda e: e["detail"].update(severity=3.9))
-        self.assertEqual(self.matching(below), set())
-        # Another bucket is no honey bucket.
-        other_bucket = variant("api-call-s3-get-object-access-denied.json",
-                               lambda e: e["detail"]["requestParameters"].update(bucketName="ordinary-bucket"))
-        self.assertNotIn("HoneyBucketRule", self.matching(other_bucket))
-        # A denial whose error code only contains the words.
-        odd = variant("api-call-iam-get-role-access-denied.json",
-                      lambda e: e["detail"].update(errorCode="NotAccessDeniedReally"))
-        self.assertNotIn("FastDenialsRule", self.matching(odd))
+    def test_the_root_user_acting_through_the_console_is_root_activity(self):
+        # invokedBy signin.amazonaws.com is no event AWS records on the root account's behalf.
+        sample = load("api-call-iam-create-access-key-by-root.json")
+        self.assertEqual(sample["detail"]["userIdentity"]["invokedBy"], "signin.amazonaws.com")
+        self.assertIn("RootActivityRule", self.matching(sample))
 
-    def test_the_honey_bucket_is_the_sample_bucket(self):
-        detail = load("api-call-s3-get-object-access-denied.json")["detail"]
-        self.assertEqual(detail["requestParameters"]["bucketName"], HONEY_BUCKET)
+    def test_the_honey_bucket_is_the_parameter(self):
+        # Another bucket named, the sample's bucket is no honey bucket; none named, no rule.
+        sample = load("api-call-s3-get-object-access-denied.json")
+        self.assertTrue(self.matchers["HoneyBucketRule"].matches_event(sample))
+        another = rule_patterns(HoneyBucketName="another-bucket")["HoneyBucketRule"]
+        self.assertFalse(matcher(another).matches_event(sample))
+        self.assertNotIn("HoneyBucketRule", rule_patterns(HoneyBucketName=""))
+
+    def test_every_pattern_uses_only_documented_filters(self):
+        for parameters in SETTINGS:
+            for name, pattern in rule_patterns(**parameters).items():
+                self.assertEqual(pattern_problems(pattern), [], f"{name} with {parameters}")
+
+    def test_a_misspelled_filter_is_caught(self):
+        # In a copy of the fast denials rule's pattern, as moto would take it.
+        pattern = rule_patterns(**SETTINGS[2])["FastDenialsRule"]
+        self.assertEqual(pattern_problems(pattern), [])
+        text = json.dumps(pattern)
+        for right, wrong in [('"prefix"', '"prefx"'), ('"anything-but"', '"anything_but"'),
+                             ('"wildcard"', '"wildcards"'), ('"exists"', '"exist"'), ('"suffix"', '"Suffix"')]:
+            self.assertIn(right, text)
+            self.assertTrue(pattern_problems(json.loads(text.replace(right, wrong))), wrong)
+        # A field whose value is no list, $or among the values, a filter of two operators.
+        for wrong in [{"source": "aws.iam"}, {"detail": {"errorCode": {"prefix": "AccessDenied"}}},
+                      {"errorCode": [{"$or": [{"prefix": "A"}]}]}, {"errorCode": [{"prefix": "A", "suffix": "B"}]},
+                      {"severity": [{"numeric": [">=", "4"]}]}, {"$or": {"source": ["aws.iam"]}}]:
+            self.assertTrue(pattern_problems(wrong), wrong)
+        # Every documented form, by contrast.
+        self.assertEqual(pattern_problems({
+            "a": [{"prefix": "x"}, {"prefix": {"equals-ignore-case": "x"}}, {"suffix": "x"},
+                  {"suffix": {"equals-ignore-case": "x"}}, {"equals-ignore-case": "x"}, {"wildcard": "*x"},
+                  {"cidr": "10.0.0.0/24"}, {"exists": False}, {"numeric": [">", 0, "<=", 5]}, "x", 1, None, True],
+            "b": [{"anything-but": "x"}, {"anything-but": 1}, {"anything-but": ["x", "y"]}, {"anything-but": [1, 2]},
+                  {"anything-but": {"prefix": "x"}}, {"anything-but": {"suffix": "x"}},
+                  {"anything-but": {"wildcard": ["*x", "y*"]}}, {"anything-but": {"equals-ignore-case": ["x"]}}],
+            "$or": [{"c": ["x"]}, {"d": {"e": [{"numeric": ["=", 1.5]}]}}],
+        }), [])
 
     def test_patterns_are_written_out_in_the_template(self):
         with open(cfn_template.TEMPLATE, encoding="utf-8") as f:
