@@ -117,9 +117,15 @@ pub fn digest_body(digest: &Digest<'_>, accounts: &AccountNames) -> Value {
         "type": "section",
         "fields": facts.iter().map(|text| json!({"type": "mrkdwn", "text": text})).collect::<Vec<_>>(),
     }));
-    // Summaries first (they are what a digest adds), leaving room for the first Message.
+    // Summaries first (they are what a digest adds), leaving room for the first Message; when
+    // there are more than fit, the last block names the fields left out (the text lists them).
     let summary_room = MAX_BLOCKS.saturating_sub(blocks.len() + 10);
-    for field in digest.fields.iter().take(summary_room) {
+    let shown_fields = if digest.fields.len() > summary_room {
+        summary_room.saturating_sub(1)
+    } else {
+        digest.fields.len()
+    };
+    for field in &digest.fields[..shown_fields] {
         let heading = format!(
             "*{}* ({} distinct)\n",
             escape(&field.key),
@@ -131,6 +137,15 @@ pub fn digest_body(digest: &Digest<'_>, accounts: &AccountNames) -> Value {
         blocks.push(section(&format!(
             "{heading}{}",
             listed(field, budget, ", ")
+        )));
+    }
+    let left_out = &digest.fields[shown_fields..];
+    if !left_out.is_empty() {
+        let names: Vec<String> = left_out.iter().map(|field| escape(&field.key)).collect();
+        blocks.push(section(&format!(
+            "*+{} more fields vary* (each listed in the text): {}",
+            left_out.len(),
+            names.join(", ")
         )));
     }
     blocks.push(json!({"type": "divider"}));
@@ -460,7 +475,11 @@ mod tests {
         let body = slack_body(&big, &AccountNames::default());
         assert!(body["text"].as_str().unwrap().chars().count() <= MAX_TEXT_CHARS);
         let blocks = body["blocks"].as_array().unwrap();
-        assert!(blocks.len() <= MAX_BLOCKS);
+        assert_eq!(
+            blocks.len(),
+            MAX_BLOCKS,
+            "eighty long values fill every block Slack allows"
+        );
         assert!(blocks[0]["text"]["text"].as_str().unwrap().chars().count() <= MAX_HEADER_CHARS);
         test_world::block_kit::assert_valid(&body);
         for block in &blocks[1..] {
@@ -476,6 +495,47 @@ mod tests {
             "{}",
             &text[text.len() - 20..]
         );
+    }
+
+    #[test]
+    fn text_at_each_limit_is_kept_whole_and_one_past_it_is_cut() {
+        for limit in [MAX_HEADER_CHARS, MAX_SECTION_CHARS, MAX_TEXT_CHARS] {
+            let at = "é".repeat(limit);
+            assert_eq!(cut_chars(&at, limit), at, "{limit} characters fit {limit}");
+            let past = format!("{at}x");
+            let cut = cut_chars(&past, limit);
+            assert_eq!(cut.chars().count(), limit, "cut to exactly {limit}");
+            assert!(cut.ends_with(CUT_MARKER));
+        }
+        // Through the blocks that carry them.
+        let header = crate::layout::header(&"h".repeat(MAX_HEADER_CHARS));
+        assert_eq!(header["text"]["text"], "h".repeat(MAX_HEADER_CHARS));
+        let header = crate::layout::header(&"h".repeat(MAX_HEADER_CHARS + 1));
+        assert_eq!(
+            header["text"]["text"].as_str().unwrap().chars().count(),
+            MAX_HEADER_CHARS
+        );
+        let at = section(&"s".repeat(MAX_SECTION_CHARS));
+        assert_eq!(at["text"]["text"], "s".repeat(MAX_SECTION_CHARS));
+        let past = section(&"s".repeat(MAX_SECTION_CHARS + 1));
+        assert_eq!(
+            past["text"]["text"].as_str().unwrap().chars().count(),
+            MAX_SECTION_CHARS
+        );
+        // An escaped character counts as its entity: `&` at the limit is cut whole, never `&am`.
+        let cut = cut_escaped(
+            &format!("{}&", "a".repeat(MAX_HEADER_CHARS - 3)),
+            MAX_HEADER_CHARS,
+        );
+        assert_eq!(cut, format!("{}…", "a".repeat(MAX_HEADER_CHARS - 3)));
+        // The whole text of a Message exactly at Slack's limit is posted as it is.
+        let exact = message(vec![field("K", json!("v".repeat(MAX_TEXT_CHARS - 3)))]);
+        let body = slack_body(&exact, &AccountNames::default());
+        assert_eq!(
+            body["text"].as_str().unwrap().chars().count(),
+            MAX_TEXT_CHARS
+        );
+        assert!(!body["text"].as_str().unwrap().ends_with(CUT_MARKER));
     }
 
     #[test]
@@ -645,6 +705,66 @@ mod tests {
             }
             let body = body_of_group(&messages);
             assert_valid(&body);
+            let blocks = body["blocks"].as_array().unwrap();
+            // The fields without a block of their own are named, and every one is in the text.
+            let named = blocks
+                .iter()
+                .filter_map(|block| block["text"]["text"].as_str())
+                .find(|text| text.starts_with("*+"))
+                .expect("a block names the fields left out");
+            let shown = blocks
+                .iter()
+                .filter_map(|block| block["text"]["text"].as_str())
+                .filter(|text| text.contains(" distinct)\n"))
+                .count();
+            // Event and Region come first, then F0, F1, ...
+            let shown_f = shown - 2;
+            assert_eq!(
+                named,
+                format!(
+                    "*+{} more fields vary* (each listed in the text): {}",
+                    80 - shown_f,
+                    (shown_f..80)
+                        .map(|i| format!("F{i}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            );
+            for i in 0..80 {
+                assert!(
+                    text(&body).contains(&format!("\nF{i} (1 distinct): {i} ×3")),
+                    "F{i}"
+                );
+            }
+        }
+
+        #[test]
+        fn summarised_fields_that_fit_each_have_a_block_and_none_is_named_left_out() {
+            let mut messages: Vec<Message> = (0..3)
+                .map(|i| denial("ListUsers", "us-east-1", i))
+                .collect();
+            for message in &mut messages {
+                for i in 0..30 {
+                    message.fields.push(field(&format!("F{i}"), json!(i)));
+                    message.tags.push(Tag {
+                        key: DIGEST_FIELD_TAG.into(),
+                        value: format!("F{i}"),
+                    });
+                }
+            }
+            let body = body_of_group(&messages);
+            assert_valid(&body);
+            let texts: Vec<&str> = body["blocks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|block| block["text"]["text"].as_str())
+                .collect();
+            assert_eq!(
+                texts.iter().filter(|t| t.contains(" distinct)\n")).count(),
+                32
+            );
+            assert!(!texts.iter().any(|t| t.starts_with("*+")));
         }
 
         #[test]
