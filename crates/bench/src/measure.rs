@@ -443,23 +443,18 @@ pub async fn flood(world: &World, bin_dir: &Path, denials: usize) -> Result<Floo
     let flowed = pipeline::run(
         &world.moto,
         &pipeline,
-        Flow {
-            source_binary: bin_dir.join(SOURCE),
-            destination_binary: bin_dir.join(DESTINATION),
-            deliveries: payloads::deliveries(&probe.records, 250),
-            pause: Duration::from_millis(500),
-            instances: 2,
-            batch_size: 1_000,
-            window: Duration::from_secs(20),
-            destination_env: vec![
+        Flow::as_the_stack(
+            bin_dir.join(SOURCE),
+            bin_dir.join(DESTINATION),
+            payloads::deliveries(&probe.records, 250),
+            vec![
                 ("SLACK_WEBHOOK_URL".into(), ciphertext),
                 (
                     "SSL_CERT_FILE".into(),
                     sink.ca_file().to_string_lossy().into_owned(),
                 ),
-                ("SLACK_POST_INTERVAL_MS".into(), "2000".into()),
             ],
-        },
+        ),
     )
     .await?;
     let posts = sink.accepted();

@@ -45,29 +45,24 @@ async fn a_probe_of_a_thousand_denials_reaches_slack_as_a_handful_of_digests() {
         .kms_encrypt(&key, &sink.webhook_url(), &WEBHOOK_ENCRYPTION_CONTEXT)
         .await;
 
-    // Deliveries of 250 log events, half a second apart, while the queue is polled: two
-    // instances, batches of up to 1,000 gathered for 20 s, each instance posting at most once
-    // every 2 s, as the stack configures them.
+    // Deliveries of 250 log events, half a second apart, while the queue is polled as the
+    // stack's event source mapping polls it (two instances, batches of up to 1,000 gathered for
+    // 20 s, each instance posting at most once every 2 s).
     let flowed = pipeline::run(
         &moto,
         &pipeline,
-        Flow {
-            source_binary: sibling_binary("source-cloudtrail-cloudwatch-logs"),
-            destination_binary: DESTINATION.into(),
-            deliveries: payloads::deliveries(&probe.records, 250),
-            pause: Duration::from_millis(500),
-            instances: 2,
-            batch_size: 1_000,
-            window: Duration::from_secs(20),
-            destination_env: vec![
+        Flow::as_the_stack(
+            sibling_binary("source-cloudtrail-cloudwatch-logs"),
+            DESTINATION.into(),
+            payloads::deliveries(&probe.records, 250),
+            vec![
                 ("SLACK_WEBHOOK_URL".into(), ciphertext),
                 (
                     "SSL_CERT_FILE".into(),
                     sink.ca_file().to_string_lossy().into_owned(),
                 ),
-                ("SLACK_POST_INTERVAL_MS".into(), "2000".into()),
             ],
-        },
+        ),
     )
     .await
     .expect("the pipeline ran");

@@ -32,18 +32,18 @@ pub struct Options {
     pub webhook_url: Option<String>,
 }
 
-/// As the stack configures the Slack function (infrastructure/cloudformation.yaml, SlackPace).
-const INSTANCES: usize = 2;
-const POST_INTERVAL_MS: &str = "2000";
-const BATCH_SIZE: usize = 1_000;
+/// A lone event's batch gathers this long here, not the stack's window, so that the run ends
+/// soon after it; a flood gathers for the stack's window.
+const LONE_EVENT_WINDOW: Duration = Duration::from_secs(2);
 
 fn step(text: &str) {
     println!("\n== {text}");
 }
 
 pub async fn run(options: Options) -> Result<(), String> {
+    let stack_window = crate::template::slack_pace().window;
     let (deliveries, window) = match &options.input {
-        Input::Event(path) => (vec![read_event(path)?], Duration::from_secs(2)),
+        Input::Event(path) => (vec![read_event(path)?], LONE_EVENT_WINDOW),
         Input::Flood(denials) => {
             let repeats = denials.div_ceil(4 * 128).max(1);
             let probe = payloads::permission_probe(
@@ -61,10 +61,7 @@ pub async fn run(options: Options) -> Result<(), String> {
                 probe.others.len() * 2,
                 probe.others.len()
             );
-            (
-                payloads::deliveries(&probe.records, 250),
-                Duration::from_secs(10),
-            )
+            (payloads::deliveries(&probe.records, 250), stack_window)
         }
     };
 
@@ -121,26 +118,7 @@ pub async fn run(options: Options) -> Result<(), String> {
     );
 
     let single = deliveries.len() == 1;
-    step(&format!(
-        "{} takes {} {}{}; destination-slack is fed from the queue as its event source mapping does: {INSTANCES} instances, batches of up to {BATCH_SIZE} gathered for {} s (the stack: 20 s)",
-        source.0,
-        deliveries.len(),
-        source.1,
-        match (single, source.0) {
-            (true, "source-eventbridge") => "",
-            (false, "source-eventbridge") => "s",
-            (true, _) => "y",
-            (false, _) => "ies",
-        },
-        window.as_secs()
-    ));
-    let mut destination_env = vec![
-        ("SLACK_WEBHOOK_URL".to_owned(), ciphertext),
-        (
-            "SLACK_POST_INTERVAL_MS".to_owned(),
-            POST_INTERVAL_MS.to_owned(),
-        ),
-    ];
+    let mut destination_env = vec![("SLACK_WEBHOOK_URL".to_owned(), ciphertext)];
     if let Ok(names) = std::env::var("ACCOUNT_NAMES") {
         destination_env.push(("ACCOUNT_NAMES".to_owned(), names));
     }
@@ -150,21 +128,30 @@ pub async fn run(options: Options) -> Result<(), String> {
             sink.ca_file().to_string_lossy().into_owned(),
         ));
     }
-    let flowed = pipeline::run(
-        &moto,
-        &pipeline,
-        Flow {
-            source_binary,
-            destination_binary,
-            deliveries,
-            pause: Duration::from_millis(500),
-            instances: INSTANCES,
-            batch_size: BATCH_SIZE,
-            window,
-            destination_env,
+    let mut flow = Flow::as_the_stack(
+        source_binary,
+        destination_binary,
+        deliveries,
+        destination_env,
+    );
+    flow.window = window;
+    step(&format!(
+        "{} takes {} {}{}; destination-slack is fed from the queue as its event source mapping does: {} instances, batches of up to {} gathered for {} s (the stack: {} s)",
+        source.0,
+        flow.deliveries.len(),
+        source.1,
+        match (single, source.0) {
+            (true, "source-eventbridge") => "",
+            (false, "source-eventbridge") => "s",
+            (true, _) => "y",
+            (false, _) => "ies",
         },
-    )
-    .await?;
+        flow.instances,
+        flow.batch_size,
+        flow.window.as_secs(),
+        stack_window.as_secs()
+    ));
+    let flowed = pipeline::run(&moto, &pipeline, flow).await?;
     if single {
         println!("{}", pretty(&flowed.summaries[0]));
     }

@@ -53,6 +53,33 @@ pub struct Flow {
     pub destination_env: Vec<(String, String)>,
 }
 
+impl Flow {
+    /// Deliveries half a second apart, and the Slack function run as the stack runs it (the
+    /// template's SlackPace): its instances, batch size, batching window and post interval.
+    pub fn as_the_stack(
+        source_binary: PathBuf,
+        destination_binary: PathBuf,
+        deliveries: Vec<Value>,
+        mut destination_env: Vec<(String, String)>,
+    ) -> Flow {
+        let pace = crate::template::slack_pace();
+        destination_env.push((
+            "SLACK_POST_INTERVAL_MS".into(),
+            pace.post_interval.as_millis().to_string(),
+        ));
+        Flow {
+            source_binary,
+            destination_binary,
+            deliveries,
+            pause: Duration::from_millis(500),
+            instances: pace.instances,
+            batch_size: pace.batch_size,
+            window: pace.window,
+            destination_env,
+        }
+    }
+}
+
 /// What happened.
 pub struct Flowed {
     /// The source's answer to each delivery.

@@ -1,8 +1,10 @@
 //! The stack template is the one list of the functions: each `AWS::Lambda::Function` names its
 //! crate in its `Code: ../dist/<crate>/<crate>.zip`. dev.sh, the stack test, the benchmark and
-//! the local world all read the list from there.
+//! the local world all read the list from there. It is also the one home of the Slack
+//! function's pace (its `SlackPace` mapping), which the local world plays as the stack does.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// infrastructure/cloudformation.yaml of this workspace.
 pub fn template_path() -> PathBuf {
@@ -29,9 +31,91 @@ pub fn functions() -> Vec<String> {
     functions_in(&text)
 }
 
+/// How the stack runs the Slack function: its event source mapping and its pace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlackPace {
+    /// The mapping's MaximumConcurrency: instances fed at once.
+    pub instances: usize,
+    pub batch_size: usize,
+    /// MaximumBatchingWindowInSeconds.
+    pub window: Duration,
+    /// SLACK_POST_INTERVAL_MS: each instance posts at most once per interval.
+    pub post_interval: Duration,
+    pub function_timeout: Duration,
+}
+
+/// The `SlackPace` mapping of a template: the `key: value` lines under `SlackPace:` and
+/// `EventSourceMapping:`.
+pub fn slack_pace_in(template: &str) -> Result<SlackPace, String> {
+    let mut values = std::collections::HashMap::new();
+    let mut lines = template
+        .lines()
+        .skip_while(|line| line.trim_end() != "  SlackPace:");
+    lines.next().ok_or("no SlackPace mapping")?;
+    for line in lines
+        .skip_while(|line| line.trim() != "EventSourceMapping:")
+        .skip(1)
+    {
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        if !line.starts_with("      ") {
+            break;
+        }
+        if let Some((key, value)) = line.trim().split_once(':') {
+            let value = value.trim().trim_matches('"');
+            values.insert(key.trim().to_owned(), value.to_owned());
+        }
+    }
+    let number = |key: &str| -> Result<u64, String> {
+        let text = values
+            .get(key)
+            .ok_or_else(|| format!("SlackPace has no {key}"))?;
+        text.parse()
+            .map_err(|_| format!("SlackPace {key} is not a number: {text:?}"))
+    };
+    Ok(SlackPace {
+        instances: number("MaximumConcurrency")? as usize,
+        batch_size: number("BatchSize")? as usize,
+        window: Duration::from_secs(number("MaximumBatchingWindowInSeconds")?),
+        post_interval: Duration::from_millis(number("PostIntervalMs")?),
+        function_timeout: Duration::from_secs(number("FunctionTimeout")?),
+    })
+}
+
+/// The pace of this workspace's template.
+pub fn slack_pace() -> SlackPace {
+    slack_pace_in(include_str!("../../../infrastructure/cloudformation.yaml"))
+        .unwrap_or_else(|e| panic!("test-world: the template's SlackPace: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_slack_pace_is_read_from_the_template() {
+        let pace = slack_pace();
+        // The arithmetic tests/template_test.py checks, seen from here.
+        assert!(pace.instances >= 2);
+        assert!(pace.post_interval >= Duration::from_secs(1) * pace.instances as u32);
+        assert!(pace.window >= Duration::from_secs(1) && pace.window <= Duration::from_secs(30));
+        let pace = slack_pace_in(
+            "Mappings:\n  SlackPace:\n    EventSourceMapping:\n      MaximumConcurrency: 3\n      # a note\n      PostIntervalMs: \"3000\"\n      MaximumBatchingWindowInSeconds: 5\n      BatchSize: 100\n      FunctionTimeout: 30\n\nConditions:\n  X: 1\n",
+        )
+        .unwrap();
+        assert_eq!(
+            pace,
+            SlackPace {
+                instances: 3,
+                batch_size: 100,
+                window: Duration::from_secs(5),
+                post_interval: Duration::from_millis(3000),
+                function_timeout: Duration::from_secs(30),
+            }
+        );
+        assert!(slack_pace_in("Mappings:\n  Other: {}\n").is_err());
+    }
 
     #[test]
     fn the_template_lists_every_function_crate() {
