@@ -49,7 +49,8 @@ usage: $0 <command> [arguments]
   build [function...]     release builds of the functions as Lambda zips in dist/ (ARCH=$ARCH)
   create                  package and create the stack \$STACK_NAME (no CloudTrail
                           subscription); the webhook URL comes from SLACK_WEBHOOK_URL, else
-                          standard input (asked for on a terminal), never the command line
+                          standard input (asked for on a terminal), never the command line;
+                          SLACK_WEBHOOK_ROUTES (optional): webhooks of their own
   deploy [cfn args...]    package and update the stack (extra \`aws cloudformation deploy\` args)
   invoke <function> <json file>
                           invoke a deployed function with an event
@@ -59,6 +60,7 @@ usage: $0 <command> [arguments]
   package                 upload the functions and template to \$BUILD_ARTIFACT_BUCKET and print
                           the template URL and a one-click launch link
   delete                  delete the stack
+  functions               the functions the template deploys, one per line
   bench                   the benchmark table (speed, cold start, memory, zip sizes, floods)
   fuzz [seconds]          libFuzzer on the decoder, the record mapping and the Message parser
   help                    this text
@@ -66,7 +68,8 @@ usage: $0 <command> [arguments]
 functions: ${FUNCTIONS[*]}
 env: STACK_NAME ($STACK_NAME), BUILD_ARTIFACT_BUCKET ($BUILD_ARTIFACT_BUCKET),
      ARCH (arm64|x86_64, now $ARCH), AWS_ENDPOINT_URL (send every AWS call there, e.g. moto),
-     SLACK_WEBHOOK_URL (create: the webhook to encrypt; local: post there, not to the stand-in)
+     SLACK_WEBHOOK_URL (create: the webhook to encrypt; local: post there, not to the stand-in),
+     SLACK_WEBHOOK_ROUTES (create: account:ID=URL,channel:NAME=URL pairs to encrypt)
 exit codes: 1 failed, 2 unknown command, 3 missing or extra arguments, 4 missing file,
      5 bad value, 6 missing prerequisite
 EOF
@@ -285,8 +288,12 @@ cmd_create() {
     # The parameters go in a private file, not on the aws command line.
     new_temp_file .json
     local parameters="$TEMP_FILE"
-    printf '[{"ParameterKey":"SlackWebhookURL","ParameterValue":%s},{"ParameterKey":"CloudTrailCloudWatchLogsGroupName","ParameterValue":""},{"ParameterKey":"Architecture","ParameterValue":%s}]\n' \
-        "$(json_string "$WEBHOOK")" "$(json_string "$ARCH")" >"$parameters"
+    local routes=""
+    if [[ -n "${SLACK_WEBHOOK_ROUTES:-}" ]]; then
+        routes="$(printf ',{"ParameterKey":"SlackWebhookRoutes","ParameterValue":%s}' "$(json_string "$SLACK_WEBHOOK_ROUTES")")"
+    fi
+    printf '[{"ParameterKey":"SlackWebhookURL","ParameterValue":%s},{"ParameterKey":"CloudTrailCloudWatchLogsGroupName","ParameterValue":""},{"ParameterKey":"Architecture","ParameterValue":%s}%s]\n' \
+        "$(json_string "$WEBHOOK")" "$(json_string "$ARCH")" "$routes" >"$parameters"
     echo "Creating stack $STACK_NAME ..."
     # No CloudTrail subscription for a development stack, as the original's create.
     aws_cli cloudformation create-stack --stack-name "$STACK_NAME" --template-body "file://$PACKAGED" \
@@ -418,31 +425,42 @@ cmd_local() {
     need_command cargo "https://rustup.rs"
     ensure_tools
     echo "== Building the functions and the local world (test-world)"
-    cargo build --quiet -p source-cloudtrail-cloudwatch-logs -p source-eventbridge -p destination-slack -p test-world
+    local packages=(-p test-world) fn
+    for fn in "${FUNCTIONS[@]}"; do packages+=(-p "$fn"); done
+    cargo build --quiet "${packages[@]}"
     local bin="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
     "$bin/test-world" local "${input[@]}" --bin-dir "$bin"
 }
 
 # --- test: everything CI runs ---
 
-# Runs one step of the test, timing it; cargo's and the tests' own counts are summed at the end.
+# Runs one step of the test, timing it; a failed step is recorded and the next steps still run,
+# so one run reports every failure. cargo's and the tests' own counts are summed at the end.
 TEST_LOG=""
+FAILED_STEPS=()
 run_step() {
-    local name="$1" started=$SECONDS
+    local name="$1" started=$SECONDS status=0
     shift
     echo
     echo "== $name"
-    "$@" 2>&1 | tee -a "$TEST_LOG"
-    echo "-- $name: done in $((SECONDS - started)) s"
+    "$@" 2>&1 | tee -a "$TEST_LOG" || status=$?
+    if [[ $status -eq 0 ]]; then
+        echo "-- $name: done in $((SECONDS - started)) s"
+    else
+        echo "-- $name: FAILED (exit $status) in $((SECONDS - started)) s"
+        FAILED_STEPS+=("$name")
+    fi
 }
 
 cmd_test() {
     [[ $# -eq 0 ]] || die "$E_USAGE" "usage: $0 test"
     need_command cargo "https://rustup.rs"
     ensure_tools
-    local started=$SECONDS scripts=()
+    local started=$SECONDS scripts=() zips_log zips_pid zips_status=0
     new_temp_file .log
     TEST_LOG="$TEMP_FILE"
+    new_temp_file .log
+    zips_log="$TEMP_FILE"
     mapfile -t scripts < <(git ls-files --cached --others --exclude-standard -- '*.sh' .ci/run | sort -u)
     run_step "cargo fmt --check" cargo fmt --all --check
     run_step "shellcheck ${scripts[*]}" shellcheck "${scripts[@]}"
@@ -450,20 +468,47 @@ cmd_test() {
     run_step "checkov" checkov --config-file infrastructure/.checkov.yaml -f "$TEMPLATE"
     run_step "template, rule, filter and redrive tests (python unittest)" python -m unittest discover -s tests -p '*_test.py' -v
     run_step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+    run_step "cargo test: build" cargo test --workspace --no-run
+    # The Rust tests mostly wait (on moto, on Slack's pace): meanwhile the zips the stack test
+    # deploys are built, at the lowest priority, into their own target directories.
+    echo
+    echo "== the stack test's zips build beside the Rust tests (log: the stack test step)"
+    nice -n 19 tests/stack_test.sh --build-only >"$zips_log" 2>&1 &
+    zips_pid=$!
+    PIDS+=("$zips_pid")
     run_step "cargo test" cargo test --workspace
+    wait "$zips_pid" || zips_status=$?
+    if [[ $zips_status -ne 0 ]]; then
+        cat "$zips_log"
+        echo "-- the stack test's zips: FAILED (exit $zips_status)"
+    fi
     run_step "stack test: dev.sh against moto" tests/stack_test.sh
     summarize_tests "$TEST_LOG" "$((SECONDS - started))"
+    [[ ${#FAILED_STEPS[@]} -eq 0 ]] || exit "$E_FAILED"
 }
 
 # One closing line for every test that ran: Rust (cargo's "test result" lines), Python
-# unittest ("Ran N tests") and the stack test ("stack test: N passed").
+# unittest ("Ran N tests", "FAILED (failures=N, errors=N)") and the stack test ("stack test: N
+# passed, N failed"), and the steps that failed.
 summarize_tests() {
-    local log="$1" seconds="$2" rust python stack
-    rust="$(sed -n 's/^test result: ok\. \([0-9]*\) passed.*/\1/p' "$log" | awk '{ s += $1 } END { print s + 0 }')"
-    python="$(sed -n 's/^Ran \([0-9]*\) tests\{0,1\} in.*/\1/p' "$log" | awk '{ s += $1 } END { print s + 0 }')"
-    stack="$(sed -n 's/^stack test: \([0-9]*\) passed.*/\1/p' "$log" | awk '{ s += $1 } END { print s + 0 }')"
+    local log="$1" seconds="$2" rust_passed rust_failed python python_failed stack_passed stack_failed
+    local sum="{ s += \$1 } END { print s + 0 }"
+    rust_passed="$(sed -n 's/^test result: [A-Za-z]*\. \([0-9]*\) passed.*/\1/p' "$log" | awk "$sum")"
+    rust_failed="$(sed -n 's/^test result: [A-Za-z]*\. [0-9]* passed; \([0-9]*\) failed.*/\1/p' "$log" | awk "$sum")"
+    python="$(sed -n 's/^Ran \([0-9]*\) tests\{0,1\} in.*/\1/p' "$log" | awk "$sum")"
+    python_failed="$(sed -n 's/^FAILED (\(.*\))$/\1/p' "$log" | grep -o '[0-9][0-9]*' | awk "$sum")"
+    stack_passed="$(sed -n 's/^stack test: \([0-9]*\) passed.*/\1/p' "$log" | awk "$sum")"
+    stack_failed="$(sed -n 's/^stack test: [0-9]* passed, \([0-9]*\) failed.*/\1/p' "$log" | awk "$sum")"
+    local passed=$((rust_passed + python - python_failed + stack_passed))
+    local failed=$((rust_failed + python_failed + stack_failed))
     echo
-    echo "== $((rust + python + stack)) tests passed, 0 failed ($rust Rust, $python template, rule, filter and redrive, $stack stack test) and fmt, shellcheck, cfn-lint, checkov and clippy clean, in $seconds s"
+    if [[ ${#FAILED_STEPS[@]} -eq 0 ]]; then
+        echo "== $passed tests passed, $failed failed ($rust_passed Rust, $((python - python_failed)) template, rule, filter and redrive, $stack_passed stack test) and fmt, shellcheck, cfn-lint, checkov and clippy clean, in $seconds s"
+    else
+        local steps
+        steps="$(printf '%s; ' "${FAILED_STEPS[@]}")"
+        echo "== $passed tests passed, $failed failed ($rust_failed Rust, $python_failed template, rule, filter and redrive, $stack_failed stack test); failed steps: ${steps%; }; in $seconds s"
+    fi
 }
 
 # --- bench: the README's Performance table ---
@@ -543,6 +588,7 @@ case "$command" in
     test) cmd_test "$@" ;;
     bench) cmd_bench "$@" ;;
     fuzz) cmd_fuzz "$@" ;;
+    functions) printf '%s\n' "${FUNCTIONS[@]}" ;;
     help | -h | --help) usage ;;
     *)
         usage >&2
