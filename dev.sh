@@ -496,7 +496,7 @@ summarize_tests() {
     rust_passed="$(sed -n 's/^test result: [A-Za-z]*\. \([0-9]*\) passed.*/\1/p' "$log" | awk "$sum")"
     rust_failed="$(sed -n 's/^test result: [A-Za-z]*\. [0-9]* passed; \([0-9]*\) failed.*/\1/p' "$log" | awk "$sum")"
     python="$(sed -n 's/^Ran \([0-9]*\) tests\{0,1\} in.*/\1/p' "$log" | awk "$sum")"
-    python_failed="$(sed -n 's/^FAILED (\(.*\))$/\1/p' "$log" | grep -o '[0-9][0-9]*' | awk "$sum")"
+    python_failed="$(sed -n 's/^FAILED (\(.*\))$/\1/p' "$log" | tr -c '0-9\n' ' ' | awk '{ for (i = 1; i <= NF; i++) s += $i } END { print s + 0 }')"
     stack_passed="$(sed -n 's/^stack test: \([0-9]*\) passed.*/\1/p' "$log" | awk "$sum")"
     stack_failed="$(sed -n 's/^stack test: [0-9]* passed, \([0-9]*\) failed.*/\1/p' "$log" | awk "$sum")"
     local passed=$((rust_passed + python - python_failed + stack_passed))

@@ -73,7 +73,7 @@ trap 'exit 130' INT TERM
 passed=0
 pass() {
     passed=$((passed + 1))
-    echo "ok - $*"
+    echo "ok - $* [${SECONDS} s]"
 }
 fail() {
     echo "FAIL - $*" >&2
@@ -235,13 +235,13 @@ expect_equal "the stack's parameters: architecture and no CloudTrail log group" 
 resources="$(aws_local cloudformation describe-stack-resources --stack-name "$STACK_NAME" \
     --query "StackResources[?ResourceType!=null].[LogicalResourceId, ResourceType]" --output text | sort)"
 # Every resource in the template but those moto fakes, and those whose condition the default
-# parameters leave off (no log group, no honey bucket, no fast denial alerts).
+# parameters leave off (no log group, no honey bucket, no fast denial alerts, no webhook routes).
 expected="$(awk '
     /^Resources:/ { in_resources = 1; next }
     /^[A-Za-z]/ { in_resources = 0 }
     in_resources && /^  [A-Za-z0-9]+:$/ { name = $1; sub(":", "", name); next }
     in_resources && /^    Type: / { types[name] = $2 }
-    in_resources && /^    Condition: (CloudTrailConfigured|HoneyBucketAlertsOn|FastDenialAlertsOn)$/ { conditional[name] = 1 }
+    in_resources && /^    Condition: (CloudTrailConfigured|HoneyBucketAlertsOn|FastDenialAlertsOn|HasSlackWebhookRoutes)$/ { conditional[name] = 1 }
     END { for (n in types) if (!(n in conditional)) print n "\t" types[n] }' infrastructure/cloudformation.yaml |
     grep -Ev $'\t(AWS::SNS::Subscription|AWS::Lambda::EventInvokeConfig|AWS::SQS::QueuePolicy)$' | sort)"
 [[ "$resources" == "$expected" ]] || fail "the stack's resources differ from the template's:

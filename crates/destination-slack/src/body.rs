@@ -689,13 +689,13 @@ mod tests {
             )));
         }
 
-        #[test]
-        fn many_summarised_fields_still_fit_fifty_blocks() {
+        /// Three denials with fields F0, F1, ... that their digest summarises.
+        fn with_summarised_fields(count: usize) -> Vec<Message> {
             let mut messages: Vec<Message> = (0..3)
                 .map(|i| denial("ListUsers", "us-east-1", i))
                 .collect();
             for message in &mut messages {
-                for i in 0..80 {
+                for i in 0..count {
                     message.fields.push(field(&format!("F{i}"), json!(i)));
                     message.tags.push(Tag {
                         key: DIGEST_FIELD_TAG.into(),
@@ -703,6 +703,12 @@ mod tests {
                     });
                 }
             }
+            messages
+        }
+
+        #[test]
+        fn many_summarised_fields_still_fit_fifty_blocks() {
+            let messages = with_summarised_fields(80);
             let body = body_of_group(&messages);
             assert_valid(&body);
             let blocks = body["blocks"].as_array().unwrap();
@@ -740,18 +746,7 @@ mod tests {
 
         #[test]
         fn summarised_fields_that_fit_each_have_a_block_and_none_is_named_left_out() {
-            let mut messages: Vec<Message> = (0..3)
-                .map(|i| denial("ListUsers", "us-east-1", i))
-                .collect();
-            for message in &mut messages {
-                for i in 0..30 {
-                    message.fields.push(field(&format!("F{i}"), json!(i)));
-                    message.tags.push(Tag {
-                        key: DIGEST_FIELD_TAG.into(),
-                        value: format!("F{i}"),
-                    });
-                }
-            }
+            let messages = with_summarised_fields(30);
             let body = body_of_group(&messages);
             assert_valid(&body);
             let texts: Vec<&str> = body["blocks"]

@@ -81,6 +81,35 @@ impl Destination {
         }
     }
 
+    /// The function with webhooks of their own besides the stack's: SLACK_WEBHOOK_ROUTES holds
+    /// `routes` (made with the sink's URLs) encrypted for their purpose; the routes, and each
+    /// `route_secrets`, must never show.
+    async fn start_routed(
+        routes: impl FnOnce(&SlackSink) -> String,
+        route_secrets: &[&str],
+        env: &[(&str, &str)],
+    ) -> Destination {
+        let moto = MotoServer::start();
+        let sink = SlackSink::start();
+        let key = moto.create_kms_key().await;
+        let webhook = moto
+            .kms_encrypt(&key, &sink.webhook_url(), &WEBHOOK_ENCRYPTION_CONTEXT)
+            .await;
+        let routes = routes(&sink);
+        let encrypted_routes = moto
+            .kms_encrypt(&key, &routes, &WEBHOOK_ROUTES_ENCRYPTION_CONTEXT)
+            .await;
+        let mut env = env.to_vec();
+        env.push(("SLACK_WEBHOOK_ROUTES", &encrypted_routes));
+        let mut destination =
+            Self::spawn_with(moto, sink, &webhook, RuntimeApiOptions::default(), &env);
+        destination.secrets.push(routes.clone());
+        destination
+            .secrets
+            .extend(route_secrets.iter().map(|secret| secret.to_string()));
+        destination
+    }
+
     fn secrets(&self) -> Vec<String> {
         let mut secrets = vec![
             self.sink.webhook_url(),
@@ -946,39 +975,22 @@ fn denial_in(account: &str, principal: &str, action: &str, tags: Value) -> Strin
 
 #[tokio::test]
 async fn a_routed_accounts_posts_reach_its_own_webhook_and_no_other() {
-    let moto = MotoServer::start();
-    let sink = SlackSink::start();
-    let key = moto.create_kms_key().await;
-    let webhook = moto
-        .kms_encrypt(&key, &sink.webhook_url(), &WEBHOOK_ENCRYPTION_CONTEXT)
-        .await;
     let prod_path = "/services/T0ROUTED/B0PROD/XXXXprodRouteSecret";
     let oncall_path = "/services/T0ROUTED/B0ONCALL/XXXXoncallRouteSecret";
-    let routes = format!(
-        "account:111122223333={},channel:#oncall={}",
-        sink.url(prod_path),
-        sink.url(oncall_path)
-    );
-    let encrypted_routes = moto
-        .kms_encrypt(&key, &routes, &WEBHOOK_ROUTES_ENCRYPTION_CONTEXT)
-        .await;
+    let destination = Destination::start_routed(
+        |sink| {
+            format!(
+                "account:111122223333={},channel:#oncall={}",
+                sink.url(prod_path),
+                sink.url(oncall_path)
+            )
+        },
+        &["XXXXprodRouteSecret", "XXXXoncallRouteSecret"],
+        &[("SLACK_POST_INTERVAL_MS", "3000")],
+    )
+    .await;
     // Each webhook takes about one post a second, on its own.
-    sink.enforce(RateLimit::slack());
-    let mut destination = Destination::spawn_with(
-        moto,
-        sink,
-        &webhook,
-        RuntimeApiOptions::default(),
-        &[
-            ("SLACK_WEBHOOK_ROUTES", &encrypted_routes),
-            ("SLACK_POST_INTERVAL_MS", "3000"),
-        ],
-    );
-    destination.secrets.extend([
-        routes.clone(),
-        "XXXXprodRouteSecret".to_owned(),
-        "XXXXoncallRouteSecret".to_owned(),
-    ]);
+    destination.sink.enforce(RateLimit::slack());
     let mallory = "arn:aws:iam::111122223333:user/mallory";
     let untagged = json!([{"key": "digest-group", "value": mallory}]);
     let batch = [
@@ -1068,27 +1080,13 @@ async fn a_routed_accounts_posts_reach_its_own_webhook_and_no_other() {
 
 #[tokio::test]
 async fn unreadable_routes_fail_clearly_without_showing_a_url() {
-    let moto = MotoServer::start();
-    let sink = SlackSink::start();
-    let key = moto.create_kms_key().await;
-    let webhook = moto
-        .kms_encrypt(&key, &sink.webhook_url(), &WEBHOOK_ENCRYPTION_CONTEXT)
-        .await;
     let plain_http = "http://hooks.example.com/services/T0/B0/XXXXplainRouteSecret";
-    let routes = format!("account:111122223333={plain_http}");
-    let encrypted_routes = moto
-        .kms_encrypt(&key, &routes, &WEBHOOK_ROUTES_ENCRYPTION_CONTEXT)
-        .await;
-    let mut destination = Destination::spawn_with(
-        moto,
-        sink,
-        &webhook,
-        RuntimeApiOptions::default(),
-        &[("SLACK_WEBHOOK_ROUTES", &encrypted_routes)],
-    );
-    destination
-        .secrets
-        .extend([plain_http.to_owned(), "XXXXplainRouteSecret".to_owned()]);
+    let destination = Destination::start_routed(
+        |_| format!("account:111122223333={plain_http}"),
+        &[plain_http, "XXXXplainRouteSecret"],
+        &[],
+    )
+    .await;
     let error = destination
         .invoke_batch(&[simple("never posted")])
         .await
