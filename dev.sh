@@ -113,6 +113,11 @@ need_command() {
 # Installs requirements.txt into .venv (again whenever it changes), and puts .venv/bin first on
 # PATH.
 ensure_tools() {
+    install_tools
+    export PATH="$VENV/bin:$PATH"
+}
+
+install_tools() {
     need_command python3 "Python 3.9 or later"
     if [[ ! -x "$VENV/bin/python" ]]; then
         echo "Creating .venv ..." >&2
@@ -125,7 +130,6 @@ ensure_tools() {
         "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
         cp "$REQUIREMENTS" "$marker"
     fi
-    export PATH="$VENV/bin:$PATH"
 }
 
 # The AWS CLI, sent to AWS_ENDPOINT_URL_<SERVICE> or AWS_ENDPOINT_URL when set.
@@ -455,20 +459,31 @@ run_step() {
 cmd_test() {
     [[ $# -eq 0 ]] || die "$E_USAGE" "usage: $0 test"
     need_command cargo "https://rustup.rs"
-    ensure_tools
-    local started=$SECONDS scripts=() zips_log zips_pid zips_status=0
+    need_command python3 "Python 3.9 or later"
+    local started=$SECONDS scripts=() tools_log tools_pid tools_status=0 zips_log zips_pid zips_status=0
     new_temp_file .log
     TEST_LOG="$TEMP_FILE"
     new_temp_file .log
+    tools_log="$TEMP_FILE"
+    new_temp_file .log
     zips_log="$TEMP_FILE"
+    # The Python tools install (when requirements.txt is new to .venv/) while Rust compiles: the
+    # Rust steps need none of them.
+    install_tools >"$tools_log" 2>&1 &
+    tools_pid=$!
+    PIDS+=("$tools_pid")
     mapfile -t scripts < <(git ls-files --cached --others --exclude-standard -- '*.sh' .ci/run | sort -u)
     run_step "cargo fmt --check" cargo fmt --all --check
+    run_step "cargo clippy" cargo clippy --workspace --all-targets --features bench/criterion -- -D warnings
+    run_step "cargo test: build" cargo test --workspace --no-run
+    wait "$tools_pid" || tools_status=$?
+    cat "$tools_log"
+    [[ $tools_status -eq 0 ]] || die "$E_NO_TOOL" "the Python tools did not install (exit $tools_status); see above"
+    export PATH="$VENV/bin:$PATH"
     run_step "shellcheck ${scripts[*]}" shellcheck "${scripts[@]}"
     run_step "cfn-lint" cfn-lint -- "$TEMPLATE"
     run_step "checkov" checkov --config-file infrastructure/.checkov.yaml -f "$TEMPLATE"
     run_step "template, rule, filter and redrive tests (python unittest)" python -m unittest discover -s tests -p '*_test.py' -v
-    run_step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
-    run_step "cargo test: build" cargo test --workspace --no-run
     # The Rust tests mostly wait (on moto, on Slack's pace): meanwhile the zips the stack test
     # deploys are built, at the lowest priority, into their own target directories.
     echo
@@ -529,9 +544,9 @@ cmd_bench() {
         packages+=(-p "$fn")
         bins+=(--bin "$fn")
     done
-    echo "== release build for this machine: the functions, the bench, the decode benchmark"
+    echo "== release build for this machine: the functions and the bench"
     # One cargo invocation, so that the fat-LTO links share the two cores.
-    cargo build --release "${packages[@]}" -p bench --bins --bench decode
+    cargo build --release "${packages[@]}" -p bench --bins
     if [[ "${BENCH_SKIP_ZIPS:-}" != 1 ]]; then
         for arch in arm64 x86_64; do
             target="$(ARCH=$arch rust_target)"
@@ -547,7 +562,7 @@ cmd_bench() {
     fi
     echo "== criterion: decode + transform vs base64 + gunzip on the largest payload"
     since="$(date +%s)"
-    cargo bench -p source-cloudtrail-cloudwatch-logs --bench decode
+    cargo bench -p bench --features criterion --bench decode
     echo "== the figures, against moto on 127.0.0.1"
     "$target_dir/release/bench" --bin-dir "$target_dir/release" --criterion-dir "$target_dir/criterion" \
         --criterion-since "$since" --out "$out/results.md" --cold-runs "${BENCH_COLD_RUNS:-15}" \

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-/// The benchmark group of `crates/source-cloudtrail-cloudwatch-logs/benches/decode.rs`.
+/// The benchmark group of `crates/bench/benches/decode.rs`.
 pub const DECODE_GROUP: &str = "largest CloudWatch Logs delivery";
 
 /// One criterion benchmark's latest result.

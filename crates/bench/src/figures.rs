@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::criterion_results::{self, DECODE_GROUP, Estimate};
-use crate::measure::{self, SOURCE};
+use crate::measure;
 use crate::options::Options;
 use crate::report::{Row, Verdict};
 use crate::stats::{describe, duration, mb, median, mib};
@@ -88,7 +88,7 @@ pub fn decode_row(options: &Options) -> Row {
         match (find(&estimates, "gunzip"), find(&estimates, "transform")) {
             (Some(gunzip), Some(transform)) => Ok((gunzip, transform)),
             _ => Err(format!(
-                "no fresh criterion results for {DECODE_GROUP:?} (run cargo bench -p {SOURCE} --bench decode)"
+                "no fresh criterion results for {DECODE_GROUP:?} (run cargo bench -p bench --features criterion --bench decode)"
             )),
         }
     });
@@ -283,6 +283,7 @@ pub fn machine() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::measure::SOURCE;
 
     #[test]
     fn thousands_separators() {

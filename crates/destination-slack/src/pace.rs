@@ -71,11 +71,15 @@ impl Pacer {
     /// Takes the next slot: returns when it may be used, or `None` (taking nothing) when that
     /// is later than `not_after`.
     pub fn reserve(&self, not_after: Instant) -> Option<Instant> {
+        self.reserve_at(Instant::now(), not_after)
+    }
+
+    /// [`Self::reserve`] as it would be at `now`.
+    fn reserve_at(&self, now: Instant, not_after: Instant) -> Option<Instant> {
         let mut state = self
             .state
             .lock()
             .expect("the pacer's lock is never poisoned");
-        let now = Instant::now();
         let by_rate = state
             .due
             .checked_sub(self.burst_window())
@@ -101,11 +105,15 @@ impl Pacer {
 
     /// Slack said 429: no post before `retry_after` from now, and the burst is spent.
     pub fn hold_for(&self, retry_after: Duration) {
+        self.hold_for_at(Instant::now(), retry_after);
+    }
+
+    fn hold_for_at(&self, now: Instant, retry_after: Duration) {
         let mut state = self
             .state
             .lock()
             .expect("the pacer's lock is never poisoned");
-        let until = Instant::now() + retry_after;
+        let until = now + retry_after;
         state.held_until = state.held_until.max(until);
         state.due = state.due.max(until + self.burst_window());
     }
@@ -113,6 +121,7 @@ impl Pacer {
 
 #[cfg(test)]
 mod tests {
+    // Slots are computed for given instants (no clock is read), so nothing here waits.
     use super::*;
 
     fn pacer(interval_ms: u64, burst: u32) -> Pacer {
@@ -122,32 +131,35 @@ mod tests {
         })
     }
 
-    fn far() -> Instant {
-        Instant::now() + Duration::from_secs(3600)
+    fn far(start: Instant) -> Instant {
+        start + Duration::from_secs(3600)
     }
 
-    /// Offsets of the reserved slots from `start`, in whole milliseconds.
-    fn offsets(pacer: &Pacer, start: Instant, count: usize) -> Vec<u128> {
+    /// Offsets from `start` of `count` slots taken at `now`, in whole milliseconds.
+    fn offsets(pacer: &Pacer, start: Instant, now: Instant, count: usize) -> Vec<u128> {
         (0..count)
             .map(|_| {
-                let at = pacer.reserve(far()).unwrap();
-                (at.saturating_duration_since(start).as_millis() + 5) / 10 * 10
+                let at = pacer.reserve_at(now, far(start)).unwrap();
+                at.duration_since(start).as_millis()
             })
             .collect()
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_burst_goes_at_once_then_one_per_interval() {
+    #[test]
+    fn a_burst_goes_at_once_then_one_per_interval() {
         let pacer = pacer(1000, 3);
         let start = Instant::now();
-        assert_eq!(offsets(&pacer, start, 6), [0, 0, 0, 1000, 2000, 3000]);
+        assert_eq!(
+            offsets(&pacer, start, start, 6),
+            [0, 0, 0, 1000, 2000, 3000]
+        );
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn sustained_rate_never_exceeds_one_per_interval() {
+    #[test]
+    fn sustained_rate_never_exceeds_one_per_interval() {
         let pacer = pacer(1000, 3);
         let start = Instant::now();
-        let slots = offsets(&pacer, start, 200);
+        let slots = offsets(&pacer, start, start, 200);
         // In any window of N intervals, at most N + burst - 1 posts.
         for (i, &at) in slots.iter().enumerate() {
             let within_10s = slots[i..].iter().filter(|&&s| s < at + 10_000).count();
@@ -158,42 +170,49 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_quiet_spell_refills_the_burst() {
+    #[test]
+    fn a_quiet_spell_refills_the_burst() {
         let pacer = pacer(1000, 2);
         let start = Instant::now();
-        assert_eq!(offsets(&pacer, start, 3), [0, 0, 1000]);
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        let later = Instant::now();
-        assert_eq!(offsets(&pacer, later, 3), [0, 0, 1000]);
+        assert_eq!(offsets(&pacer, start, start, 3), [0, 0, 1000]);
+        let later = start + Duration::from_secs(10);
+        assert_eq!(offsets(&pacer, start, later, 3), [10_000, 10_000, 11_000]);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn retry_after_holds_every_post_and_spends_the_burst() {
+    #[test]
+    fn retry_after_holds_every_post_and_spends_the_burst() {
         let pacer = pacer(1000, 3);
         let start = Instant::now();
-        pacer.hold_for(Duration::from_secs(5));
-        assert_eq!(offsets(&pacer, start, 3), [5000, 6000, 7000]);
+        pacer.hold_for_at(start, Duration::from_secs(5));
+        assert_eq!(offsets(&pacer, start, start, 3), [5000, 6000, 7000]);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_slot_past_the_deadline_is_not_taken() {
+    #[test]
+    fn a_slot_past_the_deadline_is_not_taken() {
         let pacer = pacer(1000, 1);
         let start = Instant::now();
-        assert!(pacer.reserve(start + Duration::from_millis(10)).is_some());
-        assert!(pacer.reserve(start + Duration::from_millis(500)).is_none());
+        assert!(
+            pacer
+                .reserve_at(start, start + Duration::from_millis(10))
+                .is_some()
+        );
+        assert!(
+            pacer
+                .reserve_at(start, start + Duration::from_millis(500))
+                .is_none()
+        );
         // Refusing took nothing: the next slot is still one interval after the first.
-        let at = pacer.reserve(far()).unwrap();
+        let at = pacer.reserve_at(start, far(start)).unwrap();
         assert_eq!(at.duration_since(start), Duration::from_secs(1));
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn wait_turn_sleeps_until_the_slot() {
-        let pacer = pacer(1000, 1);
+        let pacer = pacer(100, 1);
         let start = Instant::now();
-        assert!(pacer.wait_turn(far()).await);
-        assert!(pacer.wait_turn(far()).await);
-        assert_eq!(start.elapsed(), Duration::from_secs(1));
+        assert!(pacer.wait_turn(far(start)).await);
+        assert!(pacer.wait_turn(far(start)).await);
+        assert!(start.elapsed() >= Duration::from_millis(100));
         assert!(!pacer.wait_turn(Instant::now()).await);
     }
 }
