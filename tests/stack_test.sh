@@ -104,9 +104,10 @@ wait_until() {
 }
 
 # --- the local world: moto, the Slack stand-in, and the functions' debug binaries ---
-cargo build --quiet -p test-world
 mapfile -t functions < <(./dev.sh functions)
-package_args=()
+# One build of them all, as ./dev.sh local builds them: its features are those of the test
+# build, so it reuses every dependency the Rust tests built.
+package_args=(-p test-world)
 for fn in "${functions[@]}"; do package_args+=(-p "$fn"); done
 cargo build --quiet "${package_args[@]}"
 world="$ROOT/target/debug/test-world"
@@ -293,9 +294,10 @@ fi
 pass "the buffer queue moves a Message to its failure queue after 5 receives"
 policy="$(aws_local iam get-role-policy --role-name "$(physical DestinationSlackRole)" \
     --policy-name ReadQueueAndDecryptWebhook --query PolicyDocument --output text)"
-[[ "$policy" == *"$key_arn"* && "$policy" == *"$purpose"* && "$policy" != *"'Resource': '*'"* && "$policy" != *'"Resource": "*"'* ]] ||
+[[ "$policy" == *"$key_arn"* && "$policy" == *"$purpose"* && "$policy" != *"'Resource': '*'"* && "$policy" != *'"Resource": "*"'* &&
+    "$policy" != *organizations:* ]] ||
     fail "the destination's role: $policy"
-pass "the destination's role may decrypt with the stack key, for the webhook's purpose, and names no resource '*'"
+pass "the destination's role may decrypt with the stack key, for the webhook's purpose, names no resource '*' and reads no organisation (AccountNamesFromOrganizations is off)"
 
 # --- the functions run: the Lambda Invoke API in front of moto ---
 # moto gave the Slack function no SLACK_WEBHOOK_URL (it resolved the custom resource's
@@ -303,6 +305,10 @@ pass "the destination's role may decrypt with the stack key, for the webhook's p
 slack_function="$(output DestinationSlackFunctionName)"
 aws_local lambda get-function-configuration --function-name "$slack_function" --query Environment --output json |
     sed -e '/"SLACK_WEBHOOK_URL"/d' -e "s#\"Variables\": {#\"Variables\": {\"SLACK_WEBHOOK_URL\": \"$ciphertext\",#" >"$work/environment.json"
+{ grep -q '"ACCOUNT_NAMES_FROM_ORGANIZATIONS": "false"' "$work/environment.json" &&
+    grep -q '"SLACK_WEBHOOK_ROUTES": ""' "$work/environment.json"; } ||
+    fail "the Slack function's environment, by default: $(cat "$work/environment.json")"
+pass "by default the Slack function has no webhook routes and looks up no organisation"
 aws_local lambda update-function-configuration --function-name "$slack_function" \
     --environment "file://$work/environment.json" >/dev/null
 source_failures="$(output SourceCloudtrailCloudwatchLogsFailureQueueUrl)"
