@@ -63,7 +63,10 @@ impl World {
         let mut env = self.moto.lambda_env();
         let ca = self.sink.ca_file().to_string_lossy().into_owned();
         match function {
-            SOURCE => env.push(("SNS_TOPIC".to_owned(), topic_arn.to_owned())),
+            // Every source publishes to the topic.
+            source if source.starts_with("source-") => {
+                env.push(("SNS_TOPIC".to_owned(), topic_arn.to_owned()))
+            }
             DESTINATION => {
                 env.push((
                     "SLACK_WEBHOOK_URL".to_owned(),

@@ -8,11 +8,11 @@ pub use activity_aware_cloudtrail::{
     message_from_record, message_json_from_record,
 };
 pub use payload::{
-    CloudWatchLogsEvent, DecodeError, Decoded, SkippedEvent, decode_and_transform,
-    transform_payload,
+    CloudWatchLogsEvent, DecodeError, Decoded, SkippedEvent, decode, decode_and_transform,
+    transform_payload, transform_payload_with,
 };
 
-use activity_aware_message::{MessagePublisher, PublishError};
+use activity_aware_message::{MessagePublisher, OutgoingMessage, PublishError};
 use lambda_runtime::Diagnostic;
 use serde::Serialize;
 
@@ -52,19 +52,55 @@ impl From<SourceError> for Diagnostic {
     }
 }
 
-/// Handles one CloudWatch Logs subscription delivery.
+/// Messages made but not yet published, at most: the records are mapped while earlier Messages
+/// are being published, and memory holds the payload and this many Messages, not every Message
+/// of the delivery at once (the largest delivery makes about 40 MB of them).
+const MESSAGES_IN_WAITING: usize = 1_000;
+/// Messages published together (PublishBatch calls of 10, several in flight).
+const MESSAGES_PER_ROUND: usize = 400;
+
+/// Handles one CloudWatch Logs subscription delivery: the payload is decoded, its records mapped
+/// to Messages on a blocking thread and published as they come. Every Message is tried; the
+/// invocation fails naming each one SNS did not take.
 pub async fn handle(
     publisher: &MessagePublisher,
     event: CloudWatchLogsEvent,
 ) -> Result<Summary, SourceError> {
-    let decoded = decode_and_transform(event.awslogs.data)?;
-    for skipped in &decoded.not_json {
+    let json = decode(event.awslogs.data)?;
+    let (sender, mut made) = tokio::sync::mpsc::channel::<OutgoingMessage>(MESSAGES_IN_WAITING);
+    let mapping = tokio::task::spawn_blocking(move || {
+        // A send fails only when publishing stopped, which it never does before the end.
+        transform_payload_with(&json, &mut |message| {
+            let _ = sender.blocking_send(message);
+        })
+    });
+    let mut published = 0;
+    let mut total = 0;
+    let mut failed = Vec::new();
+    let mut round = Vec::with_capacity(MESSAGES_PER_ROUND);
+    while made.recv_many(&mut round, MESSAGES_PER_ROUND).await > 0 {
+        total += round.len();
+        match publisher.publish_all(std::mem::take(&mut round)).await {
+            Ok(count) => published += count,
+            Err(PublishError::NotPublished {
+                failed: not_published,
+                total: tried,
+            }) => {
+                published += tried - not_published.len();
+                failed.extend(not_published);
+            }
+        }
+    }
+    let (mut summary, not_json) = mapping
+        .await
+        .expect("mapping records to Messages does not panic")?;
+    for skipped in &not_json {
         tracing::warn!(log_event_id = %skipped.id, error = %skipped.error, "skipping a log event that is not a CloudTrail record");
     }
-    let mut summary = decoded.summary;
-    if !decoded.outgoing.is_empty() {
-        summary.published = publisher.publish_all(decoded.outgoing).await?;
+    if !failed.is_empty() {
+        return Err(PublishError::NotPublished { failed, total }.into());
     }
+    summary.published = published;
     tracing::info!(
         message_type = %summary.message_type,
         log_events = summary.log_events,

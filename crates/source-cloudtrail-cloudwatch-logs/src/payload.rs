@@ -59,13 +59,17 @@ pub struct Decoded {
 /// Decodes `awslogs.data` and maps each log event's CloudTrail record to its Message.
 /// Takes the data by value so its memory is released as soon as it is decoded.
 pub fn decode_and_transform(data: String) -> Result<Decoded, DecodeError> {
+    transform_payload(&decode(data)?)
+}
+
+/// The decompressed JSON payload of `awslogs.data`. Takes the data by value so its memory is
+/// released as soon as it is decoded.
+pub fn decode(data: String) -> Result<Vec<u8>, DecodeError> {
     let compressed = base64::engine::general_purpose::STANDARD
         .decode(data.trim())
         .map_err(DecodeError::Base64)?;
     drop(data);
-    let json = gunzip(&compressed)?;
-    drop(compressed);
-    transform_payload(&json)
+    gunzip(&compressed)
 }
 
 fn gunzip(compressed: &[u8]) -> Result<Vec<u8>, DecodeError> {
@@ -82,21 +86,56 @@ fn gunzip(compressed: &[u8]) -> Result<Vec<u8>, DecodeError> {
 
 /// Maps the log events of a decompressed payload.
 pub fn transform_payload(json: &[u8]) -> Result<Decoded, DecodeError> {
-    let mut decoded = Decoded::default();
+    let mut outgoing = Vec::new();
+    let (summary, not_json) = transform_payload_with(json, &mut |message| outgoing.push(message))?;
+    if summary.message_type == CONTROL_MESSAGE {
+        outgoing.clear();
+    }
+    Ok(Decoded {
+        summary,
+        outgoing,
+        not_json,
+    })
+}
+
+/// Maps the log events of a decompressed payload, handing each Message to `emit` as soon as it
+/// is made, so that it can be on its way before the next record is read. Returns what the
+/// payload held and the log events skipped. A CONTROL_MESSAGE (CloudWatch Logs checking that
+/// the destination is reachable, `messageType` first as it always writes it) emits nothing.
+pub fn transform_payload_with(
+    json: &[u8],
+    emit: &mut dyn FnMut(OutgoingMessage),
+) -> Result<(Summary, Vec<SkippedEvent>), DecodeError> {
+    let mut mapper = Mapper {
+        summary: Summary::default(),
+        not_json: Vec::new(),
+        emit,
+    };
     let mut deserializer = serde_json::Deserializer::from_slice(json);
-    PayloadSeed(&mut decoded)
+    PayloadSeed(&mut mapper)
         .deserialize(&mut deserializer)
         .and_then(|()| deserializer.end())
         .map_err(DecodeError::Json)?;
-    if decoded.summary.message_type == CONTROL_MESSAGE {
-        // CloudWatch Logs checking that the destination is reachable: nothing to report.
-        decoded.outgoing.clear();
-        decoded.not_json.clear();
-        decoded.summary.without_fields = 0;
-        decoded.summary.truncated = 0;
+    let Mapper {
+        mut summary,
+        mut not_json,
+        ..
+    } = mapper;
+    if summary.message_type == CONTROL_MESSAGE {
+        // Nothing to report.
+        not_json.clear();
+        summary.without_fields = 0;
+        summary.truncated = 0;
     }
-    decoded.summary.not_json = decoded.not_json.len();
-    Ok(decoded)
+    summary.not_json = not_json.len();
+    Ok((summary, not_json))
+}
+
+/// What the parser hands each log event to.
+struct Mapper<'e> {
+    summary: Summary,
+    not_json: Vec<SkippedEvent>,
+    emit: &'e mut dyn FnMut(OutgoingMessage),
 }
 
 /// What became of one log event's record.
@@ -126,18 +165,19 @@ fn map_record(text: &str) -> Mapped {
     }
 }
 
-impl Decoded {
+impl Mapper<'_> {
     fn add_log_event(&mut self, id: String, mapped: Mapped) {
         self.summary.log_events += 1;
         match mapped {
             Mapped::NotJson(error) => self.not_json.push(SkippedEvent { id, error }),
             Mapped::WithoutFields => self.summary.without_fields += 1,
+            Mapped::Message { .. } if self.summary.message_type == CONTROL_MESSAGE => {}
             Mapped::Message { body, truncated } => {
                 if truncated {
                     self.summary.truncated += 1;
                     tracing::warn!(log_event_id = %id, "Message cut down to fit SNS's size limit");
                 }
-                self.outgoing.push(OutgoingMessage {
+                (self.emit)(OutgoingMessage {
                     label: format!("log event {id}"),
                     body,
                 });
@@ -148,9 +188,9 @@ impl Decoded {
 
 /// One log event: its id, and its message parsed as a CloudTrail record straight from the
 /// payload parser's buffer (the message text is never copied out on its own).
-struct LogEventSeed<'a>(&'a mut Decoded);
+struct LogEventSeed<'a, 'e>(&'a mut Mapper<'e>);
 
-impl<'de> DeserializeSeed<'de> for LogEventSeed<'_> {
+impl<'de> DeserializeSeed<'de> for LogEventSeed<'_, '_> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -158,7 +198,7 @@ impl<'de> DeserializeSeed<'de> for LogEventSeed<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for LogEventSeed<'_> {
+impl<'de> Visitor<'de> for LogEventSeed<'_, '_> {
     type Value = ();
 
     fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
@@ -207,10 +247,10 @@ impl Visitor<'_> for RecordInText {
     }
 }
 
-/// Reads the payload object, handing each log event to [`Decoded::add_log_event`] as it is read.
-struct PayloadSeed<'a>(&'a mut Decoded);
+/// Reads the payload object, handing each log event to [`Mapper::add_log_event`] as it is read.
+struct PayloadSeed<'a, 'e>(&'a mut Mapper<'e>);
 
-impl<'de> DeserializeSeed<'de> for PayloadSeed<'_> {
+impl<'de> DeserializeSeed<'de> for PayloadSeed<'_, '_> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -218,7 +258,7 @@ impl<'de> DeserializeSeed<'de> for PayloadSeed<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for PayloadSeed<'_> {
+impl<'de> Visitor<'de> for PayloadSeed<'_, '_> {
     type Value = ();
 
     fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
@@ -247,9 +287,9 @@ impl<'de> Visitor<'de> for PayloadSeed<'_> {
     }
 }
 
-struct LogEventsSeed<'a>(&'a mut Decoded);
+struct LogEventsSeed<'a, 'e>(&'a mut Mapper<'e>);
 
-impl<'de> DeserializeSeed<'de> for LogEventsSeed<'_> {
+impl<'de> DeserializeSeed<'de> for LogEventsSeed<'_, '_> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -257,7 +297,7 @@ impl<'de> DeserializeSeed<'de> for LogEventsSeed<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for LogEventsSeed<'_> {
+impl<'de> Visitor<'de> for LogEventsSeed<'_, '_> {
     type Value = ();
 
     fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {

@@ -506,11 +506,12 @@ async fn an_oversized_message_is_shrunk_and_still_published() {
 
 #[tokio::test]
 async fn every_record_of_a_large_batch_is_published() {
+    // More records than are mapped ahead of publishing, and than are published in one round.
     let source = Source::start().await;
-    let records: Vec<String> = (0..55)
+    let records: Vec<String> = (0..1_234)
         .map(|i| {
             let mut record = iam_user_denial();
-            record["errorMessage"] = json!(format!("denied #{i:03}"));
+            record["errorMessage"] = json!(format!("denied #{i:04}"));
             record["eventID"] = json!(format!("00000000-0000-4000-8000-{i:012}"));
             record.to_string()
         })
@@ -519,15 +520,15 @@ async fn every_record_of_a_large_batch_is_published() {
         .invoke_records(&records)
         .await
         .expect("the invocation succeeds");
-    assert_eq!(summary["published"], 55, "{summary}");
-    let messages = source.published(55).await;
+    assert_eq!(summary["published"], 1_234, "{summary}");
+    let messages = source.published(1_234).await;
     source.capture().assert_quiet(Duration::from_secs(1)).await;
     let subjects: Vec<String> = messages
         .iter()
         .map(|m| m["subject"].as_str().unwrap().to_owned())
         .collect();
-    let expected: Vec<String> = (0..55)
-        .map(|i| format!("Error Message: denied #{i:03}"))
+    let expected: Vec<String> = (0..1_234)
+        .map(|i| format!("Error Message: denied #{i:04}"))
         .collect();
     assert_eq!(subjects, expected);
     source.finish();
@@ -568,7 +569,8 @@ async fn sns_failures_fail_the_invocation_and_say_how_many_did_not_go() {
     let moto = MotoServer::start();
     let missing = "arn:aws:sns:us-east-1:123456789012:no-such-topic";
     let source = Source::spawn(moto, missing, None);
-    let records: Vec<String> = (0..3)
+    // More than one round of publishing: every round is tried and every failure named.
+    let records: Vec<String> = (0..450)
         .map(|i| {
             let mut record = iam_user_denial();
             record["errorMessage"] = json!(format!("denied {i}"));
@@ -581,9 +583,13 @@ async fn sns_failures_fail_the_invocation_and_say_how_many_did_not_go() {
         .expect_err("publishing to a missing topic must fail the invocation");
     assert!(!error.during_init, "{error}");
     assert!(
-        error.error_message.contains("3 of 3"),
-        "the error should say how many messages did not go: {error}"
+        error
+            .error_message
+            .starts_with("450 of 450 messages were not published to SNS: log event "),
+        "the error should say how many messages did not go: {}",
+        &error.error_message[..200.min(error.error_message.len())]
     );
+    assert_eq!(error.error_message.matches("log event ").count(), 450);
     assert!(source.process.is_running());
     source.finish();
 }
