@@ -92,6 +92,17 @@ on_exit() {
 trap on_exit EXIT
 trap 'exit 130' INT TERM
 
+# Waits for a background process of ours; its status in WAITED (it is no longer stopped on exit).
+wait_for() {
+    local pid="$1" kept=() other
+    WAITED=0
+    wait "$pid" || WAITED=$?
+    for other in "${PIDS[@]}"; do
+        [[ "$other" == "$pid" ]] || kept+=("$other")
+    done
+    PIDS=("${kept[@]}")
+}
+
 # A new temporary file (private to this user), removed on exit; its path in TEMP_FILE.
 new_temp_file() {
     TEMP_FILE="$(mktemp -t "activity-aware-ids.XXXXXX${1:-}")"
@@ -460,7 +471,7 @@ cmd_test() {
     [[ $# -eq 0 ]] || die "$E_USAGE" "usage: $0 test"
     need_command cargo "https://rustup.rs"
     need_command python3 "Python 3.9 or later"
-    local started=$SECONDS scripts=() tools_log tools_pid tools_status=0 zips_log zips_pid zips_status=0
+    local started=$SECONDS scripts=() tools_log tools_pid zips_log zips_pid
     new_temp_file .log
     TEST_LOG="$TEMP_FILE"
     new_temp_file .log
@@ -476,9 +487,9 @@ cmd_test() {
     run_step "cargo fmt --check" cargo fmt --all --check
     run_step "cargo clippy" cargo clippy --workspace --all-targets --features bench/criterion -- -D warnings
     run_step "cargo test: build" cargo test --workspace --no-run
-    wait "$tools_pid" || tools_status=$?
+    wait_for "$tools_pid"
     cat "$tools_log"
-    [[ $tools_status -eq 0 ]] || die "$E_NO_TOOL" "the Python tools did not install (exit $tools_status); see above"
+    [[ $WAITED -eq 0 ]] || die "$E_NO_TOOL" "the Python tools did not install (exit $WAITED); see above"
     export PATH="$VENV/bin:$PATH"
     run_step "shellcheck ${scripts[*]}" shellcheck "${scripts[@]}"
     run_step "cfn-lint" cfn-lint -- "$TEMPLATE"
@@ -491,11 +502,12 @@ cmd_test() {
     nice -n 19 tests/stack_test.sh --build-only >"$zips_log" 2>&1 &
     zips_pid=$!
     PIDS+=("$zips_pid")
-    run_step "cargo test" cargo test --workspace
-    wait "$zips_pid" || zips_status=$?
-    if [[ $zips_status -ne 0 ]]; then
+    run_step "cargo test" cargo test --workspace --no-fail-fast
+    wait_for "$zips_pid"
+    if [[ $WAITED -ne 0 ]]; then
         cat "$zips_log"
-        echo "-- the stack test's zips: FAILED (exit $zips_status)"
+        echo "-- the stack test's zips: FAILED (exit $WAITED)"
+        FAILED_STEPS+=("the stack test's zips")
     fi
     run_step "stack test: dev.sh against moto" tests/stack_test.sh
     summarize_tests "$TEST_LOG" "$((SECONDS - started))"
@@ -511,7 +523,7 @@ summarize_tests() {
     rust_passed="$(sed -n 's/^test result: [A-Za-z]*\. \([0-9]*\) passed.*/\1/p' "$log" | awk "$sum")"
     rust_failed="$(sed -n 's/^test result: [A-Za-z]*\. [0-9]* passed; \([0-9]*\) failed.*/\1/p' "$log" | awk "$sum")"
     python="$(sed -n 's/^Ran \([0-9]*\) tests\{0,1\} in.*/\1/p' "$log" | awk "$sum")"
-    python_failed="$(sed -n 's/^FAILED (\(.*\))$/\1/p' "$log" | tr -c '0-9\n' ' ' | awk '{ for (i = 1; i <= NF; i++) s += $i } END { print s + 0 }')"
+    python_failed="$(sed -n 's/^FAILED (\(.*\))$/\1/p' "$log" | tr ',' '\n' | awk -F= '$1 ~ /^ *(failures|errors)$/ { s += $2 } END { print s + 0 }')"
     stack_passed="$(sed -n 's/^stack test: \([0-9]*\) passed.*/\1/p' "$log" | awk "$sum")"
     stack_failed="$(sed -n 's/^stack test: [0-9]* passed, \([0-9]*\) failed.*/\1/p' "$log" | awk "$sum")"
     local passed=$((rust_passed + python - python_failed + stack_passed))

@@ -187,11 +187,15 @@ class Template(unittest.TestCase):
         with open(TEMPLATE, encoding="utf-8") as f:
             self.assertNotIn("!Ref StackKey\n", f.read())
         # The services that write to the encrypted topic and queues: SNS (the buffer queue) and
-        # EventBridge (the rules' dead-letter queue), each for this account only.
-        for service in ["sns.amazonaws.com", "events.amazonaws.com"]:
-            [statement] = [s for s in key["KeyPolicy"]["Statement"] if s["Principal"] == {"Service": service}]
-            self.assertEqual(sorted(statement["Action"]), ["kms:Decrypt", "kms:GenerateDataKey*"], service)
-            self.assertEqual(statement["Condition"], {"StringEquals": {"aws:SourceAccount": ref("AWS::AccountId")}})
+        # EventBridge (the rules' dead-letter queue, for this account's rules only).
+        [sns] = [s for s in key["KeyPolicy"]["Statement"] if s["Principal"] == {"Service": "sns.amazonaws.com"}]
+        self.assertEqual(sorted(sns["Action"]), ["kms:Decrypt", "kms:GenerateDataKey*"])
+        self.assertEqual(sns["Condition"], {"StringEquals": {"aws:SourceAccount": ref("AWS::AccountId")}})
+        [events] = [s for s in key["KeyPolicy"]["Statement"] if s["Principal"] == {"Service": "events.amazonaws.com"}]
+        self.assertEqual(sorted(events["Action"]), ["kms:Decrypt", "kms:GenerateDataKey"])
+        self.assertEqual(events["Condition"], {
+            "StringEquals": {"aws:SourceAccount": ref("AWS::AccountId")},
+            "ArnLike": {"aws:SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/*"}}})
 
     def webhook_purpose(self, constant="WEBHOOK_ENCRYPTION_CONTEXT"):
         """The purpose the destination requires on decrypt, read from its source."""
@@ -244,6 +248,25 @@ class Template(unittest.TestCase):
         for bad in ["https://hooks.slack.com/services/T0/B0/x", "account:1234=https://h/x", "team:x=https://h/x",
                     "channel:#a=http://h/x", "channel:#a=https://h/x,", "channel:=https://h/x"]:
             self.assertFalse(pattern.fullmatch(bad), bad)
+
+    def test_the_slack_functions_environment_fits_lambdas_4_kb_at_every_parameters_longest(self):
+        """Lambda refuses a function whose environment variables (names and values) pass 4 KB.
+        KMS ciphertext is the plaintext and at most about 200 bytes besides, then base64."""
+        parameters = self.template["Parameters"]
+
+        def encrypted(parameter):
+            return (parameters[parameter]["MaxLength"] + 200 + 2) // 3 * 4
+
+        longest = {
+            "SLACK_WEBHOOK_URL": encrypted("SlackWebhookURL"),
+            "SLACK_WEBHOOK_ROUTES": encrypted("SlackWebhookRoutes"),
+            "ACCOUNT_NAMES": parameters["AccountNames"]["MaxLength"],
+            "SLACK_POST_INTERVAL_MS": len(str(self.pace("PostIntervalMs"))),
+            "ACCOUNT_NAMES_FROM_ORGANIZATIONS": len("false"),
+        }
+        variables = self.props("DestinationSlackLambda")["Environment"]["Variables"]
+        self.assertEqual(sorted(variables), sorted(longest))
+        self.assertLessEqual(sum(len(name) + size for name, size in longest.items()), 4096, longest)
 
     def test_organization_account_names_are_off_by_default(self):
         self.assertEqual(self.template["Parameters"]["AccountNamesFromOrganizations"]["Default"], "Disabled")

@@ -33,6 +33,7 @@ use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::Serialize;
 use serde_json::Value;
 use std::cmp::Reverse;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
@@ -86,8 +87,14 @@ pub struct Destination {
     accounts: AccountNames,
     organizations: Option<aws_sdk_organizations::Client>,
     webhooks: OnceCell<Webhooks>,
-    names: OnceCell<AccountNames>,
+    /// The names posts show, and when to try the organisation's again after a failed lookup.
+    names: std::sync::Mutex<Option<(Arc<AccountNames>, Option<Instant>)>>,
 }
+
+/// How long the organisation's account names may take to look up, and how long after a failed
+/// lookup the next is tried: alerts never wait long for a name.
+const ORGANIZATION_LOOKUP_TIME: Duration = Duration::from_secs(5);
+const ORGANIZATION_LOOKUP_RETRY: Duration = Duration::from_secs(600);
 
 /// The fate of one Message of the event.
 #[derive(Debug)]
@@ -113,7 +120,7 @@ impl Destination {
             accounts: AccountNames::default(),
             organizations: None,
             webhooks: OnceCell::new(),
-            names: OnceCell::new(),
+            names: std::sync::Mutex::new(None),
         }
     }
 
@@ -140,15 +147,19 @@ impl Destination {
         self
     }
 
+    /// The webhooks, decrypted on first use. Routes that cannot be used (not decrypted, not
+    /// read) send every Message to the stack's webhook instead, with a notice posted there
+    /// first: a broken route never holds an alert back, and the channel says what is wrong.
     async fn webhooks(&self) -> Result<&Webhooks, ConfigError> {
         self.webhooks
             .get_or_try_init(|| async {
                 let url = decrypt_webhook_url(&self.kms, &self.encrypted_webhook_url).await?;
-                let routes = match self.encrypted_webhook_routes.trim() {
-                    "" => WebhookRoutes::default(),
-                    ciphertext => WebhookRoutes::parse(
-                        &decrypt_secret(&self.kms, Secret::WebhookRoutes, ciphertext).await?,
-                    )?,
+                let (routes, notice) = match self.webhook_routes().await {
+                    Ok(routes) => (routes, None),
+                    Err(error) => {
+                        tracing::error!(%error, "webhook routes not in use: every Message goes to the stack's webhook");
+                        (WebhookRoutes::default(), Some(error.to_string()))
+                    }
                 };
                 Ok(Webhooks::new(
                     self.http.clone(),
@@ -156,31 +167,64 @@ impl Destination {
                     routes,
                     self.policy.clone(),
                     self.pace,
-                ))
+                )
+                .with_notice(notice))
             })
             .await
     }
 
+    async fn webhook_routes(&self) -> Result<WebhookRoutes, ConfigError> {
+        match self.encrypted_webhook_routes.trim() {
+            "" => Ok(WebhookRoutes::default()),
+            ciphertext => WebhookRoutes::parse(
+                &decrypt_secret(&self.kms, Secret::WebhookRoutes, ciphertext).await?,
+            ),
+        }
+    }
+
     /// The names posts show: those given, and the organisation's when asked for. A lookup that
-    /// fails is logged and posts go on with the names given: a name is worth less than an alert.
-    async fn account_names(&self) -> &AccountNames {
-        self.names
-            .get_or_init(|| async {
-                let Some(client) = &self.organizations else {
-                    return self.accounts.clone();
-                };
-                match organization_account_names(client).await {
-                    Ok(found) => {
+    /// fails (or takes too long) is logged, posts go on with the names given, and it is tried
+    /// again some minutes later: a name is worth less than an alert.
+    async fn account_names(&self) -> Arc<AccountNames> {
+        let known = self.names.lock().expect("never poisoned").clone();
+        if let Some((names, retry_at)) = known
+            && retry_at.is_none_or(|at| Instant::now() < at)
+        {
+            return names;
+        }
+        let (names, retry_at) = match &self.organizations {
+            None => (self.accounts.clone(), None),
+            Some(client) => {
+                match tokio::time::timeout(
+                    ORGANIZATION_LOOKUP_TIME,
+                    organization_account_names(client),
+                )
+                .await
+                {
+                    Ok(Ok(found)) => {
                         tracing::info!(accounts = found.len(), "named the organisation's accounts");
-                        found.overridden_by(&self.accounts)
+                        (found.overridden_by(&self.accounts), None)
                     }
-                    Err(error) => {
+                    failed => {
+                        let error = match failed {
+                            Ok(Err(error)) => error,
+                            _ => format!(
+                                "organizations:ListAccounts took more than {} s",
+                                ORGANIZATION_LOOKUP_TIME.as_secs()
+                            ),
+                        };
                         tracing::error!(%error, "could not look up the organisation's account names; posts show account IDs");
-                        self.accounts.clone()
+                        (
+                            self.accounts.clone(),
+                            Some(Instant::now() + ORGANIZATION_LOOKUP_RETRY),
+                        )
                     }
                 }
-            })
-            .await
+            }
+        };
+        let names = Arc::new(names);
+        *self.names.lock().expect("never poisoned") = Some((names.clone(), retry_at));
+        names
     }
 
     /// Posts the event's Messages, those that belong together as one digest. From SQS, what
@@ -194,8 +238,9 @@ impl Destination {
             return Ok(empty_answer(origin));
         }
         let webhooks = self.webhooks().await?;
+        webhooks.post_notice(deadline).await;
         let accounts = self.account_names().await;
-        let fates = post_all(webhooks, accounts, &items, deadline).await;
+        let fates = post_all(webhooks, &accounts, &items, deadline).await;
 
         let total = items.len();
         let failed: Vec<(&Item, &String)> = items

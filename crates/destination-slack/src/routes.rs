@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 
 use activity_aware_message::{Message, SLACK_PREFERRED_CHANNEL_TAG};
+use serde_json::Value;
 
 use crate::pace::PaceLimit;
 use crate::webhook::{ConfigError, RetryPolicy, SlackWebhook, WebhookUrl};
@@ -92,6 +93,26 @@ fn parse_selector(text: &str) -> Result<Selector, String> {
     Err("a route starts with account: or channel:".into())
 }
 
+/// What the stack's channel is told when the routes cannot be used.
+pub fn routes_notice(problem: &str) -> Message {
+    Message::new(
+        "Activity Aware IDS: webhook routes not in use; every alert is posted here",
+        vec![
+            activity_aware_message::Field {
+                key: "Problem".into(),
+                value: Value::String(problem.to_owned()),
+            },
+            activity_aware_message::Field {
+                key: "Until it is fixed".into(),
+                value: Value::String(
+                    "every Message goes to this webhook; fix SlackWebhookRoutes (SLACK_WEBHOOK_ROUTES)"
+                        .into(),
+                ),
+            },
+        ],
+    )
+}
+
 /// The account a Message is about, when it says.
 pub fn account_of(message: &Message) -> Option<&str> {
     ROUTED_ACCOUNT_FIELDS.iter().find_map(|key| {
@@ -112,6 +133,8 @@ pub struct Webhooks {
     hooks: Vec<(String, SlackWebhook)>,
     by_channel: HashMap<String, usize>,
     by_account: HashMap<String, usize>,
+    /// Why the routes are not in use, to post to the stack's webhook once.
+    notice: std::sync::Mutex<Option<String>>,
 }
 
 impl Webhooks {
@@ -151,6 +174,27 @@ impl Webhooks {
             hooks,
             by_channel,
             by_account,
+            notice: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// A problem to tell the stack's channel about, once.
+    pub fn with_notice(self, problem: Option<String>) -> Webhooks {
+        *self.notice.lock().expect("never poisoned") = problem;
+        self
+    }
+
+    /// Posts the notice, if there is one, to the stack's webhook; a notice that cannot be posted
+    /// is logged and tried again on the next invocation.
+    pub async fn post_notice(&self, deadline: tokio::time::Instant) {
+        let Some(problem) = self.notice.lock().expect("never poisoned").take() else {
+            return;
+        };
+        let notice = routes_notice(&problem);
+        let body = crate::slack_body(&notice, &crate::layout::AccountNames::default());
+        if let Err(error) = self.webhook(0).post(&body, deadline).await {
+            tracing::error!(%error, "the notice about the webhook routes was not posted");
+            *self.notice.lock().expect("never poisoned") = Some(problem);
         }
     }
 
@@ -184,7 +228,7 @@ impl Webhooks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::{Value, json};
+    use serde_json::json;
 
     fn message(fields: Value, tags: Value) -> Message {
         Message::from_value(json!({"subject": "s", "fields": fields, "metadata": {}, "tags": tags}))

@@ -1079,7 +1079,7 @@ async fn a_routed_accounts_posts_reach_its_own_webhook_and_no_other() {
 }
 
 #[tokio::test]
-async fn unreadable_routes_fail_clearly_without_showing_a_url() {
+async fn unusable_routes_send_everything_to_the_stacks_webhook_after_a_notice_naming_no_url() {
     let plain_http = "http://hooks.example.com/services/T0/B0/XXXXplainRouteSecret";
     let destination = Destination::start_routed(
         |_| format!("account:111122223333={plain_http}"),
@@ -1087,20 +1087,42 @@ async fn unreadable_routes_fail_clearly_without_showing_a_url() {
         &[],
     )
     .await;
-    let error = destination
-        .invoke_batch(&[simple("never posted")])
+    let answer = destination
+        .invoke_batch(&[denial_in(
+            "111122223333",
+            "arn:aws:iam::1:user/a",
+            "ListUsers",
+            json!([]),
+        )])
         .await
-        .expect_err("a route to an http:// webhook is refused");
-    assert_eq!(error.error_type, "WebhookConfiguration", "{error}");
+        .expect("posted to the stack's webhook");
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    let posts = destination.sink.requests();
+    assert_eq!(posts.len(), 2, "{posts:#?}");
+    for post in &posts {
+        assert_is_webhook_post(&destination.sink, post);
+        block_kit::assert_valid(&post.body_json());
+    }
+    let notice = posts[0].body_json();
     assert_eq!(
-        error.error_message,
-        "SLACK_WEBHOOK_ROUTES, route 1: the webhook of account:111122223333 must start with https:// (Slack webhooks are https; anything else would send alerts in clear text)"
+        notice["blocks"][0]["text"]["text"],
+        "Activity Aware IDS: webhook routes not in use; every alert is posted here"
     );
     assert!(
-        destination.sink.requests().is_empty(),
-        "nothing posted anywhere"
+        notice["text"].as_str().unwrap().contains(
+            "Problem: SLACK_WEBHOOK_ROUTES, route 1: the webhook of account:111122223333 must start with https://"
+        ),
+        "{notice}"
     );
-    destination.finish();
+    assert!(posts[1].body_text().contains("ListUsers"));
+    // Told once per container.
+    destination
+        .invoke_batch(&[simple("later")])
+        .await
+        .expect("posted");
+    assert_eq!(destination.sink.requests().len(), 3);
+    let output = destination.finish();
+    assert!(output.contains("webhook routes not in use"), "{output}");
 }
 
 // --- Account names from AWS Organizations ---

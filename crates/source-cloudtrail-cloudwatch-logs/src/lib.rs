@@ -37,12 +37,19 @@ pub enum SourceError {
     Decode(#[from] DecodeError),
     #[error(transparent)]
     Publish(#[from] PublishError),
+    /// The payload broke off after some of its Messages were on their way.
+    #[error("{error}; it broke off after {published} Message(s) of the log events before the break were published{}", not_published.as_ref().map(|error| format!("; besides, {error}")).unwrap_or_default())]
+    BrokenOff {
+        error: DecodeError,
+        published: usize,
+        not_published: Option<PublishError>,
+    },
 }
 
 impl From<SourceError> for Diagnostic {
     fn from(error: SourceError) -> Self {
         let error_type = match &error {
-            SourceError::Decode(_) => "UndecodablePayload",
+            SourceError::Decode(_) | SourceError::BrokenOff { .. } => "UndecodablePayload",
             SourceError::Publish(_) => "PublishFailed",
         };
         Diagnostic {
@@ -91,14 +98,29 @@ pub async fn handle(
             }
         }
     }
-    let (mut summary, not_json) = mapping
+    let not_published =
+        (!failed.is_empty()).then_some(PublishError::NotPublished { failed, total });
+    let (mut summary, not_json) = match mapping
         .await
-        .expect("mapping records to Messages does not panic")?;
+        .expect("mapping records to Messages does not panic")
+    {
+        Ok(mapped) => mapped,
+        Err(error) if total == 0 => return Err(error.into()),
+        // Retrying publishes the Messages before the break again; failing keeps the
+        // delivery (in the failure queue) for whoever made it.
+        Err(error) => {
+            return Err(SourceError::BrokenOff {
+                error,
+                published,
+                not_published,
+            });
+        }
+    };
     for skipped in &not_json {
         tracing::warn!(log_event_id = %skipped.id, error = %skipped.error, "skipping a log event that is not a CloudTrail record");
     }
-    if !failed.is_empty() {
-        return Err(PublishError::NotPublished { failed, total }.into());
+    if let Some(error) = not_published {
+        return Err(error.into());
     }
     summary.published = published;
     tracing::info!(

@@ -593,3 +593,32 @@ async fn sns_failures_fail_the_invocation_and_say_how_many_did_not_go() {
     assert!(source.process.is_running());
     source.finish();
 }
+
+#[tokio::test]
+async fn a_delivery_that_breaks_off_fails_saying_what_was_published_before_the_break() {
+    use base64::Engine;
+    let source = Source::start().await;
+    // The second log event's id is a number: not a CloudWatch Logs payload from there on.
+    let mut payload =
+        events::data_message(&[iam_user_denial().to_string(), iam_user_denial().to_string()]);
+    payload["logEvents"][1]["id"] = json!(42);
+    let data = base64::engine::general_purpose::STANDARD
+        .encode(events::gzip(payload.to_string().as_bytes()));
+    let error = source
+        .api
+        .invoke(events::awslogs_event_with_data(&data))
+        .await
+        .expect_err("the delivery breaks off");
+    assert_eq!(error.error_type, "UndecodablePayload", "{error}");
+    assert!(
+        error.error_message.starts_with("awslogs.data does not hold a CloudWatch Logs payload: ")
+            && error
+                .error_message
+                .contains("; it broke off after 1 Message(s) of the log events before the break were published"),
+        "{error}"
+    );
+    assert_eq!(source.published(1).await.len(), 1);
+    source.capture().assert_quiet(Duration::from_secs(1)).await;
+    assert!(source.process.is_running());
+    source.finish();
+}
