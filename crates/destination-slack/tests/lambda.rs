@@ -973,6 +973,16 @@ fn denial_in(account: &str, principal: &str, action: &str, tags: Value) -> Strin
     )
 }
 
+/// One user's denial of ListUsers in account 111122223333.
+fn a_denial_in_111122223333() -> String {
+    denial_in(
+        "111122223333",
+        "arn:aws:iam::1:user/a",
+        "ListUsers",
+        json!([]),
+    )
+}
+
 #[tokio::test]
 async fn a_routed_accounts_posts_reach_its_own_webhook_and_no_other() {
     let prod_path = "/services/T0ROUTED/B0PROD/XXXXprodRouteSecret";
@@ -1088,12 +1098,7 @@ async fn unusable_routes_send_everything_to_the_stacks_webhook_after_a_notice_na
     )
     .await;
     let answer = destination
-        .invoke_batch(&[denial_in(
-            "111122223333",
-            "arn:aws:iam::1:user/a",
-            "ListUsers",
-            json!([]),
-        )])
+        .invoke_batch(&[a_denial_in_111122223333()])
         .await
         .expect("posted to the stack's webhook");
     assert_eq!(answer, json!({"batchItemFailures": []}));
@@ -1220,12 +1225,7 @@ async fn a_failed_organisation_lookup_is_logged_and_posts_go_on_with_ids() {
     )
     .await;
     let answer = destination
-        .invoke_batch(&[denial_in(
-            "111122223333",
-            "arn:aws:iam::1:user/a",
-            "ListUsers",
-            json!([]),
-        )])
+        .invoke_batch(&[a_denial_in_111122223333()])
         .await
         .expect("posted without names");
     assert_eq!(answer, json!({"batchItemFailures": []}));
