@@ -124,7 +124,8 @@ fn field<'m>(message: &'m Message, key: &str) -> Option<&'m Value> {
         .filter(|value| !value.is_null())
 }
 
-fn field_text<'m>(message: &'m Message, key: &str) -> Option<&'m str> {
+/// A field's text, when it has some.
+pub(crate) fn field_text<'m>(message: &'m Message, key: &str) -> Option<&'m str> {
     field(message, key)
         .and_then(Value::as_str)
         .filter(|text| !text.is_empty())

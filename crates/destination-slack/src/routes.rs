@@ -115,14 +115,9 @@ pub fn routes_notice(problem: &str) -> Message {
 
 /// The account a Message is about, when it says.
 pub fn account_of(message: &Message) -> Option<&str> {
-    ROUTED_ACCOUNT_FIELDS.iter().find_map(|key| {
-        message
-            .fields
-            .iter()
-            .find(|field| field.key == *key)
-            .and_then(|field| field.value.as_str())
-            .filter(|id| !id.is_empty())
-    })
+    ROUTED_ACCOUNT_FIELDS
+        .iter()
+        .find_map(|key| crate::layout::field_text(message, key))
 }
 
 /// The webhooks a container posts to, each paced on its own (Slack's limit is per webhook).
@@ -179,8 +174,8 @@ impl Webhooks {
     }
 
     /// A problem to tell the stack's channel about, once.
-    pub fn with_notice(self, problem: Option<String>) -> Webhooks {
-        *self.notice.lock().expect("never poisoned") = problem;
+    pub fn with_notice(mut self, problem: Option<String>) -> Webhooks {
+        self.notice = std::sync::Mutex::new(problem);
         self
     }
 

@@ -41,9 +41,9 @@ fn step(text: &str) {
 }
 
 pub async fn run(options: Options) -> Result<(), String> {
-    let stack_window = crate::template::slack_pace().window;
+    // A lone event gathers for LONE_EVENT_WINDOW; a flood for the stack's window.
     let (deliveries, window) = match &options.input {
-        Input::Event(path) => (vec![read_event(path)?], LONE_EVENT_WINDOW),
+        Input::Event(path) => (vec![read_event(path)?], Some(LONE_EVENT_WINDOW)),
         Input::Flood(denials) => {
             let repeats = denials.div_ceil(4 * 128).max(1);
             let probe = payloads::permission_probe(
@@ -61,7 +61,7 @@ pub async fn run(options: Options) -> Result<(), String> {
                 probe.others.len() * 2,
                 probe.others.len()
             );
-            (payloads::deliveries(&probe.records, 250), stack_window)
+            (payloads::deliveries(&probe.records, 250), None)
         }
     };
 
@@ -134,7 +134,8 @@ pub async fn run(options: Options) -> Result<(), String> {
         deliveries,
         destination_env,
     );
-    flow.window = window;
+    let stack_window = flow.window;
+    flow.window = window.unwrap_or(stack_window);
     step(&format!(
         "{} takes {} {}{}; destination-slack is fed from the queue as its event source mapping does: {} instances, batches of up to {} gathered for {} s (the stack: {} s)",
         source.0,
