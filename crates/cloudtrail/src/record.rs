@@ -7,6 +7,7 @@
 
 use activity_aware_message::{
     DIGEST_FIELD_TAG, DIGEST_GROUP_TAG, EVENT_TIME_TAG, Field, Message, Metadata, Tag,
+    field_value_from_raw, reads_back_as_field_value,
 };
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
@@ -159,7 +160,7 @@ impl<'a> RecordView<'a> {
     fn fields(&self) -> Option<Vec<(&'static str, Shown<'a>)>> {
         let mut fields: Vec<(&'static str, Shown<'a>)> = ORIGINAL_FIELDS
             .iter()
-            .filter_map(|&(label, slot)| self.truthy(slot).map(|raw| (label, Shown::Raw(raw))))
+            .filter_map(|&(label, slot)| self.truthy(slot).map(|raw| (label, Shown::of(raw))))
             .collect();
         if fields.is_empty() {
             return None;
@@ -169,7 +170,7 @@ impl<'a> RecordView<'a> {
             CONTEXT_FIELDS
                 .iter()
                 .filter(|&&(label, _)| label != ROLE_LABEL || is_assumed_role)
-                .filter_map(|&(label, slot)| self.truthy(slot).map(|raw| (label, Shown::Raw(raw)))),
+                .filter_map(|&(label, slot)| self.truthy(slot).map(|raw| (label, Shown::of(raw)))),
         );
         if let Some(link) = self.console_link() {
             fields.push((CONSOLE_LINK_LABEL, Shown::Text(link)));
@@ -254,10 +255,21 @@ enum Shown<'a> {
     Text(String),
 }
 
-impl Shown<'_> {
+impl<'a> Shown<'a> {
+    /// A value of the record as it is, or as its text when no reader could take it back (a lone
+    /// surrogate escape, nesting past serde_json's limit): one crafted record never stops the
+    /// Messages of the delivery it came in.
+    fn of(raw: &'a RawValue) -> Self {
+        if reads_back_as_field_value(raw.get()) {
+            Shown::Raw(raw)
+        } else {
+            Shown::Text(raw.get().to_owned())
+        }
+    }
+
     fn to_value(&self) -> Value {
         match self {
-            Shown::Raw(raw) => serde_json::from_str(raw.get()).expect("raw values are valid JSON"),
+            Shown::Raw(raw) => field_value_from_raw(raw.get()),
             Shown::Text(text) => Value::String(text.clone()),
         }
     }
@@ -786,6 +798,24 @@ mod tests {
         let message = message_of_text(r#"{"eventName":"A","eventName":"B"}"#).unwrap();
         assert_eq!(message.subject, "Event: B");
     }
+    /// A value no reader could take back is shown as its raw text, and the Message, written
+    /// straight or built (and cut to fit SNS), reads back whole.
+    #[test]
+    fn crafted_records_become_messages_that_read_back() {
+        use activity_aware_message::SNS_MESSAGE_LIMIT_BYTES;
+        for record in test_world::payloads::poison_records() {
+            let message = message_of_text(&record).expect("a Message");
+            let json = message_json_from_record(&RecordView::parse(&record).unwrap()).unwrap();
+            assert_eq!(Message::from_json(&json).unwrap(), message);
+            let (cut, _) = message.to_json_within(SNS_MESSAGE_LIMIT_BYTES);
+            assert!(cut.len() <= SNS_MESSAGE_LIMIT_BYTES);
+            Message::from_json(&cut).unwrap();
+        }
+        let message = message_of_text(r#"{"errorMessage":"a \ud800 b","eventName":"E"}"#).unwrap();
+        assert_eq!(message.subject, r#"Error Message: "a \ud800 b""#);
+        assert_eq!(message.fields[1].value, json!("E"));
+    }
+
     /// Every real record maps without panicking; every record with an errorMessage gets it as
     /// the subject; every other record with an eventName gets that.
     #[test]

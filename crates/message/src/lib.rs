@@ -5,9 +5,11 @@
 //! keys in that order, object key order inside values preserved.
 
 mod publish;
+mod raw;
 mod shrink;
 
 pub use publish::{FailedMessage, MessagePublisher, OutgoingMessage, PublishError, PublishOptions};
+pub use raw::{MAX_FIELD_VALUE_DEPTH, field_value_from_raw, reads_back_as_field_value};
 pub use shrink::{SNS_MESSAGE_LIMIT_BYTES, TRUNCATION_MARKER};
 
 use aws_lambda_events::event::sns::SnsEvent;

@@ -396,6 +396,49 @@ async fn a_record_that_is_not_json_is_skipped_and_the_others_published() {
 }
 
 #[tokio::test]
+async fn crafted_records_never_stop_a_delivery() {
+    let source = Source::start().await;
+    let poison = test_world::payloads::poison_records();
+    let mut records = vec![assumed_role_denial().to_string()];
+    records.extend(poison.iter().cloned());
+    records.push(iam_user_denial().to_string());
+    let summary = source
+        .invoke_records(&records)
+        .await
+        .expect("no record stops the delivery");
+    assert_eq!(summary["published"], 5, "{summary}");
+    let messages = source.published(5).await;
+    source.capture().assert_quiet(Duration::from_secs(1)).await;
+    for message in &messages {
+        // What a destination reads back: every Message, whole.
+        activity_aware_message::Message::from_json(&message.to_string())
+            .unwrap_or_else(|error| panic!("{error}: {message}"));
+        assert_message_shape(message);
+    }
+    let subjects: Vec<&str> = messages
+        .iter()
+        .map(|m| m["subject"].as_str().unwrap())
+        .collect();
+    // The lone surrogate is shown as the record's raw text.
+    assert!(
+        subjects.contains(&r#"Error Message: "lone \ud800 surrogate""#),
+        "{subjects:?}"
+    );
+    let deep = messages
+        .iter()
+        .find(|m| m.to_string().contains("[[[[[[[[[["))
+        .expect("the deeply nested record was published");
+    let parameters = deep["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|field| field["key"] == "Request Parameters")
+        .unwrap();
+    assert!(parameters["value"].is_string(), "{parameters}");
+    source.finish();
+}
+
+#[tokio::test]
 async fn control_messages_publish_nothing() {
     let source = Source::start().await;
     let summary = source

@@ -1,7 +1,7 @@
 //! Any other EventBridge event: a plain Message with its envelope and its detail as JSON, so an
 //! event the rules send that no mapping knows still reaches people readably.
 
-use activity_aware_message::{Field, Message, Metadata};
+use activity_aware_message::{Field, Message, Metadata, field_value_from_raw};
 use serde_json::Value;
 
 use crate::{Event, digest_tags};
@@ -9,6 +9,22 @@ use crate::{Event, digest_tags};
 pub const SOURCE_NAME: &str = "EventBridge";
 
 pub fn message(event: &Event<'_>) -> Message {
+    message_noting(event, None)
+}
+
+/// The plain Message of an event whose detail could not be read as its detail-type says, with
+/// why: the event still reaches people.
+pub fn unread(event: &Event<'_>, reason: &str) -> Message {
+    message_noting(
+        event,
+        Some(format!(
+            "not read as a {:?} event: {reason}",
+            event.detail_type
+        )),
+    )
+}
+
+fn message_noting(event: &Event<'_>, problem: Option<String>) -> Message {
     let mut fields = Vec::new();
     let mut push = |key: &str, value: Value| {
         fields.push(Field {
@@ -34,9 +50,10 @@ pub fn message(event: &Event<'_>) -> Message {
             Value::Array(event.resources.iter().cloned().map(Value::String).collect()),
         );
     }
-    let detail: Value =
-        serde_json::from_str(event.detail.get()).expect("the detail was parsed as JSON");
-    push("Detail", detail);
+    if let Some(problem) = problem {
+        push("Problem", Value::String(problem));
+    }
+    push("Detail", field_value_from_raw(event.detail.get()));
 
     let tags = digest_tags(
         Some(format!("{} {}", event.source, event.detail_type)),

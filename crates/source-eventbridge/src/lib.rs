@@ -63,8 +63,6 @@ pub struct Summary {
 pub enum SourceError {
     #[error("not an EventBridge event: {0}")]
     NotAnEvent(String),
-    #[error("the detail of a {detail_type:?} event is not what that event carries: {reason}")]
-    BadDetail { detail_type: String, reason: String },
     #[error(transparent)]
     Publish(#[from] PublishError),
 }
@@ -72,7 +70,7 @@ pub enum SourceError {
 impl From<SourceError> for Diagnostic {
     fn from(error: SourceError) -> Self {
         let error_type = match &error {
-            SourceError::NotAnEvent(_) | SourceError::BadDetail { .. } => "UnrecognisedEvent",
+            SourceError::NotAnEvent(_) => "UnrecognisedEvent",
             SourceError::Publish(_) => "PublishFailed",
         };
         Diagnostic {
@@ -85,24 +83,26 @@ impl From<SourceError> for Diagnostic {
 /// The Message an event becomes, as the JSON text to publish (within SNS's limit) and whether
 /// it was cut; `None` for a CloudTrail record with nothing to say (as the CloudWatch Logs source).
 pub fn message_json(event: &Event<'_>) -> Result<Option<(String, bool)>, SourceError> {
-    let bad_detail = |reason: String| SourceError::BadDetail {
-        detail_type: event.detail_type.clone(),
-        reason,
-    };
+    // A detail that is not what its detail-type carries still reaches people, as the plain
+    // Message of the event with what was wrong: nothing an event holds stops its alert.
     let message = match event.detail_type.as_str() {
-        API_CALL => {
-            let view = RecordView::parse(event.detail.get())
-                .map_err(|error| bad_detail(error.to_string()))?;
+        API_CALL => match RecordView::parse(event.detail.get()) {
             // Written straight from the record, as the CloudWatch Logs source writes it.
-            return Ok(match message_json_from_record(&view) {
-                None => None,
-                Some(body) if body.len() <= SNS_MESSAGE_LIMIT_BYTES => Some((body, false)),
-                Some(_) => message_from_record(&view)
-                    .map(|message| message.to_json_within(SNS_MESSAGE_LIMIT_BYTES)),
-            });
+            Ok(view) => {
+                return Ok(match message_json_from_record(&view) {
+                    None => None,
+                    Some(body) if body.len() <= SNS_MESSAGE_LIMIT_BYTES => Some((body, false)),
+                    Some(_) => message_from_record(&view)
+                        .map(|message| message.to_json_within(SNS_MESSAGE_LIMIT_BYTES)),
+                });
+            }
+            Err(error) => generic::unread(event, &error.to_string()),
+        },
+        CONSOLE_SIGN_IN => {
+            sign_in::message(event.detail).unwrap_or_else(|reason| generic::unread(event, &reason))
         }
-        CONSOLE_SIGN_IN => sign_in::message(event.detail).map_err(bad_detail)?,
-        GUARDDUTY_FINDING => guardduty::message(event.detail).map_err(bad_detail)?,
+        GUARDDUTY_FINDING => guardduty::message(event.detail)
+            .unwrap_or_else(|reason| generic::unread(event, &reason)),
         _ => generic::message(event),
     };
     Ok(Some(within_limit(&message)))
@@ -221,13 +221,51 @@ mod tests {
             let error = parse_event(text).unwrap_err();
             assert!(error.to_string().starts_with(expected), "{error}");
         }
-        let not_a_record = event(API_CALL, "aws.iam", json!([1, 2]));
-        let event: Event<'_> = serde_json::from_str(&not_a_record).unwrap();
-        let error = message_json(&event).unwrap_err();
-        assert!(
-            error.to_string().starts_with("the detail of a \"AWS API Call via CloudTrail\" event is not what that event carries"),
-            "{error}"
-        );
+    }
+
+    /// A detail that is not what its detail-type carries, or that no reader could take back,
+    /// is still published: as the event's plain Message, saying what was wrong.
+    #[test]
+    fn details_that_cannot_be_read_are_still_published() {
+        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        for (detail_type, detail) in [
+            (API_CALL, "[1, 2]".to_owned()),
+            (
+                CONSOLE_SIGN_IN,
+                r#"{"eventName": "ConsoleLogin", "errorMessage": "\ud800"}"#.to_owned(),
+            ),
+            (
+                GUARDDUTY_FINDING,
+                format!(r#"{{"severity": 8, "x": {deep}}}"#),
+            ),
+            (GUARDDUTY_FINDING, r#"{"title": "no severity"}"#.to_owned()),
+            ("Custom Event", deep.clone()),
+        ] {
+            let text = event(detail_type, "aws.test", json!(null))
+                .replace(r#""detail":null"#, &format!(r#""detail":{detail}"#));
+            let event = parse_event(&text).unwrap();
+            let (json, _) = message_json(&event).unwrap().unwrap();
+            let message = Message::from_json(&json).unwrap();
+            assert_eq!(message.subject, format!("{detail_type} (aws.test)"));
+            let field = |key: &str| {
+                message
+                    .fields
+                    .iter()
+                    .find(|f| f.key == key)
+                    .map(|f| &f.value)
+            };
+            if detail_type != "Custom Event" {
+                let problem = field("Problem").and_then(Value::as_str).unwrap();
+                assert!(
+                    problem.starts_with(&format!("not read as a {detail_type:?} event: ")),
+                    "{problem}"
+                );
+            }
+            let shown = field("Detail").unwrap();
+            if detail.contains("[[[[") || detail.contains("\\ud800") {
+                assert_eq!(shown, &json!(detail), "{detail_type}");
+            }
+        }
     }
 
     #[test]

@@ -200,7 +200,7 @@ async fn every_sample_event_is_published_as_the_message_of_its_kind() {
 }
 
 #[tokio::test]
-async fn a_malformed_event_fails_the_invocation_and_the_process_keeps_serving() {
+async fn a_malformed_event_fails_the_invocation_and_an_unreadable_detail_is_still_published() {
     let source = Source::start().await;
     let not_an_event = json!({"awslogs": {"data": "H4sI"}});
     let error = source
@@ -215,18 +215,20 @@ async fn a_malformed_event_fails_the_invocation_and_the_process_keeps_serving() 
         "{error}"
     );
 
-    let mut bad_detail: Value = serde_json::from_str(EVENTBRIDGE_SAMPLES[0].1).unwrap();
-    bad_detail["detail-type"] = json!("GuardDuty Finding");
-    bad_detail["detail"] = json!({"title": "no severity"});
-    let error = source.api.invoke(bad_detail).await.expect_err("must fail");
-    assert!(error.error_message.contains("GuardDuty Finding"), "{error}");
     assert!(source.process.is_running());
     source.capture.assert_quiet(Duration::from_secs(1)).await;
 
-    let (answer, _) = source
-        .publish(serde_json::from_str(EVENTBRIDGE_SAMPLES[0].1).unwrap())
-        .await;
+    // An event whose detail is not what its detail-type carries is still an alert.
+    let mut bad_detail: Value = serde_json::from_str(EVENTBRIDGE_SAMPLES[0].1).unwrap();
+    bad_detail["detail-type"] = json!("GuardDuty Finding");
+    bad_detail["detail"] = json!({"title": "no severity"});
+    let (answer, message) = source.publish(bad_detail).await;
     assert_eq!(answer["published"], 1);
+    let problem = field(&message, "Problem").unwrap();
+    assert!(
+        problem.starts_with("not read as a \"GuardDuty Finding\" event:"),
+        "{problem}"
+    );
     source.finish();
 }
 
@@ -247,4 +249,49 @@ async fn a_missing_topic_fails_the_invocation() {
     assert_eq!(error.error_type, "PublishFailed", "{error}");
     assert!(error.error_message.contains("NotFound"), "{error}");
     drop(process);
+}
+
+/// Crafted details (a lone surrogate escape, nesting past serde_json's limit) as EventBridge
+/// would deliver them: each event is still published, as a Message every reader takes back.
+#[tokio::test]
+async fn crafted_details_are_published_and_read_back() {
+    let source = Source::start().await;
+    let envelope = |detail_type: &str, detail: &str| {
+        format!(
+            r#"{{"version":"0","id":"6a7e8feb-b491-4cf7-a9f1-bf3703467718","detail-type":"{detail_type}","source":"aws.iam","account":"111122223333","time":"2024-06-02T20:16:32Z","region":"us-east-1","resources":[],"detail":{detail}}}"#
+        )
+    };
+    let deep = format!("{}0{}", "[".repeat(300), "]".repeat(300));
+    for poison in test_world::payloads::poison_records() {
+        let answer = source
+            .api
+            .invoke_text(envelope("AWS API Call via CloudTrail", &poison))
+            .await
+            .expect("published");
+        assert_eq!(answer["published"], 1, "{answer}");
+    }
+    for (detail_type, detail) in [
+        (
+            "AWS Console Sign In via CloudTrail",
+            r#"{"errorMessage":"\ud800"}"#.to_owned(),
+        ),
+        (
+            "GuardDuty Finding",
+            format!(r#"{{"severity":8,"d":{deep}}}"#),
+        ),
+        ("Custom Event", deep.clone()),
+    ] {
+        let answer = source
+            .api
+            .invoke_text(envelope(detail_type, &detail))
+            .await
+            .unwrap_or_else(|error| panic!("{detail_type}: {error}"));
+        assert_eq!(answer["published"], 1, "{detail_type}: {answer}");
+    }
+    let bodies = source.capture.receive(6, RECEIVE_TIMEOUT).await;
+    for body in &bodies {
+        activity_aware_message::Message::from_json(body)
+            .unwrap_or_else(|error| panic!("{error}: {body:.300}"));
+    }
+    source.finish();
 }

@@ -21,6 +21,30 @@ pub fn edge_case_records() -> Vec<&'static str> {
     EDGE_CASES.lines().filter(|line| !line.is_empty()).collect()
 }
 
+/// Records crafted to stop a delivery (what an attacker controls: error messages, request
+/// parameters): a lone surrogate escape, nesting past serde_json's 128 levels, and both in a
+/// record large enough that its Message must be cut to fit SNS. Each is a valid JSON text.
+pub fn poison_records() -> Vec<String> {
+    let deep = |depth: usize| format!("{}\"x\"{}", "[".repeat(depth), "]".repeat(depth));
+    let record = |error_message: &str, parameters: &str| {
+        format!(
+            r#"{{"eventVersion":"1.08","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/mallory","accountId":"111122223333","userName":"mallory"}},"eventTime":"2024-06-02T20:16:32Z","eventSource":"iam.amazonaws.com","eventName":"GetUser","awsRegion":"us-east-1","sourceIPAddress":"203.0.113.9","errorCode":"AccessDenied","errorMessage":{error_message},"requestParameters":{parameters},"eventID":"0e6c2d0e-0000-4000-8000-000000000001","recipientAccountId":"111122223333"}}"#
+        )
+    };
+    vec![
+        record(r#""lone \ud800 surrogate""#, r#"{"userName":"x"}"#),
+        record(r#""denied""#, &format!(r#"{{"nested":{}}}"#, deep(200))),
+        record(
+            r#""\udfff""#,
+            &format!(
+                r#"{{"padding":"{}","nested":{}}}"#,
+                "p".repeat(300 * 1024),
+                deep(130)
+            ),
+        ),
+    ]
+}
+
 /// The EventBridge samples of `fixtures/eventbridge/` (see its PROVENANCE.md), by name: every
 /// detail-type the EventBridge source knows, and a few it does not.
 pub const EVENTBRIDGE_SAMPLES: [(&str, &str); 23] = [
@@ -137,6 +161,7 @@ pub fn fuzz_seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         .chain(edge_case_records())
         .filter(|record| record.len() < 8_000)
         .collect();
+    let poison = poison_records();
     let mut seeds = Vec::new();
     for start in (0..records.len()).step_by(97) {
         let batch: Vec<String> = records[start..(start + 3).min(records.len())]
@@ -175,6 +200,31 @@ pub fn fuzz_seeds() -> Vec<(&'static str, String, Vec<u8>)> {
             message.to_string().into_bytes(),
         ));
     }
+    // libFuzzer takes seeds of a few kilobytes best: the large one is left to the tests.
+    for (number, record) in poison
+        .into_iter()
+        .enumerate()
+        .filter(|(_, r)| r.len() < 8_000)
+    {
+        let payload = crate::events::data_message(std::slice::from_ref(&record)).to_string();
+        seeds.push((
+            "logs_payload",
+            format!("poison-payload-{number}"),
+            payload.into_bytes(),
+        ));
+        seeds.push((
+            "logs_payload",
+            format!("poison-record-{number}"),
+            record.into_bytes(),
+        ));
+    }
+    let poison_message =
+        r#"{"subject":"s","fields":[{"key":"k","value":"\ud800"}],"metadata":{},"tags":[]}"#;
+    seeds.push((
+        "message",
+        "poison-message".into(),
+        poison_message.as_bytes().to_vec(),
+    ));
     seeds
 }
 
