@@ -35,8 +35,25 @@ pub struct MotoServer {
 
 const LAUNCHER: &str = include_str!("moto_server.py");
 
+/// The Python interpreter moto is installed in (the one its `moto_server` script names), for
+/// tests that use moto as a library: `python3` when moto_server is no Python script.
+pub fn moto_python() -> Command {
+    moto_interpreter().unwrap_or_else(|_| Command::new("python3"))
+}
+
 /// The command that starts moto: its Python with the launcher, or the binary as it is.
 fn moto_command() -> Command {
+    match moto_interpreter() {
+        Ok(mut python) => {
+            python.args(["-c", LAUNCHER]);
+            python
+        }
+        Err(binary) => Command::new(binary),
+    }
+}
+
+/// moto's Python (with the shebang's arguments), or the moto_server binary when it is none.
+fn moto_interpreter() -> Result<Command, String> {
     let pinned = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/moto_server");
     let binary = std::env::var("MOTO_SERVER").unwrap_or_else(|_| {
         if std::path::Path::new(pinned).is_file() {
@@ -68,10 +85,10 @@ fn moto_command() -> Command {
         Some(interpreter) => {
             let mut parts = interpreter.split_whitespace();
             let mut command = Command::new(parts.next().expect("a shebang names a program"));
-            command.args(parts).args(["-c", LAUNCHER]);
-            command
+            command.args(parts);
+            Ok(command)
         }
-        None => Command::new(binary),
+        None => Err(binary),
     }
 }
 

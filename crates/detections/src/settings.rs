@@ -1,0 +1,308 @@
+//! What the stack tells a source about itself, read once at start: the values the catalogue's
+//! patterns name (`${AWS::StackName}`...), the ports that may be public, and the principals
+//! whose changes are expected.
+
+use crate::ports::{PortsError, PublicPorts};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SettingsError {
+    #[error(transparent)]
+    Ports(#[from] PortsError),
+    #[error(
+        "EXPECTED_PRINCIPAL_ARNS: {0:?} is not an ARN, an IAM role's ARN, or an assumed role's sessions (arn:...:assumed-role/NAME/*); a * may stand only for a whole session name, which the caller chooses"
+    )]
+    Principal(String),
+    #[error("EXPECTED_CHANGES must be info or drop, not {0:?}")]
+    ExpectedChanges(String),
+    #[error("SNS_TOPIC must be a topic ARN (arn:PARTITION:sns:REGION:ACCOUNT:NAME), not {0:?}")]
+    Topic(String),
+}
+
+/// Principals whose changes are expected (deployment roles; CloudFormation acting for
+/// someone): their detections become `info`, or are dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExpectedPrincipals {
+    arns: Vec<String>,
+    /// Roles all of whose sessions are expected (`arn:...:assumed-role/NAME/*`), as the prefix.
+    session_prefixes: Vec<String>,
+    pub cloudformation: bool,
+    pub drop: bool,
+}
+
+impl ExpectedPrincipals {
+    pub fn parse(arns: &str, cloudformation: bool, drop: bool) -> Result<Self, SettingsError> {
+        let mut expected = ExpectedPrincipals {
+            cloudformation,
+            drop,
+            ..Default::default()
+        };
+        for arn in arns.split(',').map(str::trim).filter(|arn| !arn.is_empty()) {
+            let bad = || SettingsError::Principal(arn.to_owned());
+            if !arn.starts_with("arn:") || arn.contains(char::is_whitespace) {
+                return Err(bad());
+            }
+            match arn.strip_suffix('*') {
+                None if !arn.contains('*') => expected.arns.push(arn.to_owned()),
+                Some(prefix) if !prefix.contains('*') && is_role_sessions(prefix) => {
+                    expected.session_prefixes.push(prefix.to_owned());
+                }
+                _ => return Err(bad()),
+            }
+        }
+        Ok(expected)
+    }
+
+    /// Why the record's change was expected, when it was.
+    pub fn why(&self, record: &Value) -> Option<String> {
+        let text = |path: &[&str]| {
+            path.iter()
+                .try_fold(record, |node, key| node.get(*key))
+                .and_then(Value::as_str)
+        };
+        if self.cloudformation
+            && (text(&["userIdentity", "invokedBy"]) == Some(CLOUDFORMATION)
+                || text(&["sourceIPAddress"]) == Some(CLOUDFORMATION))
+        {
+            return Some(
+                "made by CloudFormation acting for a principal, which the stack expects".into(),
+            );
+        }
+        let arn = text(&["userIdentity", "arn"]);
+        let issuer = text(&["userIdentity", "sessionContext", "sessionIssuer", "arn"]);
+        for candidate in [arn, issuer].into_iter().flatten() {
+            if self.arns.iter().any(|expected| expected == candidate) {
+                return Some(format!(
+                    "made by {candidate}, which ExpectedPrincipalArns names"
+                ));
+            }
+        }
+        let arn = arn?;
+        self.session_prefixes
+            .iter()
+            .find(|prefix| arn.starts_with(prefix.as_str()) && !arn[prefix.len()..].contains('/'))
+            .map(|prefix| {
+                format!("made by a session of {prefix}*, which ExpectedPrincipalArns names")
+            })
+    }
+}
+
+const CLOUDFORMATION: &str = "cloudformation.amazonaws.com";
+
+/// `arn:PARTITION:sts::ACCOUNT:assumed-role/NAME/` with a role name and nothing after it.
+fn is_role_sessions(prefix: &str) -> bool {
+    let Some((head, role)) = prefix.split_once(":assumed-role/") else {
+        return false;
+    };
+    head.contains(":sts:")
+        && role
+            .strip_suffix('/')
+            .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// Values for the catalogue's `${Name}` placeholders; a detection naming one that is not
+    /// here is not looked for.
+    pub placeholders: BTreeMap<String, String>,
+    pub public_ports: PublicPorts,
+    pub expected: ExpectedPrincipals,
+}
+
+impl Settings {
+    /// Reads the environment the template gives the sources.
+    pub fn from_env() -> Result<Settings, SettingsError> {
+        Settings::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the same variables from `lookup`:
+    /// - `SNS_TOPIC`: the topic's ARN, which names the partition, region and account;
+    /// - `STACK_NAME`, `STACK_KEY_ARN`, `CLOUDTRAIL_LOG_GROUP`, `HONEY_BUCKET_NAME`: what the
+    ///   self-protection and honey bucket detections name;
+    /// - `ALLOWED_PUBLIC_PORTS` (default `tcp:80,tcp:443`);
+    /// - `EXPECTED_PRINCIPAL_ARNS`, `EXPECT_CLOUDFORMATION_CHANGES` (`true`, the default, or
+    ///   `false`) and `EXPECTED_CHANGES` (`info`, the default, or `drop`).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, SettingsError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|value| value.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let mut placeholders = BTreeMap::new();
+        if let Some(topic) = get("SNS_TOPIC") {
+            let parts: Vec<&str> = topic.split(':').collect();
+            match parts.as_slice() {
+                ["arn", partition, "sns", region, account, _name]
+                    if !partition.is_empty() && !region.is_empty() && account.len() == 12 =>
+                {
+                    placeholders.insert("AWS::Partition".into(), (*partition).to_owned());
+                    placeholders.insert("AWS::Region".into(), (*region).to_owned());
+                    placeholders.insert("AWS::AccountId".into(), (*account).to_owned());
+                    placeholders.insert("SNSTopic".into(), topic.clone());
+                }
+                _ => return Err(SettingsError::Topic(topic)),
+            }
+        }
+        for (variable, placeholder) in [
+            ("STACK_NAME", "AWS::StackName"),
+            ("STACK_KEY_ARN", "StackKey.Arn"),
+            ("CLOUDTRAIL_LOG_GROUP", "CloudTrailCloudWatchLogsGroupName"),
+            ("HONEY_BUCKET_NAME", "HoneyBucketName"),
+        ] {
+            if let Some(value) = get(variable) {
+                placeholders.insert(placeholder.into(), value);
+            }
+        }
+        if let Some(key_id) = placeholders
+            .get("StackKey.Arn")
+            .and_then(|arn| arn.rsplit_once('/'))
+            .map(|(_, id)| id.to_owned())
+        {
+            placeholders.insert("StackKey.KeyId".into(), key_id);
+        }
+        let public_ports = match get("ALLOWED_PUBLIC_PORTS") {
+            Some(ports) => PublicPorts::parse(&ports)?,
+            None => PublicPorts::default(),
+        };
+        let drop = match get("EXPECTED_CHANGES").as_deref() {
+            None => false,
+            Some(value) if value.eq_ignore_ascii_case("info") => false,
+            Some(value) if value.eq_ignore_ascii_case("drop") => true,
+            Some(other) => return Err(SettingsError::ExpectedChanges(other.to_owned())),
+        };
+        let cloudformation = get("EXPECT_CLOUDFORMATION_CHANGES")
+            .is_none_or(|value| !value.eq_ignore_ascii_case("false"));
+        let expected = ExpectedPrincipals::parse(
+            &get("EXPECTED_PRINCIPAL_ARNS").unwrap_or_default(),
+            cloudformation,
+            drop,
+        )?;
+        Ok(Settings {
+            placeholders,
+            public_ports,
+            expected,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_lookup(|name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn the_topic_and_the_stack_name_the_placeholders() {
+        let settings = settings(&[
+            ("SNS_TOPIC", "arn:aws:sns:eu-west-1:111122223333:ids"),
+            ("STACK_NAME", "ids"),
+            (
+                "STACK_KEY_ARN",
+                "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab",
+            ),
+            ("HONEY_BUCKET_NAME", ""),
+        ])
+        .unwrap();
+        let get = |name: &str| settings.placeholders.get(name).map(String::as_str);
+        assert_eq!(get("AWS::AccountId"), Some("111122223333"));
+        assert_eq!(get("AWS::Region"), Some("eu-west-1"));
+        assert_eq!(get("AWS::Partition"), Some("aws"));
+        assert_eq!(get("StackKey.KeyId"), Some("1234abcd-12ab"));
+        assert_eq!(get("HoneyBucketName"), None);
+        assert!(settings.expected.cloudformation && !settings.expected.drop);
+        assert_eq!(settings.public_ports, PublicPorts::default());
+    }
+
+    #[test]
+    fn bad_settings_are_clear_errors() {
+        assert_eq!(
+            settings(&[("SNS_TOPIC", "my-topic")]).unwrap_err(),
+            SettingsError::Topic("my-topic".into())
+        );
+        assert!(matches!(
+            settings(&[("ALLOWED_PUBLIC_PORTS", "tcp:https")]).unwrap_err(),
+            SettingsError::Ports(_)
+        ));
+        assert_eq!(
+            settings(&[("EXPECTED_CHANGES", "hide")]).unwrap_err(),
+            SettingsError::ExpectedChanges("hide".into())
+        );
+        // A * inside a session name the caller chooses, or anywhere but a whole session.
+        for arn in [
+            "arn:aws:sts::111122223333:assumed-role/Deploy/ci-*",
+            "arn:aws:sts::111122223333:assumed-role/Deploy*",
+            "arn:aws:iam::111122223333:user/*",
+            "arn:aws:sts::111122223333:assumed-role/*/x",
+            "deploy-role",
+        ] {
+            assert_eq!(
+                settings(&[("EXPECTED_PRINCIPAL_ARNS", arn)]).unwrap_err(),
+                SettingsError::Principal(arn.into()),
+                "{arn}"
+            );
+        }
+    }
+
+    #[test]
+    fn expected_principals_are_whole_arns_roles_or_every_session_of_a_role() {
+        let expected = ExpectedPrincipals::parse(
+            "arn:aws:iam::111122223333:user/deployer, arn:aws:iam::111122223333:role/Pipeline,arn:aws:sts::111122223333:assumed-role/Terraform/*",
+            false,
+            false,
+        )
+        .unwrap();
+        let record = |arn: &str, issuer: &str| json!({"userIdentity": {"arn": arn, "sessionContext": {"sessionIssuer": {"arn": issuer}}}});
+        assert!(
+            expected
+                .why(&record("arn:aws:iam::111122223333:user/deployer", ""))
+                .is_some()
+        );
+        assert!(
+            expected
+                .why(&record("arn:aws:iam::111122223333:user/deployer2", ""))
+                .is_none()
+        );
+        assert!(
+            expected
+                .why(&record(
+                    "arn:aws:sts::111122223333:assumed-role/Pipeline/run-1",
+                    "arn:aws:iam::111122223333:role/Pipeline"
+                ))
+                .is_some()
+        );
+        assert!(
+            expected
+                .why(&record(
+                    "arn:aws:sts::111122223333:assumed-role/Terraform/plan",
+                    ""
+                ))
+                .is_some()
+        );
+        assert!(
+            expected
+                .why(&record(
+                    "arn:aws:sts::111122223333:assumed-role/TerraformAdmin/x",
+                    ""
+                ))
+                .is_none()
+        );
+        // CloudFormation only when the stack expects it.
+        let by_stack = json!({"userIdentity": {"arn": "arn:aws:iam::1:user/x", "invokedBy": "cloudformation.amazonaws.com"}});
+        assert!(expected.why(&by_stack).is_none());
+        let expected = ExpectedPrincipals::parse("", true, false).unwrap();
+        assert!(expected.why(&by_stack).unwrap().contains("CloudFormation"));
+    }
+}
