@@ -61,6 +61,8 @@ usage: $0 <command> [arguments]
                           the template URL and a one-click launch link
   delete                  delete the stack
   functions               the functions the template deploys, one per line
+  detections              remake the template's EventBridge rules and parameters and README's
+                          detection table from crates/detections/catalogue.json
   bench                   the benchmark table (speed, cold start, memory, zip sizes, floods)
   fuzz [seconds]          libFuzzer on the decoder, the record mapping and the Message parser
   help                    this text
@@ -616,6 +618,10 @@ case "$command" in
     bench) cmd_bench "$@" ;;
     fuzz) cmd_fuzz "$@" ;;
     functions) printf '%s\n' "${FUNCTIONS[@]}" ;;
+    detections)
+        [[ $# -eq 0 ]] || die "$E_USAGE" "usage: $0 detections"
+        need_command python3 "Python 3.9 or later"
+        python3 "$ROOT/infrastructure/detections.py" --write ;;
     help | -h | --help) usage ;;
     *)
         usage >&2

@@ -19,15 +19,33 @@ def load():
     return json.loads(json.dumps(cfn_yaml.load(TEMPLATE)))
 
 
+# The values the tests give what CloudFormation knows only at deploy time: pseudo parameters,
+# and the attributes and references !Sub names.
+STACK_VALUES = {
+    "AWS::AccountId": "111122223333",
+    "AWS::Region": "us-east-1",
+    "AWS::Partition": "aws",
+    "AWS::StackName": "ids",
+    "StackKey.Arn": "arn:aws:kms:us-east-1:111122223333:key/0f0e0d0c-0000-4000-8000-000000000001",
+    "StackKey.KeyId": "0f0e0d0c-0000-4000-8000-000000000001",
+    "SNSTopic": "arn:aws:sns:us-east-1:111122223333:ids-SNSTopic-1",
+}
+
+
 class Resolved:
-    def __init__(self, template, **parameters):
+    def __init__(self, template, stack_values=None, **parameters):
         unknown = set(parameters) - set(template["Parameters"])
         assert not unknown, f"no such parameters: {unknown}"
         self.template = template
+        self.stack_values = dict(STACK_VALUES, **(stack_values or {}))
         # CloudFormation hands every parameter to the template as a string.
         self.parameters = {name: str(spec.get("Default", "")) for name, spec in template["Parameters"].items()}
         self.parameters.update({name: str(value) for name, value in parameters.items()})
         self.conditions = {name: self.value(body) for name, body in template.get("Conditions", {}).items()}
+
+    def named(self, name):
+        """A parameter's value, or a value only a deployed stack knows, as the tests give it."""
+        return self.parameters[name] if name in self.parameters else self.stack_values[name]
 
     def property(self, resource, name):
         """A resource's property, resolved."""
@@ -48,7 +66,7 @@ class Resolved:
             if key == "Ref":
                 if arg == "AWS::NoValue":
                     return NO_VALUE
-                return self.parameters[arg]
+                return self.named(arg)
             if key == "Condition":
                 return self.conditions[arg]
             if key == "Fn::If":
@@ -73,7 +91,7 @@ class Resolved:
                 index, items = arg
                 return self.value(items)[int(self.value(index))]
             if key == "Fn::Sub" and isinstance(arg, str):
-                return re.sub(r"\$\{([A-Za-z0-9]+)\}", lambda m: self.parameters[m.group(1)], arg)
+                return re.sub(r"\$\{([A-Za-z0-9:.]+)\}", lambda m: self.named(m.group(1)), arg)
         return {k: v for k, v in ((k, self.value(v)) for k, v in node.items()) if v is not NO_VALUE}
 
 

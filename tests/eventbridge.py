@@ -57,6 +57,8 @@ def matcher(pattern):
         def matches(self, event):
             return moto.matches_event(flattened(event))
 
+        matches_event = matches
+
     return Matcher()
 
 

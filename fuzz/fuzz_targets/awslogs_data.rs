@@ -3,8 +3,11 @@
 #![no_main]
 
 use base64::Engine;
+use source_cloudtrail_cloudwatch_logs::Detector;
 use libfuzzer_sys::fuzz_target;
 use std::io::Write;
+
+static DETECTOR: std::sync::LazyLock<Detector> = std::sync::LazyLock::new(Detector::default);
 
 fuzz_target!(|data: &[u8]| {
     let Some((&first, rest)) = data.split_first() else {
@@ -17,5 +20,5 @@ fuzz_target!(|data: &[u8]| {
         gzip.write_all(rest).unwrap();
         base64::engine::general_purpose::STANDARD.encode(gzip.finish().unwrap())
     };
-    let _ = source_cloudtrail_cloudwatch_logs::decode_and_transform(text);
+    let _ = source_cloudtrail_cloudwatch_logs::decode_and_transform(text, &DETECTOR);
 });

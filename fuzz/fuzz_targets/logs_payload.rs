@@ -6,11 +6,17 @@
 use activity_aware_message::{Message, SNS_MESSAGE_LIMIT_BYTES};
 use libfuzzer_sys::fuzz_target;
 use source_cloudtrail_cloudwatch_logs::{
-    RecordView, message_from_record, message_json_from_record,
+    Detector, RecordView, message_from_record, message_json_from_record,
 };
+use std::sync::OnceLock;
+
+fn detector() -> &'static Detector {
+    static DETECTOR: OnceLock<Detector> = OnceLock::new();
+    DETECTOR.get_or_init(Detector::default)
+}
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(decoded) = source_cloudtrail_cloudwatch_logs::transform_payload(data) {
+    if let Ok(decoded) = source_cloudtrail_cloudwatch_logs::transform_payload(data, detector()) {
         for outgoing in &decoded.outgoing {
             assert!(outgoing.body.len() <= SNS_MESSAGE_LIMIT_BYTES);
             Message::from_json(&outgoing.body).expect("a published body is a valid Message");
@@ -20,9 +26,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data)
         && let Ok(view) = RecordView::parse(text)
     {
-        let written = message_json_from_record(&view)
+        let detected = detector().detect(&view);
+        let written = message_json_from_record(&view, &detected)
             .map(|json| serde_json::from_str::<serde_json::Value>(&json).unwrap());
-        let built = message_from_record(&view)
+        let built = message_from_record(&view, &detected)
             .map(|m| serde_json::from_str::<serde_json::Value>(&m.to_json()).unwrap());
         assert_eq!(written, built);
     }

@@ -4,7 +4,7 @@
 use base64::Engine;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use flate2::read::MultiGzDecoder;
-use source_cloudtrail_cloudwatch_logs::decode_and_transform;
+use source_cloudtrail_cloudwatch_logs::{Detector, decode_and_transform};
 use std::hint::black_box;
 use std::io::Read;
 use test_world::payloads::largest_cloudtrail_event;
@@ -31,8 +31,9 @@ fn decode(c: &mut Criterion) {
             json
         })
     });
+    let detector = Detector::default();
     group.bench_function("decode + transform to Messages", |b| {
-        b.iter(|| decode_and_transform(black_box(data.clone())).unwrap())
+        b.iter(|| decode_and_transform(black_box(data.clone()), &detector).unwrap())
     });
     group.finish();
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_sns::types::PublishBatchRequestEntry;
 use serde_json::{Value, json};
-use source_cloudtrail_cloudwatch_logs::decode_and_transform;
+use source_cloudtrail_cloudwatch_logs::{Detector, decode_and_transform};
 use test_world::payloads::{self, BuiltEvent};
 use test_world::pipeline::{self, Flow, Pipeline};
 use test_world::{
@@ -142,7 +142,7 @@ pub async fn batch_vs_per_record(
         .as_str()
         .ok_or("the event has no awslogs.data")?
         .to_owned();
-    let mut bodies: Vec<String> = decode_and_transform(data)
+    let mut bodies: Vec<String> = decode_and_transform(data, &Detector::default())
         .map_err(|e| format!("decoding the delivery: {e}"))?
         .outgoing
         .into_iter()
@@ -298,7 +298,7 @@ pub async fn source_peak_rss(world: &World, binary: &Path) -> Result<SourcePeak,
     let data = payload.event["awslogs"]["data"]
         .as_str()
         .ok_or("the event has no awslogs.data")?;
-    let outgoing = decode_and_transform(data.to_owned())
+    let outgoing = decode_and_transform(data.to_owned(), &Detector::default())
         .map_err(|e| format!("decoding the largest payload: {e}"))?
         .outgoing;
     let (messages, message_bytes) = (outgoing.len(), outgoing.iter().map(|m| m.body.len()).sum());
@@ -386,7 +386,7 @@ pub async fn kms_encryption_peak_rss(world: &World, binary: &Path) -> Result<u64
 pub fn sample_message() -> Result<String, String> {
     let event = payloads::cloudtrail_event(1);
     let data = event["awslogs"]["data"].as_str().unwrap_or_default();
-    decode_and_transform(data.to_owned())
+    decode_and_transform(data.to_owned(), &Detector::default())
         .map_err(|e| e.to_string())?
         .outgoing
         .into_iter()

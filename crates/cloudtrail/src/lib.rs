@@ -1,8 +1,15 @@
 //! CloudTrail records to Messages: the CloudWatch Logs source and the EventBridge source make
-//! the same Message of the same record, because both use this one mapping.
+//! the same Message of the same record, because both use this one mapping, and read which
+//! detection of the catalogue the record is with the same [`Detector`].
 
+mod detect;
 mod record;
 
+pub use detect::{
+    DETECTION_LABEL, Detected, DetectionText, Detector, DetectorError, EXPECTED_LABEL,
+    TACTIC_LABEL, UNCLASSIFIED_SEVERITY, WHAT_HAPPENED_LABEL, WHY_IT_ALERTED_LABEL,
+    WHY_IT_MATTERS_LABEL,
+};
 pub use record::{
     CONSOLE_LINK_LABEL, DIGEST_FIELDS, RecordView, SOURCE_ICON_URL, SOURCE_NAME,
     cloudtrail_event_link, is_safe_id, is_safe_region, message_from_record,

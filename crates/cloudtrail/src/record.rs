@@ -5,6 +5,7 @@
 //! without being built. The same choice of fields then renders either as a [`Message`] or
 //! straight to the Message's JSON text, which is what the source publishes.
 
+use crate::detect::{Detected, WHAT_HAPPENED_LABEL};
 use activity_aware_message::{
     DIGEST_FIELD_TAG, DIGEST_GROUP_TAG, EVENT_TIME_TAG, Field, Message, Metadata, Tag,
     field_value_from_raw, reads_back_as_field_value,
@@ -131,12 +132,17 @@ const READ: &[Wanted] = &[
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RecordView<'a> {
     values: [Option<&'a RawValue>; slot::COUNT],
+    /// The whole record, read again only when a detection may be it.
+    text: &'a str,
 }
 
 impl<'a> RecordView<'a> {
     /// Reads a record; anything but a JSON object is an error.
     pub fn parse(text: &'a str) -> Result<Self, serde_json::Error> {
-        let mut view = RecordView::default();
+        let mut view = RecordView {
+            text,
+            ..RecordView::default()
+        };
         let mut deserializer = serde_json::Deserializer::from_str(text);
         deserializer.deserialize_map(Reader {
             view: &mut view,
@@ -144,6 +150,36 @@ impl<'a> RecordView<'a> {
         })?;
         deserializer.end()?;
         Ok(view)
+    }
+
+    /// The record's whole text.
+    pub fn text(&self) -> &'a str {
+        self.text
+    }
+
+    /// A string value of the record at a path the view keeps: `Some(None)` when the record has
+    /// none there, `None` for a path the view does not keep (or a value that is no string).
+    pub fn known_text(&self, path: &str) -> Option<Option<String>> {
+        let slot = match path {
+            "eventName" => slot::EVENT_NAME,
+            "eventSource" => slot::EVENT_SOURCE,
+            "errorCode" => slot::ERROR_CODE,
+            "errorMessage" => slot::ERROR_MESSAGE,
+            "awsRegion" => slot::REGION,
+            "recipientAccountId" => slot::RECIPIENT_ACCOUNT_ID,
+            "sourceIPAddress" => slot::SOURCE_IP,
+            "eventID" => slot::EVENT_ID,
+            "eventTime" => slot::EVENT_TIME,
+            "userIdentity.type" => slot::USER_TYPE,
+            "userIdentity.arn" => slot::USER_ARN,
+            "userIdentity.accountId" => slot::USER_ACCOUNT_ID,
+            "userIdentity.invokedBy" => slot::INVOKED_BY,
+            _ => return None,
+        };
+        match self.values[slot] {
+            None => Some(None),
+            Some(raw) => serde_json::from_str::<String>(raw.get()).ok().map(Some),
+        }
     }
 
     /// The value in a slot when JavaScript would call it truthy.
@@ -157,7 +193,7 @@ impl<'a> RecordView<'a> {
 
     /// The fields the Message shows, in order, or `None` when it has none of the original's
     /// fields (there is nothing to say, and no subject to say it with).
-    fn fields(&self) -> Option<Vec<(&'static str, Shown<'a>)>> {
+    fn fields(&self, detected: &Detected) -> Option<Vec<(&'static str, Shown<'a>)>> {
         let mut fields: Vec<(&'static str, Shown<'a>)> = ORIGINAL_FIELDS
             .iter()
             .filter_map(|&(label, slot)| self.truthy(slot).map(|raw| (label, Shown::of(raw))))
@@ -171,6 +207,12 @@ impl<'a> RecordView<'a> {
                 .iter()
                 .filter(|&&(label, _)| label != ROLE_LABEL || is_assumed_role)
                 .filter_map(|&(label, slot)| self.truthy(slot).map(|raw| (label, Shown::of(raw)))),
+        );
+        fields.extend(
+            detected
+                .fields()
+                .into_iter()
+                .map(|(label, value)| (label, Shown::Text(value))),
         );
         if let Some(link) = self.console_link() {
             fields.push((CONSOLE_LINK_LABEL, Shown::Text(link)));
@@ -195,21 +237,31 @@ impl<'a> RecordView<'a> {
         }
     }
 
-    /// The tags that let a destination combine one principal's Messages into a digest.
-    fn tags(&self) -> Vec<Tag> {
+    /// The tags that let a destination combine one principal's Messages into a digest (a
+    /// detection's with the principal's others of the same detection only), and its severity.
+    fn tags(&self, detected: &Detected) -> Vec<Tag> {
         let tag = |key: &str, value: String| Tag {
             key: key.to_owned(),
             value,
         };
-        let mut tags = Vec::with_capacity(DIGEST_FIELDS.len() + 2);
+        let detection = detected.shown();
+        let mut tags = Vec::with_capacity(DIGEST_FIELDS.len() + 5);
         if let Some(principal) = self.principal() {
-            tags.push(tag(DIGEST_GROUP_TAG, principal));
+            let group = match detection {
+                Some(detection) => format!("{principal} · {}", detection.id),
+                None => principal,
+            };
+            tags.push(tag(DIGEST_GROUP_TAG, group));
         }
         tags.extend(
             DIGEST_FIELDS
                 .iter()
                 .map(|label| tag(DIGEST_FIELD_TAG, (*label).to_owned())),
         );
+        if detection.is_some_and(|detection| detection.what_happened.is_some()) {
+            tags.push(tag(DIGEST_FIELD_TAG, WHAT_HAPPENED_LABEL.to_owned()));
+        }
+        tags.extend(detected.tags());
         if let Some(time) = self
             .string(slot::EVENT_TIME)
             .filter(|time| !time.is_empty())
@@ -304,8 +356,8 @@ fn metadata() -> Metadata {
 }
 
 /// The Message for one record, or `None` when the record has none of the original fields.
-pub fn message_from_record(record: &RecordView<'_>) -> Option<Message> {
-    let fields = record.fields()?;
+pub fn message_from_record(record: &RecordView<'_>, detected: &Detected) -> Option<Message> {
+    let fields = record.fields(detected)?;
     Some(Message {
         subject: subject(&fields),
         fields: fields
@@ -316,14 +368,14 @@ pub fn message_from_record(record: &RecordView<'_>) -> Option<Message> {
             })
             .collect(),
         metadata: metadata(),
-        tags: record.tags(),
+        tags: record.tags(detected),
     })
 }
 
 /// The JSON text of [`message_from_record`]'s Message, written straight from the record's raw
 /// values: the same Message, without building it.
-pub fn message_json_from_record(record: &RecordView<'_>) -> Option<String> {
-    let fields = record.fields()?;
+pub fn message_json_from_record(record: &RecordView<'_>, detected: &Detected) -> Option<String> {
+    let fields = record.fields(detected)?;
     let raw_len: usize = fields
         .iter()
         .map(|(_, shown)| match shown {
@@ -354,7 +406,7 @@ pub fn message_json_from_record(record: &RecordView<'_>) -> Option<String> {
     out.extend_from_slice(b"],\"metadata\":");
     serde_json::to_writer(&mut out, &metadata()).expect("writing to memory cannot fail");
     out.extend_from_slice(b",\"tags\":");
-    serde_json::to_writer(&mut out, &record.tags()).expect("writing to memory cannot fail");
+    serde_json::to_writer(&mut out, &record.tags(detected)).expect("writing to memory cannot fail");
     out.push(b'}');
     Some(String::from_utf8(out).expect("JSON written from UTF-8 text is UTF-8"))
 }
@@ -462,10 +514,16 @@ mod tests {
 
     /// The Message for a record, checking on the way that the JSON written straight from the
     /// record is that Message's JSON.
+    fn detector() -> &'static crate::Detector {
+        static DETECTOR: std::sync::OnceLock<crate::Detector> = std::sync::OnceLock::new();
+        DETECTOR.get_or_init(crate::Detector::default)
+    }
+
     fn message_of_text(text: &str) -> Option<Message> {
         let view = RecordView::parse(text).unwrap();
-        let message = message_from_record(&view);
-        let written = message_json_from_record(&view);
+        let detected = detector().detect(&view);
+        let message = message_from_record(&view, &detected);
+        let written = message_json_from_record(&view, &detected);
         assert_eq!(
             written
                 .as_deref()
@@ -567,6 +625,8 @@ mod tests {
                 ("digest-field", "Region"),
                 ("digest-field", "Source IP"),
                 ("digest-field", "Error Code"),
+                ("severity", "low"),
+                ("detection", "access-denied"),
                 ("event-time", "2024-03-01T12:00:00Z"),
             ]
             .map(|(key, value)| Tag {
@@ -609,7 +669,67 @@ mod tests {
     fn a_record_without_a_principal_or_time_has_no_group_or_time_tag() {
         let message = mapped(json!({"eventName": "X"})).unwrap();
         let keys: Vec<&str> = message.tags.iter().map(|tag| tag.key.as_str()).collect();
-        assert_eq!(keys, ["digest-field"; 5]);
+        assert_eq!(
+            keys,
+            [
+                "digest-field",
+                "digest-field",
+                "digest-field",
+                "digest-field",
+                "digest-field",
+                "severity"
+            ]
+        );
+        // A record no detection is: someone's own filter sent it.
+        assert_eq!(message.tag("severity"), Some("medium"));
+    }
+
+    /// A detection's Message says what it is, why it matters and how severe, after the
+    /// original's fields, and digests only with the principal's others of the same detection.
+    #[test]
+    fn a_detection_says_what_it_is_after_the_originals_fields() {
+        let mut record = iam_user_denial();
+        record["eventSource"] = json!("cloudtrail.amazonaws.com");
+        record["eventName"] = json!("StopLogging");
+        record["requestParameters"] = json!({"name": "main"});
+        for key in ["errorCode", "errorMessage"] {
+            record.as_object_mut().unwrap().remove(key);
+        }
+        let message = mapped(record).unwrap();
+        assert_eq!(message.subject, "Event: StopLogging");
+        let keys = keys(&message);
+        assert_eq!(
+            keys[keys.len() - 5..],
+            [
+                "Detection",
+                "What Happened",
+                "Why It Matters",
+                "ATT&CK Tactic",
+                "CloudTrail Console",
+            ][..]
+        );
+        let value = |key: &str| {
+            message
+                .fields
+                .iter()
+                .find(|field| field.key == key)
+                .and_then(|field| field.value.as_str())
+                .unwrap()
+        };
+        assert_eq!(value("Detection"), "CloudTrail logging stopped");
+        assert_eq!(value("What Happened"), "trail main");
+        assert_eq!(value("ATT&CK Tactic"), "Defense Evasion");
+        assert_eq!(message.tag("severity"), Some("critical"));
+        assert_eq!(message.tag("detection"), Some("cloudtrail-stopped"));
+        assert_eq!(
+            message.tag("digest-group"),
+            Some("arn:aws:iam::111122223333:user/alice · cloudtrail-stopped")
+        );
+        assert!(
+            message
+                .tag_values("digest-field")
+                .any(|field| field == "What Happened")
+        );
     }
 
     #[test]
@@ -805,7 +925,8 @@ mod tests {
         use activity_aware_message::SNS_MESSAGE_LIMIT_BYTES;
         for record in test_world::payloads::poison_records() {
             let message = message_of_text(&record).expect("a Message");
-            let json = message_json_from_record(&RecordView::parse(&record).unwrap()).unwrap();
+            let view = RecordView::parse(&record).unwrap();
+            let json = message_json_from_record(&view, &detector().detect(&view)).unwrap();
             assert_eq!(Message::from_json(&json).unwrap(), message);
             let (cut, _) = message.to_json_within(SNS_MESSAGE_LIMIT_BYTES);
             assert!(cut.len() <= SNS_MESSAGE_LIMIT_BYTES);
@@ -828,10 +949,11 @@ mod tests {
         {
             let record: Value = serde_json::from_str(line).unwrap();
             let view = RecordView::parse(line).unwrap();
-            let message = message_from_record(&view);
+            let detected = detector().detect(&view);
+            let message = message_from_record(&view, &detected);
             // What is published is exactly this Message.
             assert_eq!(
-                message_json_from_record(&view)
+                message_json_from_record(&view, &detected)
                     .map(|json| serde_json::from_str::<Value>(&json).unwrap()),
                 message
                     .as_ref()

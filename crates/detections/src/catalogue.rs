@@ -257,9 +257,9 @@ impl Catalogue {
     /// Whether any detection but a fallback could be the record, from what `field` tells of it
     /// without reading it whole: `field(path)` is `Some(value)` for a path it knows
     /// (`Some(None)` when the record has no such value), `None` for a path it does not.
-    pub fn may_match(&self, field: &dyn Fn(&str) -> Option<Option<&str>>) -> bool {
+    pub fn may_match(&self, field: &dyn Fn(&str) -> Option<Option<String>>) -> bool {
         if let Some(Some(name)) = field("eventName")
-            && self.by_event_name.contains_key(name)
+            && self.by_event_name.contains_key(&name)
         {
             return true;
         }
@@ -268,7 +268,7 @@ impl Catalogue {
                 && gates.iter().all(|gate| match field(&gate.path) {
                     None => true,
                     Some(None) => false,
-                    Some(Some(value)) => gate.values.iter().any(|allowed| allowed == value),
+                    Some(Some(value)) => gate.values.contains(&value),
                 })
         })
     }

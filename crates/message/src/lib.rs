@@ -28,6 +28,14 @@ pub const DIGEST_GROUP_TAG: &str = "digest-group";
 /// Without it, a digest lists every field whose value varies.
 pub const DIGEST_FIELD_TAG: &str = "digest-field";
 
+/// Tag holding how much the Message matters: `info`, `low`, `medium`, `high` or `critical`.
+/// Sources set it; without it, a destination uses its default. A digest never mixes
+/// severities.
+pub const SEVERITY_TAG: &str = "severity";
+
+/// Tag naming the detection of the catalogue a Message is (`cloudtrail-stopped`...).
+pub const DETECTION_TAG: &str = "detection";
+
 /// Tag holding when the event happened (RFC 3339), for a digest's time span. Without it, the
 /// time the topic received the Message is used.
 pub const EVENT_TIME_TAG: &str = "event-time";

@@ -4,7 +4,7 @@
 mod payload;
 
 pub use activity_aware_cloudtrail::{
-    CONSOLE_LINK_LABEL, DIGEST_FIELDS, RecordView, SOURCE_ICON_URL, SOURCE_NAME,
+    CONSOLE_LINK_LABEL, DIGEST_FIELDS, Detector, RecordView, SOURCE_ICON_URL, SOURCE_NAME,
     message_from_record, message_json_from_record,
 };
 pub use payload::{
@@ -29,6 +29,8 @@ pub struct Summary {
     pub not_json: usize,
     /// Messages cut down to fit SNS's size limit.
     pub truncated: usize,
+    /// Expected changes not published, because the stack drops those (ExpectedChanges).
+    pub dropped: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,13 +73,16 @@ const MESSAGES_PER_ROUND: usize = 400;
 /// invocation fails naming each one SNS did not take.
 pub async fn handle(
     publisher: &MessagePublisher,
+    detector: &Detector,
     event: CloudWatchLogsEvent,
 ) -> Result<Summary, SourceError> {
     let json = decode(event.awslogs.data)?;
+    // The mapping thread's own handle on the same catalogue.
+    let detector = detector.clone();
     let (sender, mut made) = tokio::sync::mpsc::channel::<OutgoingMessage>(MESSAGES_IN_WAITING);
     let mapping = tokio::task::spawn_blocking(move || {
         // A send fails only when publishing stopped, which it never does before the end.
-        transform_payload_with(&json, &mut |message| {
+        transform_payload_with(&json, &detector, &mut |message| {
             let _ = sender.blocking_send(message);
         })
     });

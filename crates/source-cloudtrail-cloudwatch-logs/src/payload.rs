@@ -2,7 +2,9 @@
 //! events into outgoing Messages as they are parsed, so no record is held longer than needed.
 
 use crate::Summary;
-use activity_aware_cloudtrail::{RecordView, message_from_record, message_json_from_record};
+use activity_aware_cloudtrail::{
+    Detector, RecordView, message_from_record, message_json_from_record,
+};
 use activity_aware_message::{OutgoingMessage, SNS_MESSAGE_LIMIT_BYTES};
 use base64::Engine;
 use flate2::read::MultiGzDecoder;
@@ -58,8 +60,8 @@ pub struct Decoded {
 
 /// Decodes `awslogs.data` and maps each log event's CloudTrail record to its Message.
 /// Takes the data by value so its memory is released as soon as it is decoded.
-pub fn decode_and_transform(data: String) -> Result<Decoded, DecodeError> {
-    transform_payload(&decode(data)?)
+pub fn decode_and_transform(data: String, detector: &Detector) -> Result<Decoded, DecodeError> {
+    transform_payload(&decode(data)?, detector)
 }
 
 /// The decompressed JSON payload of `awslogs.data`. Takes the data by value so its memory is
@@ -85,9 +87,10 @@ fn gunzip(compressed: &[u8]) -> Result<Vec<u8>, DecodeError> {
 }
 
 /// Maps the log events of a decompressed payload.
-pub fn transform_payload(json: &[u8]) -> Result<Decoded, DecodeError> {
+pub fn transform_payload(json: &[u8], detector: &Detector) -> Result<Decoded, DecodeError> {
     let mut outgoing = Vec::new();
-    let (summary, not_json) = transform_payload_with(json, &mut |message| outgoing.push(message))?;
+    let (summary, not_json) =
+        transform_payload_with(json, detector, &mut |message| outgoing.push(message))?;
     if summary.message_type == CONTROL_MESSAGE {
         outgoing.clear();
     }
@@ -104,11 +107,13 @@ pub fn transform_payload(json: &[u8]) -> Result<Decoded, DecodeError> {
 /// the destination is reachable, `messageType` first as it always writes it) emits nothing.
 pub fn transform_payload_with(
     json: &[u8],
+    detector: &Detector,
     emit: &mut dyn FnMut(OutgoingMessage),
 ) -> Result<(Summary, Vec<SkippedEvent>), DecodeError> {
     let mut mapper = Mapper {
         summary: Summary::default(),
         not_json: Vec::new(),
+        detector,
         emit,
     };
     let mut deserializer = serde_json::Deserializer::from_slice(json);
@@ -126,6 +131,7 @@ pub fn transform_payload_with(
         not_json.clear();
         summary.without_fields = 0;
         summary.truncated = 0;
+        summary.dropped = 0;
     }
     summary.not_json = not_json.len();
     Ok((summary, not_json))
@@ -135,6 +141,7 @@ pub fn transform_payload_with(
 struct Mapper<'e> {
     summary: Summary,
     not_json: Vec<SkippedEvent>,
+    detector: &'e Detector,
     emit: &'e mut dyn FnMut(OutgoingMessage),
 }
 
@@ -142,23 +149,33 @@ struct Mapper<'e> {
 enum Mapped {
     NotJson(String),
     WithoutFields,
-    Message { body: String, truncated: bool },
+    /// An expected change, and the stack drops those.
+    Dropped,
+    Message {
+        body: String,
+        truncated: bool,
+    },
 }
 
 /// Maps one record's text to the JSON of its Message, cut to fit SNS when needed.
-fn map_record(text: &str) -> Mapped {
+fn map_record(text: &str, detector: &Detector) -> Mapped {
     let view = match RecordView::parse(text) {
         Ok(view) => view,
         Err(error) => return Mapped::NotJson(error.to_string()),
     };
-    match message_json_from_record(&view) {
+    let detected = detector.detect(&view);
+    if detected.dropped() {
+        return Mapped::Dropped;
+    }
+    match message_json_from_record(&view, &detected) {
         None => Mapped::WithoutFields,
         Some(body) if body.len() <= SNS_MESSAGE_LIMIT_BYTES => Mapped::Message {
             body,
             truncated: false,
         },
         Some(_) => {
-            let message = message_from_record(&view).expect("the same record has the same fields");
+            let message =
+                message_from_record(&view, &detected).expect("the same record has the same fields");
             let (body, truncated) = message.to_json_within(SNS_MESSAGE_LIMIT_BYTES);
             Mapped::Message { body, truncated }
         }
@@ -171,6 +188,7 @@ impl Mapper<'_> {
         match mapped {
             Mapped::NotJson(error) => self.not_json.push(SkippedEvent { id, error }),
             Mapped::WithoutFields => self.summary.without_fields += 1,
+            Mapped::Dropped => self.summary.dropped += 1,
             Mapped::Message { .. } if self.summary.message_type == CONTROL_MESSAGE => {}
             Mapped::Message { body, truncated } => {
                 if truncated {
@@ -211,7 +229,7 @@ impl<'de> Visitor<'de> for LogEventSeed<'_, '_> {
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             match key.as_ref() {
                 "id" => id = map.next_value()?,
-                "message" => record = Some(map.next_value_seed(RecordInText)?),
+                "message" => record = Some(map.next_value_seed(RecordInText(self.0.detector))?),
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -225,9 +243,9 @@ impl<'de> Visitor<'de> for LogEventSeed<'_, '_> {
 }
 
 /// A JSON string holding a CloudTrail record, parsed where the payload parser unescaped it.
-struct RecordInText;
+struct RecordInText<'d>(&'d Detector);
 
-impl<'de> DeserializeSeed<'de> for RecordInText {
+impl<'de> DeserializeSeed<'de> for RecordInText<'_> {
     type Value = Mapped;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
@@ -235,7 +253,7 @@ impl<'de> DeserializeSeed<'de> for RecordInText {
     }
 }
 
-impl Visitor<'_> for RecordInText {
+impl Visitor<'_> for RecordInText<'_> {
     type Value = Mapped;
 
     fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
@@ -243,7 +261,7 @@ impl Visitor<'_> for RecordInText {
     }
 
     fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
-        Ok(map_record(text))
+        Ok(map_record(text, self.0))
     }
 }
 
@@ -364,7 +382,7 @@ mod tests {
             "DATA_MESSAGE",
             &[denial("A"), denial("B"), denial("C")],
         ));
-        let decoded = decode_and_transform(data).unwrap();
+        let decoded = decode_and_transform(data, &Detector::default()).unwrap();
         let subjects: Vec<_> = bodies(&decoded).into_iter().map(|m| m.subject).collect();
         assert_eq!(
             subjects,
@@ -387,7 +405,11 @@ mod tests {
             "[1,2]".to_owned(),
             denial("B"),
         ];
-        let decoded = decode_and_transform(encode(&payload("DATA_MESSAGE", &messages))).unwrap();
+        let decoded = decode_and_transform(
+            encode(&payload("DATA_MESSAGE", &messages)),
+            &Detector::default(),
+        )
+        .unwrap();
         assert_eq!(bodies(&decoded).len(), 2);
         assert_eq!(decoded.summary.not_json, 2);
         assert_eq!(decoded.not_json[0].id, format!("3{:055}", 1));
@@ -405,7 +427,11 @@ mod tests {
             json!({"eventVersion": "1.08"}).to_string(),
             denial("A"),
         ];
-        let decoded = decode_and_transform(encode(&payload("DATA_MESSAGE", &messages))).unwrap();
+        let decoded = decode_and_transform(
+            encode(&payload("DATA_MESSAGE", &messages)),
+            &Detector::default(),
+        )
+        .unwrap();
         assert_eq!(decoded.summary.without_fields, 2);
         assert_eq!(decoded.outgoing.len(), 1);
     }
@@ -414,7 +440,11 @@ mod tests {
     fn control_messages_publish_nothing() {
         let messages =
             ["CWL CONTROL MESSAGE: Checking health of destination Kinesis stream.".to_owned()];
-        let decoded = decode_and_transform(encode(&payload(CONTROL_MESSAGE, &messages))).unwrap();
+        let decoded = decode_and_transform(
+            encode(&payload(CONTROL_MESSAGE, &messages)),
+            &Detector::default(),
+        )
+        .unwrap();
         assert!(decoded.outgoing.is_empty());
         assert_eq!(decoded.summary.not_json, 0);
         assert_eq!(decoded.summary.log_events, 1);
@@ -422,7 +452,8 @@ mod tests {
 
     #[test]
     fn undecodable_payloads_are_clear_errors() {
-        let error = decode_and_transform("%%% not base64 %%%".into()).unwrap_err();
+        let error =
+            decode_and_transform("%%% not base64 %%%".into(), &Detector::default()).unwrap_err();
         assert!(
             error
                 .to_string()
@@ -431,7 +462,7 @@ mod tests {
         );
 
         let not_gzip = base64::engine::general_purpose::STANDARD.encode(b"{\"plain\": \"json\"}");
-        let error = decode_and_transform(not_gzip).unwrap_err();
+        let error = decode_and_transform(not_gzip, &Detector::default()).unwrap_err();
         assert!(
             error
                 .to_string()
@@ -441,7 +472,7 @@ mod tests {
 
         let not_json =
             base64::engine::general_purpose::STANDARD.encode(gzip_bytes(b"not json at all"));
-        let error = decode_and_transform(not_json).unwrap_err();
+        let error = decode_and_transform(not_json, &Detector::default()).unwrap_err();
         assert!(
             error
                 .to_string()
@@ -450,7 +481,11 @@ mod tests {
         );
 
         let truncated = encode(&payload("DATA_MESSAGE", &[denial("A")]));
-        let error = decode_and_transform(truncated[..truncated.len() / 2].to_owned()).unwrap_err();
+        let error = decode_and_transform(
+            truncated[..truncated.len() / 2].to_owned(),
+            &Detector::default(),
+        )
+        .unwrap_err();
         assert!(
             matches!(error, DecodeError::Base64(_) | DecodeError::Gzip(_)),
             "{error}"
@@ -461,7 +496,7 @@ mod tests {
     fn the_originals_sample_event_decodes() {
         // The sample event shipped with the original project.
         let data = "H4sIANjoj1gAA31TyW6jQBS85ysQ59jpZjNwQzGJUGzLipnRLB6hDnSc1gDt6cVWEvnf59Fgk8lh4MBS9erVW/r9yoLLbqiUZEfz1z21Y8ueJ3lSLNPNJrlP7euewo8tFR04Cz0/cn0He55/Bmu+uxdc7zv8tua6ygVh9c2cPhNdq8UZHdkbJShpPssVY2yh5eRIpZo45yipn2Qp2F4x3t6xWlEhIf6nAQ1hQZqnivTKRaLVyx3oaEFXXLFnBuYN9ddoIj3QVv0r8n55MyRWdRZdF/kzL8R+EHrIDQLPCXw/cqIQvn2EXRRFXug4CIcRdmduFPihGzgRGpxf1BSDPivSdG3CEOF64czDCKFPvGEaXer3rU07l1+hWqh7a8dbG0+Rv7Wvt7aWVGQVoEy9AgJcBQM0nCxZfgHU0PaCtSXbkzqrDJZ+K9aP2eo2WyeLIpsbDhG9NjxjcpQxI00cY3DoB7MwQtiJu2Q3Sc1K2geUJdetGiQ/Ms8wFPFAXy85k+V6kRYP6fdzyk5wRZre7yB8uh7qzdkAQFe9CXInKMgdHDtO7Hs/TLihbbgWZU+USk5JQ954C/6nJW9G1phFSt3QR14PNRzlI92d2woLRwksHDaYNMrQoqoSUMlQ5WyK4MYX/8kO5A22JK0mtZW1B/6bKKPZpReCi1teDUNpVTcscFjnsAis3Y2kZT9zw8tfqJWUih1grlZyJIJa2XxjjYfD6uu2+o23jkRarEtMq6lRFPSPhgRrIqDy7qCAbKvr2kByz1tJ05o23fZ/RGBJGPxL/jPak31Z1VN/nK5OfwGshm6PRAQAAA==";
-        let decoded = decode_and_transform(data.into()).unwrap();
+        let decoded = decode_and_transform(data.into(), &Detector::default()).unwrap();
         assert_eq!(decoded.summary.log_events, 1);
         let message = &bodies(&decoded)[0];
         assert!(
@@ -480,8 +515,11 @@ mod tests {
             .unwrap();
         let mut record: Value = serde_json::from_str(huge).unwrap();
         record["requestParameters"] = record["responseElements"].take();
-        let decoded =
-            decode_and_transform(encode(&payload("DATA_MESSAGE", &[record.to_string()]))).unwrap();
+        let decoded = decode_and_transform(
+            encode(&payload("DATA_MESSAGE", &[record.to_string()])),
+            &Detector::default(),
+        )
+        .unwrap();
         assert_eq!(decoded.summary.truncated, 1);
         let body = &decoded.outgoing[0].body;
         assert!(body.len() <= SNS_MESSAGE_LIMIT_BYTES);
@@ -494,7 +532,11 @@ mod tests {
             .into_iter()
             .map(str::to_owned)
             .collect();
-        let decoded = decode_and_transform(encode(&payload("DATA_MESSAGE", &lines))).unwrap();
+        let decoded = decode_and_transform(
+            encode(&payload("DATA_MESSAGE", &lines)),
+            &Detector::default(),
+        )
+        .unwrap();
         assert_eq!(decoded.summary.log_events, lines.len());
         assert_eq!(decoded.summary.not_json, 0);
         assert_eq!(

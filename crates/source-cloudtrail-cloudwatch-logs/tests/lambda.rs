@@ -202,12 +202,20 @@ fn assert_message_shape(message: &Value) {
     assert_eq!(message["metadata"]["sourceName"], "Cloudtrail");
     let icon = message["metadata"]["sourceIconUrl"].as_str().unwrap();
     assert!(icon.starts_with("https://"), "{icon}");
-    // Tags let a destination combine one principal's denials into a digest.
+    // Tags let a destination combine one principal's denials into a digest, and say how severe
+    // the Message is and which detection it is.
     let tags = message["tags"].as_array().expect("tags is an array");
     for tag in tags {
         let key = tag["key"].as_str().unwrap();
         assert!(
-            ["digest-group", "digest-field", "event-time"].contains(&key),
+            [
+                "digest-group",
+                "digest-field",
+                "event-time",
+                "severity",
+                "detection"
+            ]
+            .contains(&key),
             "{tag}"
         );
         assert!(!tag["value"].as_str().unwrap().is_empty(), "{tag}");

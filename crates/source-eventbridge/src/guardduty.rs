@@ -69,7 +69,8 @@ pub fn console_link(region: &str, finding_id: &str) -> Option<String> {
     })
 }
 
-pub fn message(detail: &RawValue) -> Result<Message, String> {
+/// The finding's Message, and its severity (GuardDuty's number).
+pub fn message(detail: &RawValue) -> Result<(Message, f64), String> {
     let finding: Value = serde_json::from_str(detail.get()).map_err(|error| error.to_string())?;
     let severity = finding
         .get("severity")
@@ -119,7 +120,7 @@ pub fn message(detail: &RawValue) -> Result<Message, String> {
     .to_owned();
     let time = text(&finding, &["updatedAt"]).or_else(|| text(&finding, &["createdAt"]));
     let tags = digest_tags(Some(group), &DIGEST_FIELDS, time);
-    Ok(Message {
+    let message = Message {
         subject: format!("GuardDuty finding, {severity_text}: {title}"),
         fields,
         metadata: Metadata {
@@ -127,7 +128,8 @@ pub fn message(detail: &RawValue) -> Result<Message, String> {
             source_icon_url: None,
         },
         tags,
-    })
+    };
+    Ok((message, severity))
 }
 
 #[cfg(test)]
@@ -151,7 +153,9 @@ mod tests {
     }
 
     fn message_of(finding: Value) -> Message {
-        message(&RawValue::from_string(finding.to_string()).unwrap()).unwrap()
+        message(&RawValue::from_string(finding.to_string()).unwrap())
+            .unwrap()
+            .0
     }
 
     #[test]

@@ -13,7 +13,12 @@ pub mod generic;
 pub mod guardduty;
 pub mod sign_in;
 
-use activity_aware_cloudtrail::{RecordView, message_from_record, message_json_from_record};
+pub use activity_aware_cloudtrail::Detector;
+
+use activity_aware_cloudtrail::{
+    Detected, RecordView, message_from_record, message_json_from_record,
+};
+use activity_aware_detections::Severity;
 use activity_aware_message::{
     DIGEST_FIELD_TAG, DIGEST_GROUP_TAG, EVENT_TIME_TAG, Message, MessagePublisher, OutgoingMessage,
     PublishError, SNS_MESSAGE_LIMIT_BYTES, Tag,
@@ -57,6 +62,8 @@ pub struct Summary {
     pub published: usize,
     /// Cut down to fit SNS's size limit.
     pub truncated: bool,
+    /// An expected change, not published because the stack drops those (ExpectedChanges).
+    pub dropped: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,33 +87,89 @@ impl From<SourceError> for Diagnostic {
     }
 }
 
-/// The Message an event becomes, as the JSON text to publish (within SNS's limit) and whether
-/// it was cut; `None` for a CloudTrail record with nothing to say (as the CloudWatch Logs source).
-pub fn message_json(event: &Event<'_>) -> Result<Option<(String, bool)>, SourceError> {
+/// What an event becomes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Made {
+    /// The JSON text to publish (within SNS's limit), and whether it was cut.
+    Message { body: String, truncated: bool },
+    /// A CloudTrail record with nothing to say (as the CloudWatch Logs source).
+    WithoutFields,
+    /// An expected change, and the stack drops those.
+    Dropped,
+}
+
+/// The Message an event becomes, with its detection and severity.
+pub fn message_json(event: &Event<'_>, detector: &Detector) -> Made {
     // A detail that is not what its detail-type carries still reaches people, as the plain
     // Message of the event with what was wrong: nothing an event holds stops its alert.
-    let message = match event.detail_type.as_str() {
+    let (mut message, detected) = match event.detail_type.as_str() {
         API_CALL => match RecordView::parse(event.detail.get()) {
             // Written straight from the record, as the CloudWatch Logs source writes it.
             Ok(view) => {
-                return Ok(match message_json_from_record(&view) {
-                    None => None,
-                    Some(body) if body.len() <= SNS_MESSAGE_LIMIT_BYTES => Some((body, false)),
-                    Some(_) => message_from_record(&view)
-                        .map(|message| message.to_json_within(SNS_MESSAGE_LIMIT_BYTES)),
-                });
+                let detected = detector.detect(&view);
+                if detected.dropped() {
+                    return Made::Dropped;
+                }
+                return match message_json_from_record(&view, &detected) {
+                    None => Made::WithoutFields,
+                    Some(body) if body.len() <= SNS_MESSAGE_LIMIT_BYTES => Made::Message {
+                        body,
+                        truncated: false,
+                    },
+                    Some(_) => match message_from_record(&view, &detected) {
+                        Some(message) => made(&message),
+                        None => Made::WithoutFields,
+                    },
+                };
             }
-            Err(error) => generic::unread(event, &error.to_string()),
+            Err(error) => (
+                generic::unread(event, &error.to_string()),
+                Detected::unclassified(),
+            ),
         },
-        CONSOLE_SIGN_IN => {
-            sign_in::message(event.detail).unwrap_or_else(|reason| generic::unread(event, &reason))
-        }
-        GUARDDUTY_FINDING => guardduty::message(event.detail)
-            .unwrap_or_else(|reason| generic::unread(event, &reason)),
-        _ => generic::message(event),
+        CONSOLE_SIGN_IN => match sign_in::message(event.detail) {
+            Ok(message) => {
+                let detected = detect_whole(event, detector).unwrap_or_else(Detected::unclassified);
+                if detected.dropped() {
+                    return Made::Dropped;
+                }
+                (message, detected)
+            }
+            Err(reason) => (generic::unread(event, &reason), Detected::unclassified()),
+        },
+        GUARDDUTY_FINDING => match guardduty::message(event.detail) {
+            Ok((message, severity)) => (message, guardduty_detected(severity)),
+            Err(reason) => (generic::unread(event, &reason), Detected::unclassified()),
+        },
+        _ => (generic::message(event), Detected::unclassified()),
     };
-    Ok(Some(within_limit(&message)))
+    detected.apply_to(&mut message);
+    made(&message)
 }
+
+fn made(message: &Message) -> Made {
+    let (body, truncated) = within_limit(message);
+    Made::Message { body, truncated }
+}
+
+/// The detection an event is, read whole.
+fn detect_whole(event: &Event<'_>, detector: &Detector) -> Option<Detected> {
+    let detail: Value = serde_json::from_str(event.detail.get()).ok()?;
+    let event = serde_json::json!({
+        "source": event.source,
+        "detail-type": event.detail_type,
+        "detail": detail,
+    });
+    detector.detect_event(&event)
+}
+
+/// A finding is as severe as GuardDuty rates it.
+fn guardduty_detected(severity: f64) -> Detected {
+    Detected::tagged(GUARDDUTY_DETECTION, Severity::of_guardduty(severity))
+}
+
+/// The catalogue's detection of GuardDuty findings.
+pub const GUARDDUTY_DETECTION: &str = "guardduty-finding";
 
 /// The value at `path` in a JSON tree.
 pub(crate) fn at<'v>(value: &'v Value, path: &[&str]) -> Option<&'v Value> {
@@ -158,6 +221,7 @@ pub fn parse_event(text: &str) -> Result<Event<'_>, SourceError> {
 /// Handles one EventBridge event: publishes its Message.
 pub async fn handle(
     publisher: &MessagePublisher,
+    detector: &Detector,
     event: Box<RawValue>,
 ) -> Result<Summary, SourceError> {
     let event = parse_event(event.get())?;
@@ -165,8 +229,11 @@ pub async fn handle(
         detail_type: event.detail_type.clone(),
         published: 0,
         truncated: false,
+        dropped: false,
     };
-    if let Some((body, truncated)) = message_json(&event)? {
+    let made = message_json(&event, detector);
+    summary.dropped = made == Made::Dropped;
+    if let Made::Message { body, truncated } = made {
         if truncated {
             tracing::warn!(
                 event_id = event.id.as_deref().unwrap_or(""),
@@ -185,6 +252,7 @@ pub async fn handle(
         detail_type = %summary.detail_type,
         source = %event.source,
         published = summary.published,
+        dropped = summary.dropped,
         "event handled"
     );
     Ok(summary)
@@ -244,7 +312,10 @@ mod tests {
             let text = event(detail_type, "aws.test", json!(null))
                 .replace(r#""detail":null"#, &format!(r#""detail":{detail}"#));
             let event = parse_event(&text).unwrap();
-            let (json, _) = message_json(&event).unwrap().unwrap();
+            let Made::Message { body: json, .. } = message_json(&event, &Detector::default())
+            else {
+                panic!("{detail_type}: no Message");
+            };
             let message = Message::from_json(&json).unwrap();
             assert_eq!(message.subject, format!("{detail_type} (aws.test)"));
             let field = |key: &str| {
@@ -276,7 +347,13 @@ mod tests {
             json!({"blob": "x".repeat(400_000)}),
         );
         let event: Event<'_> = serde_json::from_str(&big).unwrap();
-        let (json, truncated) = message_json(&event).unwrap().unwrap();
+        let Made::Message {
+            body: json,
+            truncated,
+        } = message_json(&event, &Detector::default())
+        else {
+            panic!("no Message");
+        };
         assert!(truncated && json.len() <= SNS_MESSAGE_LIMIT_BYTES);
         Message::from_json(&json).unwrap();
     }

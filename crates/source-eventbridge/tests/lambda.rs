@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use activity_aware_cloudtrail::{RecordView, message_json_from_record};
+use activity_aware_cloudtrail::{Detector, RecordView, message_json_from_record};
+use activity_aware_detections::Settings;
 use serde_json::{Value, json};
 use test_world::payloads::EVENTBRIDGE_SAMPLES;
 use test_world::{
@@ -20,6 +21,8 @@ struct Source {
     api: RuntimeApi,
     capture: SnsCapture,
     moto: MotoServer,
+    /// The catalogue with the settings the function has (its topic).
+    detector: Detector,
 }
 
 impl Source {
@@ -28,6 +31,10 @@ impl Source {
         let topic = moto.create_topic("ids-topic").await;
         let capture = moto.capture_queue(&topic).await;
         let api = RuntimeApi::start();
+        let detector = Detector::new(
+            Settings::from_lookup(|name| (name == "SNS_TOPIC").then(|| topic.clone())).unwrap(),
+        )
+        .unwrap();
         let mut env = moto.lambda_env();
         env.push(("SNS_TOPIC".to_owned(), topic));
         let process = LambdaProcess::spawn(BINARY, &api, env);
@@ -36,6 +43,7 @@ impl Source {
             api,
             capture,
             moto,
+            detector,
         }
     }
 
@@ -116,7 +124,8 @@ async fn every_sample_event_is_published_as_the_message_of_its_kind() {
         match kind {
             "api" => {
                 let record = detail.to_string();
-                let expected = message_json_from_record(&RecordView::parse(&record).unwrap())
+                let view = RecordView::parse(&record).unwrap();
+                let expected = message_json_from_record(&view, &source.detector.detect(&view))
                     .expect("the sample records have fields");
                 assert_eq!(
                     message,

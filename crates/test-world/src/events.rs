@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use activity_aware_cloudtrail::{RecordView, message_json_from_record};
+use activity_aware_cloudtrail::{Detector, RecordView, message_json_from_record};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use destination_slack::time::parse_rfc3339_ms;
@@ -251,6 +251,15 @@ pub fn logs_delivery_of(record: &Value) -> Value {
     }))
 }
 
+/// The Message JSON a source publishes for a CloudTrail record, with the catalogue and no
+/// stack settings.
+pub fn message_json_of_record(text: &str) -> Option<String> {
+    static DETECTOR: std::sync::OnceLock<Detector> = std::sync::OnceLock::new();
+    let detector = DETECTOR.get_or_init(Detector::default);
+    let view = RecordView::parse(text).expect("a CloudTrail record");
+    message_json_from_record(&view, &detector.detect(&view))
+}
+
 /// What the buffer queue hands the Slack function: the Messages the source makes of this denial
 /// and of two more by the same key (another action, another region), which become one digest.
 pub fn destination_batch(record: &Value) -> Value {
@@ -268,8 +277,7 @@ pub fn destination_batch(record: &Value) -> Value {
         .enumerate()
         .map(|(i, record)| {
             let text = record.to_string();
-            let message = message_json_from_record(&RecordView::parse(&text).expect("a record"))
-                .expect("a denial has fields");
+            let message = message_json_of_record(&text).expect("a denial has fields");
             let id = format!("059f36b4-87a3-44ab-83d2-66197510700{i}");
             let mut sqs = sqs_record(&id, &format!("AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a{i}"), &message, 1_717_359_392_000 + 300_000 + i as u64, 1);
             sqs["eventSourceARN"] = json!("arn:aws:sqs:us-east-1:187901811700:Activity-Aware-IDS-DestinationSlackQueue-1A2B3C4D5E6F");

@@ -1,0 +1,238 @@
+//! Which detection of the catalogue a CloudTrail record is, read once per record: cheaply from
+//! the few values the record view holds, and from the whole record only when a detection may
+//! be it.
+
+use crate::record::{CONSOLE_LINK_LABEL, RecordView};
+use activity_aware_detections::{
+    Catalogue, CatalogueError, Found, Settings, SettingsError, Severity, event_of_record,
+};
+use activity_aware_message::{DETECTION_TAG, Field, Message, SEVERITY_TAG, Tag};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// Severity of a record that no detection is (a filter of your own sent it): someone asked to
+/// hear about it.
+pub const UNCLASSIFIED_SEVERITY: Severity = Severity::Medium;
+
+/// What a record is, as its Message says it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detected {
+    pub severity: Severity,
+    /// The detection, when the record is one.
+    pub detection: Option<DetectionText>,
+}
+
+/// What a Message says of its detection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectionText {
+    pub id: String,
+    pub title: String,
+    pub tactic: String,
+    pub why: String,
+    pub what_happened: Option<String>,
+    /// Why it alerted, where a condition finer than a pattern decided.
+    pub reason: Option<String>,
+    /// Why the change was expected, when it was.
+    pub expected: Option<String>,
+    /// Said in tags only (a denial, a GuardDuty finding): the Message is its own.
+    pub tags_only: bool,
+    /// Expected, and expected changes are dropped.
+    pub dropped: bool,
+}
+
+impl Detected {
+    pub fn unclassified() -> Detected {
+        Detected {
+            severity: UNCLASSIFIED_SEVERITY,
+            detection: None,
+        }
+    }
+
+    pub fn of(found: &Found<'_>) -> Detected {
+        let detection = found.detection;
+        Detected {
+            severity: found.severity,
+            detection: Some(DetectionText {
+                id: detection.id.clone(),
+                title: detection.title.clone(),
+                tactic: detection.tactic.clone(),
+                why: detection.why.clone(),
+                what_happened: found.what_happened.clone(),
+                reason: found.reason.clone(),
+                expected: found.expected.clone(),
+                tags_only: detection.fallback,
+                dropped: found.dropped(),
+            }),
+        }
+    }
+
+    /// Not to be published: an expected change, where the stack drops those.
+    pub fn dropped(&self) -> bool {
+        self.detection
+            .as_ref()
+            .is_some_and(|detection| detection.dropped)
+    }
+
+    /// The detection, unless it is said in tags only.
+    pub fn shown(&self) -> Option<&DetectionText> {
+        self.detection
+            .as_ref()
+            .filter(|detection| !detection.tags_only)
+    }
+
+    /// A detection said in tags only, at this severity: a GuardDuty finding, whose Message
+    /// already says everything.
+    pub fn tagged(id: &str, severity: Severity) -> Detected {
+        Detected {
+            severity,
+            detection: Some(DetectionText {
+                id: id.to_owned(),
+                title: String::new(),
+                tactic: String::new(),
+                why: String::new(),
+                what_happened: None,
+                reason: None,
+                expected: None,
+                tags_only: true,
+                dropped: false,
+            }),
+        }
+    }
+
+    /// What the Message says of its detection, after its own fields: what it is, what
+    /// happened, why it alerted, why it was expected, why it matters, its ATT&CK tactic.
+    pub fn fields(&self) -> Vec<(&'static str, String)> {
+        let Some(detection) = self.shown() else {
+            return Vec::new();
+        };
+        let mut fields = vec![(DETECTION_LABEL, detection.title.clone())];
+        for (label, value) in [
+            (WHAT_HAPPENED_LABEL, &detection.what_happened),
+            (WHY_IT_ALERTED_LABEL, &detection.reason),
+            (EXPECTED_LABEL, &detection.expected),
+        ] {
+            if let Some(value) = value {
+                fields.push((label, value.clone()));
+            }
+        }
+        fields.push((WHY_IT_MATTERS_LABEL, detection.why.clone()));
+        fields.push((TACTIC_LABEL, detection.tactic.clone()));
+        fields
+    }
+
+    /// The severity tag, and the detection's.
+    pub fn tags(&self) -> Vec<Tag> {
+        let mut tags = vec![Tag {
+            key: SEVERITY_TAG.into(),
+            value: self.severity.as_str().into(),
+        }];
+        if let Some(detection) = &self.detection {
+            tags.push(Tag {
+                key: DETECTION_TAG.into(),
+                value: detection.id.clone(),
+            });
+        }
+        tags
+    }
+
+    /// A Message made elsewhere (a sign-in's, a finding's) says what this says: its detection's
+    /// fields before its console link, its tags after its own.
+    pub fn apply_to(&self, message: &mut Message) {
+        let at = message
+            .fields
+            .iter()
+            .position(|field| field.key == CONSOLE_LINK_LABEL)
+            .unwrap_or(message.fields.len());
+        let added = self.fields().into_iter().map(|(key, value)| Field {
+            key: key.into(),
+            value: Value::String(value),
+        });
+        message.fields.splice(at..at, added);
+        message.tags.extend(self.tags());
+    }
+}
+
+/// Labels of what a Message says of its detection.
+pub const DETECTION_LABEL: &str = "Detection";
+pub const WHAT_HAPPENED_LABEL: &str = "What Happened";
+pub const WHY_IT_ALERTED_LABEL: &str = "Why It Alerted";
+pub const EXPECTED_LABEL: &str = "Expected";
+pub const WHY_IT_MATTERS_LABEL: &str = "Why It Matters";
+pub const TACTIC_LABEL: &str = "ATT&CK Tactic";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DetectorError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error(transparent)]
+    Catalogue(#[from] CatalogueError),
+}
+
+/// The catalogue, compiled once per container with the stack's settings (a clone shares it).
+#[derive(Debug, Clone)]
+pub struct Detector {
+    catalogue: Arc<Catalogue>,
+}
+
+impl Default for Detector {
+    /// The catalogue with no stack settings: the detections that name a value of the stack
+    /// (its name, its key, the honey bucket) are not looked for.
+    fn default() -> Self {
+        Detector::new(Settings::default()).expect("the catalogue compiled into the binary loads")
+    }
+}
+
+impl Detector {
+    pub fn new(settings: Settings) -> Result<Detector, DetectorError> {
+        Ok(Detector {
+            catalogue: Arc::new(Catalogue::load(settings)?),
+        })
+    }
+
+    /// Reads the settings the template gives the sources (see [`Settings::from_lookup`]).
+    pub fn from_env() -> Result<Detector, DetectorError> {
+        Detector::new(Settings::from_env()?)
+    }
+
+    pub fn catalogue(&self) -> &Catalogue {
+        &self.catalogue
+    }
+
+    /// The detection a record is. The whole record is read only when one may be it; a denial
+    /// is told from the view alone.
+    pub fn detect(&self, view: &RecordView<'_>) -> Detected {
+        let known = |path: &str| view.known_text(path);
+        if self.catalogue.may_match(&known)
+            && let Ok(record) = serde_json::from_str::<Value>(view.text())
+            && let Some(found) = self.catalogue.classify(&event_of_record(record))
+        {
+            return Detected::of(&found);
+        }
+        // A denial needs no more than the view's values.
+        let mut small = Map::new();
+        for (key, path) in [
+            ("eventSource", "eventSource"),
+            ("eventName", "eventName"),
+            ("errorCode", "errorCode"),
+        ] {
+            if let Some(Some(text)) = view.known_text(path) {
+                small.insert(key.into(), Value::String(text));
+            }
+        }
+        match self
+            .catalogue
+            .classify_fallback(&event_of_record(Value::Object(small)))
+        {
+            Some(found) => Detected::of(&found),
+            None => Detected::unclassified(),
+        }
+    }
+
+    /// The detection an EventBridge event is, read whole (sign-ins, say).
+    pub fn detect_event(&self, event: &Value) -> Option<Detected> {
+        self.catalogue
+            .classify(event)
+            .or_else(|| self.catalogue.classify_fallback(event))
+            .map(|found| Detected::of(&found))
+    }
+}

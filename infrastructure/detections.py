@@ -1,0 +1,341 @@
+#!/usr/bin/env python3
+"""The template's EventBridge rules, their parameters and README's detection table, made from
+the detection catalogue (crates/detections/catalogue.json), so that nothing drifts:
+
+  python3 infrastructure/detections.py --write   (./dev.sh detections)
+  python3 infrastructure/detections.py --check   (the template test runs it: exit 1 when stale)
+
+Each family of the catalogue is switched by its parameter. Its detections' patterns are grouped
+by the service they come from (`source`), one rule per family and service: the rule's pattern
+is the alternatives ($or) of its detections' patterns, those that differ only in their event
+names merged into one. A rule receives read-only calls (State
+ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS) only when one of its detections needs them.
+`${Name}` in a pattern is a value of the stack, written with !Sub.
+"""
+import json
+import os
+import re
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CATALOGUE = os.path.join(ROOT, "crates", "detections", "catalogue.json")
+TEMPLATE = os.path.join(ROOT, "infrastructure", "cloudformation.yaml")
+README = os.path.join(ROOT, "README.md")
+
+ALL_EVENTS = "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
+
+
+def load():
+    with open(CATALOGUE, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def branches(pattern):
+    """A pattern as its alternatives: its top-level $or, or itself."""
+    return list(pattern["$or"]) if list(pattern) == ["$or"] else [pattern]
+
+
+def service(branch):
+    sources = branch.get("source")
+    return sources[0] if sources and len(sources) == 1 else ""
+
+
+def camel(text):
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", text) if part)
+
+
+def merged(patterns):
+    """Alternatives that differ only in detail.eventName become one, their names together."""
+    out = []
+    for pattern in patterns:
+        key = json.dumps({**pattern, "detail": {k: v for k, v in pattern.get("detail", {}).items() if k != "eventName"}},
+                         sort_keys=True)
+        for existing in out:
+            if existing[0] == key and "eventName" in existing[1].get("detail", {}) and "eventName" in pattern.get("detail", {}):
+                names = existing[1]["detail"]["eventName"]
+                names.extend(n for n in pattern["detail"]["eventName"] if n not in names)
+                break
+        else:
+            out.append((key, json.loads(json.dumps(pattern))))
+    return [pattern for _, pattern in out]
+
+
+def subsumes(wide, narrow):
+    """Whether every event `narrow` matches, `wide` matches too: the same fields but for fewer
+    conditions, and event names among its own."""
+    if {k: v for k, v in wide.items() if k != "detail"} != {k: v for k, v in narrow.items() if k != "detail"}:
+        return False
+    wide_detail, narrow_detail = wide.get("detail", {}), narrow.get("detail", {})
+    for key, value in wide_detail.items():
+        if key == "eventName":
+            if not set(narrow_detail.get(key, [None])) <= set(value):
+                return False
+        elif narrow_detail.get(key) != value:
+            return False
+    return True
+
+
+def rule_pattern(patterns):
+    patterns = merged(patterns)
+    # An alternative another one already covers adds nothing to the rule.
+    patterns = [p for i, p in enumerate(patterns)
+                if not any(j != i and subsumes(q, p) and not (subsumes(p, q) and j > i) for j, q in enumerate(patterns))]
+    if len(patterns) == 1:
+        return patterns[0]
+    common = {k: patterns[0][k] for k in ("source", "detail-type")
+              if k in patterns[0] and all(p.get(k) == patterns[0][k] for p in patterns)}
+    rest = [{k: v for k, v in p.items() if k not in common} for p in patterns]
+    if all(list(r) == ["detail"] for r in rest):
+        return {**common, "detail": {"$or": [r["detail"] for r in rest]}}
+    return {**common, "$or": rest} if common else {"$or": rest}
+
+
+def rules(catalogue):
+    """The rules, in catalogue order: name, family, pattern, state, detection ids."""
+    out = {}
+    families = {f["name"]: f for f in catalogue["families"]}
+    for detection in catalogue["detections"]:
+        family = families[detection["family"]]
+        if family.get("hand-written-rules"):
+            continue
+        for branch in branches(detection["pattern"]):
+            key = (family["name"], service(branch))
+            rule = out.setdefault(key, {"family": family, "patterns": [], "reads": False, "detections": []})
+            rule["patterns"].append(branch)
+            rule["reads"] = rule["reads"] or detection.get("reads", False)
+            if detection["id"] not in rule["detections"]:
+                rule["detections"].append(detection["id"])
+    per_family = {}
+    for family, _ in out:
+        per_family[family] = per_family.get(family, 0) + 1
+    made = []
+    for (family, source), rule in out.items():
+        suffix = camel(source.removeprefix("aws.")) if per_family[family] > 1 else ""
+        made.append({
+            "name": f"{family}{suffix}Rule",
+            "family": rule["family"],
+            "pattern": rule_pattern(rule["patterns"]),
+            "state": ALL_EVENTS if rule["reads"] else "ENABLED",
+            "detections": rule["detections"],
+        })
+    return made
+
+
+def condition(family):
+    return family.get("condition") or f"{family['parameter']}On"
+
+
+def switched(catalogue):
+    """The families whose Enabled/Disabled parameter and condition the generator writes."""
+    return [f for f in catalogue["families"] if f.get("parameter") and not f.get("condition")
+            and not f.get("hand-written-rules")]
+
+
+# --- YAML text: block mappings, flow lists of values, !Sub where a value names the stack ---
+
+PLAIN_KEY = re.compile(r"^[A-Za-z0-9_$.-]+$")
+
+
+def scalar(value):
+    if isinstance(value, str):
+        text = json.dumps(value, ensure_ascii=False)
+        return f"!Sub {text}" if "${" in value else text
+    return json.dumps(value)
+
+
+def flow(value):
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)}: {flow(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(flow(v) for v in value) + "]"
+    return scalar(value)
+
+
+def block(value, indent):
+    pad = " " * indent
+    lines = []
+    for key, item in value.items():
+        name = key if PLAIN_KEY.match(key) else json.dumps(key)
+        if isinstance(item, dict):
+            lines.append(f"{pad}{name}:")
+            lines.extend(block(item, indent + 2))
+        elif isinstance(item, list) and item and all(isinstance(i, dict) and not is_filter(i) for i in item):
+            lines.append(f"{pad}{name}:")
+            for entry in item:
+                inner = block(entry, indent + 4)
+                lines.append(f"{pad}  - {inner[0].lstrip()}")
+                lines.extend(inner[1:])
+        else:
+            lines.append(f"{pad}{name}: {flow(item)}")
+    return lines
+
+
+def is_filter(value):
+    return isinstance(value, dict) and len(value) == 1 and not any(isinstance(v, dict) and not is_filter_arg(v)
+                                                                   for v in value.values()) and next(iter(value)) in (
+        "prefix", "suffix", "equals-ignore-case", "wildcard", "anything-but", "numeric", "exists", "cidr")
+
+
+def is_filter_arg(value):
+    return isinstance(value, dict) and len(value) == 1
+
+
+def numeric_placeholder(pattern):
+    text = json.dumps(pattern)
+    return re.search(r'"numeric": \[[^\]]*"\$\{', text) is not None
+
+
+def parameters_text(catalogue):
+    lines = []
+    for family in switched(catalogue):
+        lines += [f"  {family['parameter']}:",
+                  "    Type: String",
+                  f"    Description: {json.dumps(family['description'] + ' See README, Detections.')}",
+                  "    Default: Enabled",
+                  "    AllowedValues: [Enabled, Disabled]"]
+    return lines
+
+
+def conditions_text(catalogue):
+    return [f"  {condition(f)}: !Equals [!Ref {f['parameter']}, Enabled]" for f in switched(catalogue)]
+
+
+def parameter_group_text(catalogue):
+    names = [f["parameter"] for f in catalogue["families"] if f.get("parameter")]
+    return [f"          - {name}" for name in names]
+
+
+def rules_text(catalogue):
+    lines = []
+    for rule in rules(catalogue):
+        family = rule["family"]
+        titles = {d["id"]: d["title"] for d in catalogue["detections"]}
+        description = "; ".join(titles[d] for d in rule["detections"])
+        if len(description) > 480:
+            description = description[:477] + "..."
+        lines += [f"  {rule['name']}:",
+                  "    Type: AWS::Events::Rule",
+                  f"    Condition: {condition(family)}",
+                  "    Properties:",
+                  f"      Description: {json.dumps(description)}"]
+        pattern = rule["pattern"]
+        if numeric_placeholder(pattern):
+            # A JSON string, so that the parameter goes in as a number.
+            text = re.sub(r'"(\$\{[A-Za-z0-9:.]+\})"', r"\1", json.dumps(pattern))
+            lines.append(f"      EventPattern: !Sub '{text}'")
+        else:
+            lines.append("      EventPattern:")
+            lines += block(pattern, 8)
+        lines += [f"      State: {rule['state']}",
+                  "      Targets:",
+                  "        - Id: SourceEventbridge",
+                  "          Arn: !GetAtt SourceEventbridgeLambda.Arn",
+                  "          DeadLetterConfig:",
+                  "            Arn: !GetAtt SourceEventbridgeFailureQueue.Arn",
+                  "",
+                  f"  {rule['name']}Permission:",
+                  "    Type: AWS::Lambda::Permission",
+                  f"    Condition: {condition(family)}",
+                  "    Properties:",
+                  "      FunctionName: !GetAtt SourceEventbridgeLambda.Arn",
+                  "      Action: lambda:InvokeFunction",
+                  "      Principal: events.amazonaws.com",
+                  f"      SourceArn: !GetAtt {rule['name']}.Arn",
+                  ""]
+    return lines[:-1]
+
+
+def event_names(pattern):
+    names = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "eventName":
+                    names.extend(n for n in value if isinstance(n, str) and n not in names)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(pattern)
+    return names
+
+
+def readme_text(catalogue):
+    families = {f["name"]: f for f in catalogue["families"]}
+    lines = ["| Detection | Severity | ATT&CK | Calls | Why it matters | Noise to expect |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    current = None
+    for d in catalogue["detections"]:
+        family = families[d["family"]]
+        if d["family"] != current:
+            current = d["family"]
+            lines.append(f"| **{family['parameter']}** | | | | {family['description']} | |")
+        names = event_names(d["pattern"])
+        calls = ", ".join(names) if names else "(any)"
+        if len(calls) > 160:
+            calls = ", ".join(names[:6]) + f" and {len(names) - 6} more"
+        cells = [f"`{d['id']}`: {d['title']}", d["severity"], d["tactic"], calls, d["why"], d["noise"]]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return lines
+
+
+# --- the marked regions ---
+
+def replace_region(text, name, lines, comment="#"):
+    if comment == "#":
+        begin = re.compile(rf"^( *)# --- generated: {name} .*$", re.M)
+        end_marker = "# --- end of generated {} ---"
+    else:
+        begin = re.compile(rf"^()<!-- generated: {name} .*-->$", re.M)
+        end_marker = "<!-- end of generated {} -->"
+    match = begin.search(text)
+    if not match:
+        raise SystemExit(f"{name}: no '# --- generated: {name} ...' line")
+    end = text.find(end_marker.format(name), match.end())
+    if end < 0:
+        raise SystemExit(f"{name}: no end marker")
+    line_start = text.rfind("\n", 0, end) + 1
+    body = "\n".join(lines)
+    return text[:match.end()] + "\n" + body + ("\n" if body else "") + text[line_start:]
+
+
+def generated():
+    catalogue = load()
+    with open(TEMPLATE, encoding="utf-8") as f:
+        template = f.read()
+    with open(README, encoding="utf-8") as f:
+        readme = f.read()
+    template = replace_region(template, "parameter group", parameter_group_text(catalogue))
+    template = replace_region(template, "parameters", parameters_text(catalogue))
+    template = replace_region(template, "conditions", conditions_text(catalogue))
+    template = replace_region(template, "rules", rules_text(catalogue))
+    readme = replace_region(readme, "detections", readme_text(catalogue), comment="<!--")
+    return template, readme
+
+
+def main(argv):
+    if argv not in (["--write"], ["--check"]):
+        print(__doc__, file=sys.stderr)
+        return 2
+    template, readme = generated()
+    stale = []
+    for path, text in [(TEMPLATE, template), (README, readme)]:
+        with open(path, encoding="utf-8") as f:
+            if f.read() != text:
+                stale.append(os.path.relpath(path, ROOT))
+                if argv == ["--write"]:
+                    with open(path, "w", encoding="utf-8") as out:
+                        out.write(text)
+    if argv == ["--check"] and stale:
+        print(f"not made from the catalogue: {', '.join(stale)}; run ./dev.sh detections", file=sys.stderr)
+        return 1
+    if argv == ["--write"]:
+        print(f"{len(rules(load()))} rules; rewrote {', '.join(stale) or 'nothing (up to date)'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
