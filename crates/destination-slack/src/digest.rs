@@ -3,7 +3,8 @@
 
 use crate::time::parse_rfc3339_ms;
 use activity_aware_message::{
-    DIGEST_FIELD_TAG, DIGEST_GROUP_TAG, EVENT_TIME_TAG, Message, SLACK_PREFERRED_CHANNEL_TAG,
+    DIGEST_FIELD_TAG, DIGEST_GROUP_TAG, EVENT_TIME_TAG, Message, SEVERITY_TAG,
+    SLACK_PREFERRED_CHANNEL_TAG,
 };
 use serde_json::Value;
 use std::collections::HashMap;
@@ -36,7 +37,8 @@ pub fn group_positions(messages: &[&Message]) -> Vec<Vec<usize>> {
     groups
 }
 
-/// Same digest group, same source and same channel; without a group, the same Message.
+/// Same digest group, source, channel and severity (a digest never hides a Message among
+/// less severe ones); without a group, the same Message.
 fn group_key(message: &Message) -> String {
     match message.tag(DIGEST_GROUP_TAG) {
         Some(group) => {
@@ -44,6 +46,7 @@ fn group_key(message: &Message) -> String {
                 group,
                 message.metadata.source_name.as_deref().unwrap_or_default(),
                 message.tag(SLACK_PREFERRED_CHANNEL_TAG).unwrap_or_default(),
+                message.tag(SEVERITY_TAG).unwrap_or_default(),
             ];
             // JSON keeps the parts apart whatever they contain.
             format!(

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use activity_aware_message::Message;
+use activity_aware_message::{Message, SEVERITY_TAG, Severity};
 use serde_json::{Value, json};
 
 use crate::body::{cut_chars, cut_escaped, escape, render_value, section};
@@ -131,13 +131,30 @@ pub(crate) fn field_text<'m>(message: &'m Message, key: &str) -> Option<&'m str>
         .filter(|text| !text.is_empty())
 }
 
-/// What happened, in a few words: `alice was denied iam:ListUsers` for a denied call;
-/// otherwise the subject (a sign-in or a finding says it plainly there).
+/// What happened, in a few words, after its severity when the Message has one: `[Low] alice
+/// was denied iam:ListUsers` for a denied call; `[Critical] CloudTrail logging stopped: alice
+/// called cloudtrail:StopLogging` for a detection, headed by what the principal did; otherwise
+/// the subject (a sign-in or a finding says it plainly there).
 pub fn headline(message: &Message) -> String {
-    let (Some(event), Some(code)) = (
-        field_text(message, "Event"),
-        field_text(message, "Error Code"),
-    ) else {
+    let said = what_happened(message);
+    match severity(message) {
+        Some(severity) => format!("[{}] {said}", severity.label()),
+        None => said,
+    }
+}
+
+/// The Message's severity, from its tag (the Message contract); `None` when it has none, or
+/// one that is not a severity.
+pub fn severity(message: &Message) -> Option<Severity> {
+    message.tag(SEVERITY_TAG)?.parse().ok()
+}
+
+fn what_happened(message: &Message) -> String {
+    let detection = field_text(message, "Detection");
+    let code = field_text(message, "Error Code");
+    let Some(event) =
+        field_text(message, "Event").filter(|_| detection.is_some() || code.is_some())
+    else {
         return message.subject.clone();
     };
     let who = field_text(message, "Username")
@@ -151,10 +168,20 @@ pub fn headline(message: &Message) -> String {
         ),
         None => event.to_owned(),
     };
-    if code.contains("Unauthorized") || code.contains("AccessDenied") || code.contains("Denied") {
-        format!("{who} was denied {action}")
-    } else {
-        format!("{who}: {action} failed ({code})")
+    let did = match code {
+        Some(code)
+            if code.contains("Unauthorized")
+                || code.contains("AccessDenied")
+                || code.contains("Denied") =>
+        {
+            format!("{who} was denied {action}")
+        }
+        Some(code) => format!("{who}: {action} failed ({code})"),
+        None => format!("{who} called {action}"),
+    };
+    match detection {
+        Some(detection) => format!("{detection}: {did}"),
+        None => did,
     }
 }
 
@@ -323,7 +350,7 @@ fn fit(mut blocks: Vec<Value>, room: usize) -> Vec<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use activity_aware_message::{Field, Metadata};
+    use activity_aware_message::{Field, Metadata, Tag};
     use test_world::block_kit::assert_valid;
 
     fn message(subject: &str, fields: &[(&str, Value)]) -> Message {
@@ -375,6 +402,39 @@ mod tests {
 
     fn all_text(blocks: &[Value]) -> String {
         serde_json::to_string(blocks).unwrap()
+    }
+
+    #[test]
+    fn a_detection_is_headed_by_what_was_done_after_its_severity() {
+        let mut stop = message(
+            "Event: StopLogging",
+            &[
+                ("Event", json!("StopLogging")),
+                ("Source", json!("cloudtrail.amazonaws.com")),
+                ("Username", json!("mallory")),
+                ("Detection", json!("CloudTrail logging stopped")),
+            ],
+        );
+        assert_eq!(
+            headline(&stop),
+            "CloudTrail logging stopped: mallory called cloudtrail:StopLogging"
+        );
+        stop.tags.push(Tag {
+            key: "severity".into(),
+            value: "critical".into(),
+        });
+        assert_eq!(severity(&stop), Some(Severity::Critical));
+        assert!(headline(&stop).starts_with("[Critical] CloudTrail logging stopped: "));
+        // A value that is no severity is ignored, not shown.
+        stop.tags[0].value = "urgent!!".into();
+        assert_eq!(severity(&stop), None);
+        assert!(headline(&stop).starts_with("CloudTrail logging stopped"));
+        // A detection without an event (a sign-in) is headed by its subject.
+        let sign_in = message(
+            "Console sign-in without MFA by bob",
+            &[("Detection", json!("x"))],
+        );
+        assert_eq!(headline(&sign_in), sign_in.subject);
     }
 
     #[test]

@@ -343,13 +343,15 @@ async fn post_to_webhook(
     let name = webhooks.name(route);
     let messages: Vec<&Message> = readable.iter().map(|(_, message)| *message).collect();
     let mut groups = group_positions(&messages);
+    // The most severe first, then those received before: a critical alert never waits behind
+    // a flood, and what came back is not kept waiting again.
     groups.sort_by_key(|group| {
-        Reverse(
-            group
-                .iter()
-                .map(|&position| items[readable[position].0].receive_count)
-                .max(),
-        )
+        let first = messages[group[0]];
+        let received = group
+            .iter()
+            .map(|&position| items[readable[position].0].receive_count)
+            .max();
+        Reverse((layout::severity(first), received))
     });
     let mut fates = Vec::with_capacity(readable.len());
     let mut stopped: Option<String> = None;

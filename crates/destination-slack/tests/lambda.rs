@@ -687,6 +687,107 @@ async fn a_batch_becomes_one_post_per_principal() {
     destination.finish();
 }
 
+/// A record as the CloudTrail sources publish it: mallory's call, denied or not.
+fn mallorys(event_source: &str, event_name: &str, second: u32, denied: bool) -> String {
+    let mut record = json!({
+        "eventVersion": "1.08",
+        "userIdentity": {"type": "IAMUser", "principalId": "AIDAMALLORY", "arn": "arn:aws:iam::111122223333:user/mallory",
+            "accountId": "111122223333", "userName": "mallory"},
+        "eventTime": format!("2024-06-02T20:16:{second:02}Z"), "eventSource": event_source, "eventName": event_name,
+        "awsRegion": "us-east-1", "sourceIPAddress": "203.0.113.9", "requestParameters": {"name": "main"},
+        "eventID": format!("0e6c2d0e-0000-4000-8000-0000000000{second:02}"), "eventType": "AwsApiCall",
+        "recipientAccountId": "111122223333"
+    });
+    if denied {
+        record["errorCode"] = json!("AccessDenied");
+        record["errorMessage"] =
+            json!(format!("mallory is not authorized to perform {event_name}"));
+    }
+    events::message_json_of_record(&record.to_string()).expect("a Message")
+}
+
+/// The attacker's own StopLogging amid their denials: a post of its own, first, headed by what
+/// they did, never one counted line of the denials' digest.
+#[tokio::test]
+async fn a_detection_is_never_hidden_in_a_digest_of_denials() {
+    let destination = Destination::start().await;
+    let mut batch: Vec<String> = (1..=6)
+        .map(|second| mallorys("iam.amazonaws.com", "ListUsers", second, true))
+        .collect();
+    batch.insert(
+        3,
+        mallorys("cloudtrail.amazonaws.com", "StopLogging", 30, false),
+    );
+    let answer = destination.invoke_batch(&batch).await.expect("posted");
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    let posts = destination.sink.requests();
+    assert_eq!(posts.len(), 2, "the detection and the denials' digest");
+    let headers: Vec<String> = posts
+        .iter()
+        .map(|post| {
+            post.body_json()["blocks"][0]["text"]["text"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        headers,
+        [
+            "[Critical] CloudTrail logging stopped: mallory called cloudtrail:StopLogging",
+            "[Low] mallory was denied iam:ListUsers",
+        ]
+    );
+    let digest = posts[1].body_json();
+    assert!(
+        digest["text"]
+            .as_str()
+            .unwrap()
+            .lines()
+            .any(|line| line == "Count: 6")
+    );
+    assert!(!digest.to_string().contains("StopLogging"));
+    let alert = posts[0].body_json().to_string();
+    for said in ["Why It Matters", "Defense Evasion", "trail main"] {
+        assert!(alert.contains(said), "{said} not in {alert}");
+    }
+    destination.finish();
+}
+
+/// Another publisher's Messages of one group but two severities are two posts.
+#[tokio::test]
+async fn a_digest_never_mixes_severities() {
+    let destination = Destination::start().await;
+    let tagged = |severity: &str, subject: &str| {
+        message(
+            subject,
+            json!([{"key": "Detail", "value": subject}]),
+            json!({"sourceName": "my-app"}),
+            json!([{"key": "digest-group", "value": "deploys"}, {"key": "severity", "value": severity}]),
+        )
+    };
+    let batch = [
+        tagged("info", "deploy 1"),
+        tagged("info", "deploy 2"),
+        tagged("high", "deploy 3 rolled back"),
+        tagged("info", "deploy 4"),
+    ];
+    destination.invoke_batch(&batch).await.expect("posted");
+    let posts = destination.sink.requests();
+    assert_eq!(posts.len(), 2);
+    assert_eq!(
+        posts[0].body_json()["blocks"][0]["text"]["text"],
+        "[High] deploy 3 rolled back"
+    );
+    assert!(
+        posts[1].body_json()["text"]
+            .as_str()
+            .unwrap()
+            .contains("Count: 3")
+    );
+    destination.finish();
+}
+
 #[tokio::test]
 async fn a_bad_message_comes_back_and_its_neighbours_are_posted() {
     let destination = Destination::start().await;
@@ -917,7 +1018,7 @@ async fn accounts_are_shown_by_name_and_the_text_stays_the_originals() {
     );
     assert_eq!(
         body["blocks"][0]["text"]["text"],
-        format!("{user} was denied {action}")
+        format!("[Low] {user} was denied {action}")
     );
     let blocks = body["blocks"].to_string();
     assert!(
