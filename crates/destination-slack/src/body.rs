@@ -34,6 +34,21 @@ const MAX_SUMMARY_TEXT_CHARS: usize = 24_000;
 
 /// Neutralises Slack markup: `<!channel>`, `<@U123>`, `<https://x|label>` and entities become
 /// plain text. Everything CloudTrail-derived is attacker-controlled, so everything goes through this.
+/// Text for inside a code block: escaped, and no run of backticks left that could end the
+/// block early (a zero-width space parts each backtick from the next).
+pub fn escape_code(text: &str) -> String {
+    let escaped = escape(text);
+    let mut out = String::with_capacity(escaped.len());
+    let mut chars = escaped.chars().peekable();
+    while let Some(character) = chars.next() {
+        out.push(character);
+        if character == '`' && chars.peek() == Some(&'`') {
+            out.push('\u{200B}');
+        }
+    }
+    out
+}
+
 pub fn escape(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for character in text.chars() {
@@ -172,7 +187,20 @@ fn body_of(message: &Message, text: String, blocks: Vec<Value>) -> Value {
         body.insert("channel".into(), Value::String(channel.to_owned()));
     }
     body.insert("blocks".into(), Value::Array(blocks));
+    // Slack must not fetch what the links in a post point at: they are attacker-controlled.
+    body.insert("unfurl_links".into(), Value::Bool(false));
+    body.insert("unfurl_media".into(), Value::Bool(false));
     Value::Object(body)
+}
+
+/// The same post without its blocks: its text (the original's, and a digest's counts) alone,
+/// for a Slack that refused the blocks (400), so that the alert still gets through.
+pub fn plain_fallback(body: &Value) -> Value {
+    let mut plain = body.clone();
+    if let Some(fields) = plain.as_object_mut() {
+        fields.remove("blocks");
+    }
+    plain
 }
 
 /// `first to last (span)`, or the one time when they are the same.
@@ -342,7 +370,23 @@ mod tests {
         assert_eq!(body["text"], "AKey: SomeValue\nAnotherKey: SomeOtherValue");
         assert!(body.get("channel").is_none());
         let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
-        assert_eq!(keys, ["username", "icon_url", "color", "text", "blocks"]);
+        assert_eq!(
+            keys,
+            [
+                "username",
+                "icon_url",
+                "color",
+                "text",
+                "blocks",
+                "unfurl_links",
+                "unfurl_media"
+            ]
+        );
+        // Slack fetches nothing the post links to.
+        assert_eq!(
+            (&body["unfurl_links"], &body["unfurl_media"]),
+            (&json!(false), &json!(false))
+        );
     }
 
     #[test]

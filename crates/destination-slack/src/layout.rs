@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use activity_aware_message::{Message, SEVERITY_TAG, Severity};
 use serde_json::{Value, json};
 
-use crate::body::{cut_chars, cut_escaped, escape, render_value, section};
+use crate::body::{cut_chars, cut_escaped, escape, escape_code, render_value, section};
 
 /// Slack rejects a section field's text beyond 2,000 characters, and more than 10 fields.
 const MAX_FACT_CHARS: usize = 2_000;
@@ -257,7 +257,7 @@ pub fn message_blocks(message: &Message, accounts: &AccountNames, room: usize) -
         let value = &field.value;
         let rendered = render_value(value);
         if value.is_object() || value.is_array() {
-            let code = cut_chars(&escape(&rendered), MAX_CODE_CHARS);
+            let code = cut_chars(&escape_code(&rendered), MAX_CODE_CHARS);
             long.push(format!("*{}*\n```{code}```", escape(&field.key)));
         } else if LONG_FIELDS.contains(&field.key.as_str())
             || rendered.chars().count() > MAX_FACT_VALUE_CHARS
@@ -402,6 +402,26 @@ mod tests {
 
     fn all_text(blocks: &[Value]) -> String {
         serde_json::to_string(blocks).unwrap()
+    }
+
+    #[test]
+    fn backticks_in_a_value_never_end_its_code_block() {
+        let hostile = message(
+            "s",
+            &[(
+                "Request Parameters",
+                json!({"k": "```\n*not bold* <!channel>\n````"}),
+            )],
+        );
+        let blocks = message_blocks(&hostile, &AccountNames::default(), 10);
+        let text = blocks[0]["text"]["text"].as_str().unwrap();
+        assert_eq!(text.matches("```").count(), 2, "{text}");
+        assert!(
+            text.starts_with("*Request Parameters*\n```") && text.ends_with("```"),
+            "{text}"
+        );
+        assert!(text.contains("&lt;!channel&gt;"));
+        assert_valid(&json!({"text": "t", "blocks": blocks}));
     }
 
     #[test]

@@ -13,7 +13,8 @@ pub mod time;
 mod webhook;
 
 pub use body::{
-    COLOR, COUNT_LABEL, TIME_SPAN_LABEL, digest_body, escape, plain_text, render_value, slack_body,
+    COLOR, COUNT_LABEL, TIME_SPAN_LABEL, digest_body, escape, plain_fallback, plain_text,
+    render_value, slack_body,
 };
 pub use digest::{ABSENT_VALUE, Digest, FieldSummary, Received, group_positions};
 pub use incoming::{EventError, Item, ItemError, Origin, read_event};
@@ -373,13 +374,31 @@ async fn post_to_webhook(
                     digest_body(&Digest::of(&received), accounts)
                 };
                 let subject = &received[0].message.subject;
-                match webhook.post(&body, deadline).await {
+                let mut outcome = webhook.post(&body, deadline).await;
+                if let Err(SlackError::Rejected { status, .. }) = &outcome
+                    && *status == reqwest::StatusCode::BAD_REQUEST
+                {
+                    // Slack refused the blocks: the text alone still says what happened.
+                    tracing::warn!(
+                        messages = group.len(),
+                        webhook = name,
+                        ?subject,
+                        "Slack refused the post (400); posting its text alone"
+                    );
+                    outcome = webhook.post(&plain_fallback(&body), deadline).await;
+                }
+                match outcome {
                     Ok(()) => {
-                        tracing::info!(messages = group.len(), webhook = name, %subject, "posted to Slack");
+                        tracing::info!(
+                            messages = group.len(),
+                            webhook = name,
+                            ?subject,
+                            "posted to Slack"
+                        );
                         Ok(())
                     }
                     Err(error) => {
-                        tracing::error!(messages = group.len(), webhook = name, %subject, %error, "not posted to Slack");
+                        tracing::error!(messages = group.len(), webhook = name, ?subject, %error, "not posted to Slack");
                         if !matches!(error, SlackError::Rejected { .. })
                             || error.refuses_every_post()
                         {

@@ -444,7 +444,6 @@ async fn a_slack_that_does_not_answer_in_time_is_retried() {
 async fn permanent_client_errors_fail_at_once_naming_the_status() {
     let destination = Destination::start().await;
     let cases = [
-        (400, "invalid_payload"),
         (403, "invalid_token"),
         (404, "no_service"),
         (410, "channel_is_archived"),
@@ -466,6 +465,39 @@ async fn permanent_client_errors_fail_at_once_naming_the_status() {
         );
     }
     assert!(destination.process.is_running());
+    destination.finish();
+}
+
+/// Slack refusing a post's blocks (400) does not lose the alert: its text goes alone.
+#[tokio::test]
+async fn a_refused_post_is_posted_again_as_text_alone() {
+    let destination = Destination::start().await;
+    destination
+        .sink
+        .respond_with(vec![SlackAnswer::status(400, "invalid_blocks")]);
+    let answer = destination
+        .invoke(&[simple("blocks Slack refuses")])
+        .await
+        .expect("posted as text");
+    assert_eq!(answer["delivered"], 1, "{answer}");
+    let posts = destination.sink.requests();
+    assert_eq!(posts.len(), 2);
+    let (first, second) = (posts[0].body_json(), posts[1].body_json());
+    assert!(first.get("blocks").is_some());
+    assert!(second.get("blocks").is_none(), "{second}");
+    assert_eq!(second["text"], first["text"]);
+    assert_eq!(second["unfurl_links"], false);
+    // Refused as text too: the invocation fails, naming the status.
+    destination.sink.respond_with(vec![
+        SlackAnswer::status(400, "invalid_blocks"),
+        SlackAnswer::status(400, "invalid_payload"),
+    ]);
+    let error = destination
+        .invoke(&[simple("refused twice")])
+        .await
+        .expect_err("not delivered");
+    assert!(error.error_message.contains("400"), "{error}");
+    assert_eq!(destination.sink.requests().len(), 4);
     destination.finish();
 }
 
@@ -512,7 +544,9 @@ async fn a_malformed_message_fails_the_invocation_but_not_its_neighbours() {
 #[tokio::test]
 async fn a_rejected_record_does_not_hide_the_delivered_one() {
     let destination = Destination::start().await;
+    // Refused with its blocks and as text alone.
     destination.sink.respond_with(vec![
+        SlackAnswer::status(400, "invalid_payload"),
         SlackAnswer::status(400, "invalid_payload"),
         SlackAnswer::ok(),
     ]);
@@ -521,7 +555,7 @@ async fn a_rejected_record_does_not_hide_the_delivered_one() {
         .await
         .expect_err("one record was not delivered");
     assert!(error.error_message.contains("400"), "{error}");
-    assert_eq!(destination.sink.requests().len(), 2);
+    assert_eq!(destination.sink.requests().len(), 3);
     let output = destination.finish();
     assert!(output.contains("delivered one"), "{output}");
     assert!(output.contains("400"), "{output}");
