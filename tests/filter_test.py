@@ -141,6 +141,13 @@ class SubscriptionFilter(unittest.TestCase):
         shortest = "arn:" + "x" * 16
         self.assertRegex(shortest, spec["AllowedPattern"])
         self.assertNotRegex("arn:x", spec["AllowedPattern"])
+        # A * only after a /: every session of a role, never part of a session name the caller
+        # chooses, nor a prefix of a role's name.
+        self.assertRegex(AUDIT_SESSIONS, f"^(?:{spec['AllowedPattern']})$")
+        for prefix in ["arn:aws:sts::111122223333:assumed-role/SecurityAudit/run-*",
+                       "arn:aws:sts::111122223333:assumed-role/Security*",
+                       "arn:aws:iam::111122223333:user/sc*anner"]:
+            self.assertIsNone(re.fullmatch(spec["AllowedPattern"], prefix), prefix)
         items = (spec["MaxLength"] + 1) // (len(shortest) + 1)
         longest = ",".join([shortest] * items)
         self.assertLessEqual(len(longest), spec["MaxLength"])

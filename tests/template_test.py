@@ -158,10 +158,16 @@ class Template(unittest.TestCase):
             principals = [s["Principal"] for s in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]]
             self.assertEqual(principals, [{"Service": "lambda.amazonaws.com"}], name)
 
+    def test_every_function_logs_json(self):
+        # Lambda then sets AWS_LAMBDA_LOG_FORMAT=JSON, and the functions write one JSON object a
+        # line: attacker-controlled newlines stay inside their string.
+        for name, function in self.of_type("AWS::Lambda::Function").items():
+            self.assertEqual(function["Properties"]["LoggingConfig"].get("LogFormat"), "JSON", name)
+
     def test_each_function_logs_to_its_own_encrypted_group_with_retention(self):
         for fn in self.functions:
             group = camel(fn) + "LogGroup"
-            self.assertEqual(self.props(camel(fn) + "Lambda")["LoggingConfig"], {"LogGroup": ref(group)})
+            self.assertEqual(self.props(camel(fn) + "Lambda")["LoggingConfig"], {"LogGroup": ref(group), "LogFormat": "JSON"})
             self.assertEqual(self.props(group)["RetentionInDays"], ref("LogRetentionInDays"))
             self.assertEqual(self.props(group)["KmsKeyId"], get_att("StackKey", "Arn"))
             self.assertEqual(self.props(group)["LogGroupName"],

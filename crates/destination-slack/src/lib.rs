@@ -304,7 +304,7 @@ async fn post_all(
         match &item.message {
             Ok(message) => by_webhook[webhooks.route(message)].push((index, message)),
             Err(error) => {
-                tracing::error!(id = %item.id, %error, "not a Message; it will not be posted");
+                tracing::error!(id = ?item.id, error = ?error.to_string(), "not a Message; it will not be posted");
                 fates[index] = Some(Fate::Failed(error.to_string()));
             }
         }

@@ -468,6 +468,33 @@ async fn permanent_client_errors_fail_at_once_naming_the_status() {
     destination.finish();
 }
 
+/// With Lambda's JSON log format (the template's), every line the function writes is one JSON
+/// object: a subject with newlines in it cannot forge a log line. In the text format the
+/// subject is written quoted, its newlines escaped.
+#[tokio::test]
+async fn an_attackers_newlines_never_forge_a_log_line() {
+    let forged = "denied\nERROR the webhook is https://evil.example (forged)";
+    for json_format in [true, false] {
+        let env: &[(&str, &str)] = if json_format {
+            &[("AWS_LAMBDA_LOG_FORMAT", "JSON")]
+        } else {
+            &[]
+        };
+        let destination = Destination::start_with(RuntimeApiOptions::default(), env).await;
+        destination.invoke(&[simple(forged)]).await.expect("posted");
+        let output = destination.finish();
+        assert!(output.contains("posted to Slack"), "{output}");
+        for line in output.lines().filter(|line| !line.trim().is_empty()) {
+            assert!(!line.starts_with("ERROR the webhook"), "a forged line: {output}");
+            if json_format {
+                let entry: Value = serde_json::from_str(line)
+                    .unwrap_or_else(|error| panic!("not JSON ({error}): {line}"));
+                assert!(entry.is_object(), "{line}");
+            }
+        }
+    }
+}
+
 /// Slack refusing a post's blocks (400) does not lose the alert: its text goes alone.
 #[tokio::test]
 async fn a_refused_post_is_posted_again_as_text_alone() {

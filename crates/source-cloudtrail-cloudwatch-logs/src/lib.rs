@@ -122,7 +122,7 @@ pub async fn handle(
         }
     };
     for skipped in &not_json {
-        tracing::warn!(log_event_id = %skipped.id, error = %skipped.error, "skipping a log event that is not a CloudTrail record");
+        tracing::warn!(log_event_id = ?skipped.id, error = ?skipped.error, "skipping a log event that is not a CloudTrail record");
     }
     if let Some(error) = not_published {
         return Err(error.into());

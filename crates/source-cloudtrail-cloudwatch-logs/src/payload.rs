@@ -193,7 +193,7 @@ impl Mapper<'_> {
             Mapped::Message { body, truncated } => {
                 if truncated {
                     self.summary.truncated += 1;
-                    tracing::warn!(log_event_id = %id, "Message cut down to fit SNS's size limit");
+                    tracing::warn!(log_event_id = ?id, "Message cut down to fit SNS's size limit");
                 }
                 (self.emit)(OutgoingMessage {
                     label: format!("log event {id}"),

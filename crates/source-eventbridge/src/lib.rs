@@ -236,7 +236,7 @@ pub async fn handle(
     if let Made::Message { body, truncated } = made {
         if truncated {
             tracing::warn!(
-                event_id = event.id.as_deref().unwrap_or(""),
+                event_id = ?event.id.as_deref().unwrap_or(""),
                 "Message cut down to fit SNS's size limit"
             );
         }
@@ -249,8 +249,8 @@ pub async fn handle(
             .await?;
     }
     tracing::info!(
-        detail_type = %summary.detail_type,
-        source = %event.source,
+        detail_type = ?summary.detail_type,
+        source = ?event.source,
         published = summary.published,
         dropped = summary.dropped,
         "event handled"
