@@ -384,7 +384,8 @@ class Template(unittest.TestCase):
         # Lambda's rules for SQS batches, and the bounds.
         self.assertTrue(10 < batch_size <= 10000)
         self.assertTrue(1 <= window <= 30)
-        self.assertGreaterEqual(visibility, 6 * timeout)
+        # AWS's guidance for a queue feeding a function: six times its timeout and the window.
+        self.assertGreaterEqual(visibility, 6 * timeout + window)
         self.assertEqual(queue["RedrivePolicy"]["deadLetterTargetArn"], get_att("DestinationSlackFailureQueue", "Arn"))
         self.assertGreaterEqual(self.resolved(queue["RedrivePolicy"]["maxReceiveCount"]), 3)
         self.assertEqual(self.template["Outputs"]["DestinationSlackFailureQueueUrl"]["Value"], ref("DestinationSlackFailureQueue"))

@@ -28,7 +28,7 @@ pub use webhook::{
     decrypt_webhook_url,
 };
 
-use activity_aware_message::Message;
+use activity_aware_message::{Capped, Message};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::Serialize;
@@ -58,7 +58,7 @@ pub enum DestinationError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Event(#[from] EventError),
-    #[error("{} of {total} messages were not delivered to Slack: {}", failures.len(), failures.join("; "))]
+    #[error("{} of {total} messages were not delivered to Slack: {}", failures.len(), Capped(failures))]
     NotDelivered { failures: Vec<String>, total: usize },
 }
 

@@ -485,7 +485,10 @@ async fn an_attackers_newlines_never_forge_a_log_line() {
         let output = destination.finish();
         assert!(output.contains("posted to Slack"), "{output}");
         for line in output.lines().filter(|line| !line.trim().is_empty()) {
-            assert!(!line.starts_with("ERROR the webhook"), "a forged line: {output}");
+            assert!(
+                !line.starts_with("ERROR the webhook"),
+                "a forged line: {output}"
+            );
             if json_format {
                 let entry: Value = serde_json::from_str(line)
                     .unwrap_or_else(|error| panic!("not JSON ({error}): {line}"));

@@ -9,7 +9,10 @@ mod raw;
 mod severity;
 mod shrink;
 
-pub use publish::{FailedMessage, MessagePublisher, OutgoingMessage, PublishError, PublishOptions};
+pub use publish::{
+    Capped, FailedMessage, MessagePublisher, NAMED_FAILURES, OutgoingMessage, PublishError,
+    PublishOptions,
+};
 pub use raw::{MAX_FIELD_VALUE_DEPTH, field_value_from_raw, reads_back_as_field_value};
 pub use severity::{Severity, SeverityError};
 pub use shrink::{SNS_MESSAGE_LIMIT_BYTES, TRUNCATION_MARKER};

@@ -45,24 +45,38 @@ pub struct FailedMessage {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    #[error("{} of {total} messages were not published to SNS: {}", failed.len(), FailedList(failed))]
+    #[error("{} of {total} messages were not published to SNS: {}", failed.len(), Capped(failed))]
     NotPublished {
         failed: Vec<FailedMessage>,
         total: usize,
     },
 }
 
-struct FailedList<'a>(&'a [FailedMessage]);
+/// How many failures an error names one by one: the rest are counted, so that an error (and
+/// the failure record that carries it, with its event) stays small whatever the delivery.
+pub const NAMED_FAILURES: usize = 20;
 
-impl fmt::Display for FailedList<'_> {
+/// A list of failures, `; `-separated: the first [`NAMED_FAILURES`], then how many more.
+pub struct Capped<'a, T>(pub &'a [T]);
+
+impl<T: fmt::Display> fmt::Display for Capped<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (index, failed) in self.0.iter().enumerate() {
+        for (index, failed) in self.0.iter().take(NAMED_FAILURES).enumerate() {
             if index > 0 {
                 f.write_str("; ")?;
             }
-            write!(f, "{} ({})", failed.label, failed.reason)?;
+            write!(f, "{failed}")?;
+        }
+        if self.0.len() > NAMED_FAILURES {
+            write!(f, "; and {} more", self.0.len() - NAMED_FAILURES)?;
         }
         Ok(())
+    }
+}
+
+impl fmt::Display for FailedMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.label, self.reason)
     }
 }
 
@@ -293,6 +307,30 @@ mod tests {
     #[test]
     fn no_messages_no_batches() {
         assert!(batched(Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn a_long_list_of_failures_names_the_first_and_counts_the_rest() {
+        let failed: Vec<FailedMessage> = (0..25_000)
+            .map(|i| FailedMessage {
+                label: format!("log event {i}"),
+                reason: "InternalError: boom".into(),
+            })
+            .collect();
+        let text = PublishError::NotPublished {
+            failed,
+            total: 25_000,
+        }
+        .to_string();
+        assert!(text.starts_with(
+            "25000 of 25000 messages were not published to SNS: log event 0 (InternalError: boom); "
+        ));
+        assert!(
+            text.contains("log event 19 (InternalError: boom); and 24980 more"),
+            "{text:.200}"
+        );
+        assert!(!text.contains("log event 20 "));
+        assert!(text.len() < 2_000, "{} bytes", text.len());
     }
 
     #[test]
