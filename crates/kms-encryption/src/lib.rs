@@ -37,10 +37,68 @@ pub struct Answered {
     pub physical_resource_id: String,
 }
 
+/// Where answers may go: CloudFormation's pre-signed S3 URLs (https, an `amazonaws.com` host),
+/// or, for a local test world, the prefixes `ALLOWED_RESPONSE_URL_PREFIXES` lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Config {
+    response_url_prefixes: Vec<String>,
+}
+
+impl Config {
+    pub fn from_env() -> Config {
+        Config::with_response_url_prefixes(
+            &std::env::var("ALLOWED_RESPONSE_URL_PREFIXES").unwrap_or_default(),
+        )
+    }
+
+    /// Answers go only to URLs starting with one of these (comma-separated); none: AWS's.
+    pub fn with_response_url_prefixes(prefixes: &str) -> Config {
+        Config {
+            response_url_prefixes: prefixes
+                .split(',')
+                .map(str::trim)
+                .filter(|prefix| !prefix.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
+
+    /// Whether an answer may be sent to `url`: nothing else ever receives the ciphertext.
+    pub fn allows_response_url(&self, url: &str) -> bool {
+        if !self.response_url_prefixes.is_empty() {
+            return self
+                .response_url_prefixes
+                .iter()
+                .any(|prefix| url.starts_with(prefix.as_str()));
+        }
+        let Ok(url) = reqwest::Url::parse(url) else {
+            return false;
+        };
+        let host = url.host_str().unwrap_or_default();
+        url.scheme() == "https"
+            && url.username().is_empty()
+            && url.password().is_none()
+            && url.port().is_none_or(|port| port == 443)
+            && (host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn"))
+    }
+
+    /// A client that follows no redirect: the answer goes to the URL given, or nowhere.
+    pub fn http_client() -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("the TLS backend initialises")
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CustomResourceError {
     #[error("the request has no ResponseURL, so it cannot be answered")]
     NoResponseUrl,
+    #[error(
+        "the ResponseURL is not CloudFormation's (an https URL of an amazonaws.com host), so nothing was answered"
+    )]
+    ResponseUrlRefused,
     #[error("could not deliver the answer to the ResponseURL after {PUT_ATTEMPTS} tries: {0}")]
     AnswerNotDelivered(String),
 }
@@ -64,6 +122,7 @@ struct Outcome {
 pub async fn handle(
     kms: &aws_sdk_kms::Client,
     http: &reqwest::Client,
+    config: &Config,
     request: Value,
 ) -> Result<Answered, CustomResourceError> {
     let response_url = request
@@ -72,6 +131,9 @@ pub async fn handle(
         .filter(|url| !url.is_empty())
         .ok_or(CustomResourceError::NoResponseUrl)?
         .to_owned();
+    if !config.allows_response_url(&response_url) {
+        return Err(CustomResourceError::ResponseUrlRefused);
+    }
     let text = |key: &str| {
         request
             .get(key)
@@ -221,6 +283,33 @@ mod tests {
                 "RequestId": "r", "LogicalResourceId": "l", "NoEcho": true, "Data": {"CipherText": "Y2lwaGVy"}
             })
         );
+    }
+
+    #[test]
+    fn answers_go_to_cloudformations_urls_only() {
+        let aws = Config::default();
+        for url in [
+            "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/arn%3A...?X-Amz-Signature=x",
+            "https://cloudformation-custom-resource-response-euwest1.s3.eu-west-1.amazonaws.com/a",
+            "https://cloudformation-custom-resource-response-cnnorth1.s3.cn-north-1.amazonaws.com.cn/a",
+        ] {
+            assert!(aws.allows_response_url(url), "{url}");
+        }
+        for url in [
+            "http://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/a",
+            "https://attacker.example/a",
+            "https://s3.amazonaws.com.attacker.example/a",
+            "https://user:pass@bucket.s3.amazonaws.com/a",
+            "https://bucket.s3.amazonaws.com:8443/a",
+            "https://127.0.0.1/a",
+            "not a url",
+        ] {
+            assert!(!aws.allows_response_url(url), "{url}");
+        }
+        let local =
+            Config::with_response_url_prefixes("https://127.0.0.1:4443/, http://127.0.0.1:5000/");
+        assert!(local.allows_response_url("http://127.0.0.1:5000/cfn"));
+        assert!(!local.allows_response_url("https://bucket.s3.amazonaws.com/a"));
     }
 
     #[test]

@@ -38,6 +38,11 @@ impl Encryption {
             "SSL_CERT_FILE".to_owned(),
             sink.ca_file().to_string_lossy().into_owned(),
         ));
+        // The stand-in for S3's pre-signed URL is the one place answers may go.
+        env.push((
+            "ALLOWED_RESPONSE_URL_PREFIXES".to_owned(),
+            sink.url("/cfn-responses/"),
+        ));
         let process = LambdaProcess::spawn(BINARY, &api, env);
         Encryption {
             process,
@@ -280,4 +285,39 @@ async fn the_cipher_text_decrypts_only_with_its_encryption_context() {
         "decrypted without the encryption context"
     );
     world.finish();
+}
+
+/// An answer goes to CloudFormation's ResponseURL or nowhere: another URL is refused before
+/// anything is encrypted or sent, and a redirect is not followed.
+#[tokio::test]
+async fn answers_go_nowhere_but_the_allowed_response_url() {
+    let encryption = Encryption::start().await;
+    let before = encryption.sink.requests().len();
+    let mut request = encryption.request("Create", &encryption.key.clone());
+    request["ResponseURL"] = json!(encryption.sink.url("/elsewhere/?X-Amz-Signature=x"));
+    let error = encryption.invoke(request).await.expect_err("refused");
+    assert!(
+        error.error_message.contains("not CloudFormation's"),
+        "{error}"
+    );
+    assert_eq!(encryption.sink.requests().len(), before, "nothing was sent");
+    // A redirect from the allowed URL is answered by nobody else.
+    encryption.sink.respond_with(vec![
+        SlackAnswer::redirect(
+            &encryption.sink.url("/elsewhere/")
+        );
+        4
+    ]);
+    let error = encryption
+        .invoke(encryption.request("Create", &encryption.key.clone()))
+        .await;
+    let after: Vec<String> = encryption.sink.requests()[before..]
+        .iter()
+        .map(|request| request.path.clone())
+        .collect();
+    assert!(
+        after.iter().all(|path| path.starts_with("/cfn-responses/")),
+        "{after:?} {error:?}"
+    );
+    encryption.finish();
 }

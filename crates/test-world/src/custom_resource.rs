@@ -56,8 +56,12 @@ pub async fn answer(
         })
     };
     let mut request = request.clone();
+    let recorder_url = format!("http://{}/", recorder.addr());
     request["ResponseURL"] = Value::String(format!("http://{}{after_host}", recorder.addr()));
 
+    // The function answers CloudFormation's URLs only; here, the recorder's.
+    let mut env = env;
+    env.push(("ALLOWED_RESPONSE_URL_PREFIXES".to_owned(), recorder_url));
     let api = RuntimeApi::start();
     let process = LambdaProcess::spawn(binary, &api, env);
     let invoked = api.invoke(request).await;

@@ -72,6 +72,8 @@ pub struct SlackAnswer {
     pub body: String,
     /// Wait this long before answering (longer than the client's timeout simulates a timeout).
     pub delay: Option<Duration>,
+    /// A `Location` header: with a 3xx status, a redirect.
+    pub location: Option<String>,
 }
 
 impl SlackAnswer {
@@ -87,6 +89,15 @@ impl SlackAnswer {
             retry_after: None,
             body: body.to_owned(),
             delay: None,
+            location: None,
+        }
+    }
+
+    /// `307` to `url`: a client that follows redirects sends its request there too.
+    pub fn redirect(url: &str) -> SlackAnswer {
+        SlackAnswer {
+            location: Some(url.to_owned()),
+            ..SlackAnswer::status(307, "")
         }
     }
 
@@ -293,6 +304,9 @@ async fn answer(state: &SinkState, req: Received) -> Reply {
     let mut headers = vec![("content-type", "text/plain; charset=utf-8")];
     if let Some(retry_after) = &answer.retry_after {
         headers.push(("retry-after", retry_after.as_str()));
+    }
+    if let Some(location) = &answer.location {
+        headers.push(("location", location.as_str()));
     }
     reply(answer.status, &headers, answer.body.clone())
 }
