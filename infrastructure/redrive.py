@@ -16,15 +16,68 @@ A failure queue holds one of two kinds of message, told apart by their shape:
   them as batch item failures (or fails as a whole).
 
 Messages that fail again stay in the queue (hidden for a few minutes, then visible again) and
-are counted; the exit status is 1 when any failed. AWS endpoints, region and credentials come
-from the environment as for the AWS CLI (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_LAMBDA, ...).
+are counted; the exit status is 1 when any failed. A run replays each message once: one that
+fails and shows again later in the same run is left for the next. One run at a time: a run
+holds a lease on the queue (its tag activity-aware-ids:redrive) and another run refuses to
+start while it is held. AWS endpoints, region and credentials come from the environment as for
+the AWS CLI (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_LAMBDA, ...).
 """
 import argparse
 import json
+import os
+import socket
 import sys
+import time
+import uuid
 
 # While a message is being replayed it stays hidden, so a run never takes the same one twice.
 HIDDEN_SECONDS = 300
+# The tag that says a run is replaying the queue, and how long its lease lasts unless renewed.
+LEASE_TAG = "activity-aware-ids:redrive"
+LEASE_SECONDS = 900
+
+
+class Busy(Exception):
+    """Another run holds the queue's lease."""
+
+
+class Lease:
+    """One run at a time per queue: the run's token, and when its lease ends, in a queue tag.
+    Taken by writing the tag and reading it back (the last writer wins, and any other run sees
+    it is not its own)."""
+
+    def __init__(self, sqs, queue_url, clock=time.time, settle=0.5):
+        self.sqs, self.queue_url, self.clock, self.settle = sqs, queue_url, clock, settle
+        self.token = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+    def holder(self):
+        value = self.sqs.list_queue_tags(QueueUrl=self.queue_url).get("Tags", {}).get(LEASE_TAG, "")
+        token, _, until = value.rpartition(" ")
+        try:
+            return (token, float(until)) if token else None
+        except ValueError:
+            return None
+
+    def take(self):
+        held = self.holder()
+        if held and held[0] != self.token and held[1] > self.clock():
+            raise Busy(f"another redrive of this queue is running ({held[0]}, until "
+                       f"{time.strftime('%H:%M:%S', time.gmtime(held[1]))} UTC); wait for it, or remove "
+                       f"the queue's tag {LEASE_TAG} if it is gone")
+        self.renew()
+        time.sleep(self.settle)
+        held = self.holder()
+        if not held or held[0] != self.token:
+            raise Busy("another redrive of this queue started at the same moment; run it again later")
+
+    def renew(self):
+        self.sqs.tag_queue(QueueUrl=self.queue_url,
+                           Tags={LEASE_TAG: f"{self.token} {self.clock() + LEASE_SECONDS:.0f}"})
+
+    def release(self):
+        held = self.holder()
+        if held and held[0] == self.token:
+            self.sqs.untag_queue(QueueUrl=self.queue_url, TagKeys=[LEASE_TAG])
 
 
 def replay_plan(messages):
@@ -91,17 +144,31 @@ def describe_error(answer):
     return json.dumps(answer)[:500]
 
 
-def redrive(sqs, lambda_client, queue_url, function_name, out=sys.stdout):
+def redrive(sqs, lambda_client, queue_url, function_name, out=sys.stdout, lease=None):
+    lease = lease or Lease(sqs, queue_url)
+    lease.take()
+    try:
+        return replay_queue(sqs, lambda_client, queue_url, function_name, out, lease)
+    finally:
+        lease.release()
+
+
+def replay_queue(sqs, lambda_client, queue_url, function_name, out, lease):
     attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
     queue_arn = attributes["QueueArn"]
     region = queue_arn.split(":")[3]
     replayed = succeeded = 0
+    seen = set()
     while True:
-        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+        received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
                                        VisibilityTimeout=HIDDEN_SECONDS,
                                        MessageSystemAttributeNames=["All"]).get("Messages", [])
+        # What failed earlier in this run and shows again is the next run's.
+        messages = [m for m in received if m["MessageId"] not in seen]
         if not messages:
             break
+        seen.update(m["MessageId"] for m in messages)
+        lease.renew()
         records, batch = replay_plan(messages)
         done = []
         for message, event in records:
@@ -134,8 +201,12 @@ def main():
     import botocore.session  # from the AWS CLI in .venv
 
     session = botocore.session.get_session()
-    failed = redrive(session.create_client("sqs"), session.create_client("lambda"), args.queue_url,
-                     args.function_name)
+    try:
+        failed = redrive(session.create_client("sqs"), session.create_client("lambda"), args.queue_url,
+                         args.function_name)
+    except Busy as busy:
+        print(f"not replayed: {busy}", file=sys.stderr)
+        sys.exit(1)
     sys.exit(1 if failed else 0)
 
 
