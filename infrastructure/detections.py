@@ -36,8 +36,9 @@ def branches(pattern):
 
 
 def service(branch):
+    """The one service a pattern names (its `source`), or "" for one that takes any of AWS's."""
     sources = branch.get("source")
-    return sources[0] if sources and len(sources) == 1 else ""
+    return sources[0] if sources and len(sources) == 1 and isinstance(sources[0], str) else ""
 
 
 def camel(text):

@@ -90,6 +90,8 @@ class Resolved:
             if key == "Fn::Select":
                 index, items = arg
                 return self.value(items)[int(self.value(index))]
+            if key == "Fn::GetAtt" and ".".join(arg) in self.stack_values:
+                return self.stack_values[".".join(arg)]
             if key == "Fn::Sub" and isinstance(arg, str):
                 return re.sub(r"\$\{([A-Za-z0-9:.]+)\}", lambda m: self.named(m.group(1)), arg)
         return {k: v for k, v in ((k, self.value(v)) for k, v in node.items()) if v is not NO_VALUE}

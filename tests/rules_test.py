@@ -37,8 +37,8 @@ EXPECTED = {
     "console-sign-in-iam-user-failure.json": {"ConsoleSignInRule"},
     "console-sign-in-iam-user-mfa-success.json": set(),
     "console-sign-in-iam-user-no-mfa.json": {"ConsoleSignInRule"},
-    "console-sign-in-root-failure.json": {"RootActivityRule"},
-    "console-sign-in-root-success.json": {"RootActivityRule"},
+    "console-sign-in-root-failure.json": {"RootActivitySigninRule"},
+    "console-sign-in-root-success.json": {"RootActivitySigninRule"},
     "guardduty-accesskey-tor-caller-medium.json": {"GuardDutyFindingsRule"},
     "guardduty-iam-privilege-escalation-high.json": {"GuardDutyFindingsRule"},
     "guardduty-iam-privilege-escalation-low.json": set(),
@@ -274,6 +274,21 @@ class Rules(unittest.TestCase):
                   {"anything-but": {"wildcard": ["*x", "y*"]}}, {"anything-but": {"equals-ignore-case": ["x"]}}],
             "$or": [{"c": ["x"]}, {"d": {"e": [{"numeric": ["=", 1.5]}]}}],
         }), [])
+
+    def test_every_rule_takes_aws_events_only(self):
+        # Nobody can put an event whose source starts with "aws." on a bus (EventBridge refuses
+        # it), so a rule whose every source is AWS's cannot be fed forged root or sign-in events.
+        for parameters in SETTINGS:
+            for name, pattern in rule_patterns(**parameters).items():
+                alternatives = pattern["$or"] if list(pattern) == ["$or"] else [pattern]
+                for alternative in alternatives:
+                    sources = alternative.get("source")
+                    self.assertTrue(sources, f"{name}: no source")
+                    for source in sources:
+                        self.assertTrue(source == {"prefix": "aws."} or (isinstance(source, str) and source.startswith("aws.")),
+                                        f"{name}: {source!r}")
+        forged = variant("console-sign-in-root-success.json", lambda e: e.update(source="my.forger"))
+        self.assertEqual(self.matching(forged), set())
 
     def test_patterns_are_written_out_in_the_template(self):
         with open(cfn_template.TEMPLATE, encoding="utf-8") as f:

@@ -158,6 +158,31 @@ class Template(unittest.TestCase):
             principals = [s["Principal"] for s in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]]
             self.assertEqual(principals, [{"Service": "lambda.amazonaws.com"}], name)
 
+    def test_the_topic_takes_messages_from_the_stacks_sources_and_named_publishers_only(self):
+        import cfn_template
+        sources = ["arn:aws:iam::111122223333:role/ids-SourceCloudtrailCloudwatchLogsRole-1",
+                   "arn:aws:iam::111122223333:role/ids-SourceEventbridgeRole-1"]
+        values = {"SourceCloudtrailCloudwatchLogsRole.Arn": sources[0], "SourceEventbridgeRole.Arn": sources[1],
+                  "DestinationSlackQueue.Arn": "arn:aws:sqs:us-east-1:111122223333:ids-DestinationSlackQueue-1"}
+
+        def statements(**parameters):
+            resolved = cfn_template.Resolved(self.template, values, **parameters)
+            return {s["Sid"]: s for s in resolved.property("SNSTopicPolicy", "PolicyDocument")["Statement"]}
+
+        by_default = statements()
+        self.assertEqual(sorted(by_default), ["OnlyTheStacksQueuesSubscribe", "OnlyTheStacksSourcesAndThePublishersYouNamePublish", "TlsOnly"])
+        publish = by_default["OnlyTheStacksSourcesAndThePublishersYouNamePublish"]
+        self.assertEqual((publish["Effect"], publish["Principal"], publish["Action"]), ("Deny", "*", "sns:Publish"))
+        self.assertEqual(publish["Condition"], {"ArnNotLike": {"aws:PrincipalArn": sources}})
+        subscribe = by_default["OnlyTheStacksQueuesSubscribe"]
+        self.assertEqual(subscribe["Condition"], {"StringNotEquals": {"sns:Endpoint": [values["DestinationSlackQueue.Arn"]]}})
+        self.assertEqual(by_default["TlsOnly"]["Condition"], {"Bool": {"aws:SecureTransport": "false"}})
+        named = "arn:aws:iam::444455556666:role/deployer,arn:aws:iam::111122223333:role/ci"
+        with_publishers = statements(TopicPublisherArns=named)
+        self.assertEqual(with_publishers["OnlyTheStacksSourcesAndThePublishersYouNamePublish"]["Condition"],
+                         {"ArnNotLike": {"aws:PrincipalArn": sources + named.split(",")}})
+        self.assertEqual(with_publishers["PublishersYouName"]["Principal"], {"AWS": named.split(",")})
+
     def test_every_function_logs_json(self):
         # Lambda then sets AWS_LAMBDA_LOG_FORMAT=JSON, and the functions write one JSON object a
         # line: attacker-controlled newlines stay inside their string.
