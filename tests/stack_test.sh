@@ -244,7 +244,7 @@ expected="$(awk '
     in_resources && /^    Type: / { types[name] = $2 }
     in_resources && /^    Condition: (CloudTrailConfigured|HoneyBucketAlertsOn|FastDenialAlertsOn|HasSlackWebhookRoutes)$/ { conditional[name] = 1 }
     END { for (n in types) if (!(n in conditional)) print n "\t" types[n] }' infrastructure/cloudformation.yaml |
-    grep -Ev $'\t(AWS::SNS::Subscription|AWS::Lambda::EventInvokeConfig|AWS::SQS::QueuePolicy)$' | sort)"
+    grep -Ev $'\t(AWS::SNS::Subscription|AWS::SNS::TopicPolicy|AWS::Lambda::EventInvokeConfig|AWS::SQS::QueuePolicy)$' | sort)"
 [[ "$resources" == "$expected" ]] || fail "the stack's resources differ from the template's:
 $(diff <(echo "$expected") <(echo "$resources") || true)"
 pass "the stack has every resource of the template that moto makes ($(wc -l <<<"$resources") of them)"
@@ -284,7 +284,7 @@ for queue_output in SourceCloudtrailCloudwatchLogsFailureQueueUrl SourceEventbri
             --query "Attributes.[KmsMasterKeyId, MessageRetentionPeriod]" --output text | tr '\t' ' ')"
 done
 buffer="$(output DestinationSlackQueueUrl)"
-expect_equal "the buffer queue hides a received message for 6 times the function's timeout" 360 \
+expect_equal "the buffer queue hides a received message for 6 times the function's timeout and its batching window" 380 \
     "$(aws_local sqs get-queue-attributes --queue-url "$buffer" --attribute-names VisibilityTimeout --query Attributes.VisibilityTimeout --output text)"
 redrive_policy="$(aws_local sqs get-queue-attributes --queue-url "$buffer" --attribute-names RedrivePolicy --query Attributes.RedrivePolicy --output text)"
 dead_letter_queue="$(output DestinationSlackFailureQueueUrl)"
