@@ -217,7 +217,8 @@ class Detections(unittest.TestCase):
             for detection in rule["detections"]:
                 rules_of.setdefault(detection, set()).add(rule["name"])
         families = {f["name"]: f for f in CATALOGUE["families"]}
-        resolved_values = dict(cfn_template.STACK_VALUES, HoneyBucketName="honey", GuardDutyMinimumSeverity="4")
+        resolved_values = dict(cfn_template.STACK_VALUES, HoneyBucketName="honey", GuardDutyMinimumSeverity="4",
+                               CloudTrailCloudWatchLogsGroupName="CloudTrail/DefaultLogGroup")
         for d in CATALOGUE["detections"]:
             own = rules_of.get(d["id"], set(families[d["family"]].get("hand-written-rules", [])))
             self.assertTrue(own, d["id"])

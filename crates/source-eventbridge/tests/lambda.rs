@@ -27,15 +27,26 @@ struct Source {
 
 impl Source {
     async fn start() -> Source {
+        Source::start_with(&[]).await
+    }
+
+    /// The function with these variables besides its topic, as the template sets them.
+    async fn start_with(variables: &[(&str, &str)]) -> Source {
         let moto = MotoServer::start();
         let topic = moto.create_topic("ids-topic").await;
         let capture = moto.capture_queue(&topic).await;
         let api = RuntimeApi::start();
-        let detector = Detector::new(
-            Settings::from_lookup(|name| (name == "SNS_TOPIC").then(|| topic.clone())).unwrap(),
-        )
-        .unwrap();
+        let lookup = |name: &str| {
+            (name == "SNS_TOPIC").then(|| topic.clone()).or_else(|| {
+                variables
+                    .iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| (*value).to_owned())
+            })
+        };
+        let detector = Detector::new(Settings::from_lookup(lookup).unwrap()).unwrap();
         let mut env = moto.lambda_env();
+        env.extend(variables.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         env.push(("SNS_TOPIC".to_owned(), topic));
         let process = LambdaProcess::spawn(BINARY, &api, env);
         Source {
@@ -301,6 +312,45 @@ async fn crafted_details_are_published_and_read_back() {
     for body in &bodies {
         activity_aware_message::Message::from_json(body)
             .unwrap_or_else(|error| panic!("{error}: {body:.300}"));
+    }
+    source.finish();
+}
+
+/// Tampering with the stack's own parts is critical, said in seconds; the same change made by
+/// CloudFormation for someone (the stack's own update) is expected, and info.
+#[tokio::test]
+async fn tampering_with_the_stack_itself_is_critical() {
+    let stack = [
+        ("STACK_NAME", "ids"),
+        ("STACK_KEY_ARN", "arn:aws:kms:us-east-1:111122223333:key/0f0e0d0c-0000-4000-8000-000000000001"),
+        ("CLOUDTRAIL_LOG_GROUP", "CloudTrail/DefaultLogGroup"),
+    ];
+    let source = Source::start_with(&stack).await;
+    let catalogue = source.detector.catalogue();
+    let detections = [
+        "ids-key-tampered",
+        "ids-cloudtrail-feed-cut",
+        "ids-log-groups-tampered",
+        "ids-rules-tampered",
+        "ids-stack-deleted",
+    ];
+    for id in detections {
+        let detection = catalogue.detection(id).unwrap();
+        for example in &detection.examples.alert {
+            let mut event = catalogue.example_event(example);
+            event["id"] = json!("6a7e8feb-b491-4cf7-a9f1-bf3703467718");
+            event["account"] = json!("111122223333");
+            let (answer, message) = source.publish(event.clone()).await;
+            assert_eq!(answer["published"], 1, "{id}");
+            assert_eq!(tag_values(&message, "detection"), [id], "{message}");
+            assert_eq!(tag_values(&message, "severity"), ["critical"], "{id}");
+            assert_eq!(field(&message, "Detection"), Some(detection.title.as_str()));
+            // The same call made by CloudFormation for someone: expected, info, and saying so.
+            event["detail"]["userIdentity"]["invokedBy"] = json!("cloudformation.amazonaws.com");
+            let (_, expected) = source.publish(event).await;
+            assert_eq!(tag_values(&expected, "severity"), ["info"], "{id}");
+            assert!(field(&expected, "Expected").unwrap().contains("CloudFormation"), "{expected}");
+        }
     }
     source.finish();
 }
