@@ -173,7 +173,7 @@ pub fn digest_body(digest: &Digest<'_>, accounts: &AccountNames) -> Value {
 }
 
 /// The keys every body has, in the original's order, around the text and blocks given.
-fn body_of(message: &Message, text: String, blocks: Vec<Value>) -> Value {
+pub(crate) fn body_of(message: &Message, text: String, blocks: Vec<Value>) -> Value {
     let mut body = Map::new();
     if let Some(name) = &message.metadata.source_name {
         body.insert("username".into(), Value::String(name.clone()));

@@ -4,6 +4,7 @@
 
 mod body;
 mod digest;
+mod fold;
 mod incoming;
 pub mod layout;
 mod organizations;
@@ -354,9 +355,11 @@ async fn post_to_webhook(
             .max();
         Reverse((layout::severity(first), received))
     });
+    let posts = plan_posts(groups, &messages, webhook.posts_before(deadline));
     let mut fates = Vec::with_capacity(readable.len());
     let mut stopped: Option<String> = None;
-    for group in &groups {
+    for post in &posts {
+        let group = post.positions();
         let indices = group.iter().map(|&position| readable[position].0);
         let outcome = match &stopped {
             Some(reason) => Err(reason.clone()),
@@ -368,10 +371,15 @@ async fn post_to_webhook(
                         sent_at_ms: items[readable[position].0].sent_at_ms,
                     })
                     .collect();
-                let body = if received.len() == 1 {
-                    slack_body(received[0].message, accounts)
-                } else {
-                    digest_body(&Digest::of(&received), accounts)
+                let body = match post {
+                    Post::Summary(_) => {
+                        let folded: Vec<&Message> = received.iter().map(|r| r.message).collect();
+                        fold::summary_body(&folded)
+                    }
+                    Post::Group(_) if received.len() == 1 => {
+                        slack_body(received[0].message, accounts)
+                    }
+                    Post::Group(_) => digest_body(&Digest::of(&received), accounts),
                 };
                 let subject = &received[0].message.subject;
                 let mut outcome = webhook.post(&body, deadline).await;
@@ -426,6 +434,48 @@ async fn post_to_webhook(
     fates
 }
 
+/// One post: a group (a single Message or a digest), or the summary of groups folded together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Post {
+    Group(Vec<usize>),
+    Summary(Vec<usize>),
+}
+
+impl Post {
+    fn positions(&self) -> &[usize] {
+        match self {
+            Post::Group(positions) | Post::Summary(positions) => positions,
+        }
+    }
+}
+
+/// The posts for the groups (in the order they go), when `room` posts can be made before the
+/// deadline: with more groups than room, the last that fit are folded into one summary, save
+/// the high and critical ones, which keep their own posts (and, when out of time, come back
+/// first).
+fn plan_posts(groups: Vec<Vec<usize>>, messages: &[&Message], room: usize) -> Vec<Post> {
+    if groups.len() <= room || room == 0 {
+        return groups.into_iter().map(Post::Group).collect();
+    }
+    let mut posts = Vec::with_capacity(room);
+    let mut folded = Vec::new();
+    let mut folded_groups = 0;
+    for group in groups {
+        if posts.len() + 1 < room || !fold::foldable(messages[group[0]]) {
+            posts.push(Post::Group(group));
+        } else {
+            folded.extend(group);
+            folded_groups += 1;
+        }
+    }
+    match folded_groups {
+        0 => {}
+        1 => posts.push(Post::Group(folded)),
+        _ => posts.push(Post::Summary(folded)),
+    }
+    posts
+}
+
 fn deadline_of(context: &lambda_runtime::Context) -> Instant {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -435,4 +485,63 @@ fn deadline_of(context: &lambda_runtime::Context) -> Instant {
         deadline_ms => Duration::from_millis(deadline_ms.saturating_sub(now_ms)),
     };
     Instant::now() + left
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use activity_aware_message::Tag;
+
+    fn tagged(severity: &str) -> Message {
+        let mut message = Message::new("s", vec![]);
+        message.tags.push(Tag {
+            key: "severity".into(),
+            value: severity.into(),
+        });
+        message
+    }
+
+    #[test]
+    fn groups_beyond_the_room_fold_into_one_summary_but_never_a_severe_one() {
+        let low = tagged("low");
+        let high = tagged("high");
+        // Positions 0..6, one group each; position 5 is high.
+        let messages: Vec<&Message> = vec![&low, &low, &low, &low, &low, &high];
+        let groups = |order: &[usize]| order.iter().map(|&p| vec![p]).collect::<Vec<_>>();
+        assert_eq!(
+            plan_posts(groups(&[0, 1, 2]), &messages, 3),
+            [
+                Post::Group(vec![0]),
+                Post::Group(vec![1]),
+                Post::Group(vec![2])
+            ]
+        );
+        assert_eq!(
+            plan_posts(groups(&[5, 0, 1, 2, 3, 4]), &messages, 3),
+            [
+                Post::Group(vec![5]),
+                Post::Group(vec![0]),
+                Post::Summary(vec![1, 2, 3, 4])
+            ]
+        );
+        // A severe group past the room keeps its own post (and comes back if out of time).
+        assert_eq!(
+            plan_posts(groups(&[0, 1, 2, 5]), &messages, 2),
+            [
+                Post::Group(vec![0]),
+                Post::Group(vec![5]),
+                Post::Summary(vec![1, 2])
+            ]
+        );
+        // One group left to fold is no summary; no room at all folds nothing.
+        assert_eq!(
+            plan_posts(groups(&[0, 5, 1]), &messages, 2),
+            [
+                Post::Group(vec![0]),
+                Post::Group(vec![5]),
+                Post::Group(vec![1])
+            ]
+        );
+        assert_eq!(plan_posts(groups(&[0, 1]), &messages, 0).len(), 2);
+    }
 }

@@ -92,6 +92,34 @@ impl Pacer {
         Some(at)
     }
 
+    /// How many slots could be taken from now, none later than `not_after` (taking none).
+    pub fn slots_before(&self, not_after: Instant) -> usize {
+        self.slots_before_at(Instant::now(), not_after)
+    }
+
+    fn slots_before_at(&self, now: Instant, not_after: Instant) -> usize {
+        let state = self
+            .state
+            .lock()
+            .expect("the pacer's lock is never poisoned");
+        let (mut due, held_until) = (state.due, state.held_until);
+        drop(state);
+        let mut slots = 0;
+        // A function's deadline holds a few hundred slots at most.
+        while slots < 10_000 {
+            let by_rate = due
+                .checked_sub(self.burst_window())
+                .map_or(now, |at| at.max(now));
+            let at = by_rate.max(held_until);
+            if at > not_after {
+                break;
+            }
+            due = due.max(at) + self.limit.interval;
+            slots += 1;
+        }
+        slots
+    }
+
     /// Waits for the next slot, unless it comes later than `not_after`.
     pub async fn wait_turn(&self, not_after: Instant) -> bool {
         match self.reserve(not_after) {
@@ -204,6 +232,24 @@ mod tests {
         // Refusing took nothing: the next slot is still one interval after the first.
         let at = pacer.reserve_at(start, far(start)).unwrap();
         assert_eq!(at.duration_since(start), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_slots_before_a_deadline_are_counted_without_being_taken() {
+        let pacer = pacer(4000, 1);
+        let start = Instant::now();
+        let deadline = start + Duration::from_secs(56);
+        assert_eq!(pacer.slots_before_at(start, deadline), 15);
+        assert_eq!(
+            pacer.slots_before_at(start, deadline),
+            15,
+            "nothing was taken"
+        );
+        pacer.reserve_at(start, deadline).unwrap();
+        assert_eq!(pacer.slots_before_at(start, deadline), 14);
+        pacer.hold_for_at(start, Duration::from_secs(50));
+        assert_eq!(pacer.slots_before_at(start, deadline), 2);
+        assert_eq!(pacer.slots_before_at(start, start), 0);
     }
 
     #[tokio::test]

@@ -269,6 +269,15 @@ impl SlackWebhook {
             .expect("the TLS backend initialises")
     }
 
+    /// How many posts can still start before `deadline` at this webhook's pace, each with the
+    /// time a post needs.
+    pub fn posts_before(&self, deadline: Instant) -> usize {
+        match deadline.checked_sub(self.policy.deadline_margin + self.policy.min_request_time) {
+            Some(last_start) => self.pacer.slots_before(last_start),
+            None => 0,
+        }
+    }
+
     /// POSTs `body` as JSON at the pace Slack takes, retrying what may succeed later, until
     /// `deadline`.
     pub async fn post(

@@ -169,6 +169,16 @@ fn simple(subject: &str) -> String {
     )
 }
 
+/// A Message of one field, from a publisher that says how severe it is.
+fn with_severity(subject: &str, severity: &str) -> String {
+    message(
+        subject,
+        json!([{"key": "Detail", "value": subject}]),
+        json!({"sourceName": "my-app"}),
+        json!([{"key": "severity", "value": severity}]),
+    )
+}
+
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -870,13 +880,16 @@ async fn a_bad_message_comes_back_and_its_neighbours_are_posted() {
 
 #[tokio::test]
 async fn what_the_deadline_leaves_unposted_comes_back_and_nothing_is_posted_twice() {
-    // A 9 s function posting one a second: about five posts fit before it must stop.
+    // A 9 s function posting one a second: about five posts fit before it must stop. High
+    // alerts are never folded into a summary: what does not fit comes back.
     let options = RuntimeApiOptions {
         deadline: Duration::from_secs(9),
         ..RuntimeApiOptions::default()
     };
     let destination = Destination::start_with(options, &[("SLACK_POST_INTERVAL_MS", "1000")]).await;
-    let batch: Vec<String> = (0..12).map(|i| simple(&format!("alert {i}"))).collect();
+    let batch: Vec<String> = (0..12)
+        .map(|i| with_severity(&format!("alert {i}"), "high"))
+        .collect();
     let answer = destination
         .invoke_batch(&batch)
         .await
@@ -929,6 +942,57 @@ async fn what_the_deadline_leaves_unposted_comes_back_and_nothing_is_posted_twic
     assert_eq!(sorted.len(), 12, "every alert exactly once: {texts:?}");
     assert_eq!(texts.len(), 12);
     destination.finish();
+}
+
+/// More groups than fit before the deadline: the least severe are folded into one summary
+/// that counts them all, the severe keep posts of their own, first, and nothing comes back.
+#[tokio::test]
+async fn more_groups_than_fit_are_folded_into_a_summary_and_none_comes_back() {
+    let options = RuntimeApiOptions {
+        deadline: Duration::from_secs(9),
+        ..RuntimeApiOptions::default()
+    };
+    let destination = Destination::start_with(options, &[("SLACK_POST_INTERVAL_MS", "1000")]).await;
+    let mut batch: Vec<String> = (0..40)
+        .flat_map(|session| {
+            let arn = format!("arn:aws:sts::111122223333:assumed-role/probe/session-{session}");
+            [denial(&arn, "ListUsers", "us-east-1", 1), denial(&arn, "GetPolicy", "us-east-1", 2)]
+        })
+        .collect();
+    batch.insert(17, with_severity("the attacker's StopLogging", "critical"));
+    let answer = destination.invoke_batch(&batch).await.expect("posted");
+    assert_eq!(answer, json!({"batchItemFailures": []}), "nothing comes back");
+    let posts = destination.sink.requests();
+    assert!((3..=8).contains(&posts.len()), "{} posts", posts.len());
+    let headers: Vec<String> = posts
+        .iter()
+        .map(|post| post.body_json()["blocks"][0]["text"]["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(headers[0], "[Critical] the attacker's StopLogging");
+    let summary = posts.last().unwrap().body_json();
+    block_kit::assert_valid(&summary);
+    let text = summary["text"].as_str().unwrap();
+    let folded = count_of(text);
+    // Every denial is counted: in its own digest or in the summary.
+    let digests = posts.len() - 2;
+    assert_eq!(digests * 2 + folded, 80, "{text}");
+    assert!(
+        text.contains(&format!(
+            "arn:aws:sts::111122223333:assumed-role/probe/* ({} sessions) ×{folded}: GetPolicy ×{}, ListUsers ×{}",
+            folded / 2,
+            folded / 2,
+            folded / 2
+        )),
+        "{text}"
+    );
+    destination.finish();
+}
+
+/// The `Count: N` of a post's text (1 for a single Message).
+fn count_of(text: &str) -> usize {
+    text.lines()
+        .find_map(|line| line.strip_prefix("Count: "))
+        .map_or(1, |count| count.parse().unwrap())
 }
 
 #[tokio::test]

@@ -46,7 +46,11 @@ impl Source {
         };
         let detector = Detector::new(Settings::from_lookup(lookup).unwrap()).unwrap();
         let mut env = moto.lambda_env();
-        env.extend(variables.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        env.extend(
+            variables
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         env.push(("SNS_TOPIC".to_owned(), topic));
         let process = LambdaProcess::spawn(BINARY, &api, env);
         Source {
@@ -322,7 +326,10 @@ async fn crafted_details_are_published_and_read_back() {
 async fn tampering_with_the_stack_itself_is_critical() {
     let stack = [
         ("STACK_NAME", "ids"),
-        ("STACK_KEY_ARN", "arn:aws:kms:us-east-1:111122223333:key/0f0e0d0c-0000-4000-8000-000000000001"),
+        (
+            "STACK_KEY_ARN",
+            "arn:aws:kms:us-east-1:111122223333:key/0f0e0d0c-0000-4000-8000-000000000001",
+        ),
         ("CLOUDTRAIL_LOG_GROUP", "CloudTrail/DefaultLogGroup"),
     ];
     let source = Source::start_with(&stack).await;
@@ -349,7 +356,12 @@ async fn tampering_with_the_stack_itself_is_critical() {
             event["detail"]["userIdentity"]["invokedBy"] = json!("cloudformation.amazonaws.com");
             let (_, expected) = source.publish(event).await;
             assert_eq!(tag_values(&expected, "severity"), ["info"], "{id}");
-            assert!(field(&expected, "Expected").unwrap().contains("CloudFormation"), "{expected}");
+            assert!(
+                field(&expected, "Expected")
+                    .unwrap()
+                    .contains("CloudFormation"),
+                "{expected}"
+            );
         }
     }
     source.finish();
