@@ -142,7 +142,7 @@ class Template(unittest.TestCase):
                 ("sqs:SendMessage", get_att(source + "FailureQueue", "Arn"), None),
                 ("kms:GenerateDataKey", key, via("sns", "sqs")), ("kms:Decrypt", key, via("sns", "sqs")),
             ] + logs(source))
-        queue = get_att("DestinationSlackQueue", "Arn")
+        queue = [get_att("DestinationSlackQueue", "Arn"), get_att("DestinationSlackPriorityQueue", "Arn")]
         destination = [
             ("sqs:ReceiveMessage", queue, None), ("sqs:DeleteMessage", queue, None),
             ("sqs:ChangeMessageVisibility", queue, None), ("sqs:GetQueueAttributes", queue, None),
@@ -163,7 +163,8 @@ class Template(unittest.TestCase):
         sources = ["arn:aws:iam::111122223333:role/ids-SourceCloudtrailCloudwatchLogsRole-1",
                    "arn:aws:iam::111122223333:role/ids-SourceEventbridgeRole-1"]
         values = {"SourceCloudtrailCloudwatchLogsRole.Arn": sources[0], "SourceEventbridgeRole.Arn": sources[1],
-                  "DestinationSlackQueue.Arn": "arn:aws:sqs:us-east-1:111122223333:ids-DestinationSlackQueue-1"}
+                  "DestinationSlackQueue.Arn": "arn:aws:sqs:us-east-1:111122223333:ids-DestinationSlackQueue-1",
+                  "DestinationSlackPriorityQueue.Arn": "arn:aws:sqs:us-east-1:111122223333:ids-DestinationSlackPriorityQueue-1"}
 
         def statements(**parameters):
             resolved = cfn_template.Resolved(self.template, values, **parameters)
@@ -175,7 +176,8 @@ class Template(unittest.TestCase):
         self.assertEqual((publish["Effect"], publish["Principal"], publish["Action"]), ("Deny", "*", "sns:Publish"))
         self.assertEqual(publish["Condition"], {"ArnNotLike": {"aws:PrincipalArn": sources}})
         subscribe = by_default["OnlyTheStacksQueuesSubscribe"]
-        self.assertEqual(subscribe["Condition"], {"StringNotEquals": {"sns:Endpoint": [values["DestinationSlackQueue.Arn"]]}})
+        self.assertEqual(subscribe["Condition"], {"StringNotEquals": {"sns:Endpoint": [
+            values["DestinationSlackQueue.Arn"], values["DestinationSlackPriorityQueue.Arn"]]}})
         self.assertEqual(by_default["TlsOnly"]["Condition"], {"Bool": {"aws:SecureTransport": "false"}})
         named = "arn:aws:iam::444455556666:role/deployer,arn:aws:iam::111122223333:role/ci"
         with_publishers = statements(TopicPublisherArns=named)
@@ -375,14 +377,30 @@ class Template(unittest.TestCase):
         for bad in ["prod", "1234=prod", "111122223333=", "111122223333=prod,", "111122223333=a=b"]:
             self.assertFalse(pattern.fullmatch(bad), bad)
 
-    def test_the_topic_feeds_the_destination_through_its_buffer_queue(self):
+    def test_the_topic_feeds_the_destination_through_its_two_lanes(self):
         subscriptions = self.of_type("AWS::SNS::Subscription")
-        self.assertEqual(list(subscriptions), ["DestinationSlackSubscription"])
-        self.assertEqual(subscriptions["DestinationSlackSubscription"]["Properties"], {
-            "TopicArn": ref("SNSTopic"), "Protocol": "sqs", "Endpoint": get_att("DestinationSlackQueue", "Arn"),
-            "RawMessageDelivery": True})
+        self.assertEqual(list(subscriptions), ["DestinationSlackSubscription", "DestinationSlackPrioritySubscription"])
+        lanes = {"DestinationSlackSubscription": "DestinationSlackQueue",
+                 "DestinationSlackPrioritySubscription": "DestinationSlackPriorityQueue"}
+        for subscription, queue in lanes.items():
+            props = dict(subscriptions[subscription]["Properties"])
+            self.assertEqual(props.pop("FilterPolicyScope"), "MessageAttributes")
+            props.pop("FilterPolicy")
+            self.assertEqual(props, {"TopicArn": ref("SNSTopic"), "Protocol": "sqs",
+                                     "Endpoint": get_att(queue, "Arn"), "RawMessageDelivery": True})
+        # The filter policies split every Message between the lanes, and none is in both: the
+        # SNS filter semantics, with moto's implementation of them.
+        from moto.sns.utils import FilterPolicyMatcher
+        bulk = FilterPolicyMatcher(subscriptions["DestinationSlackSubscription"]["Properties"]["FilterPolicy"], "MessageAttributes")
+        priority = FilterPolicyMatcher(subscriptions["DestinationSlackPrioritySubscription"]["Properties"]["FilterPolicy"], "MessageAttributes")
+        for severity, lane in [("info", "bulk"), ("low", "bulk"), ("medium", "bulk"), (None, "bulk"),
+                               ("high", "priority"), ("critical", "priority"), ("urgent", "bulk")]:
+            attributes = {} if severity is None else {"severity": {"Type": "String", "Value": severity}}
+            matched = {name for name, matcher in [("bulk", bulk), ("priority", priority)]
+                       if matcher.matches(attributes, "message")}
+            self.assertEqual(matched, {lane}, severity)
         policy = self.props("DestinationSlackQueuePolicy")
-        self.assertEqual(policy["Queues"], [ref("DestinationSlackQueue")])
+        self.assertEqual(policy["Queues"], [ref("DestinationSlackQueue"), ref("DestinationSlackPriorityQueue")])
         [statement] = policy["PolicyDocument"]["Statement"]
         self.assertEqual((statement["Principal"], statement["Action"], statement["Condition"]),
                          ({"Service": "sns.amazonaws.com"}, "sqs:SendMessage", {"ArnEquals": {"aws:SourceArn": ref("SNSTopic")}}))
@@ -390,9 +408,24 @@ class Template(unittest.TestCase):
         principals = [p["Properties"]["Principal"] for p in self.of_type("AWS::Lambda::Permission").values()]
         self.assertNotIn("sns.amazonaws.com", principals)
 
+    def test_the_priority_lane_is_small_quick_and_kept(self):
+        props = self.props("DestinationSlackPriorityEventSourceMapping")
+        self.assertEqual(props["EventSourceArn"], get_att("DestinationSlackPriorityQueue", "Arn"))
+        self.assertEqual(props["FunctionName"], ref("DestinationSlackLambda"))
+        self.assertEqual(props["FunctionResponseTypes"], ["ReportBatchItemFailures"])
+        self.assertLessEqual(self.resolved(props["MaximumBatchingWindowInSeconds"]), 1)
+        self.assertLessEqual(self.resolved(props["BatchSize"]), 10)
+        self.assertGreaterEqual(self.resolved(props["ScalingConfig"]["MaximumConcurrency"]), 2)
+        queue = self.props("DestinationSlackPriorityQueue")
+        timeout = self.resolved(self.props("DestinationSlackLambda")["Timeout"])
+        self.assertGreaterEqual(self.resolved(queue["VisibilityTimeout"]), 6 * timeout + self.resolved(props["MaximumBatchingWindowInSeconds"]))
+        self.assertEqual(queue["RedrivePolicy"]["deadLetterTargetArn"], get_att("DestinationSlackFailureQueue", "Arn"))
+        self.assertEqual(queue["KmsMasterKeyId"], get_att("StackKey", "Arn"))
+
     def test_the_event_source_mapping_keeps_the_stack_under_slacks_rate_limit(self):
-        [mapping] = self.of_type("AWS::Lambda::EventSourceMapping").values()
-        props = mapping["Properties"]
+        mappings = self.of_type("AWS::Lambda::EventSourceMapping")
+        props = mappings["DestinationSlackEventSourceMapping"]["Properties"]
+        lanes = sum(self.resolved(m["Properties"]["ScalingConfig"]["MaximumConcurrency"]) for m in mappings.values())
         self.assertEqual(props["EventSourceArn"], get_att("DestinationSlackQueue", "Arn"))
         self.assertEqual(props["FunctionName"], ref("DestinationSlackLambda"))
         self.assertEqual(props["FunctionResponseTypes"], ["ReportBatchItemFailures"])
@@ -403,9 +436,10 @@ class Template(unittest.TestCase):
         timeout = self.resolved(self.props("DestinationSlackLambda")["Timeout"])
         queue = self.props("DestinationSlackQueue")
         visibility = self.resolved(queue["VisibilityTimeout"])
-        # Together, the instances post at most once a second.
+        # Together, the instances of both lanes post at most once a second.
         self.assertGreaterEqual(concurrency, 2)
-        self.assertGreaterEqual(interval_ms, 1000 * concurrency)
+        self.assertEqual(lanes, 4)
+        self.assertGreaterEqual(interval_ms, 1000 * lanes)
         # Lambda's rules for SQS batches, and the bounds.
         self.assertTrue(10 < batch_size <= 10000)
         self.assertTrue(1 <= window <= 30)

@@ -3,7 +3,7 @@
 //! the record stands for.
 #![no_main]
 
-use activity_aware_message::{Message, SNS_MESSAGE_LIMIT_BYTES};
+use activity_aware_message::{Message, MESSAGE_BODY_LIMIT_BYTES};
 use libfuzzer_sys::fuzz_target;
 use source_cloudtrail_cloudwatch_logs::{
     Detector, RecordView, message_from_record, message_json_from_record,
@@ -18,7 +18,7 @@ fn detector() -> &'static Detector {
 fuzz_target!(|data: &[u8]| {
     if let Ok(decoded) = source_cloudtrail_cloudwatch_logs::transform_payload(data, detector()) {
         for outgoing in &decoded.outgoing {
-            assert!(outgoing.body.len() <= SNS_MESSAGE_LIMIT_BYTES);
+            assert!(outgoing.body.len() <= MESSAGE_BODY_LIMIT_BYTES);
             Message::from_json(&outgoing.body).expect("a published body is a valid Message");
         }
     }

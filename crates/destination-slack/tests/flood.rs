@@ -165,3 +165,170 @@ async fn a_probe_of_a_thousand_denials_reaches_slack_as_a_handful_of_digests() {
         assert!(within <= 11, "{within} posts within 10 s");
     }
 }
+
+/// One role assumed under 600 session names, 1,200 denials, with the attacker's own successful
+/// StopLogging and a GuardDuty finding of severity 8 in the middle, through both sources, the
+/// topic's two lanes and the Slack function as the stack runs it: a few dozen posts, the
+/// StopLogging and the finding each on a post of its own at their first try, every denial
+/// counted, and nothing received more than the five times the failure queue allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_over_many_principals_never_buries_the_break_in() {
+    let base = test_world::events::corpus_denial();
+    let account = base["recipientAccountId"].as_str().unwrap().to_owned();
+    let role = format!("arn:aws:sts::{account}:assumed-role/probe");
+    let session = |number: usize| {
+        let name = format!("enum-{number:03}");
+        serde_json::json!({
+            "type": "AssumedRole", "principalId": format!("AROAPROBE:{name}"),
+            "arn": format!("{role}/{name}"), "accountId": account,
+            "accessKeyId": format!("ASIAPROBE{number:05}"),
+            "sessionContext": {"sessionIssuer": {"type": "Role", "userName": "probe",
+                "arn": format!("arn:aws:iam::{account}:role/probe")}}
+        })
+    };
+    let mut records = Vec::new();
+    for number in 0..1_200 {
+        let mut denial = base.clone();
+        denial["userIdentity"] = session(number % 600);
+        denial["eventName"] = serde_json::json!(if number % 3 == 0 {
+            "GetPolicy"
+        } else {
+            "ListUsers"
+        });
+        denial["eventID"] = serde_json::json!(format!("6f0c1d2e-0000-4000-8000-{number:012}"));
+        records.push(denial.to_string());
+    }
+    let mut stop_logging = base.clone();
+    stop_logging["userIdentity"] = session(17);
+    stop_logging["eventSource"] = serde_json::json!("cloudtrail.amazonaws.com");
+    stop_logging["eventName"] = serde_json::json!("StopLogging");
+    stop_logging["requestParameters"] = serde_json::json!({"name": "main"});
+    for key in ["errorCode", "errorMessage"] {
+        stop_logging.as_object_mut().unwrap().remove(key);
+    }
+    let mut finding =
+        test_world::payloads::eventbridge_sample("guardduty-iam-privilege-escalation-high");
+    finding["detail"]["severity"] = serde_json::json!(8);
+
+    let moto = MotoServer::start();
+    let sink = SlackSink::start();
+    sink.enforce(RateLimit::slack());
+    let pipeline = Pipeline::create(&moto, "Activity-Aware-IDS-Principals").await;
+    let key = moto.create_kms_key().await;
+    let ciphertext = moto
+        .kms_encrypt(&key, &sink.webhook_url(), &WEBHOOK_ENCRYPTION_CONTEXT)
+        .await;
+    let flowed = pipeline::run(
+        &moto,
+        &pipeline,
+        Flow::as_the_stack(
+            sibling_binary("source-cloudtrail-cloudwatch-logs"),
+            DESTINATION.into(),
+            payloads::deliveries(&records, 240),
+            vec![
+                ("SLACK_WEBHOOK_URL".into(), ciphertext),
+                (
+                    "SSL_CERT_FILE".into(),
+                    sink.ca_file().to_string_lossy().into_owned(),
+                ),
+            ],
+        )
+        .with_events(
+            sibling_binary("source-eventbridge"),
+            vec![
+                (2, test_world::events::eventbridge_api_call(&stop_logging)),
+                (3, finding),
+            ],
+        ),
+    )
+    .await
+    .expect("the pipeline ran");
+
+    let posts = sink.accepted();
+    let bodies: Vec<serde_json::Value> = posts.iter().map(|post| post.body_json()).collect();
+    for body in &bodies {
+        block_kit::assert_valid(body);
+    }
+    let header = |body: &serde_json::Value| {
+        body["blocks"][0]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    eprintln!(
+        "1,200 denials by 600 sessions + StopLogging + a finding -> {} batches -> {} posts, drained {:?}:\n{}",
+        flowed.handled.len(),
+        posts.len(),
+        flowed.drained_after,
+        bodies.iter().map(header).collect::<Vec<_>>().join("\n")
+    );
+    assert_eq!(flowed.published(), 1_202);
+    assert!(posts.len() <= 40, "{} posts", posts.len());
+
+    // Nothing reaches the failure queue: every Message was deleted, none received a sixth time.
+    let receives = flowed
+        .handled
+        .iter()
+        .flat_map(|handled| handled.event["Records"].as_array().unwrap().clone())
+        .map(|record| {
+            record["attributes"]["ApproximateReceiveCount"]
+                .as_str()
+                .unwrap()
+                .parse::<u32>()
+                .unwrap()
+        })
+        .max()
+        .unwrap();
+    assert!(receives <= 5, "a Message was received {receives} times");
+    let deleted: usize = flowed.handled.iter().map(|h| h.settled.deleted.len()).sum();
+    assert_eq!(deleted, 1_202);
+
+    // The break-in, each on a post of its own, from the priority lane at its first try.
+    let alone = |prefix: &str| {
+        let found: Vec<&serde_json::Value> = bodies
+            .iter()
+            .filter(|body| header(body).starts_with(prefix))
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "{prefix}: {:?}",
+            bodies.iter().map(header).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            count_of(found[0]["text"].as_str().unwrap()),
+            1,
+            "{prefix} is in a digest"
+        );
+    };
+    alone("[Critical] CloudTrail logging stopped: ");
+    alone("[High] GuardDuty finding");
+    let priority: Vec<&test_world::Handled> = flowed
+        .handled
+        .iter()
+        .filter(|h| {
+            h.event["Records"][0]["eventSourceARN"]
+                .as_str()
+                .unwrap()
+                .contains("PriorityQueue")
+        })
+        .collect();
+    assert_eq!(
+        priority
+            .iter()
+            .map(|h| h.settled.deleted.len())
+            .sum::<usize>(),
+        2
+    );
+    assert!(priority.iter().all(|h| h.settled.returned.is_empty()));
+
+    // Every denial is counted, in a digest or a summary.
+    let counted: usize = bodies
+        .iter()
+        .filter(|body| {
+            !header(body).starts_with("[Critical]") && !header(body).starts_with("[High]")
+        })
+        .map(|body| count_of(body["text"].as_str().unwrap()))
+        .sum();
+    assert_eq!(counted, 1_200);
+}

@@ -956,17 +956,29 @@ async fn more_groups_than_fit_are_folded_into_a_summary_and_none_comes_back() {
     let mut batch: Vec<String> = (0..40)
         .flat_map(|session| {
             let arn = format!("arn:aws:sts::111122223333:assumed-role/probe/session-{session}");
-            [denial(&arn, "ListUsers", "us-east-1", 1), denial(&arn, "GetPolicy", "us-east-1", 2)]
+            [
+                denial(&arn, "ListUsers", "us-east-1", 1),
+                denial(&arn, "GetPolicy", "us-east-1", 2),
+            ]
         })
         .collect();
     batch.insert(17, with_severity("the attacker's StopLogging", "critical"));
     let answer = destination.invoke_batch(&batch).await.expect("posted");
-    assert_eq!(answer, json!({"batchItemFailures": []}), "nothing comes back");
+    assert_eq!(
+        answer,
+        json!({"batchItemFailures": []}),
+        "nothing comes back"
+    );
     let posts = destination.sink.requests();
     assert!((3..=8).contains(&posts.len()), "{} posts", posts.len());
     let headers: Vec<String> = posts
         .iter()
-        .map(|post| post.body_json()["blocks"][0]["text"]["text"].as_str().unwrap().to_owned())
+        .map(|post| {
+            post.body_json()["blocks"][0]["text"]["text"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     assert_eq!(headers[0], "[Critical] the attacker's StopLogging");
     let summary = posts.last().unwrap().body_json();

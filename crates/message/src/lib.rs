@@ -11,11 +11,14 @@ mod shrink;
 
 pub use publish::{
     Capped, FailedMessage, MessagePublisher, NAMED_FAILURES, OutgoingMessage, PublishError,
-    PublishOptions,
+    PublishOptions, SEVERITY_ATTRIBUTE,
 };
 pub use raw::{MAX_FIELD_VALUE_DEPTH, field_value_from_raw, reads_back_as_field_value};
 pub use severity::{Severity, SeverityError};
-pub use shrink::{SNS_MESSAGE_LIMIT_BYTES, TRUNCATION_MARKER};
+pub use shrink::{
+    MESSAGE_ATTRIBUTES_ROOM_BYTES, MESSAGE_BODY_LIMIT_BYTES, SNS_MESSAGE_LIMIT_BYTES,
+    TRUNCATION_MARKER,
+};
 
 use aws_lambda_events::event::sns::SnsEvent;
 use serde::{Deserialize, Serialize};

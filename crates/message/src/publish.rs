@@ -1,9 +1,11 @@
 //! Publishing many Messages to the SNS topic: PublishBatch, bounded concurrency, retries of the
 //! entries SNS says may succeed later, and a report of what never went.
 
-use crate::SNS_MESSAGE_LIMIT_BYTES;
+use crate::{SNS_MESSAGE_LIMIT_BYTES, Severity};
+use aws_sdk_sns::types::MessageAttributeValue;
 use aws_sdk_sns::types::PublishBatchRequestEntry;
 use futures::StreamExt;
+use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -15,6 +17,32 @@ const MAX_BATCH_ENTRIES: usize = 10;
 pub struct OutgoingMessage {
     pub label: String,
     pub body: String,
+    /// Published as the message attribute `severity`, which the topic's subscriptions sort by
+    /// (high and critical take the priority lane); `None` publishes none.
+    pub severity: Option<Severity>,
+}
+
+/// The message attribute a Message's severity is published as.
+pub const SEVERITY_ATTRIBUTE: &str = "severity";
+
+impl OutgoingMessage {
+    /// What SNS counts against its limit: the body and the attributes.
+    fn size(&self) -> usize {
+        self.body.len()
+            + self.severity.map_or(0, |severity| {
+                SEVERITY_ATTRIBUTE.len() + "String".len() + severity.as_str().len()
+            })
+    }
+
+    fn attributes(&self) -> Option<HashMap<String, MessageAttributeValue>> {
+        let severity = self.severity?;
+        let value = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(severity.as_str())
+            .build()
+            .expect("the data type is set");
+        Some(HashMap::from([(SEVERITY_ATTRIBUTE.to_owned(), value)]))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -144,6 +172,7 @@ impl MessagePublisher {
                     PublishBatchRequestEntry::builder()
                         .id(index.to_string())
                         .message(batch[index].1.body.clone())
+                        .set_message_attributes(batch[index].1.attributes())
                         .build()
                         .expect("id and message are set")
                 })
@@ -228,13 +257,13 @@ fn batches(
     for (position, message) in positions.into_iter().zip(messages) {
         let fits = batches.last().is_some_and(|batch| {
             batch.len() < MAX_BATCH_ENTRIES
-                && batch_bytes + message.body.len() <= SNS_MESSAGE_LIMIT_BYTES
+                && batch_bytes + message.size() <= SNS_MESSAGE_LIMIT_BYTES
         });
         if !fits {
             batches.push(Vec::with_capacity(MAX_BATCH_ENTRIES));
             batch_bytes = 0;
         }
-        batch_bytes += message.body.len();
+        batch_bytes += message.size();
         batches
             .last_mut()
             .expect("a batch was just ensured")
@@ -249,6 +278,7 @@ mod tests {
 
     fn outgoing(label: usize, bytes: usize) -> OutgoingMessage {
         OutgoingMessage {
+            severity: None,
             label: label.to_string(),
             body: "x".repeat(bytes),
         }

@@ -3,8 +3,14 @@
 use crate::Message;
 use serde_json::Value;
 
-/// SNS rejects a message body larger than 256 KiB.
+/// SNS rejects a message larger than 256 KiB, its body and its attributes together.
 pub const SNS_MESSAGE_LIMIT_BYTES: usize = 256 * 1024;
+
+/// Room kept for a Message's attributes (its `severity`: name, type and value).
+pub const MESSAGE_ATTRIBUTES_ROOM_BYTES: usize = 64;
+
+/// The largest body a source publishes: SNS's limit, less the attributes' room.
+pub const MESSAGE_BODY_LIMIT_BYTES: usize = SNS_MESSAGE_LIMIT_BYTES - MESSAGE_ATTRIBUTES_ROOM_BYTES;
 
 /// Starts the note appended to a value that was cut short, so readers know it is incomplete.
 pub const TRUNCATION_MARKER: &str = "… [truncated: ";

@@ -5,7 +5,7 @@ use crate::Summary;
 use activity_aware_cloudtrail::{
     Detector, RecordView, message_from_record, message_json_from_record,
 };
-use activity_aware_message::{OutgoingMessage, SNS_MESSAGE_LIMIT_BYTES};
+use activity_aware_message::{MESSAGE_BODY_LIMIT_BYTES, OutgoingMessage, Severity};
 use base64::Engine;
 use flate2::read::MultiGzDecoder;
 use serde::Deserialize;
@@ -154,6 +154,7 @@ enum Mapped {
     Message {
         body: String,
         truncated: bool,
+        severity: Severity,
     },
 }
 
@@ -167,17 +168,23 @@ fn map_record(text: &str, detector: &Detector) -> Mapped {
     if detected.dropped() {
         return Mapped::Dropped;
     }
+    let severity = detected.severity;
     match message_json_from_record(&view, &detected) {
         None => Mapped::WithoutFields,
-        Some(body) if body.len() <= SNS_MESSAGE_LIMIT_BYTES => Mapped::Message {
+        Some(body) if body.len() <= MESSAGE_BODY_LIMIT_BYTES => Mapped::Message {
             body,
             truncated: false,
+            severity,
         },
         Some(_) => {
             let message =
                 message_from_record(&view, &detected).expect("the same record has the same fields");
-            let (body, truncated) = message.to_json_within(SNS_MESSAGE_LIMIT_BYTES);
-            Mapped::Message { body, truncated }
+            let (body, truncated) = message.to_json_within(MESSAGE_BODY_LIMIT_BYTES);
+            Mapped::Message {
+                body,
+                truncated,
+                severity,
+            }
         }
     }
 }
@@ -190,7 +197,11 @@ impl Mapper<'_> {
             Mapped::WithoutFields => self.summary.without_fields += 1,
             Mapped::Dropped => self.summary.dropped += 1,
             Mapped::Message { .. } if self.summary.message_type == CONTROL_MESSAGE => {}
-            Mapped::Message { body, truncated } => {
+            Mapped::Message {
+                body,
+                truncated,
+                severity,
+            } => {
                 if truncated {
                     self.summary.truncated += 1;
                     tracing::warn!(log_event_id = ?id, "Message cut down to fit SNS's size limit");
@@ -198,6 +209,7 @@ impl Mapper<'_> {
                 (self.emit)(OutgoingMessage {
                     label: format!("log event {id}"),
                     body,
+                    severity: Some(severity),
                 });
             }
         }
@@ -522,7 +534,7 @@ mod tests {
         .unwrap();
         assert_eq!(decoded.summary.truncated, 1);
         let body = &decoded.outgoing[0].body;
-        assert!(body.len() <= SNS_MESSAGE_LIMIT_BYTES);
+        assert!(body.len() <= MESSAGE_BODY_LIMIT_BYTES);
         assert!(body.contains(TRUNCATION_MARKER));
     }
 

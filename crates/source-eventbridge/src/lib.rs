@@ -20,8 +20,8 @@ use activity_aware_cloudtrail::{
 };
 use activity_aware_detections::Severity;
 use activity_aware_message::{
-    DIGEST_FIELD_TAG, DIGEST_GROUP_TAG, EVENT_TIME_TAG, Message, MessagePublisher, OutgoingMessage,
-    PublishError, SNS_MESSAGE_LIMIT_BYTES, Tag,
+    DIGEST_FIELD_TAG, DIGEST_GROUP_TAG, EVENT_TIME_TAG, MESSAGE_BODY_LIMIT_BYTES, Message,
+    MessagePublisher, OutgoingMessage, PublishError, Tag,
 };
 use lambda_runtime::Diagnostic;
 use serde::{Deserialize, Serialize};
@@ -90,8 +90,12 @@ impl From<SourceError> for Diagnostic {
 /// What an event becomes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Made {
-    /// The JSON text to publish (within SNS's limit), and whether it was cut.
-    Message { body: String, truncated: bool },
+    /// The JSON text to publish (within SNS's limit), whether it was cut, and its severity.
+    Message {
+        body: String,
+        truncated: bool,
+        severity: Severity,
+    },
     /// A CloudTrail record with nothing to say (as the CloudWatch Logs source).
     WithoutFields,
     /// An expected change, and the stack drops those.
@@ -112,12 +116,13 @@ pub fn message_json(event: &Event<'_>, detector: &Detector) -> Made {
                 }
                 return match message_json_from_record(&view, &detected) {
                     None => Made::WithoutFields,
-                    Some(body) if body.len() <= SNS_MESSAGE_LIMIT_BYTES => Made::Message {
+                    Some(body) if body.len() <= MESSAGE_BODY_LIMIT_BYTES => Made::Message {
                         body,
                         truncated: false,
+                        severity: detected.severity,
                     },
                     Some(_) => match message_from_record(&view, &detected) {
-                        Some(message) => made(&message),
+                        Some(message) => made(&message, detected.severity),
                         None => Made::WithoutFields,
                     },
                 };
@@ -144,12 +149,16 @@ pub fn message_json(event: &Event<'_>, detector: &Detector) -> Made {
         _ => (generic::message(event), Detected::unclassified()),
     };
     detected.apply_to(&mut message);
-    made(&message)
+    made(&message, detected.severity)
 }
 
-fn made(message: &Message) -> Made {
+fn made(message: &Message, severity: Severity) -> Made {
     let (body, truncated) = within_limit(message);
-    Made::Message { body, truncated }
+    Made::Message {
+        body,
+        truncated,
+        severity,
+    }
 }
 
 /// The detection an event is, read whole.
@@ -210,7 +219,7 @@ pub(crate) fn digest_tags(
 }
 
 fn within_limit(message: &Message) -> (String, bool) {
-    message.to_json_within(SNS_MESSAGE_LIMIT_BYTES)
+    message.to_json_within(MESSAGE_BODY_LIMIT_BYTES)
 }
 
 /// Reads an event as Lambda delivers it.
@@ -233,7 +242,12 @@ pub async fn handle(
     };
     let made = message_json(&event, detector);
     summary.dropped = made == Made::Dropped;
-    if let Made::Message { body, truncated } = made {
+    if let Made::Message {
+        body,
+        truncated,
+        severity,
+    } = made
+    {
         if truncated {
             tracing::warn!(
                 event_id = ?event.id.as_deref().unwrap_or(""),
@@ -245,6 +259,7 @@ pub async fn handle(
             .publish_all(vec![OutgoingMessage {
                 label: format!("event {}", event.id.as_deref().unwrap_or("without an id")),
                 body,
+                severity: Some(severity),
             }])
             .await?;
     }
@@ -350,11 +365,12 @@ mod tests {
         let Made::Message {
             body: json,
             truncated,
+            ..
         } = message_json(&event, &Detector::default())
         else {
             panic!("no Message");
         };
-        assert!(truncated && json.len() <= SNS_MESSAGE_LIMIT_BYTES);
+        assert!(truncated && json.len() <= MESSAGE_BODY_LIMIT_BYTES);
         Message::from_json(&json).unwrap();
     }
 }

@@ -231,12 +231,29 @@ impl MotoServer {
     /// Subscribes `queue` to `topic_arn` with raw message delivery, as the stack subscribes
     /// the Slack destination's buffer queue.
     pub async fn subscribe_queue(&self, topic_arn: &str, queue: &Queue) {
+        self.subscribe_queue_filtered(topic_arn, queue, None).await;
+    }
+
+    /// As [`Self::subscribe_queue`], with a filter policy on the Messages' attributes.
+    pub async fn subscribe_queue_filtered(
+        &self,
+        topic_arn: &str,
+        queue: &Queue,
+        filter_policy: Option<&str>,
+    ) {
         let sns = aws_sdk_sns::Client::new(&self.sdk_config().await);
-        sns.subscribe()
+        let mut subscribe = sns
+            .subscribe()
             .topic_arn(topic_arn)
             .protocol("sqs")
             .endpoint(&queue.arn)
-            .attributes("RawMessageDelivery", "true")
+            .attributes("RawMessageDelivery", "true");
+        if let Some(policy) = filter_policy {
+            subscribe = subscribe
+                .attributes("FilterPolicy", policy)
+                .attributes("FilterPolicyScope", "MessageAttributes");
+        }
+        subscribe
             .send()
             .await
             .unwrap_or_else(|e| panic!("test-world: moto Subscribe sqs to {topic_arn}: {e:?}"));

@@ -14,25 +14,40 @@ use crate::{
     feed_until_drained,
 };
 
-/// A topic and the buffer queue subscribed to it.
+/// A topic and the two queues subscribed to it: the bulk lane and the priority lane.
 pub struct Pipeline {
     pub topic: String,
     pub queue: Queue,
+    pub priority_queue: Queue,
 }
 
 impl Pipeline {
-    /// The queue hides a received Message for 360 s and gets the topic's Messages raw, as in
-    /// the stack.
+    /// The queues get the topic's Messages raw, split by the template's filter policies on
+    /// their severity (high and critical to the priority lane), as in the stack.
     pub async fn create(moto: &MotoServer, name: &str) -> Pipeline {
         let topic = moto.create_topic(name).await;
+        let (bulk_policy, priority_policy) = crate::template::lane_filter_policies();
         let queue = moto
             .create_queue(
                 &format!("{name}-DestinationSlackQueue"),
-                Duration::from_secs(360),
+                Duration::from_secs(380),
             )
             .await;
-        moto.subscribe_queue(&topic, &queue).await;
-        Pipeline { topic, queue }
+        moto.subscribe_queue_filtered(&topic, &queue, Some(&bulk_policy))
+            .await;
+        let priority_queue = moto
+            .create_queue(
+                &format!("{name}-DestinationSlackPriorityQueue"),
+                Duration::from_secs(361),
+            )
+            .await;
+        moto.subscribe_queue_filtered(&topic, &priority_queue, Some(&priority_policy))
+            .await;
+        Pipeline {
+            topic,
+            queue,
+            priority_queue,
+        }
     }
 }
 
@@ -49,6 +64,12 @@ pub struct Flow {
     pub batch_size: usize,
     /// How long a batch gathers after its first Message.
     pub window: Duration,
+    /// The priority lane's mapping.
+    pub priority: crate::template::Lane,
+    /// EventBridge events for the EventBridge source, each invoked after the delivery of its
+    /// number (0: before the first).
+    pub events: Vec<(usize, Value)>,
+    pub eventbridge_binary: Option<PathBuf>,
     /// The Slack function's environment besides moto's (webhook ciphertext, CA, pace).
     pub destination_env: Vec<(String, String)>,
 }
@@ -75,14 +96,25 @@ impl Flow {
             instances: pace.instances,
             batch_size: pace.batch_size,
             window: pace.window,
+            priority: pace.priority,
+            events: Vec::new(),
+            eventbridge_binary: None,
             destination_env,
         }
+    }
+
+    /// Also sends these EventBridge events through the EventBridge source (its binary), each
+    /// after the delivery of its number.
+    pub fn with_events(mut self, eventbridge_binary: PathBuf, events: Vec<(usize, Value)>) -> Flow {
+        self.eventbridge_binary = Some(eventbridge_binary);
+        self.events = events;
+        self
     }
 }
 
 /// What happened.
 pub struct Flowed {
-    /// The source's answer to each delivery.
+    /// The sources' answers: to each delivery, and to each EventBridge event after it.
     pub summaries: Vec<Value>,
     pub handled: Vec<Handled>,
     /// From the first delivery until the source had published them all.
@@ -112,7 +144,15 @@ pub async fn run(moto: &MotoServer, pipeline: &Pipeline, flow: Flow) -> Result<F
     }));
     let mut source_env = moto.lambda_env();
     source_env.push(("SNS_TOPIC".into(), pipeline.topic.clone()));
-    let source = LambdaProcess::spawn(&flow.source_binary, &source_api, source_env);
+    let source = LambdaProcess::spawn(&flow.source_binary, &source_api, source_env.clone());
+    let eventbridge_api = Arc::new(RuntimeApi::start_with(RuntimeApiOptions {
+        function_name: "source-eventbridge".into(),
+        ..RuntimeApiOptions::default()
+    }));
+    let eventbridge = flow
+        .eventbridge_binary
+        .as_ref()
+        .map(|binary| LambdaProcess::spawn(binary, &eventbridge_api, source_env));
 
     let mut env = moto.lambda_env();
     env.extend(flow.destination_env);
@@ -120,29 +160,63 @@ pub async fn run(moto: &MotoServer, pipeline: &Pipeline, flow: Flow) -> Result<F
     let mut processes = Vec::new();
     // Kept until the processes stop, so that none sees its Runtime API vanish.
     let mut apis = Vec::new();
-    for _ in 0..flow.instances {
-        let api = Arc::new(RuntimeApi::start_with(RuntimeApiOptions {
-            function_name: "destination-slack".into(),
-            deadline: Duration::from_secs(60),
-            invoke_timeout: Duration::from_secs(90),
-        }));
-        processes.push(LambdaProcess::spawn(
-            &flow.destination_binary,
-            &api,
-            env.clone(),
-        ));
-        apis.push(api.clone());
-        let poller =
-            QueuePoller::new(moto, pipeline.queue.clone(), flow.batch_size, flow.window).await;
-        instances.push((api, poller));
+    let lanes = [
+        (
+            &pipeline.queue,
+            flow.instances,
+            flow.batch_size,
+            flow.window,
+        ),
+        (
+            &pipeline.priority_queue,
+            flow.priority.instances,
+            flow.priority.batch_size,
+            flow.priority.window,
+        ),
+    ];
+    for (queue, count, batch_size, window) in lanes {
+        for _ in 0..count {
+            let api = Arc::new(RuntimeApi::start_with(RuntimeApiOptions {
+                function_name: "destination-slack".into(),
+                deadline: Duration::from_secs(60),
+                invoke_timeout: Duration::from_secs(90),
+            }));
+            processes.push(LambdaProcess::spawn(
+                &flow.destination_binary,
+                &api,
+                env.clone(),
+            ));
+            apis.push(api.clone());
+            let poller = QueuePoller::new(moto, queue.clone(), batch_size, window).await;
+            instances.push((api, poller));
+        }
     }
 
     let started = Instant::now();
     let feeding = {
         let api = source_api.clone();
-        let (deliveries, pause) = (flow.deliveries, flow.pause);
+        let eventbridge_api = eventbridge_api.clone();
+        let (deliveries, pause, events) = (flow.deliveries, flow.pause, flow.events);
         tokio::spawn(async move {
             let mut summaries = Vec::new();
+            let send_events = |after: usize| {
+                let due: Vec<Value> = events
+                    .iter()
+                    .filter(|(number, _)| *number == after)
+                    .map(|(_, event)| event.clone())
+                    .collect();
+                let api = eventbridge_api.clone();
+                async move {
+                    let mut answers = Vec::new();
+                    for event in due {
+                        answers.push(api.invoke(event).await.map_err(|error| {
+                            format!("the EventBridge source failed after delivery {after}: {error}")
+                        })?);
+                    }
+                    Ok::<_, String>(answers)
+                }
+            };
+            summaries.extend(send_events(0).await?);
             for (number, delivery) in deliveries.into_iter().enumerate() {
                 if number > 0 {
                     tokio::time::sleep(pause).await;
@@ -151,6 +225,7 @@ pub async fn run(moto: &MotoServer, pipeline: &Pipeline, flow: Flow) -> Result<F
                     format!("the source failed on delivery {}: {error}", number + 1)
                 })?;
                 summaries.push(summary);
+                summaries.extend(send_events(number + 1).await?);
             }
             Ok::<_, String>((summaries, started.elapsed()))
         })
@@ -173,12 +248,16 @@ pub async fn run(moto: &MotoServer, pipeline: &Pipeline, flow: Flow) -> Result<F
         .collect();
     let destination_outputs = processes.iter().map(LambdaProcess::stop).collect();
     drop(apis);
+    let mut source_output = source.stop();
+    if let Some(eventbridge) = eventbridge {
+        source_output.push_str(&eventbridge.stop());
+    }
     Ok(Flowed {
         summaries,
         handled,
         published_after,
         drained_after,
-        source_output: source.stop(),
+        source_output,
         destination_outputs,
         destination_peak_rss,
     })

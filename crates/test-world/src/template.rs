@@ -31,10 +31,10 @@ pub fn functions() -> Vec<String> {
     functions_in(&text)
 }
 
-/// How the stack runs the Slack function: its event source mapping and its pace.
+/// How the stack runs the Slack function: its event source mappings and its pace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlackPace {
-    /// The mapping's MaximumConcurrency: instances fed at once.
+    /// The bulk lane mapping's MaximumConcurrency: instances fed at once.
     pub instances: usize,
     pub batch_size: usize,
     /// MaximumBatchingWindowInSeconds.
@@ -42,20 +42,54 @@ pub struct SlackPace {
     /// SLACK_POST_INTERVAL_MS: each instance posts at most once per interval.
     pub post_interval: Duration,
     pub function_timeout: Duration,
+    /// The priority lane's mapping (high and critical Messages).
+    pub priority: Lane,
 }
 
-/// The `SlackPace` mapping of a template: the `key: value` lines under `SlackPace:` and
-/// `EventSourceMapping:`.
-pub fn slack_pace_in(template: &str) -> Result<SlackPace, String> {
+/// One lane's event source mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lane {
+    pub instances: usize,
+    pub batch_size: usize,
+    pub window: Duration,
+}
+
+/// The subscription filter policies of the two lanes, bulk and priority, as the template
+/// writes them (JSON on the `FilterPolicy:` line of each subscription).
+pub fn lane_filter_policies() -> (String, String) {
+    let template = include_str!("../../../infrastructure/cloudformation.yaml");
+    let policy = |resource: &str| {
+        template
+            .lines()
+            .skip_while(|line| line.trim_end() != format!("  {resource}:"))
+            .skip(1)
+            .take_while(|line| line.starts_with("    ") || line.trim().is_empty())
+            .find_map(|line| line.trim().strip_prefix("FilterPolicy: "))
+            .unwrap_or_else(|| panic!("test-world: {resource} has no FilterPolicy"))
+            .to_owned()
+    };
+    (
+        policy("DestinationSlackSubscription"),
+        policy("DestinationSlackPrioritySubscription"),
+    )
+}
+
+/// The `key: value` lines of one section of the `SlackPace` mapping.
+fn pace_section(
+    template: &str,
+    section: &str,
+) -> Result<std::collections::HashMap<String, String>, String> {
     let mut values = std::collections::HashMap::new();
     let mut lines = template
         .lines()
         .skip_while(|line| line.trim_end() != "  SlackPace:");
     lines.next().ok_or("no SlackPace mapping")?;
-    for line in lines
-        .skip_while(|line| line.trim() != "EventSourceMapping:")
-        .skip(1)
-    {
+    let mut found = false;
+    for line in lines.skip_while(|line| line.trim() != format!("{section}:")) {
+        if !found {
+            found = true;
+            continue;
+        }
         if line.trim().is_empty() || line.trim_start().starts_with('#') {
             continue;
         }
@@ -67,19 +101,44 @@ pub fn slack_pace_in(template: &str) -> Result<SlackPace, String> {
             values.insert(key.trim().to_owned(), value.to_owned());
         }
     }
-    let number = |key: &str| -> Result<u64, String> {
-        let text = values
-            .get(key)
-            .ok_or_else(|| format!("SlackPace has no {key}"))?;
-        text.parse()
-            .map_err(|_| format!("SlackPace {key} is not a number: {text:?}"))
+    if !found {
+        return Err(format!("SlackPace has no {section}"));
+    }
+    Ok(values)
+}
+
+/// The `SlackPace` mapping of a template: the `key: value` lines under `SlackPace:` and
+/// `EventSourceMapping:`.
+pub fn slack_pace_in(template: &str) -> Result<SlackPace, String> {
+    let bulk = pace_section(template, "EventSourceMapping")?;
+    let number =
+        |values: &std::collections::HashMap<String, String>, key: &str| -> Result<u64, String> {
+            let text = values
+                .get(key)
+                .ok_or_else(|| format!("SlackPace has no {key}"))?;
+            text.parse()
+                .map_err(|_| format!("SlackPace {key} is not a number: {text:?}"))
+        };
+    let priority = match pace_section(template, "PriorityLane") {
+        Ok(lane) => Lane {
+            instances: number(&lane, "MaximumConcurrency")? as usize,
+            batch_size: number(&lane, "BatchSize")? as usize,
+            window: Duration::from_secs(number(&lane, "MaximumBatchingWindowInSeconds")?),
+        },
+        // A template of one lane: no priority instances.
+        Err(_) => Lane {
+            instances: 0,
+            batch_size: 10,
+            window: Duration::ZERO,
+        },
     };
     Ok(SlackPace {
-        instances: number("MaximumConcurrency")? as usize,
-        batch_size: number("BatchSize")? as usize,
-        window: Duration::from_secs(number("MaximumBatchingWindowInSeconds")?),
-        post_interval: Duration::from_millis(number("PostIntervalMs")?),
-        function_timeout: Duration::from_secs(number("FunctionTimeout")?),
+        instances: number(&bulk, "MaximumConcurrency")? as usize,
+        batch_size: number(&bulk, "BatchSize")? as usize,
+        window: Duration::from_secs(number(&bulk, "MaximumBatchingWindowInSeconds")?),
+        post_interval: Duration::from_millis(number(&bulk, "PostIntervalMs")?),
+        function_timeout: Duration::from_secs(number(&bulk, "FunctionTimeout")?),
+        priority,
     })
 }
 
@@ -97,8 +156,12 @@ mod tests {
     fn the_slack_pace_is_read_from_the_template() {
         let pace = slack_pace();
         // The arithmetic tests/template_test.py checks, seen from here.
-        assert!(pace.instances >= 2);
-        assert!(pace.post_interval >= Duration::from_secs(1) * pace.instances as u32);
+        assert!(pace.instances >= 2 && pace.priority.instances >= 2);
+        assert!(
+            pace.post_interval
+                >= Duration::from_secs(1) * (pace.instances + pace.priority.instances) as u32
+        );
+        assert!(pace.priority.window <= Duration::from_secs(1) && pace.priority.batch_size <= 10);
         assert!(pace.window >= Duration::from_secs(1) && pace.window <= Duration::from_secs(30));
         let pace = slack_pace_in(
             "Mappings:\n  SlackPace:\n    EventSourceMapping:\n      MaximumConcurrency: 3\n      # a note\n      PostIntervalMs: \"3000\"\n      MaximumBatchingWindowInSeconds: 5\n      BatchSize: 100\n      FunctionTimeout: 30\n\nConditions:\n  X: 1\n",
@@ -112,7 +175,17 @@ mod tests {
                 window: Duration::from_secs(5),
                 post_interval: Duration::from_millis(3000),
                 function_timeout: Duration::from_secs(30),
+                priority: Lane {
+                    instances: 0,
+                    batch_size: 10,
+                    window: Duration::ZERO,
+                },
             }
+        );
+        let (bulk, priority) = lane_filter_policies();
+        assert!(
+            bulk.contains("exists") && priority.contains("critical"),
+            "{bulk} {priority}"
         );
         assert!(slack_pace_in("Mappings:\n  Other: {}\n").is_err());
     }
