@@ -41,6 +41,10 @@ pub const DIGEST_FIELD_TAG: &str = "digest-field";
 /// severities.
 pub const SEVERITY_TAG: &str = "severity";
 
+/// Tag of a heartbeat Message (its value: the stack's name): the Slack function counts each one
+/// it posts in the `HeartbeatsDelivered` metric, which the missing-heartbeat alarm watches.
+pub const HEARTBEAT_TAG: &str = "heartbeat";
+
 /// Tag naming the detection of the catalogue a Message is (`cloudtrail-stopped`...).
 pub const DETECTION_TAG: &str = "detection";
 

@@ -643,7 +643,11 @@ async fn sns_failures_fail_the_invocation_and_say_how_many_did_not_go() {
     // The first are named, the rest counted: the error, and the failure record that carries
     // it with its event, stay small.
     assert_eq!(error.error_message.matches("log event ").count(), 20);
-    assert!(error.error_message.ends_with("; and 430 more"), "{}", error.error_message);
+    assert!(
+        error.error_message.ends_with("; and 430 more"),
+        "{}",
+        error.error_message
+    );
     assert!(source.process.is_running());
     source.finish();
 }

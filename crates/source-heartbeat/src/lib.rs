@@ -1,0 +1,424 @@
+//! Source: the heartbeat. On a schedule (daily by default), a Message through the whole
+//! pipeline (the topic, a lane, the Slack function) that says how many Messages the topic took
+//! since the last one and how many wait in the failure queues. The Slack function counts each
+//! heartbeat it posts in a metric, and an alarm fires when none arrives for a heartbeat and an
+//! hour: a dead man's switch that needs nothing it watches to work.
+
+use activity_aware_message::{
+    DIGEST_GROUP_TAG, Field, HEARTBEAT_TAG, Message, MessagePublisher, Metadata, OutgoingMessage,
+    PublishError, SEVERITY_TAG, Severity, Tag,
+};
+use lambda_runtime::Diagnostic;
+use serde::Serialize;
+use serde_json::Value;
+use std::time::{Duration, SystemTime};
+
+pub const SOURCE_NAME: &str = "Activity Aware IDS";
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{0} must be set")]
+    Missing(&'static str),
+    #[error("SNS_TOPIC must be a topic ARN (arn:PARTITION:sns:REGION:ACCOUNT:NAME), not {0:?}")]
+    Topic(String),
+    #[error("FAILURE_QUEUE_URLS must be name=url pairs separated by commas, not {0:?}")]
+    Queues(String),
+    #[error("HEARTBEAT_HOURS must be a whole number of hours from 1 to 167, not {0:?}")]
+    Hours(String),
+}
+
+/// What the heartbeat reports on, read once at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub topic_arn: String,
+    pub stack_name: String,
+    /// The failure queues, by the function whose failures they keep.
+    pub failure_queues: Vec<(String, String)>,
+    /// Hours between two heartbeats: the span the count covers.
+    pub hours: u32,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// `SNS_TOPIC`, `STACK_NAME`, `FAILURE_QUEUE_URLS` (`function=url,...`) and
+    /// `HEARTBEAT_HOURS` (default 24).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &'static str| {
+            lookup(name)
+                .map(|value| value.trim().to_owned())
+                .filter(|value| !value.is_empty())
+        };
+        let topic_arn = get("SNS_TOPIC").ok_or(ConfigError::Missing("SNS_TOPIC"))?;
+        if topic_arn.split(':').count() != 6 || !topic_arn.starts_with("arn:") {
+            return Err(ConfigError::Topic(topic_arn));
+        }
+        let stack_name = get("STACK_NAME").ok_or(ConfigError::Missing("STACK_NAME"))?;
+        let queues = get("FAILURE_QUEUE_URLS").unwrap_or_default();
+        let failure_queues = queues
+            .split(',')
+            .map(str::trim)
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| match pair.split_once('=') {
+                Some((name, url)) if !name.is_empty() && url.starts_with("http") => {
+                    Ok((name.to_owned(), url.to_owned()))
+                }
+                _ => Err(ConfigError::Queues(queues.clone())),
+            })
+            .collect::<Result<_, _>>()?;
+        let hours = match get("HEARTBEAT_HOURS") {
+            None => 24,
+            Some(text) => match text.parse::<u32>() {
+                Ok(hours) if (1..=167).contains(&hours) => hours,
+                _ => return Err(ConfigError::Hours(text)),
+            },
+        };
+        Ok(Config {
+            topic_arn,
+            stack_name,
+            failure_queues,
+            hours,
+        })
+    }
+
+    fn topic_name(&self) -> &str {
+        self.topic_arn.rsplit(':').next().unwrap_or_default()
+    }
+}
+
+/// What the heartbeat found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// Messages the topic took over the span, or why they could not be counted.
+    pub published: Result<u64, String>,
+    /// Each failure queue's Messages (visible or in flight), or why they could not be counted.
+    pub waiting: Vec<(String, Result<u64, String>)>,
+}
+
+impl Health {
+    fn waiting_total(&self) -> u64 {
+        self.waiting
+            .iter()
+            .filter_map(|(_, count)| count.as_ref().ok())
+            .sum()
+    }
+
+    /// Healthy: everything counted, nothing waiting.
+    pub fn healthy(&self) -> bool {
+        self.published.is_ok() && self.waiting.iter().all(|(_, count)| count == &Ok(0))
+    }
+}
+
+/// The heartbeat's Message: healthy and info, or needing attention and high.
+pub fn message(config: &Config, health: &Health) -> Message {
+    let published = match &health.published {
+        Ok(count) => format!("{count} Messages"),
+        Err(_) => "an unknown number of Messages".to_owned(),
+    };
+    let waiting = health.waiting_total();
+    let subject = format!(
+        "{}: {published} in the last {} h, {waiting} waiting in failure queues",
+        if health.healthy() {
+            "Pipeline healthy"
+        } else {
+            "Pipeline needs attention"
+        },
+        config.hours
+    );
+    let mut fields = vec![field(
+        "Messages Published",
+        match &health.published {
+            Ok(count) => Value::from(*count),
+            Err(error) => Value::String(format!("not counted: {error}")),
+        },
+    )];
+    fields.push(field("Waiting In Failure Queues", Value::from(waiting)));
+    for (name, count) in &health.waiting {
+        fields.push(field(
+            &format!("Failure Queue Of {name}"),
+            match count {
+                Ok(count) => Value::from(*count),
+                Err(error) => Value::String(format!("not counted: {error}")),
+            },
+        ));
+    }
+    if waiting > 0 {
+        fields.push(field(
+            "What To Do",
+            Value::String("./dev.sh redrive <function> posts what a failure queue holds, once the cause is fixed; a Message is lost after 14 days there.".into()),
+        ));
+    }
+    fields.push(field(
+        "Next Heartbeat",
+        Value::String(format!(
+            "in {} h; an alarm fires when none arrives for {} h",
+            config.hours,
+            config.hours + 1
+        )),
+    ));
+    let severity = if health.healthy() {
+        Severity::Info
+    } else {
+        Severity::High
+    };
+    let tag = |key: &str, value: String| Tag {
+        key: key.to_owned(),
+        value,
+    };
+    Message {
+        subject,
+        fields,
+        metadata: Metadata {
+            source_name: Some(SOURCE_NAME.into()),
+            source_icon_url: None,
+        },
+        tags: vec![
+            tag(HEARTBEAT_TAG, config.stack_name.clone()),
+            tag(SEVERITY_TAG, severity.as_str().into()),
+            tag(DIGEST_GROUP_TAG, format!("heartbeat {}", config.stack_name)),
+        ],
+    }
+}
+
+fn field(key: &str, value: Value) -> Field {
+    Field {
+        key: key.to_owned(),
+        value,
+    }
+}
+
+/// The clients the heartbeat reads with, built once per container.
+pub struct Readers {
+    pub sqs: aws_sdk_sqs::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+}
+
+impl Readers {
+    /// Counts what the topic took over the span, and what waits in each failure queue.
+    pub async fn health(&self, config: &Config) -> Health {
+        let now = SystemTime::now();
+        let span = Duration::from_secs(u64::from(config.hours) * 3600);
+        let published = self
+            .cloudwatch
+            .get_metric_statistics()
+            .namespace("AWS/SNS")
+            .metric_name("NumberOfMessagesPublished")
+            .dimensions(
+                aws_sdk_cloudwatch::types::Dimension::builder()
+                    .name("TopicName")
+                    .value(config.topic_name())
+                    .build(),
+            )
+            .start_time((now - span).into())
+            .end_time(now.into())
+            .period(span.as_secs() as i32)
+            .statistics(aws_sdk_cloudwatch::types::Statistic::Sum)
+            .send()
+            .await
+            .map(|output| {
+                output
+                    .datapoints()
+                    .iter()
+                    .filter_map(|point| point.sum())
+                    .sum::<f64>() as u64
+            })
+            .map_err(|error| aws_errors::summary(&error));
+        let mut waiting = Vec::with_capacity(config.failure_queues.len());
+        for (name, url) in &config.failure_queues {
+            let count = self
+                .sqs
+                .get_queue_attributes()
+                .queue_url(url)
+                .attribute_names(
+                    aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages,
+                )
+                .attribute_names(
+                    aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+                )
+                .send()
+                .await
+                .map(|output| {
+                    output
+                        .attributes()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|(_, value)| value.parse::<u64>().ok())
+                        .sum()
+                })
+                .map_err(|error| aws_errors::summary(&error));
+            waiting.push((name.clone(), count));
+        }
+        Health { published, waiting }
+    }
+}
+
+/// What one heartbeat did, returned as the function's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub healthy: bool,
+    pub waiting: u64,
+    pub published: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HeartbeatError {
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+}
+
+impl From<HeartbeatError> for Diagnostic {
+    fn from(error: HeartbeatError) -> Self {
+        Diagnostic {
+            error_type: "PublishFailed".into(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+/// One heartbeat: counts, then publishes. A count that fails is said in the Message; only a
+/// Message that cannot be published fails the invocation (and the missing-heartbeat alarm
+/// follows).
+pub async fn handle(
+    config: &Config,
+    readers: &Readers,
+    publisher: &MessagePublisher,
+) -> Result<Summary, HeartbeatError> {
+    let health = readers.health(config).await;
+    let message = message(config, &health);
+    let severity = if health.healthy() {
+        Severity::Info
+    } else {
+        Severity::High
+    };
+    let published = publisher
+        .publish_all(vec![OutgoingMessage {
+            label: "the heartbeat".into(),
+            body: message.to_json(),
+            severity: Some(severity),
+        }])
+        .await?;
+    tracing::info!(
+        healthy = health.healthy(),
+        waiting = health.waiting_total(),
+        "heartbeat published"
+    );
+    Ok(Summary {
+        healthy: health.healthy(),
+        waiting: health.waiting_total(),
+        published,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        Config::from_lookup(|name| match name {
+            "SNS_TOPIC" => Some("arn:aws:sns:us-east-1:111122223333:ids-SNSTopic-1".into()),
+            "STACK_NAME" => Some("ids".into()),
+            "FAILURE_QUEUE_URLS" => Some("destination-slack=https://sqs.us-east-1.amazonaws.com/111122223333/ids-f, source-eventbridge=https://sqs.us-east-1.amazonaws.com/111122223333/ids-g".into()),
+            _ => None,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn the_settings_are_read_strictly() {
+        let config = config();
+        assert_eq!(config.hours, 24);
+        assert_eq!(config.topic_name(), "ids-SNSTopic-1");
+        assert_eq!(config.failure_queues.len(), 2);
+        let with = |pairs: &[(&str, &str)]| {
+            let pairs: Vec<(String, String)> = pairs
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect();
+            Config::from_lookup(|name| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+            })
+        };
+        let topic = ("SNS_TOPIC", "arn:aws:sns:us-east-1:111122223333:t");
+        assert_eq!(
+            with(&[("STACK_NAME", "s")]),
+            Err(ConfigError::Missing("SNS_TOPIC"))
+        );
+        assert_eq!(with(&[topic]), Err(ConfigError::Missing("STACK_NAME")));
+        assert!(matches!(
+            with(&[topic, ("STACK_NAME", "s"), ("FAILURE_QUEUE_URLS", "no-url")]),
+            Err(ConfigError::Queues(_))
+        ));
+        assert!(matches!(
+            with(&[topic, ("STACK_NAME", "s"), ("HEARTBEAT_HOURS", "0")]),
+            Err(ConfigError::Hours(_))
+        ));
+        assert_eq!(
+            with(&[topic, ("STACK_NAME", "s"), ("HEARTBEAT_HOURS", "6")])
+                .unwrap()
+                .hours,
+            6
+        );
+    }
+
+    #[test]
+    fn a_healthy_pipeline_says_so_and_is_info() {
+        let health = Health {
+            published: Ok(37),
+            waiting: vec![
+                ("destination-slack".into(), Ok(0)),
+                ("source-eventbridge".into(), Ok(0)),
+            ],
+        };
+        let message = message(&config(), &health);
+        assert_eq!(
+            message.subject,
+            "Pipeline healthy: 37 Messages in the last 24 h, 0 waiting in failure queues"
+        );
+        assert_eq!(message.tag(SEVERITY_TAG), Some("info"));
+        assert_eq!(message.tag(HEARTBEAT_TAG), Some("ids"));
+        assert!(!message.fields.iter().any(|f| f.key == "What To Do"));
+    }
+
+    #[test]
+    fn what_waits_or_cannot_be_counted_needs_attention() {
+        let health = Health {
+            published: Err("AccessDenied".into()),
+            waiting: vec![
+                ("destination-slack".into(), Ok(12)),
+                ("source-eventbridge".into(), Err("throttled".into())),
+            ],
+        };
+        let message = message(&config(), &health);
+        assert_eq!(
+            message.subject,
+            "Pipeline needs attention: an unknown number of Messages in the last 24 h, 12 waiting in failure queues"
+        );
+        assert_eq!(message.tag(SEVERITY_TAG), Some("high"));
+        let value = |key: &str| {
+            message
+                .fields
+                .iter()
+                .find(|f| f.key == key)
+                .unwrap()
+                .value
+                .clone()
+        };
+        assert_eq!(value("Failure Queue Of destination-slack"), 12);
+        assert_eq!(
+            value("Failure Queue Of source-eventbridge"),
+            "not counted: throttled"
+        );
+        assert!(
+            value("What To Do")
+                .as_str()
+                .unwrap()
+                .contains("./dev.sh redrive")
+        );
+    }
+}

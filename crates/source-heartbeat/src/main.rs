@@ -1,0 +1,20 @@
+use activity_aware_message::MessagePublisher;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::Value;
+use source_heartbeat::{Config, Readers, handle};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let aws = aws_config::load_from_env().await;
+    let readers = Readers {
+        sqs: aws_sdk_sqs::Client::new(&aws),
+        cloudwatch: aws_sdk_cloudwatch::Client::new(&aws),
+    };
+    let publisher = MessagePublisher::new(aws_sdk_sns::Client::new(&aws), config.topic_arn.clone());
+    lambda_runtime::run(service_fn(|_: LambdaEvent<Value>| {
+        handle(&config, &readers, &publisher)
+    }))
+    .await
+}
