@@ -29,7 +29,7 @@ pub use webhook::{
     decrypt_webhook_url,
 };
 
-use activity_aware_message::{Capped, Message};
+use activity_aware_message::{Capped, HEARTBEAT_TAG, Message};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::Serialize;
@@ -403,6 +403,13 @@ async fn post_to_webhook(
                             ?subject,
                             "posted to Slack"
                         );
+                        for message in &received {
+                            if let Some(stack) = message.message.tag(HEARTBEAT_TAG) {
+                                // CloudWatch reads this line as the metric the
+                                // missing-heartbeat alarm watches.
+                                println!("{}", heartbeat_metric(stack, now_ms()));
+                            }
+                        }
                         Ok(())
                     }
                     Err(error) => {
@@ -432,6 +439,34 @@ async fn post_to_webhook(
         }));
     }
     fates
+}
+
+/// The metric namespace and name the Slack function counts delivered heartbeats in.
+pub const HEARTBEAT_METRIC_NAMESPACE: &str = "ActivityAwareIDS";
+pub const HEARTBEAT_METRIC: &str = "HeartbeatsDelivered";
+
+/// One delivered heartbeat, as a CloudWatch embedded metric format line: CloudWatch Logs turns
+/// it into the `HeartbeatsDelivered` metric of the stack, no API call needed.
+pub fn heartbeat_metric(stack: &str, timestamp_ms: u64) -> String {
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": HEARTBEAT_METRIC_NAMESPACE,
+                "Dimensions": [["Stack"]],
+                "Metrics": [{"Name": HEARTBEAT_METRIC, "Unit": "Count"}],
+            }],
+        },
+        "Stack": stack,
+        HEARTBEAT_METRIC: 1,
+    })
+    .to_string()
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
 }
 
 /// One post: a group (a single Message or a digest), or the summary of groups folded together.

@@ -508,6 +508,41 @@ async fn an_attackers_newlines_never_forge_a_log_line() {
     }
 }
 
+/// A heartbeat the function posts is counted in the stack's HeartbeatsDelivered metric: one
+/// embedded-metric line, which CloudWatch Logs reads; nothing else writes one.
+#[tokio::test]
+async fn a_delivered_heartbeat_is_counted_in_the_metric_the_alarm_watches() {
+    let destination = Destination::start().await;
+    let heartbeat = message(
+        "Pipeline healthy: 37 Messages in the last 24 h, 0 waiting in failure queues",
+        json!([{"key": "Messages Published", "value": 37}]),
+        json!({"sourceName": "Activity Aware IDS"}),
+        json!([{"key": "heartbeat", "value": "ids"}, {"key": "severity", "value": "info"}]),
+    );
+    destination
+        .invoke(&[heartbeat, simple("not a heartbeat")])
+        .await
+        .expect("posted");
+    let output = destination.finish();
+    let metrics: Vec<Value> = output
+        .lines()
+        .filter(|line| line.contains("\"_aws\""))
+        .map(|line| serde_json::from_str(line).expect("a metric line is JSON"))
+        .collect();
+    assert_eq!(metrics.len(), 1, "{output}");
+    let metric = &metrics[0];
+    assert_eq!(metric["HeartbeatsDelivered"], 1);
+    assert_eq!(metric["Stack"], "ids");
+    assert_eq!(
+        metric["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        "ActivityAwareIDS"
+    );
+    assert_eq!(
+        metric["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+        json!([["Stack"]])
+    );
+}
+
 /// Slack refusing a post's blocks (400) does not lose the alert: its text goes alone.
 #[tokio::test]
 async fn a_refused_post_is_posted_again_as_text_alone() {
