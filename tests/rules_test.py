@@ -109,7 +109,7 @@ def rule_patterns(**parameters):
     resolved = cfn_template.Resolved(template, **parameters)
     patterns = {}
     for name in cfn_template.resources(template, "AWS::Events::Rule"):
-        if resolved.condition(name):
+        if resolved.condition(name) and "EventPattern" in template["Resources"][name]["Properties"]:
             pattern = resolved.property(name, "EventPattern")
             # The GuardDuty rule's pattern is a JSON string, so that its severity is a number.
             patterns[name] = json.loads(pattern) if isinstance(pattern, str) else pattern
@@ -197,7 +197,9 @@ def pattern_problems(pattern, path="pattern"):
 class Rules(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.rules = cfn_template.resources(cfn_template.load(), "AWS::Events::Rule")
+        template = cfn_template.load()
+        cls.rules = [name for name in cfn_template.resources(template, "AWS::Events::Rule")
+                     if "EventPattern" in template["Resources"][name]["Properties"]]
         cls.patterns = rule_patterns(**EVERY_RULE)
         assert set(cls.patterns) == set(cls.rules), set(cls.rules) - set(cls.patterns)
         cls.matchers = {name: matcher(pattern) for name, pattern in cls.patterns.items()}
@@ -289,6 +291,16 @@ class Rules(unittest.TestCase):
                                         f"{name}: {source!r}")
         forged = variant("console-sign-in-root-success.json", lambda e: e.update(source="my.forger"))
         self.assertEqual(self.matching(forged), set())
+
+    def test_the_stacks_own_alarms_reach_the_eventbridge_source(self):
+        def alarm(name):
+            return {"version": "0", "id": "a", "detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch",
+                    "account": "111122223333", "time": "2026-01-01T00:00:00Z", "region": "us-east-1",
+                    "resources": [f"arn:aws:cloudwatch:us-east-1:111122223333:alarm:{name}"],
+                    "detail": {"alarmName": name, "state": {"value": "ALARM"}, "previousState": {"value": "OK"}}}
+        # The stack is named "ids" (cfn_template.STACK_VALUES).
+        self.assertEqual(self.matching(alarm("ids-HeartbeatMissing")), {"HealthAlarmsRule"})
+        self.assertEqual(self.matching(alarm("billing-HeartbeatMissing")), set())
 
     def test_patterns_are_written_out_in_the_template(self):
         with open(cfn_template.TEMPLATE, encoding="utf-8") as f:

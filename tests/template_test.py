@@ -105,7 +105,7 @@ class Template(unittest.TestCase):
 
     def test_every_function_is_a_crate_found_by_dev_sh(self):
         self.assertEqual(self.functions, ["destination-slack", "kms-encryption", "source-cloudtrail-cloudwatch-logs",
-                                          "source-eventbridge"])
+                                          "source-eventbridge", "source-heartbeat"])
         functions = self.of_type("AWS::Lambda::Function")
         for fn in self.functions:
             self.assertTrue(os.path.isfile(os.path.join(ROOT, "crates", fn, "src", "main.rs")), fn)
@@ -164,7 +164,9 @@ class Template(unittest.TestCase):
                    "arn:aws:iam::111122223333:role/ids-SourceEventbridgeRole-1"]
         values = {"SourceCloudtrailCloudwatchLogsRole.Arn": sources[0], "SourceEventbridgeRole.Arn": sources[1],
                   "DestinationSlackQueue.Arn": "arn:aws:sqs:us-east-1:111122223333:ids-DestinationSlackQueue-1",
-                  "DestinationSlackPriorityQueue.Arn": "arn:aws:sqs:us-east-1:111122223333:ids-DestinationSlackPriorityQueue-1"}
+                  "DestinationSlackPriorityQueue.Arn": "arn:aws:sqs:us-east-1:111122223333:ids-DestinationSlackPriorityQueue-1",
+                  "SourceHeartbeatRole.Arn": "arn:aws:iam::111122223333:role/ids-SourceHeartbeatRole-1"}
+        sources.append(values["SourceHeartbeatRole.Arn"])
 
         def statements(**parameters):
             resolved = cfn_template.Resolved(self.template, values, **parameters)
@@ -184,6 +186,74 @@ class Template(unittest.TestCase):
         self.assertEqual(with_publishers["OnlyTheStacksSourcesAndThePublishersYouNamePublish"]["Condition"],
                          {"ArnNotLike": {"aws:PrincipalArn": sources + named.split(",")}})
         self.assertEqual(with_publishers["PublishersYouName"]["Principal"], {"AWS": named.split(",")})
+
+    def test_the_health_path_is_its_own(self):
+        alarms = self.of_type("AWS::CloudWatch::Alarm")
+        for name, alarm in alarms.items():
+            props = alarm["Properties"]
+            self.assertEqual(props["AlarmName"], {"Fn::Sub": "${AWS::StackName}-" + name}, name)
+            self.assertEqual(props["AlarmActions"], [ref("OperationsTopic")], name)
+            self.assertEqual(props["OKActions"], [ref("OperationsTopic")], name)
+            self.assertTrue(props["AlarmDescription"].endswith("."), name)
+
+        def watched(metric):
+            return sorted(next(iter(a["Properties"]["Dimensions"]))["Value"].get("Ref")
+                          or a["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
+                          for a in alarms.values() if a["Properties"]["MetricName"] == metric)
+
+        failure_queues = sorted(n for n in self.of_type("AWS::SQS::Queue") if n.endswith("FailureQueue"))
+        self.assertEqual(len(failure_queues), 3)
+        self.assertEqual(watched("ApproximateNumberOfMessagesVisible"), failure_queues)
+        self.assertEqual(watched("ApproximateAgeOfOldestMessage"),
+                         sorted(failure_queues + ["DestinationSlackQueue", "DestinationSlackPriorityQueue"]))
+        self.assertEqual(watched("Errors"), sorted(camel(fn) + "Lambda" for fn in self.functions if fn != "kms-encryption"))
+        self.assertEqual(watched("DestinationDeliveryFailures"),
+                         sorted(camel(fn) + "Lambda" for fn in ["source-cloudtrail-cloudwatch-logs", "source-eventbridge"]))
+        # A failure queue's Message is told a week before it expires.
+        for queue in failure_queues:
+            oldest = alarms[queue + "Oldest"]["Properties"]
+            self.assertLessEqual(oldest["Threshold"], self.props(queue)["MessageRetentionPeriod"] // 2)
+        # The dead man's switch: the metric the Slack function writes, missing for the span and
+        # an hour is an alarm.
+        with open(os.path.join(ROOT, "crates", "destination-slack", "src", "lib.rs"), encoding="utf-8") as f:
+            source = f.read()
+        namespace = re.search(r'HEARTBEAT_METRIC_NAMESPACE: &str = "([^"]+)"', source).group(1)
+        metric = re.search(r'HEARTBEAT_METRIC: &str = "([^"]+)"', source).group(1)
+        missing = alarms["HeartbeatMissing"]["Properties"]
+        self.assertEqual((missing["Namespace"], missing["MetricName"]), (namespace, metric))
+        self.assertEqual((missing["Period"], missing["Statistic"], missing["TreatMissingData"], missing["Threshold"],
+                          missing["ComparisonOperator"]), (3600, "Sum", "breaching", 1, "LessThanThreshold"))
+        heartbeat = self.template["Mappings"]["Heartbeat"]
+        self.assertEqual(sorted(heartbeat, key=int), self.template["Parameters"]["HeartbeatHours"]["AllowedValues"])
+        for hours, values in heartbeat.items():
+            self.assertEqual(values["AlarmHours"], int(hours) + 1)
+            expected = {"1": "rate(1 hour)", "24": "rate(1 day)"}.get(hours, f"rate({hours} hours)")
+            self.assertEqual(values["Schedule"], expected)
+            self.assertLessEqual(3600 * values["AlarmHours"], 604800)
+        self.assertEqual(missing["EvaluationPeriods"], {"Fn::FindInMap": ["Heartbeat", ref("HeartbeatHours"), "AlarmHours"]})
+        self.assertEqual(missing["DatapointsToAlarm"], missing["EvaluationPeriods"])
+        # The operations topic works when the stack key does not.
+        self.assertNotIn("KmsMasterKeyId", self.props("OperationsTopic"))
+        [allow, tls] = self.props("OperationsTopicPolicy")["PolicyDocument"]["Statement"]
+        self.assertEqual(allow["Principal"], {"Service": "cloudwatch.amazonaws.com"})
+        self.assertEqual(tls["Condition"], {"Bool": {"aws:SecureTransport": "false"}})
+        email = self.resources["OperationsEmailSubscription"]
+        self.assertEqual((email["Condition"], email["Properties"]["Protocol"]), ("HasOperationsEmail", "email"))
+        self.assertEqual(self.template["Parameters"]["OperationsEmail"]["Default"], "")
+        # The heartbeat's function counts and publishes, and nothing else.
+        self.expect_statements("SourceHeartbeatRole", [
+            ("sns:Publish", ref("SNSTopic"), None),
+            ("kms:GenerateDataKey", get_att("StackKey", "Arn"), {"StringEquals": {"kms:ViaService": {"Fn::Sub": "sns.${AWS::Region}.amazonaws.com"}}}),
+            ("kms:Decrypt", get_att("StackKey", "Arn"), {"StringEquals": {"kms:ViaService": {"Fn::Sub": "sns.${AWS::Region}.amazonaws.com"}}}),
+            ("sqs:GetQueueAttributes", [get_att(q, "Arn") for q in ["SourceCloudtrailCloudwatchLogsFailureQueue",
+                                                                    "SourceEventbridgeFailureQueue", "DestinationSlackFailureQueue"]], None),
+            ("cloudwatch:GetMetricStatistics", "*", None),
+            ("logs:CreateLogStream", get_att("SourceHeartbeatLogGroup", "Arn"), None),
+            ("logs:PutLogEvents", get_att("SourceHeartbeatLogGroup", "Arn"), None),
+        ])
+        schedule = self.props("HeartbeatScheduleRule")
+        self.assertEqual(schedule["ScheduleExpression"], {"Fn::FindInMap": ["Heartbeat", ref("HeartbeatHours"), "Schedule"]})
+        self.assertEqual([t["Arn"] for t in schedule["Targets"]], [get_att("SourceHeartbeatLambda", "Arn")])
 
     def test_every_function_logs_json(self):
         # Lambda then sets AWS_LAMBDA_LOG_FORMAT=JSON, and the functions write one JSON object a
@@ -378,7 +448,8 @@ class Template(unittest.TestCase):
             self.assertFalse(pattern.fullmatch(bad), bad)
 
     def test_the_topic_feeds_the_destination_through_its_two_lanes(self):
-        subscriptions = self.of_type("AWS::SNS::Subscription")
+        subscriptions = {name: s for name, s in self.of_type("AWS::SNS::Subscription").items()
+                         if s["Properties"]["TopicArn"] == ref("SNSTopic")}
         self.assertEqual(list(subscriptions), ["DestinationSlackSubscription", "DestinationSlackPrioritySubscription"])
         lanes = {"DestinationSlackSubscription": "DestinationSlackQueue",
                  "DestinationSlackPrioritySubscription": "DestinationSlackPriorityQueue"}
@@ -450,14 +521,15 @@ class Template(unittest.TestCase):
         self.assertEqual(self.template["Outputs"]["DestinationSlackFailureQueueUrl"]["Value"], ref("DestinationSlackFailureQueue"))
 
     def test_every_rule_feeds_the_eventbridge_source_and_may_invoke_it_alone(self):
-        rules = self.of_type("AWS::Events::Rule")
+        rules = {name: rule for name, rule in self.of_type("AWS::Events::Rule").items()
+                 if "EventPattern" in rule["Properties"]}
         self.assertGreaterEqual(len(rules), 30)
         for name, rule in rules.items():
             [target] = rule["Properties"]["Targets"]
             self.assertEqual(target["Arn"], get_att("SourceEventbridgeLambda", "Arn"), name)
             self.assertEqual(target["DeadLetterConfig"], {"Arn": get_att("SourceEventbridgeFailureQueue", "Arn")}, name)
             permission = self.resources[name + "Permission"]
-            self.assertEqual(permission["Condition"], rule["Condition"], name)
+            self.assertEqual(permission.get("Condition"), rule.get("Condition"), name)
             self.assertEqual(permission["Properties"], {
                 "FunctionName": get_att("SourceEventbridgeLambda", "Arn"), "Action": "lambda:InvokeFunction",
                 "Principal": "events.amazonaws.com", "SourceArn": get_att(name, "Arn")}, name)
@@ -473,6 +545,11 @@ class Template(unittest.TestCase):
         conditions = self.template["Conditions"]
         on = []
         for name, rule in self.of_type("AWS::Events::Rule").items():
+            if "Condition" not in rule:
+                # The health path's rules: always there.
+                self.assertIn(name, ["HealthAlarmsRule", "HeartbeatScheduleRule"])
+                on.append((name, True))
+                continue
             condition = conditions[rule["Condition"]]
             if "Fn::Equals" in condition:
                 switch, value = condition["Fn::Equals"]

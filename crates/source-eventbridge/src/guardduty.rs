@@ -2,7 +2,7 @@
 
 use crate::{digest_tags, text};
 use activity_aware_cloudtrail::{is_safe_id, is_safe_region};
-use activity_aware_message::{Field, Message, Metadata};
+use activity_aware_message::{Field, Message, Metadata, Severity};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -11,17 +11,10 @@ pub const CONSOLE_LINK_LABEL: &str = "GuardDuty Console";
 /// What a digest of findings of one type on one resource counts.
 const DIGEST_FIELDS: [&str; 2] = ["Severity", "Region"];
 
-/// GuardDuty's severity bands: low 1.0-3.9, medium 4.0-6.9, high 7.0-8.9, critical 9.0-10.0.
+/// GuardDuty's severity bands: low 1.0-3.9, medium 4.0-6.9, high 7.0-8.9, critical 9.0-10.0
+/// (the Message contract's severities, as GuardDuty scales them).
 pub fn severity_label(severity: f64) -> &'static str {
-    if severity >= 9.0 {
-        "Critical"
-    } else if severity >= 7.0 {
-        "High"
-    } else if severity >= 4.0 {
-        "Medium"
-    } else {
-        "Low"
-    }
+    Severity::of_guardduty(severity).label()
 }
 
 /// The resource a finding is about, as people name it: `Instance i-0abc`, `AccessKey AKIA…

@@ -9,6 +9,7 @@
 //!   link to the finding ([`guardduty`]).
 //! - Anything else: a plain Message with the event's envelope and its detail ([`generic`]).
 
+pub mod alarm;
 pub mod generic;
 pub mod guardduty;
 pub mod sign_in;
@@ -31,6 +32,7 @@ use serde_json::value::RawValue;
 pub const API_CALL: &str = "AWS API Call via CloudTrail";
 pub const CONSOLE_SIGN_IN: &str = "AWS Console Sign In via CloudTrail";
 pub const GUARDDUTY_FINDING: &str = "GuardDuty Finding";
+pub const ALARM_STATE_CHANGE: &str = "CloudWatch Alarm State Change";
 
 /// An EventBridge event as Lambda receives it, its detail kept as raw JSON.
 #[derive(Debug, Deserialize)]
@@ -142,6 +144,10 @@ pub fn message_json(event: &Event<'_>, detector: &Detector) -> Made {
             }
             Err(reason) => (generic::unread(event, &reason), Detected::unclassified()),
         },
+        ALARM_STATE_CHANGE => match alarm::message(event.detail, event.region.as_deref()) {
+            Ok((message, severity)) => (message, Detected::tagged(ALARM_DETECTION, severity)),
+            Err(reason) => (generic::unread(event, &reason), Detected::unclassified()),
+        },
         GUARDDUTY_FINDING => match guardduty::message(event.detail) {
             Ok((message, severity)) => (message, guardduty_detected(severity)),
             Err(reason) => (generic::unread(event, &reason), Detected::unclassified()),
@@ -179,6 +185,9 @@ fn guardduty_detected(severity: f64) -> Detected {
 
 /// The catalogue's detection of GuardDuty findings.
 pub const GUARDDUTY_DETECTION: &str = "guardduty-finding";
+
+/// The detection tag of the stack's own alarms (its health path).
+pub const ALARM_DETECTION: &str = "stack-alarm";
 
 /// The value at `path` in a JSON tree.
 pub(crate) fn at<'v>(value: &'v Value, path: &[&str]) -> Option<&'v Value> {

@@ -366,3 +366,27 @@ async fn tampering_with_the_stack_itself_is_critical() {
     }
     source.finish();
 }
+
+/// One of the stack's own alarms going off reaches Slack too, high, saying what to do.
+#[tokio::test]
+async fn the_stacks_alarms_are_posted_high() {
+    let source = Source::start().await;
+    let alarm = json!({
+        "version": "0", "id": "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92", "detail-type": "CloudWatch Alarm State Change",
+        "source": "aws.cloudwatch", "account": "111122223333", "time": "2026-01-01T00:00:00Z", "region": "us-east-1",
+        "resources": ["arn:aws:cloudwatch:us-east-1:111122223333:alarm:ids-HeartbeatMissing"],
+        "detail": {"alarmName": "ids-HeartbeatMissing",
+            "state": {"value": "ALARM", "reason": "Threshold Crossed: no datapoints were received for 25 periods", "timestamp": "2026-01-01T00:00:00.000+0000"},
+            "previousState": {"value": "OK"},
+            "configuration": {"description": "No heartbeat has reached Slack for longer than HeartbeatHours."}}
+    });
+    let (answer, message) = source.publish(alarm).await;
+    assert_eq!(answer["published"], 1);
+    assert_eq!(
+        message["subject"],
+        "Alarm ids-HeartbeatMissing: No heartbeat has reached Slack for longer than HeartbeatHours."
+    );
+    assert_eq!(tag_values(&message, "severity"), ["high"]);
+    assert_eq!(tag_values(&message, "detection"), ["stack-alarm"]);
+    source.finish();
+}
