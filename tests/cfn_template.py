@@ -27,7 +27,7 @@ STACK_VALUES = {
     "AWS::Partition": "aws",
     "AWS::StackName": "ids",
     "StackKey.Arn": "arn:aws:kms:us-east-1:111122223333:key/0f0e0d0c-0000-4000-8000-000000000001",
-    "StackKey.KeyId": "0f0e0d0c-0000-4000-8000-000000000001",
+    "StackKey": "0f0e0d0c-0000-4000-8000-000000000001",
     "SNSTopic": "arn:aws:sns:us-east-1:111122223333:ids-SNSTopic-1",
 }
 

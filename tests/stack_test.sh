@@ -242,9 +242,9 @@ expected="$(awk '
     /^[A-Za-z]/ { in_resources = 0 }
     in_resources && /^  [A-Za-z0-9]+:$/ { name = $1; sub(":", "", name); next }
     in_resources && /^    Type: / { types[name] = $2 }
-    in_resources && /^    Condition: (CloudTrailConfigured|HoneyBucketAlertsOn|FastDenialAlertsOn|HasSlackWebhookRoutes)$/ { conditional[name] = 1 }
+    in_resources && /^    Condition: (CloudTrailConfigured|HoneyBucketAlertsOn|FastDenialAlertsOn|HasSlackWebhookRoutes|HasOperationsEmail)$/ { conditional[name] = 1 }
     END { for (n in types) if (!(n in conditional)) print n "\t" types[n] }' infrastructure/cloudformation.yaml |
-    grep -Ev $'\t(AWS::SNS::Subscription|AWS::SNS::TopicPolicy|AWS::Lambda::EventInvokeConfig|AWS::SQS::QueuePolicy)$' | sort)"
+    grep -Ev $'\t(AWS::SNS::Subscription|AWS::SNS::TopicPolicy|AWS::Lambda::EventInvokeConfig|AWS::SQS::QueuePolicy|AWS::CloudWatch::Alarm)$' | sort)"
 [[ "$resources" == "$expected" ]] || fail "the stack's resources differ from the template's:
 $(diff <(echo "$expected") <(echo "$resources") || true)"
 pass "the stack has every resource of the template that moto makes ($(wc -l <<<"$resources") of them)"
@@ -367,9 +367,13 @@ eventbridge_function="$(output SourceEventbridgeFunctionName)"
 rules="$(aws_local events list-rules --query 'Rules[].Name' --output text | wc -w)"
 expected_rules="$(grep -c '^    Type: AWS::Events::Rule$' infrastructure/cloudformation.yaml)"
 expect_equal "the rules on by default (all but honey bucket and fast denials)" "$((expected_rules - 2))" "$rules"
+heartbeat_function="$(output SourceHeartbeatFunctionName)"
 for rule in $(aws_local events list-rules --query 'Rules[].Name' --output text); do
     target="$(aws_local events list-targets-by-rule --rule "$rule" --query "Targets[0].Arn" --output text)"
-    [[ "$target" == *":function:$eventbridge_function" ]] || fail "rule $rule targets $target"
+    # The heartbeat's schedule starts the heartbeat; every other rule feeds the EventBridge source.
+    expected_function="$eventbridge_function"
+    [[ "$rule" == *-HeartbeatScheduleRule-* ]] && expected_function="$heartbeat_function"
+    [[ "$target" == *":function:$expected_function" ]] || fail "rule $rule targets $target"
 done
 pass "each rule sends its events to the EventBridge source"
 ./dev.sh invoke destination-slack events/destination-slack.json >"$work/invoke-destination.log" 2>&1 ||

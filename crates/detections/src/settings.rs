@@ -159,7 +159,7 @@ impl Settings {
             .and_then(|arn| arn.rsplit_once('/'))
             .map(|(_, id)| id.to_owned())
         {
-            placeholders.insert("StackKey.KeyId".into(), key_id);
+            placeholders.insert("StackKey".into(), key_id);
         }
         let public_ports = match get("ALLOWED_PUBLIC_PORTS") {
             Some(ports) => PublicPorts::parse(&ports)?,
@@ -220,7 +220,7 @@ mod tests {
         assert_eq!(get("AWS::AccountId"), Some("111122223333"));
         assert_eq!(get("AWS::Region"), Some("eu-west-1"));
         assert_eq!(get("AWS::Partition"), Some("aws"));
-        assert_eq!(get("StackKey.KeyId"), Some("1234abcd-12ab"));
+        assert_eq!(get("StackKey"), Some("1234abcd-12ab"));
         assert_eq!(get("HoneyBucketName"), None);
         assert!(settings.expected.cloudformation && !settings.expected.drop);
         assert_eq!(settings.public_ports, PublicPorts::default());
