@@ -111,15 +111,9 @@ fn sqs_item(record: aws_lambda_events::event::sqs::SqsMessage) -> Item {
 }
 
 /// With raw message delivery the body is the Message; without it, SNS wraps the Message in its
-/// JSON notification, which is unwrapped here so either subscription works.
+/// JSON notification, which is unwrapped so either subscription works.
 fn message_of_body(body: &str) -> Result<Message, ItemError> {
-    let value: Value = serde_json::from_str(body).map_err(MessageError::NotJson)?;
-    let is_notification = value.get("Type").and_then(Value::as_str) == Some("Notification")
-        && value.get("TopicArn").is_some();
-    match value.get("Message").and_then(Value::as_str) {
-        Some(inner) if is_notification => Ok(Message::from_json(inner)?),
-        _ => Ok(Message::from_value(value)?),
-    }
+    Ok(Message::from_delivery_body(body)?)
 }
 
 #[cfg(test)]

@@ -148,6 +148,9 @@ pub struct Catalogue {
     settings: Settings,
 }
 
+/// The longest detection id (the `detection` attribute's room is sized by it).
+pub const MAX_DETECTION_ID_LEN: usize = 64;
+
 impl Catalogue {
     /// The repository's catalogue, compiled with these settings.
     pub fn load(settings: Settings) -> Result<Catalogue, CatalogueError> {
@@ -162,6 +165,17 @@ impl Catalogue {
                 id: entry.id.clone(),
                 reason,
             };
+            // The id is published as a message attribute that subscriptions filter by.
+            let id_is_plain = (1..=MAX_DETECTION_ID_LEN).contains(&entry.id.len())
+                && entry
+                    .id
+                    .bytes()
+                    .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-');
+            if !id_is_plain {
+                return Err(fail(format!(
+                    "an id is 1 to {MAX_DETECTION_ID_LEN} lowercase letters, digits and hyphens"
+                )));
+            }
             if !file
                 .families
                 .iter()
@@ -650,5 +664,29 @@ mod tests {
             (gates[0].path.as_str(), gates[0].values.as_slice()),
             ("userIdentity.type", &["Root".to_owned()][..])
         );
+    }
+
+    #[test]
+    fn an_id_that_cannot_be_an_attribute_value_is_refused() {
+        let catalogue = |id: &str| {
+            json!({"$comment": "", "example-base": {}, "families": [{"name": "F", "description": "F"}], "detections": [
+                {"id": id, "family": "F", "title": "T", "severity": "low", "tactic": "t",
+                 "why": "w", "noise": "n", "explain": "e",
+                 "pattern": {"detail": {"eventName": ["A"]}}}]})
+            .to_string()
+        };
+        let parsed = |id: &str| Catalogue::parse(&catalogue(id), Settings::default());
+        assert!(parsed("a-1").is_ok(), "{:?}", parsed("a-1").err());
+        for bad in [
+            "",
+            "Access-Denied",
+            "a b",
+            &"a".repeat(MAX_DETECTION_ID_LEN + 1),
+        ] {
+            assert!(
+                matches!(parsed(bad), Err(CatalogueError::Entry { .. })),
+                "{bad:?} was taken"
+            );
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! event is, how severe, and why, and says so in its Message.
 
 mod catalogue;
+pub mod ingress;
 pub mod pattern;
 pub mod ports;
 mod refine;

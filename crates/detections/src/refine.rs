@@ -4,7 +4,7 @@
 
 use crate::Severity;
 use crate::catalogue::values_text;
-use crate::ports::{Protocol, describe_ports};
+use crate::ingress::{AddedRule, added_rules};
 use crate::settings::Settings;
 use serde_json::Value;
 
@@ -43,120 +43,24 @@ impl Refine {
     }
 }
 
-/// A rule a call adds: its protocol, ports and source range.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OpenedRule {
-    pub protocol: String,
-    pub from: Option<i64>,
-    pub to: Option<i64>,
-    pub range: String,
-}
-
-impl OpenedRule {
-    /// A range of prefix length 0 is every address: `0.0.0.0/0`, `::/0` (or any address /0).
-    pub fn is_public(&self) -> bool {
-        self.range.trim().ends_with("/0")
-    }
-}
-
-/// The rules an `AuthorizeSecurityGroupIngress` (either shape) or `ModifySecurityGroupRules`
-/// record adds, as its request parameters give them.
-pub fn opened_rules(record: &Value) -> Vec<OpenedRule> {
-    let parameters = record.get("requestParameters").unwrap_or(&Value::Null);
-    let number = |value: Option<&Value>| value.and_then(Value::as_i64);
-    let text = |value: Option<&Value>| value.and_then(Value::as_str).map(str::to_owned);
-    let mut rules = Vec::new();
-    // The older shape: one range, straight in the parameters.
-    if let Some(range) = text(parameters.get("cidrIp")) {
-        rules.push(OpenedRule {
-            protocol: text(parameters.get("ipProtocol")).unwrap_or_else(|| "-1".into()),
-            from: number(parameters.get("fromPort")),
-            to: number(parameters.get("toPort")),
-            range,
-        });
-    }
-    let items = parameters
-        .get("ipPermissions")
-        .and_then(|permissions| permissions.get("items"))
-        .and_then(Value::as_array);
-    for permission in items.into_iter().flatten() {
-        let protocol = text(permission.get("ipProtocol")).unwrap_or_else(|| "-1".into());
-        let (from, to) = (
-            number(permission.get("fromPort")),
-            number(permission.get("toPort")),
-        );
-        for (list, key) in [("ipRanges", "cidrIp"), ("ipv6Ranges", "cidrIpv6")] {
-            let ranges = permission
-                .get(list)
-                .and_then(|ranges| ranges.get("items"))
-                .and_then(Value::as_array);
-            for range in ranges.into_iter().flatten() {
-                if let Some(range) = text(range.get(key)) {
-                    rules.push(OpenedRule {
-                        protocol: protocol.clone(),
-                        from,
-                        to,
-                        range,
-                    });
-                }
-            }
-        }
-    }
-    // ModifySecurityGroupRules: each rule's new form.
-    let modified = parameters
-        .get("ModifySecurityGroupRulesRequest")
-        .and_then(|request| request.get("SecurityGroupRule"));
-    let modified: Vec<&Value> = match modified {
-        Some(Value::Array(rules)) => rules.iter().collect(),
-        Some(rule) => vec![rule],
-        None => vec![],
-    };
-    for rule in modified {
-        let rule = rule.get("SecurityGroupRule").unwrap_or(rule);
-        for key in ["CidrIpv4", "CidrIpv6"] {
-            if let Some(range) = text(rule.get(key)) {
-                rules.push(OpenedRule {
-                    protocol: text(rule.get("IpProtocol")).unwrap_or_else(|| "-1".into()),
-                    from: number(rule.get("FromPort")),
-                    to: number(rule.get("ToPort")),
-                    range,
-                });
-            }
-        }
-    }
-    rules
-}
-
 fn public_ingress(record: &Value, settings: &Settings) -> Refined {
-    let public: Vec<OpenedRule> = opened_rules(record)
+    let public: Vec<AddedRule> = added_rules(record)
         .into_iter()
-        .filter(OpenedRule::is_public)
+        .filter(AddedRule::is_public)
         .collect();
     if public.is_empty() {
         return Refined::NotThis;
     }
-    let allowed = |rule: &OpenedRule| {
-        settings.public_ports.allows(
-            Protocol::of_rule(&rule.protocol),
-            rule.from.unwrap_or(-1),
-            rule.to.unwrap_or(-1),
-        )
-    };
-    let describe = |rules: &[&OpenedRule]| {
+    let describe = |rules: &[&AddedRule]| {
         rules
             .iter()
-            .map(|rule| {
-                format!(
-                    "{} from {}",
-                    describe_ports(&rule.protocol, rule.from, rule.to),
-                    rule.range
-                )
-            })
+            .map(|rule| rule.describe())
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let (on_list, off_list): (Vec<&OpenedRule>, Vec<&OpenedRule>) =
-        public.iter().partition(|rule| allowed(rule));
+    let (on_list, off_list): (Vec<&AddedRule>, Vec<&AddedRule>) = public
+        .iter()
+        .partition(|rule| rule.is_allowed(&settings.public_ports));
     if off_list.is_empty() {
         return Refined::Keep {
             severity: Some(Severity::Info),

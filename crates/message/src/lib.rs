@@ -10,8 +10,8 @@ mod severity;
 mod shrink;
 
 pub use publish::{
-    Capped, FailedMessage, MessagePublisher, NAMED_FAILURES, OutgoingMessage, PublishError,
-    PublishOptions, SEVERITY_ATTRIBUTE,
+    Capped, DETECTION_ATTRIBUTE, FailedMessage, MessagePublisher, NAMED_FAILURES, OutgoingMessage,
+    PublishError, PublishOptions, SEVERITY_ATTRIBUTE,
 };
 pub use raw::{MAX_FIELD_VALUE_DEPTH, field_value_from_raw, reads_back_as_field_value};
 pub use severity::{Severity, SeverityError};
@@ -176,6 +176,20 @@ impl Message {
             .iter()
             .filter(move |tag| tag.key == key)
             .map(|tag| tag.value.as_str())
+    }
+}
+
+impl Message {
+    /// The Message an SQS record's body holds: the Message itself (raw delivery from the
+    /// topic), or SNS's notification around it (a subscription without raw delivery).
+    pub fn from_delivery_body(body: &str) -> Result<Message, MessageError> {
+        let value: Value = serde_json::from_str(body).map_err(MessageError::NotJson)?;
+        let is_notification = value.get("Type").and_then(Value::as_str) == Some("Notification")
+            && value.get("TopicArn").is_some();
+        match value.get("Message").and_then(Value::as_str) {
+            Some(inner) if is_notification => Message::from_json(inner),
+            _ => Message::from_value(value),
+        }
     }
 }
 

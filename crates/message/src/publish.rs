@@ -20,28 +20,51 @@ pub struct OutgoingMessage {
     /// Published as the message attribute `severity`, which the topic's subscriptions sort by
     /// (high and critical take the priority lane); `None` publishes none.
     pub severity: Option<Severity>,
+    /// Published as the message attribute `detection` (the catalogue's id), which responders'
+    /// subscriptions select by.
+    pub detection: Option<String>,
 }
 
 /// The message attribute a Message's severity is published as.
 pub const SEVERITY_ATTRIBUTE: &str = "severity";
 
+/// The message attribute a Message's detection is published as.
+pub const DETECTION_ATTRIBUTE: &str = "detection";
+
 impl OutgoingMessage {
     /// What SNS counts against its limit: the body and the attributes.
     fn size(&self) -> usize {
         self.body.len()
-            + self.severity.map_or(0, |severity| {
-                SEVERITY_ATTRIBUTE.len() + "String".len() + severity.as_str().len()
-            })
+            + self
+                .attribute_values()
+                .map(|(name, value)| name.len() + "String".len() + value.len())
+                .sum::<usize>()
+    }
+
+    fn attribute_values(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        let severity = self
+            .severity
+            .map(|severity| (SEVERITY_ATTRIBUTE, severity.as_str()));
+        let detection = self
+            .detection
+            .as_deref()
+            .map(|detection| (DETECTION_ATTRIBUTE, detection));
+        severity.into_iter().chain(detection)
     }
 
     fn attributes(&self) -> Option<HashMap<String, MessageAttributeValue>> {
-        let severity = self.severity?;
-        let value = MessageAttributeValue::builder()
-            .data_type("String")
-            .string_value(severity.as_str())
-            .build()
-            .expect("the data type is set");
-        Some(HashMap::from([(SEVERITY_ATTRIBUTE.to_owned(), value)]))
+        let attributes: HashMap<String, MessageAttributeValue> = self
+            .attribute_values()
+            .map(|(name, value)| {
+                let value = MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(value)
+                    .build()
+                    .expect("the data type is set");
+                (name.to_owned(), value)
+            })
+            .collect();
+        (!attributes.is_empty()).then_some(attributes)
     }
 }
 
@@ -279,6 +302,7 @@ mod tests {
     fn outgoing(label: usize, bytes: usize) -> OutgoingMessage {
         OutgoingMessage {
             severity: None,
+            detection: None,
             label: label.to_string(),
             body: "x".repeat(bytes),
         }
@@ -332,6 +356,30 @@ mod tests {
                 batch.iter().map(|(_, m)| m.body.len()).sum::<usize>() <= SNS_MESSAGE_LIMIT_BYTES
             );
         }
+    }
+
+    #[test]
+    fn severity_and_detection_are_published_as_attributes_and_counted() {
+        let mut message = outgoing(0, 10);
+        assert!(message.attributes().is_none());
+        assert_eq!(message.size(), 10);
+        message.severity = Some(Severity::High);
+        message.detection = Some("access-denied".into());
+        let attributes = message.attributes().expect("two attributes");
+        assert_eq!(
+            attributes[DETECTION_ATTRIBUTE].string_value(),
+            Some("access-denied")
+        );
+        assert_eq!(attributes[SEVERITY_ATTRIBUTE].string_value(), Some("high"));
+        assert_eq!(
+            message.size(),
+            10 + "severity".len()
+                + "String".len()
+                + "high".len()
+                + "detection".len()
+                + "String".len()
+                + "access-denied".len()
+        );
     }
 
     #[test]

@@ -6,8 +6,9 @@ use serde_json::Value;
 /// SNS rejects a message larger than 256 KiB, its body and its attributes together.
 pub const SNS_MESSAGE_LIMIT_BYTES: usize = 256 * 1024;
 
-/// Room kept for a Message's attributes (its `severity`: name, type and value).
-pub const MESSAGE_ATTRIBUTES_ROOM_BYTES: usize = 64;
+/// Room kept for a Message's attributes (its `severity` and `detection`: names, types and
+/// values; a detection id is at most 64 characters).
+pub const MESSAGE_ATTRIBUTES_ROOM_BYTES: usize = 160;
 
 /// The largest body a source publishes: SNS's limit, less the attributes' room.
 pub const MESSAGE_BODY_LIMIT_BYTES: usize = SNS_MESSAGE_LIMIT_BYTES - MESSAGE_ATTRIBUTES_ROOM_BYTES;

@@ -10,6 +10,7 @@ fn outgoing(label: &str, body: String) -> OutgoingMessage {
         label: label.to_owned(),
         body,
         severity: None,
+        detection: None,
     }
 }
 

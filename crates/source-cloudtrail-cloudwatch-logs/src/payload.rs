@@ -155,6 +155,7 @@ enum Mapped {
         body: String,
         truncated: bool,
         severity: Severity,
+        detection: Option<String>,
     },
 }
 
@@ -169,12 +170,17 @@ fn map_record(text: &str, detector: &Detector) -> Mapped {
         return Mapped::Dropped;
     }
     let severity = detected.severity;
+    let detection = detected
+        .detection
+        .as_ref()
+        .map(|detection| detection.id.clone());
     match message_json_from_record(&view, &detected) {
         None => Mapped::WithoutFields,
         Some(body) if body.len() <= MESSAGE_BODY_LIMIT_BYTES => Mapped::Message {
             body,
             truncated: false,
             severity,
+            detection,
         },
         Some(_) => {
             let message =
@@ -184,6 +190,7 @@ fn map_record(text: &str, detector: &Detector) -> Mapped {
                 body,
                 truncated,
                 severity,
+                detection,
             }
         }
     }
@@ -201,6 +208,7 @@ impl Mapper<'_> {
                 body,
                 truncated,
                 severity,
+                detection,
             } => {
                 if truncated {
                     self.summary.truncated += 1;
@@ -210,6 +218,7 @@ impl Mapper<'_> {
                     label: format!("log event {id}"),
                     body,
                     severity: Some(severity),
+                    detection,
                 });
             }
         }

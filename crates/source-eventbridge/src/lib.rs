@@ -97,6 +97,7 @@ pub enum Made {
         body: String,
         truncated: bool,
         severity: Severity,
+        detection: Option<String>,
     },
     /// A CloudTrail record with nothing to say (as the CloudWatch Logs source).
     WithoutFields,
@@ -122,9 +123,10 @@ pub fn message_json(event: &Event<'_>, detector: &Detector) -> Made {
                         body,
                         truncated: false,
                         severity: detected.severity,
+                        detection: detected.detection.as_ref().map(|d| d.id.clone()),
                     },
                     Some(_) => match message_from_record(&view, &detected) {
-                        Some(message) => made(&message, detected.severity),
+                        Some(message) => made(&message, &detected),
                         None => Made::WithoutFields,
                     },
                 };
@@ -155,15 +157,16 @@ pub fn message_json(event: &Event<'_>, detector: &Detector) -> Made {
         _ => (generic::message(event), Detected::unclassified()),
     };
     detected.apply_to(&mut message);
-    made(&message, detected.severity)
+    made(&message, &detected)
 }
 
-fn made(message: &Message, severity: Severity) -> Made {
+fn made(message: &Message, detected: &Detected) -> Made {
     let (body, truncated) = within_limit(message);
     Made::Message {
         body,
         truncated,
-        severity,
+        severity: detected.severity,
+        detection: detected.detection.as_ref().map(|d| d.id.clone()),
     }
 }
 
@@ -255,6 +258,7 @@ pub async fn handle(
         body,
         truncated,
         severity,
+        detection,
     } = made
     {
         if truncated {
@@ -269,6 +273,7 @@ pub async fn handle(
                 label: format!("event {}", event.id.as_deref().unwrap_or("without an id")),
                 body,
                 severity: Some(severity),
+                detection,
             }])
             .await?;
     }

@@ -298,6 +298,7 @@ pub async fn handle(
             label: "the heartbeat".into(),
             body: message.to_json(),
             severity: Some(severity),
+            detection: None,
         }])
         .await?;
     tracing::info!(
