@@ -195,4 +195,20 @@ mod tests {
         assert!(rules[0].is_allowed(&PublicPorts::default()));
         assert!(!rules[1].is_public());
     }
+
+    #[test]
+    fn a_modified_rule_keeps_its_id_and_takes_its_new_form() {
+        let record = json!({"requestParameters": {"ModifySecurityGroupRulesRequest": {
+            "GroupId": "sg-7",
+            "SecurityGroupRule": {"SecurityGroupRuleId": "sgr-7", "tag": 1, "SecurityGroupRule": {
+                "IpProtocol": "tcp", "FromPort": 3389, "ToPort": 3389, "CidrIpv4": "0.0.0.0/0"}}}},
+            "responseElements": {"ModifySecurityGroupRulesResponse": {"return": true}}});
+        let rules = added_rules(&record);
+        assert_eq!(rules.len(), 1);
+        assert_eq!(
+            (rules[0].group_id.as_deref(), rules[0].rule_id.as_deref()),
+            (Some("sg-7"), Some("sgr-7"))
+        );
+        assert_eq!(rules[0].describe(), "tcp/3389 from 0.0.0.0/0");
+    }
 }

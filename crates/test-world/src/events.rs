@@ -225,6 +225,21 @@ pub fn corpus_denial() -> Value {
         .expect("the corpus holds an IAM user's AccessDenied")
 }
 
+/// The corpus's real opening of a security group to the internet: Stratus Red Team's
+/// `ec2-security-group-open-port-22-ingress`, an IAM user's `AuthorizeSecurityGroupIngress` of
+/// tcp/22 whose response names the new rule's ID.
+pub fn corpus_public_ingress() -> Value {
+    cloudtrail_records()
+        .iter()
+        .map(|text| serde_json::from_str::<Value>(text).expect("corpus records are JSON"))
+        .find(|record| {
+            record["eventName"] == "AuthorizeSecurityGroupIngress"
+                && record["responseElements"]["securityGroupRuleSet"].is_object()
+                && record["userIdentity"]["type"] == "IAMUser"
+        })
+        .expect("the corpus holds Stratus Red Team's opening of port 22")
+}
+
 /// What CloudWatch Logs hands the source for this one record, delivered five minutes after it
 /// happened (as CloudTrail's delivery to CloudWatch Logs lags).
 pub fn logs_delivery_of(record: &Value) -> Value {

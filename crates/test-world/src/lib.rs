@@ -5,6 +5,7 @@
 //!   [`SnsCapture`] (an SQS queue subscribed with raw delivery to see what a topic published).
 //! - [`RuntimeApi`]: an in-process Lambda Runtime API to run a real function binary.
 //! - [`LambdaProcess`]: a function binary spawned against a [`RuntimeApi`], output captured.
+//! - [`RefusingEndpoint`]: moto, except for the actions a policy would deny.
 //! - [`SlackSink`]: an HTTPS Slack webhook stand-in with a throwaway CA (`SSL_CERT_FILE`).
 //! - [`events`]: builders for CloudWatch Logs, SNS, SQS and CloudFormation custom resource
 //!   events, and the ready events of `events/`; [`payloads`]: deliveries from the CloudTrail
@@ -28,6 +29,7 @@ mod moto;
 pub mod payloads;
 pub mod pipeline;
 mod process;
+mod refusing;
 mod runtime_api;
 mod serve;
 mod slack;
@@ -37,6 +39,7 @@ pub mod zip;
 pub use esm::{Batch, Handled, QueuePoller, Settled, feed_until_drained};
 pub use moto::{DUMMY_SECRET_ACCESS_KEY, MotoServer, Queue, REGION, SnsCapture, moto_python};
 pub use process::LambdaProcess;
+pub use refusing::RefusingEndpoint;
 pub use runtime_api::{InvocationError, RuntimeApi, RuntimeApiOptions};
 pub use slack::{RateLimit, RecordedRequest, SlackAnswer, SlackSink};
 

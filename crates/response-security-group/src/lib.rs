@@ -1,0 +1,485 @@
+//! Responder: a security group opened to the internet is closed again.
+//!
+//! An EventBridge rule sends every successful `AuthorizeSecurityGroupIngress` and
+//! `ModifySecurityGroupRules` call that opens a range ending in `/0`. The responder acts on each
+//! rule the call added that is open to every address, on a port or protocol not in
+//! `ALLOWED_PUBLIC_PORTS`, in a group not tagged `activity-aware-ids:public-ingress=allowed`:
+//! in `revoke` mode it revokes exactly those rules by their rule IDs, in `alert` mode it says
+//! what it would revoke. Either way it publishes a Message saying what was opened, by whom,
+//! what was (or would be) done, and how to undo it or allow it on purpose.
+//!
+//! EventBridge delivers at least once: a rule already gone counts as closed, a group gone is
+//! said and not retried. A revoke that fails is said in a critical Message and fails the
+//! invocation, so the retries and then the failure queue keep it.
+
+pub mod ec2;
+mod plan;
+
+pub use plan::{Call, GroupRef, Outcome, matching_rules, read_call};
+
+use activity_aware_cloudtrail::cloudtrail_event_link;
+use activity_aware_detections::PublicPorts;
+use activity_aware_detections::ingress::AddedRule;
+use activity_aware_message::{
+    DIGEST_GROUP_TAG, EVENT_TIME_TAG, Field, Message, MessagePublisher, Metadata, OutgoingMessage,
+    PublishError, SEVERITY_TAG, Severity, Tag,
+};
+use aws_query::QueryError;
+use ec2::{Ec2, Group, is_group_gone, is_rule_gone};
+use lambda_runtime::Diagnostic;
+use serde::Serialize;
+use serde_json::Value;
+
+pub const SOURCE_NAME: &str = "Activity Aware IDS response";
+
+/// The tag that exempts a group: its public rules are meant.
+pub const EXEMPT_TAG_KEY: &str = "activity-aware-ids:public-ingress";
+pub const EXEMPT_TAG_VALUE: &str = "allowed";
+
+/// The tag naming what a responder's Message is about (its value: `open-security-group`).
+pub const RESPONSE_TAG: &str = "response";
+const RESPONSE_NAME: &str = "open-security-group";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Say what would be revoked; change nothing.
+    Alert,
+    /// Revoke, then say so.
+    Revoke,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("SNS_TOPIC must be set to the ARN of the topic to publish to")]
+    NoTopic,
+    #[error("RESPONSE_MODE must be alert or revoke, not {0:?}")]
+    Mode(String),
+    #[error(transparent)]
+    Ports(#[from] activity_aware_detections::ports::PortsError),
+}
+
+/// The responder's settings, read once at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub topic_arn: String,
+    pub mode: Mode,
+    pub ports: PublicPorts,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// `SNS_TOPIC`, `RESPONSE_MODE` (`alert`, the default, or `revoke`) and
+    /// `ALLOWED_PUBLIC_PORTS` (default `tcp:80,tcp:443`).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|value| value.trim().to_owned())
+                .filter(|value| !value.is_empty())
+        };
+        let topic_arn = get("SNS_TOPIC").ok_or(ConfigError::NoTopic)?;
+        let mode = match get("RESPONSE_MODE").map(|mode| mode.to_ascii_lowercase()) {
+            None => Mode::Alert,
+            Some(mode) if mode == "alert" => Mode::Alert,
+            Some(mode) if mode == "revoke" => Mode::Revoke,
+            Some(other) => return Err(ConfigError::Mode(other)),
+        };
+        let ports = match get("ALLOWED_PUBLIC_PORTS") {
+            Some(text) => PublicPorts::parse(&text)?,
+            None => PublicPorts::default(),
+        };
+        Ok(Config {
+            topic_arn,
+            mode,
+            ports,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResponseError {
+    #[error("not a CloudTrail API call event: {0}")]
+    NotACall(String),
+    /// The group could not be read, so nothing could be decided; EventBridge tries again.
+    #[error("could not read security group {group}: {error}")]
+    Describe { group: String, error: QueryError },
+    /// Said in a critical Message too.
+    #[error("could not revoke {rules} on {group}: {error}")]
+    Revoke {
+        group: String,
+        rules: String,
+        error: QueryError,
+    },
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+}
+
+impl From<ResponseError> for Diagnostic {
+    fn from(error: ResponseError) -> Self {
+        let error_type = match &error {
+            ResponseError::NotACall(_) => "UnrecognisedEvent",
+            ResponseError::Describe { .. } => "DescribeFailed",
+            ResponseError::Revoke { .. } => "RevokeFailed",
+            ResponseError::Publish(_) => "PublishFailed",
+        };
+        Diagnostic {
+            error_type: error_type.into(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+/// What one invocation did, returned as the function's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub outcome: &'static str,
+    pub mode: Mode,
+    pub group: Option<String>,
+    /// Rule IDs revoked (revoke mode) or that would be (alert mode).
+    pub rules: Vec<String>,
+    pub published: usize,
+}
+
+/// One event: read the call, look at the group, act, say it.
+pub async fn handle(
+    config: &Config,
+    ec2: &Ec2,
+    publisher: &MessagePublisher,
+    event: Value,
+) -> Result<Summary, ResponseError> {
+    let call = read_call(&event, &config.ports).map_err(ResponseError::NotACall)?;
+    let outcome = respond(config, ec2, &call).await?;
+    let mut summary = Summary {
+        outcome: outcome.name(),
+        mode: config.mode,
+        group: outcome.group_id().map(str::to_owned),
+        rules: outcome.rule_ids(),
+        published: 0,
+    };
+    tracing::info!(
+        outcome = outcome.name(),
+        group = ?summary.group,
+        rules = ?summary.rules,
+        "responded"
+    );
+    if let Some(message) = message(config, &call, &outcome) {
+        let severity = outcome.severity().unwrap_or(Severity::High);
+        summary.published = publisher
+            .publish_all(vec![OutgoingMessage {
+                label: format!("the {} response", outcome.name()),
+                body: message.to_json(),
+                severity: Some(severity),
+                detection: None,
+            }])
+            .await?;
+    }
+    if let Outcome::CouldNotRevoke {
+        group,
+        rules,
+        error,
+    } = outcome
+    {
+        return Err(ResponseError::Revoke {
+            group: group.id,
+            rules: ids(&rules).join(", "),
+            error,
+        });
+    }
+    Ok(summary)
+}
+
+/// Decides and (in revoke mode) acts; every EC2 answer that decides nothing is an error.
+async fn respond(config: &Config, ec2: &Ec2, call: &Call) -> Result<Outcome, ResponseError> {
+    if call.to_close.is_empty() {
+        return Ok(Outcome::NothingToClose);
+    }
+    let describe_error = |error: QueryError| ResponseError::Describe {
+        group: call.group.to_string(),
+        error,
+    };
+    let group = match &call.group {
+        GroupRef::Id(id) => ec2.group(id).await,
+        GroupRef::Name(name) => ec2.group_named(name).await,
+        GroupRef::Unknown => Ok(None),
+    }
+    .map_err(describe_error)?;
+    let Some(group) = group else {
+        return Ok(Outcome::GroupGone {
+            group: call.group.to_string(),
+        });
+    };
+    if group.tag(EXEMPT_TAG_KEY) == Some(EXEMPT_TAG_VALUE) {
+        return Ok(Outcome::Exempt { group });
+    }
+    let existing = match ec2.ingress_rules(&group.id).await {
+        Err(error) if is_group_gone(&error) => {
+            return Ok(Outcome::GroupGone { group: group.id });
+        }
+        existing => existing.map_err(describe_error)?,
+    };
+    let present = matching_rules(&call.to_close, &existing);
+    if present.is_empty() {
+        return Ok(Outcome::AlreadyClosed { group });
+    }
+    if config.mode == Mode::Alert {
+        return Ok(Outcome::WouldRevoke {
+            group,
+            rules: present,
+        });
+    }
+    match ec2.revoke(&group.id, &ids(&present)).await {
+        Ok(()) => Ok(Outcome::Revoked {
+            group,
+            rules: present,
+        }),
+        Err(error) if is_group_gone(&error) => Ok(Outcome::GroupGone { group: group.id }),
+        // Another revoke got there first (a replayed event, a person): what is left?
+        Err(error) if is_rule_gone(&error) => {
+            let still = ec2
+                .ingress_rules(&group.id)
+                .await
+                .map(|now| matching_rules(&present, &now))
+                .map_err(describe_error)?;
+            if still.is_empty() {
+                Ok(Outcome::AlreadyClosed { group })
+            } else {
+                Ok(Outcome::CouldNotRevoke {
+                    group,
+                    rules: still,
+                    error,
+                })
+            }
+        }
+        Err(error) => Ok(Outcome::CouldNotRevoke {
+            group,
+            rules: present,
+            error,
+        }),
+    }
+}
+
+fn ids(rules: &[AddedRule]) -> Vec<String> {
+    rules
+        .iter()
+        .filter_map(|rule| rule.rule_id.clone())
+        .collect()
+}
+
+fn describe_all(rules: &[AddedRule]) -> String {
+    rules
+        .iter()
+        .map(AddedRule::describe)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Characters of what goes into a command a person may paste: IDs, protocols, CIDR ranges.
+fn is_command_safe(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"-:./".contains(&byte))
+}
+
+/// The AWS CLI command that adds a revoked rule back, from EC2's own description of it; `None`
+/// when any part is not plainly an ID, a protocol or a range.
+pub fn undo_command(group_id: &str, rule: &AddedRule) -> Option<String> {
+    if !group_id.starts_with("sg-")
+        || !is_command_safe(group_id)
+        || !is_command_safe(&rule.protocol)
+        || !is_command_safe(&rule.range)
+    {
+        return None;
+    }
+    let ranges = if rule.range.contains(':') {
+        format!("Ipv6Ranges=[{{CidrIpv6={}}}]", rule.range)
+    } else {
+        format!("IpRanges=[{{CidrIp={}}}]", rule.range)
+    };
+    Some(format!(
+        "aws ec2 authorize-security-group-ingress --group-id {group_id} --ip-permissions 'IpProtocol={},FromPort={},ToPort={},{ranges}'",
+        rule.protocol,
+        rule.from.unwrap_or(-1),
+        rule.to.unwrap_or(-1),
+    ))
+}
+
+fn exempt_command(group_id: &str) -> String {
+    if group_id.starts_with("sg-") && is_command_safe(group_id) {
+        format!(
+            "aws ec2 create-tags --resources {group_id} --tags 'Key={EXEMPT_TAG_KEY},Value={EXEMPT_TAG_VALUE}'"
+        )
+    } else {
+        format!("tag the group {EXEMPT_TAG_KEY}={EXEMPT_TAG_VALUE}")
+    }
+}
+
+fn group_label(group: &Group) -> String {
+    if group.name.is_empty() {
+        group.id.clone()
+    } else {
+        format!("{} ({})", group.id, group.name)
+    }
+}
+
+/// The Message an outcome is said in; `None` when there is nothing to say.
+pub fn message(config: &Config, call: &Call, outcome: &Outcome) -> Option<Message> {
+    let opened = describe_all(&call.to_close);
+    let (subject, response, group) = match outcome {
+        Outcome::NothingToClose => return None,
+        Outcome::Revoked { group, rules } => (
+            format!(
+                "Closed {} on {}: opened to the internet by {}",
+                describe_all(rules),
+                group.id,
+                call.principal
+            ),
+            format!("Revoked {} ({})", plural(rules.len(), "rule"), ids(rules).join(", ")),
+            group_label(group),
+        ),
+        Outcome::WouldRevoke { group, rules } => (
+            format!(
+                "Open to the internet on {}: {} (alert only, nothing revoked)",
+                group.id,
+                describe_all(rules)
+            ),
+            format!(
+                "Would revoke {} ({}); OpenSecurityGroupResponse is Alert, so nothing was changed",
+                plural(rules.len(), "rule"),
+                ids(rules).join(", ")
+            ),
+            group_label(group),
+        ),
+        Outcome::CouldNotRevoke {
+            group,
+            rules,
+            error,
+        } => (
+            format!(
+                "Could not close {} on {}: still open to the internet",
+                describe_all(rules),
+                group.id
+            ),
+            format!(
+                "Revoking {} failed: {error}. Close it by hand; the event is kept in the responder's failure queue",
+                ids(rules).join(", ")
+            ),
+            group_label(group),
+        ),
+        Outcome::AlreadyClosed { group } => (
+            format!("Already closed on {}: {opened}", group.id),
+            "Nothing to revoke: the rule was gone when the response ran (revoked earlier, by this stack or by hand)".to_owned(),
+            group_label(group),
+        ),
+        Outcome::GroupGone { group } => (
+            format!("Security group {group} is gone: {opened} needs no closing"),
+            "Nothing to revoke: the group no longer exists".to_owned(),
+            group.clone(),
+        ),
+        Outcome::Exempt { group } => (
+            format!("Left open on purpose on {}: {opened}", group.id),
+            format!(
+                "Nothing revoked: the group is tagged {EXEMPT_TAG_KEY}={EXEMPT_TAG_VALUE}"
+            ),
+            group_label(group),
+        ),
+    };
+    let text = |key: &str, value: String| Field {
+        key: key.to_owned(),
+        value: Value::String(value),
+    };
+    let mut fields = vec![
+        text("Response", response),
+        text("Security Group", group),
+        text("Opened", opened),
+    ];
+    if !call.left_open.is_empty() {
+        fields.push(text(
+            "Left Open",
+            format!(
+                "{} (AllowedPublicPorts: {})",
+                describe_all(&call.left_open),
+                config.ports
+            ),
+        ));
+    }
+    fields.push(text("By", call.principal.clone()));
+    for (key, value) in [
+        ("Source IP", &call.source_ip),
+        ("Event", &call.event_name),
+        ("Region", &call.region),
+        ("Event Time", &call.event_time),
+    ] {
+        if let Some(value) = value {
+            fields.push(text(key, value.clone()));
+        }
+    }
+    if let Outcome::Revoked { group, rules } = outcome {
+        let commands: Vec<String> = rules
+            .iter()
+            .map(|rule| {
+                undo_command(&group.id, rule)
+                    .unwrap_or_else(|| format!("add {} back in the console", rule.describe()))
+            })
+            .collect();
+        fields.push(text("To Undo", commands.join("\n")));
+    }
+    if let Some(group_id) = outcome
+        .group_id()
+        .filter(|_| !matches!(outcome, Outcome::Exempt { .. }))
+    {
+        fields.push(text(
+            "To Allow It On Purpose",
+            format!(
+                "Tag the group, then add the rule again: {}",
+                exempt_command(group_id)
+            ),
+        ));
+    }
+    if let Some(link) = call
+        .region
+        .as_deref()
+        .zip(call.event_id.as_deref())
+        .and_then(|(region, id)| cloudtrail_event_link(region, id))
+    {
+        fields.push(text("CloudTrail Console", link));
+    }
+    let severity = outcome.severity().unwrap_or(Severity::High);
+    let tag = |key: &str, value: String| Tag {
+        key: key.to_owned(),
+        value,
+    };
+    let mut tags = vec![
+        tag(SEVERITY_TAG, severity.as_str().into()),
+        tag(RESPONSE_TAG, RESPONSE_NAME.into()),
+        tag(
+            DIGEST_GROUP_TAG,
+            format!("{} · {RESPONSE_NAME} · {}", call.principal, outcome.name()),
+        ),
+    ];
+    if let Some(time) = &call.event_time {
+        tags.push(tag(EVENT_TIME_TAG, time.clone()));
+    }
+    Some(Message {
+        subject,
+        fields,
+        metadata: Metadata {
+            source_name: Some(SOURCE_NAME.into()),
+            source_icon_url: None,
+        },
+        tags,
+    })
+}
+
+fn plural(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}

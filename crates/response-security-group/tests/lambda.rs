@@ -1,0 +1,403 @@
+//! The real `response-security-group` binary, run through a local Lambda Runtime API against
+//! moto's EC2 and SNS: groups and rules are made in moto, the call that opened them is the
+//! corpus's real CloudTrail record rewritten to name them, and what the responder published is
+//! read back from a queue subscribed to the topic.
+
+use std::time::Duration;
+
+use aws_query::{QueryClient, Service};
+use response_security_group::ec2::Ec2;
+use serde_json::{Value, json};
+use test_world::events::{corpus_public_ingress, eventbridge_api_call};
+use test_world::{
+    DUMMY_SECRET_ACCESS_KEY, LambdaProcess, MotoServer, RefusingEndpoint, RuntimeApi, SnsCapture,
+    assert_no_secrets,
+};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_response-security-group");
+
+struct World {
+    moto: MotoServer,
+    topic: String,
+    capture: SnsCapture,
+    client: QueryClient,
+}
+
+impl World {
+    async fn start() -> World {
+        let moto = MotoServer::start();
+        let topic = moto.create_topic("ids-SNSTopic").await;
+        let capture = moto.capture_queue(&topic).await;
+        let client = QueryClient::new(&moto.sdk_config().await, Service::Ec2).unwrap();
+        World {
+            moto,
+            topic,
+            capture,
+            client,
+        }
+    }
+
+    /// A function process in `mode`, with moto's EC2 or another EC2 endpoint.
+    fn responder(&self, mode: &str, ec2_endpoint: Option<String>) -> (RuntimeApi, LambdaProcess) {
+        let api = RuntimeApi::start();
+        let mut env = self.moto.lambda_env();
+        env.push(("SNS_TOPIC".into(), self.topic.clone()));
+        env.push(("RESPONSE_MODE".into(), mode.into()));
+        env.push(("ALLOWED_PUBLIC_PORTS".into(), "tcp:80,tcp:443".into()));
+        if let Some(endpoint) = ec2_endpoint {
+            env.push(("AWS_ENDPOINT_URL_EC2".into(), endpoint));
+        }
+        let process = LambdaProcess::spawn(BINARY, &api, env);
+        (api, process)
+    }
+
+    async fn group(&self, name: &str) -> String {
+        let answer = self
+            .client
+            .call(
+                "CreateSecurityGroup",
+                &[
+                    ("GroupName".into(), name.into()),
+                    ("GroupDescription".into(), "test".into()),
+                ],
+            )
+            .await
+            .unwrap();
+        answer.child_text("groupId").unwrap().to_owned()
+    }
+
+    async fn tag(&self, group: &str, key: &str, value: &str) {
+        self.client
+            .call(
+                "CreateTags",
+                &[
+                    ("ResourceId.1".into(), group.into()),
+                    ("Tag.1.Key".into(), key.into()),
+                    ("Tag.1.Value".into(), value.into()),
+                ],
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Opens `protocol/port` to `range` on the group.
+    async fn open(&self, group: &str, protocol: &str, port: i64, range: &str) {
+        let (list, key) = if range.contains(':') {
+            ("Ipv6Ranges", "CidrIpv6")
+        } else {
+            ("IpRanges", "CidrIp")
+        };
+        self.client
+            .call(
+                "AuthorizeSecurityGroupIngress",
+                &[
+                    ("GroupId".into(), group.into()),
+                    ("IpPermissions.1.IpProtocol".into(), protocol.into()),
+                    ("IpPermissions.1.FromPort".into(), port.to_string()),
+                    ("IpPermissions.1.ToPort".into(), port.to_string()),
+                    (format!("IpPermissions.1.{list}.1.{key}"), range.into()),
+                ],
+            )
+            .await
+            .unwrap();
+    }
+
+    /// The group's ingress rules: (rule ID, port, range).
+    async fn rules(&self, group: &str) -> Vec<(String, i64, String)> {
+        Ec2::new(self.client.clone())
+            .ingress_rules(group)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|rule| (rule.rule_id.unwrap(), rule.from.unwrap(), rule.range))
+            .collect()
+    }
+
+    async fn published(&self, count: usize) -> Vec<Value> {
+        self.capture
+            .receive(count, Duration::from_secs(30))
+            .await
+            .iter()
+            .map(|body| serde_json::from_str(body).unwrap())
+            .collect()
+    }
+}
+
+/// The corpus's real opening of port 22, rewritten to say it opened these rules on this group
+/// (each `(rule ID or none, protocol, port, range)`), in the response's shape when every rule
+/// has an ID and in the request's otherwise.
+fn opened(group: &str, rules: &[(Option<&str>, &str, i64, &str)]) -> Value {
+    let mut record = corpus_public_ingress();
+    let permissions: Vec<Value> = rules
+        .iter()
+        .map(|(_, protocol, port, range)| {
+            let ranges = if range.contains(':') {
+                json!({"ipv6Ranges": {"items": [{"cidrIpv6": range}]}})
+            } else {
+                json!({"ipRanges": {"items": [{"cidrIp": range}]}})
+            };
+            let mut permission = json!({"ipProtocol": protocol, "fromPort": port, "toPort": port});
+            permission
+                .as_object_mut()
+                .unwrap()
+                .extend(ranges.as_object().unwrap().clone());
+            permission
+        })
+        .collect();
+    record["requestParameters"] =
+        json!({"groupId": group, "ipPermissions": {"items": permissions}});
+    if rules.iter().all(|(id, ..)| id.is_some()) {
+        let items: Vec<Value> = rules
+            .iter()
+            .map(|(id, protocol, port, range)| {
+                let key = if range.contains(':') {
+                    "cidrIpv6"
+                } else {
+                    "cidrIpv4"
+                };
+                json!({"groupId": group, "securityGroupRuleId": id, "isEgress": false,
+                    "ipProtocol": protocol, "fromPort": port, "toPort": port, key: range})
+            })
+            .collect();
+        record["responseElements"] =
+            json!({"_return": true, "securityGroupRuleSet": {"items": items}});
+    } else {
+        record["responseElements"] = json!({"_return": true});
+    }
+    record["awsRegion"] = json!("us-east-1");
+    eventbridge_api_call(&record)
+}
+
+fn field<'a>(message: &'a Value, key: &str) -> Option<&'a str> {
+    message["fields"]
+        .as_array()?
+        .iter()
+        .find(|field| field["key"] == key)
+        .and_then(|field| field["value"].as_str())
+}
+
+fn tag<'a>(message: &'a Value, key: &str) -> Option<&'a str> {
+    message["tags"]
+        .as_array()?
+        .iter()
+        .find(|tag| tag["key"] == key)
+        .and_then(|tag| tag["value"].as_str())
+}
+
+fn id_of<'a>(rules: &'a [(String, i64, String)], port: i64, range: &str) -> &'a str {
+    &rules
+        .iter()
+        .find(|(_, p, r)| *p == port && r == range)
+        .expect("the rule exists")
+        .0
+}
+
+#[tokio::test]
+async fn revoke_closes_exactly_the_public_rules_off_the_allowlist_and_a_replay_only_says_so() {
+    let world = World::start().await;
+    let group = world.group("web").await;
+    world.open(&group, "tcp", 22, "0.0.0.0/0").await;
+    world.open(&group, "tcp", 22, "10.0.0.0/8").await;
+    world.open(&group, "tcp", 443, "0.0.0.0/0").await;
+    world.open(&group, "tcp", 3389, "::/0").await;
+    let before = world.rules(&group).await;
+    let ssh = id_of(&before, 22, "0.0.0.0/0").to_owned();
+    let rdp = id_of(&before, 3389, "::/0").to_owned();
+    let event = opened(
+        &group,
+        &[
+            (Some(&ssh), "tcp", 22, "0.0.0.0/0"),
+            (
+                Some(id_of(&before, 443, "0.0.0.0/0")),
+                "tcp",
+                443,
+                "0.0.0.0/0",
+            ),
+            (Some(&rdp), "tcp", 3389, "::/0"),
+        ],
+    );
+    let (api, process) = world.responder("revoke", None);
+
+    let answer = api.invoke(event.clone()).await.expect("responded");
+    assert_eq!(answer["outcome"], "revoked", "{answer}");
+    let mut revoked: Vec<String> = serde_json::from_value(answer["rules"].clone()).unwrap();
+    revoked.sort();
+    let mut expected = vec![ssh.clone(), rdp.clone()];
+    expected.sort();
+    assert_eq!(revoked, expected);
+    // The private range and the allowlisted port stay; nothing else was touched.
+    let after: Vec<(i64, String)> = world
+        .rules(&group)
+        .await
+        .into_iter()
+        .map(|(_, port, range)| (port, range))
+        .collect();
+    assert_eq!(
+        after,
+        [(22, "10.0.0.0/8".to_owned()), (443, "0.0.0.0/0".to_owned())]
+    );
+    let [message] = world.published(1).await.try_into().expect("one Message");
+    assert_eq!(tag(&message, "severity"), Some("high"));
+    assert_eq!(tag(&message, "response"), Some("open-security-group"));
+    let subject = message["subject"].as_str().unwrap();
+    assert!(
+        subject.starts_with(&format!(
+            "Closed tcp/22 from 0.0.0.0/0, tcp/3389 from ::/0 on {group}"
+        )),
+        "{subject}"
+    );
+    assert!(subject.ends_with("by arn:aws:iam::032092706103:user/christophe"));
+    assert_eq!(
+        field(&message, "Left Open"),
+        Some("tcp/443 from 0.0.0.0/0 (AllowedPublicPorts: tcp:80,tcp:443)")
+    );
+    let undo = field(&message, "To Undo").unwrap();
+    assert!(
+        undo.contains(&format!(
+            "aws ec2 authorize-security-group-ingress --group-id {group} --ip-permissions 'IpProtocol=tcp,FromPort=3389,ToPort=3389,Ipv6Ranges=[{{CidrIpv6=::/0}}]'"
+        )),
+        "{undo}"
+    );
+    assert!(
+        field(&message, "To Allow It On Purpose")
+            .unwrap()
+            .contains("Key=activity-aware-ids:public-ingress,Value=allowed")
+    );
+    activity_aware_message::Message::from_value(message).expect("a Message");
+
+    // EventBridge delivers again: nothing is left to revoke, which succeeds and says so.
+    let replay = api.invoke(event).await.expect("a replay succeeds");
+    assert_eq!(replay["outcome"], "already-closed", "{replay}");
+    let [message] = world.published(1).await.try_into().expect("one Message");
+    assert_eq!(tag(&message, "severity"), Some("medium"));
+    assert_eq!(world.rules(&group).await.len(), 2);
+
+    let output = process.stop();
+    assert_no_secrets("the function's output", &output, &[DUMMY_SECRET_ACCESS_KEY]);
+}
+
+#[tokio::test]
+async fn alert_mode_changes_nothing_and_matches_rules_the_record_names_no_id_for() {
+    let world = World::start().await;
+    let group = world.group("db").await;
+    world.open(&group, "tcp", 5432, "::/0").await;
+    // The request's shape only (older records): the rule is found by what it opens.
+    let event = opened(&group, &[(None, "tcp", 5432, "::/0")]);
+    let (api, process) = world.responder("alert", None);
+    let answer = api.invoke(event).await.expect("responded");
+    assert_eq!(answer["outcome"], "would-revoke", "{answer}");
+    let before = world.rules(&group).await;
+    assert_eq!(answer["rules"], json!([id_of(&before, 5432, "::/0")]));
+    assert_eq!(before.len(), 1, "alert mode revokes nothing");
+    let [message] = world.published(1).await.try_into().expect("one Message");
+    assert_eq!(tag(&message, "severity"), Some("high"));
+    assert!(
+        field(&message, "Response")
+            .unwrap()
+            .contains("OpenSecurityGroupResponse is Alert, so nothing was changed")
+    );
+    assert_eq!(field(&message, "To Undo"), None);
+    process.stop();
+}
+
+#[tokio::test]
+async fn the_allowlist_and_the_exempt_tag_leave_a_group_open() {
+    let world = World::start().await;
+    let web = world.group("web").await;
+    world.open(&web, "tcp", 443, "0.0.0.0/0").await;
+    let bastion = world.group("bastion").await;
+    world.open(&bastion, "tcp", 22, "0.0.0.0/0").await;
+    world
+        .tag(&bastion, "activity-aware-ids:public-ingress", "allowed")
+        .await;
+    let (api, process) = world.responder("revoke", None);
+
+    let allowlisted = opened(&web, &[(None, "tcp", 443, "0.0.0.0/0")]);
+    let answer = api.invoke(allowlisted).await.expect("responded");
+    assert_eq!(answer["outcome"], "nothing-to-close", "{answer}");
+    assert_eq!(answer["published"], 0);
+
+    let exempt = opened(&bastion, &[(None, "tcp", 22, "0.0.0.0/0")]);
+    let answer = api.invoke(exempt).await.expect("responded");
+    assert_eq!(answer["outcome"], "exempt", "{answer}");
+    assert_eq!(
+        world.rules(&bastion).await.len(),
+        1,
+        "an exempt group keeps its rule"
+    );
+    let [message] = world.published(1).await.try_into().expect("one Message");
+    assert_eq!(tag(&message, "severity"), Some("info"));
+    assert!(
+        message["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("Left open on purpose")
+    );
+    world.capture.assert_quiet(Duration::from_secs(1)).await;
+    process.stop();
+}
+
+#[tokio::test]
+async fn a_vanished_group_is_said_once_and_not_retried() {
+    let world = World::start().await;
+    let event = opened(
+        "sg-0123456789abcdef0",
+        &[(Some("sgr-1"), "tcp", 22, "0.0.0.0/0")],
+    );
+    let (api, process) = world.responder("revoke", None);
+    let answer = api
+        .invoke(event)
+        .await
+        .expect("a vanished group is no failure");
+    assert_eq!(answer["outcome"], "group-gone", "{answer}");
+    let [message] = world.published(1).await.try_into().expect("one Message");
+    assert_eq!(
+        message["subject"],
+        "Security group sg-0123456789abcdef0 is gone: tcp/22 from 0.0.0.0/0 needs no closing"
+    );
+    process.stop();
+}
+
+#[tokio::test]
+async fn a_refused_revoke_fails_the_invocation_and_says_so_critically() {
+    let world = World::start().await;
+    let group = world.group("web").await;
+    world.open(&group, "tcp", 22, "0.0.0.0/0").await;
+    let rules = world.rules(&group).await;
+    let event = opened(&group, &[(Some(&rules[0].0), "tcp", 22, "0.0.0.0/0")]);
+    let refusing = RefusingEndpoint::start(
+        &world.moto.endpoint_url(),
+        &["RevokeSecurityGroupIngress"],
+        "UnauthorizedOperation",
+    );
+    let (api, process) = world.responder("revoke", Some(refusing.endpoint_url()));
+    let error = api
+        .invoke(event)
+        .await
+        .expect_err("a refused revoke fails the invocation");
+    assert_eq!(error.error_type, "RevokeFailed", "{error:?}");
+    assert!(
+        error.error_message.contains("UnauthorizedOperation"),
+        "{error:?}"
+    );
+    assert_eq!(
+        refusing.refused(),
+        1,
+        "a refusal is not retried as if it were throttling"
+    );
+    assert_eq!(world.rules(&group).await.len(), 1, "still open");
+    let [message] = world.published(1).await.try_into().expect("one Message");
+    assert_eq!(tag(&message, "severity"), Some("critical"));
+    assert!(
+        message["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("Could not close tcp/22 from 0.0.0.0/0")
+    );
+    assert!(
+        field(&message, "Response")
+            .unwrap()
+            .contains("Close it by hand")
+    );
+    process.stop();
+}
