@@ -246,6 +246,15 @@ def rules_text(catalogue):
     return lines[:-1]
 
 
+# The responders' rules match what a detection matches: their patterns come from it.
+RESPONSE_PATTERNS = {"open security group pattern": "security-group-open-to-internet"}
+
+
+def response_pattern_text(catalogue, detection_id):
+    [detection] = [d for d in catalogue["detections"] if d["id"] == detection_id]
+    return block(detection["pattern"], 8)
+
+
 def event_names(pattern):
     names = []
 
@@ -313,6 +322,8 @@ def generated():
     template = replace_region(template, "parameters", parameters_text(catalogue))
     template = replace_region(template, "conditions", conditions_text(catalogue))
     template = replace_region(template, "rules", rules_text(catalogue))
+    for region, detection_id in RESPONSE_PATTERNS.items():
+        template = replace_region(template, region, response_pattern_text(catalogue, detection_id))
     readme = replace_region(readme, "detections", readme_text(catalogue), comment="<!--")
     return template, readme
 

@@ -83,6 +83,7 @@ class Stack:
         template = cfn_template.load()
         resolved = cfn_template.Resolved(template, stack_values, **parameters)
         self.rules = {}
+        self.responses = {}
         for name in cfn_template.resources(template, "AWS::Events::Rule"):
             if not resolved.condition(name):
                 continue
@@ -91,10 +92,15 @@ class Stack:
                 continue  # the heartbeat's schedule
             pattern = resolved.property(name, "EventPattern")
             pattern = json.loads(pattern) if isinstance(pattern, str) else pattern
-            has_targets = bool(properties.get("Targets"))
+            targets = [t["Arn"] for t in properties.get("Targets", [])]
             on_default_bus = properties.get("EventBusName", "default") == "default"
-            if has_targets and on_default_bus:
+            if not on_default_bus:
+                continue
+            if targets == [{"Fn::GetAtt": ["SourceEventbridgeLambda", "Arn"]}]:
                 self.rules[name] = (eventbridge.matcher(pattern), properties["State"], pattern)
+            elif targets:
+                # A responder's: it acts on what a detection matched.
+                self.responses[name] = pattern
         self.filter = None
         if resolved.condition("CloudWatchLogsSubscriptionFilter"):
             self.filter = logs_filter.parse(resolved.property("CloudWatchLogsSubscriptionFilter", "FilterPattern"))
@@ -213,6 +219,11 @@ class Detections(unittest.TestCase):
         hand = {name for f in CATALOGUE["families"] for name in f.get("hand-written-rules", [])}
         # And the health path's rule, which takes the stack's own alarms (no detection).
         self.assertEqual(set(self.every_rule.rules), made | hand | {"HealthAlarmsRule"})
+        # A responder's rule matches what its detection matches, no more and no less.
+        for region, detection_id in detections.RESPONSE_PATTERNS.items():
+            [detection] = [d for d in CATALOGUE["detections"] if d["id"] == detection_id]
+            self.assertIn(detection["pattern"], self.defaults.responses.values(), region)
+        self.assertEqual(sorted(self.defaults.responses), ["OpenSecurityGroupResponseRule"])
 
     def test_every_detection_alerts_through_its_rules_and_not_on_its_near_misses(self):
         rules_of = {}

@@ -368,14 +368,17 @@ rules="$(aws_local events list-rules --query 'Rules[].Name' --output text | wc -
 expected_rules="$(grep -c '^    Type: AWS::Events::Rule$' infrastructure/cloudformation.yaml)"
 expect_equal "the rules on by default (all but honey bucket and fast denials)" "$((expected_rules - 2))" "$rules"
 heartbeat_function="$(output SourceHeartbeatFunctionName)"
+responder_function="$(output ResponseSecurityGroupFunctionName)"
 for rule in $(aws_local events list-rules --query 'Rules[].Name' --output text); do
     target="$(aws_local events list-targets-by-rule --rule "$rule" --query "Targets[0].Arn" --output text)"
-    # The heartbeat's schedule starts the heartbeat; every other rule feeds the EventBridge source.
+    # The heartbeat's schedule starts the heartbeat, the open-port response's rule its responder;
+    # every other rule feeds the EventBridge source.
     expected_function="$eventbridge_function"
     [[ "$rule" == *-HeartbeatScheduleRule-* ]] && expected_function="$heartbeat_function"
+    [[ "$rule" == *-OpenSecurityGroupResponseRule-* ]] && expected_function="$responder_function"
     [[ "$target" == *":function:$expected_function" ]] || fail "rule $rule targets $target"
 done
-pass "each rule sends its events to the EventBridge source"
+pass "each rule sends its events to its function: the EventBridge source, the heartbeat or the responder"
 ./dev.sh invoke destination-slack events/destination-slack.json >"$work/invoke-destination.log" 2>&1 ||
     { cat "$work/invoke-destination.log" >&2; fail "dev.sh invoke destination-slack"; }
 grep -q '"batchItemFailures": \?\[\]' "$work/invoke-destination.log" || fail "the Slack function did not post: $(cat "$work/invoke-destination.log")"

@@ -104,8 +104,8 @@ class Template(unittest.TestCase):
         self.assertEqual(sorted(p["Architecture"]["AllowedValues"]), ["arm64", "x86_64"])
 
     def test_every_function_is_a_crate_found_by_dev_sh(self):
-        self.assertEqual(self.functions, ["destination-slack", "kms-encryption", "source-cloudtrail-cloudwatch-logs",
-                                          "source-eventbridge", "source-heartbeat"])
+        self.assertEqual(self.functions, ["destination-slack", "kms-encryption", "response-security-group",
+                                          "source-cloudtrail-cloudwatch-logs", "source-eventbridge", "source-heartbeat"])
         functions = self.of_type("AWS::Lambda::Function")
         for fn in self.functions:
             self.assertTrue(os.path.isfile(os.path.join(ROOT, "crates", fn, "src", "main.rs")), fn)
@@ -153,6 +153,24 @@ class Template(unittest.TestCase):
         self.expect_statements("DestinationSlackRole", destination + [("organizations:ListAccounts", "*", None)],
                                conditions_on={"AccountNamesFromOrganizationsOn"})
         self.expect_statements("KmsEncryptionRole", [("kms:Encrypt", key, None)] + logs("KmsEncryption"))
+        # The open-port response describes groups and their rules, and revokes only when asked.
+        responder = [
+            ("ec2:DescribeSecurityGroups", "*", None), ("ec2:DescribeSecurityGroupRules", "*", None),
+            ("sns:Publish", ref("SNSTopic"), None),
+            ("sqs:SendMessage", get_att("ResponseSecurityGroupFailureQueue", "Arn"), None),
+            ("kms:GenerateDataKey", key, via("sns", "sqs")), ("kms:Decrypt", key, via("sns", "sqs")),
+        ] + logs("ResponseSecurityGroup")
+        self.expect_statements("ResponseSecurityGroupRole", responder)
+        self.expect_statements("ResponseSecurityGroupRole", responder + [
+            ("ec2:RevokeSecurityGroupIngress",
+             {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:security-group/*"}, None)],
+            conditions_on={"OpenSecurityGroupResponseRevokes"})
+        self.assertEqual(self.template["Parameters"]["OpenSecurityGroupResponse"]["Default"], "Alert")
+        mode = self.props("ResponseSecurityGroupLambda")["Environment"]["Variables"]["RESPONSE_MODE"]
+        self.assertEqual(mode, {"Fn::If": ["OpenSecurityGroupResponseRevokes", "revoke", "alert"]})
+        for name, resource in self.resources.items():
+            if name.startswith("ResponseSecurityGroup") or name.startswith("OpenSecurityGroupResponse"):
+                self.assertEqual(resource.get("Condition"), "OpenSecurityGroupResponseOn", name)
         for name, role in self.of_type("AWS::IAM::Role").items():
             self.assertNotIn("ManagedPolicyArns", role["Properties"], name)
             principals = [s["Principal"] for s in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]]
@@ -165,8 +183,11 @@ class Template(unittest.TestCase):
         values = {"SourceCloudtrailCloudwatchLogsRole.Arn": sources[0], "SourceEventbridgeRole.Arn": sources[1],
                   "DestinationSlackQueue.Arn": "arn:aws:sqs:us-east-1:111122223333:ids-DestinationSlackQueue-1",
                   "DestinationSlackPriorityQueue.Arn": "arn:aws:sqs:us-east-1:111122223333:ids-DestinationSlackPriorityQueue-1",
-                  "SourceHeartbeatRole.Arn": "arn:aws:iam::111122223333:role/ids-SourceHeartbeatRole-1"}
+                  "SourceHeartbeatRole.Arn": "arn:aws:iam::111122223333:role/ids-SourceHeartbeatRole-1",
+                  "ResponseSecurityGroupRole.Arn": "arn:aws:iam::111122223333:role/ids-ResponseSecurityGroupRole-1"}
         sources.append(values["SourceHeartbeatRole.Arn"])
+        without_responders = list(sources)
+        sources.append(values["ResponseSecurityGroupRole.Arn"])
 
         def statements(**parameters):
             resolved = cfn_template.Resolved(self.template, values, **parameters)
@@ -186,6 +207,10 @@ class Template(unittest.TestCase):
         self.assertEqual(with_publishers["OnlyTheStacksSourcesAndThePublishersYouNamePublish"]["Condition"],
                          {"ArnNotLike": {"aws:PrincipalArn": sources + named.split(",")}})
         self.assertEqual(with_publishers["PublishersYouName"]["Principal"], {"AWS": named.split(",")})
+        # A response that is off publishes nothing, so its role may not either.
+        off = statements(OpenSecurityGroupResponse="Off")
+        self.assertEqual(off["OnlyTheStacksSourcesAndThePublishersYouNamePublish"]["Condition"],
+                         {"ArnNotLike": {"aws:PrincipalArn": without_responders}})
 
     def test_the_health_path_is_its_own(self):
         alarms = self.of_type("AWS::CloudWatch::Alarm")
@@ -202,13 +227,21 @@ class Template(unittest.TestCase):
                           for a in alarms.values() if a["Properties"]["MetricName"] == metric)
 
         failure_queues = sorted(n for n in self.of_type("AWS::SQS::Queue") if n.endswith("FailureQueue"))
-        self.assertEqual(len(failure_queues), 3)
+        self.assertEqual(len(failure_queues), 4)
         self.assertEqual(watched("ApproximateNumberOfMessagesVisible"), failure_queues)
         self.assertEqual(watched("ApproximateAgeOfOldestMessage"),
                          sorted(failure_queues + ["DestinationSlackQueue", "DestinationSlackPriorityQueue"]))
         self.assertEqual(watched("Errors"), sorted(camel(fn) + "Lambda" for fn in self.functions if fn != "kms-encryption"))
         self.assertEqual(watched("DestinationDeliveryFailures"),
-                         sorted(camel(fn) + "Lambda" for fn in ["source-cloudtrail-cloudwatch-logs", "source-eventbridge"]))
+                         sorted(camel(fn) + "Lambda" for fn in ["source-cloudtrail-cloudwatch-logs", "source-eventbridge",
+                                                                "response-security-group"]))
+        # A function's alarms exist when it does.
+        for name, alarm in alarms.items():
+            dimension = alarm["Properties"]["Dimensions"][0]["Value"]
+            watched_resource = dimension.get("Ref") or dimension["Fn::GetAtt"][0]
+            if watched_resource == "AWS::StackName":
+                continue  # the heartbeat's metric
+            self.assertEqual(alarm.get("Condition"), self.resources[watched_resource].get("Condition"), name)
         # A failure queue's Message is told a week before it expires.
         for queue in failure_queues:
             oldest = alarms[queue + "Oldest"]["Properties"]
@@ -246,7 +279,9 @@ class Template(unittest.TestCase):
             ("kms:GenerateDataKey", get_att("StackKey", "Arn"), {"StringEquals": {"kms:ViaService": {"Fn::Sub": "sns.${AWS::Region}.amazonaws.com"}}}),
             ("kms:Decrypt", get_att("StackKey", "Arn"), {"StringEquals": {"kms:ViaService": {"Fn::Sub": "sns.${AWS::Region}.amazonaws.com"}}}),
             ("sqs:GetQueueAttributes", [get_att(q, "Arn") for q in ["SourceCloudtrailCloudwatchLogsFailureQueue",
-                                                                    "SourceEventbridgeFailureQueue", "DestinationSlackFailureQueue"]], None),
+                                                                    "SourceEventbridgeFailureQueue", "DestinationSlackFailureQueue"]]
+             + [{"Fn::If": ["OpenSecurityGroupResponseOn", get_att("ResponseSecurityGroupFailureQueue", "Arn"),
+                            ref("AWS::NoValue")]}], None),
             ("cloudwatch:GetMetricStatistics", "*", None),
             ("logs:CreateLogStream", get_att("SourceHeartbeatLogGroup", "Arn"), None),
             ("logs:PutLogEvents", get_att("SourceHeartbeatLogGroup", "Arn"), None),
@@ -410,7 +445,8 @@ class Template(unittest.TestCase):
 
     def test_every_asynchronously_invoked_function_keeps_its_failures(self):
         configs = self.of_type("AWS::Lambda::EventInvokeConfig")
-        self.assertEqual(sorted(configs), ["SourceCloudtrailCloudwatchLogsInvokeConfig", "SourceEventbridgeInvokeConfig"])
+        self.assertEqual(sorted(configs), ["ResponseSecurityGroupInvokeConfig", "SourceCloudtrailCloudwatchLogsInvokeConfig",
+                                           "SourceEventbridgeInvokeConfig"])
         for name, config in configs.items():
             fn = name.replace("InvokeConfig", "")
             props = config["Properties"]
@@ -524,14 +560,17 @@ class Template(unittest.TestCase):
         rules = {name: rule for name, rule in self.of_type("AWS::Events::Rule").items()
                  if "EventPattern" in rule["Properties"]}
         self.assertGreaterEqual(len(rules), 30)
+        # The responders' rules feed the responders; every other, the EventBridge source.
+        responders = {"OpenSecurityGroupResponseRule": "ResponseSecurityGroup"}
         for name, rule in rules.items():
+            function = responders.get(name, "SourceEventbridge")
             [target] = rule["Properties"]["Targets"]
-            self.assertEqual(target["Arn"], get_att("SourceEventbridgeLambda", "Arn"), name)
-            self.assertEqual(target["DeadLetterConfig"], {"Arn": get_att("SourceEventbridgeFailureQueue", "Arn")}, name)
+            self.assertEqual(target["Arn"], get_att(function + "Lambda", "Arn"), name)
+            self.assertEqual(target["DeadLetterConfig"], {"Arn": get_att(function + "FailureQueue", "Arn")}, name)
             permission = self.resources[name + "Permission"]
             self.assertEqual(permission.get("Condition"), rule.get("Condition"), name)
             self.assertEqual(permission["Properties"], {
-                "FunctionName": get_att("SourceEventbridgeLambda", "Arn"), "Action": "lambda:InvokeFunction",
+                "FunctionName": get_att(function + "Lambda", "Arn"), "Action": "lambda:InvokeFunction",
                 "Principal": "events.amazonaws.com", "SourceArn": get_att(name, "Arn")}, name)
             # Read-only calls reach a rule only in the state that delivers every management event:
             # only the rules whose detections need them are in it (detections_test checks which).
@@ -555,8 +594,9 @@ class Template(unittest.TestCase):
                 switch, value = condition["Fn::Equals"]
                 on.append((name, p[switch["Ref"]]["Default"] == value))
             else:
-                self.assertEqual(condition, {"Fn::Not": [{"Fn::Equals": [ref("HoneyBucketName"), ""]}]})
-                on.append((name, p["HoneyBucketName"]["Default"] != ""))
+                [(switch, value)] = [condition["Fn::Not"][0]["Fn::Equals"]]
+                self.assertIn(switch, [ref("HoneyBucketName"), ref("OpenSecurityGroupResponse")])
+                on.append((name, p[switch["Ref"]]["Default"] != value))
         self.assertEqual(sorted(name for name, enabled in on if not enabled), ["FastDenialsRule", "HoneyBucketRule"])
         self.assertGreaterEqual(len(on), 30)
         self.assertEqual(p["GuardDutyMinimumSeverity"]["Default"], 4)
