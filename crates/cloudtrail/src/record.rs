@@ -7,8 +7,8 @@
 
 use crate::detect::{Detected, WHAT_HAPPENED_LABEL};
 use activity_aware_message::{
-    DIGEST_FIELD_TAG, DIGEST_GROUP_TAG, EVENT_TIME_TAG, Field, Message, Metadata, Tag,
-    field_value_from_raw, reads_back_as_field_value,
+    DIGEST_FIELD_TAG, DIGEST_GROUP_TAG, EVENT_TIME_TAG, Field, Message, Metadata, PRINCIPAL_TAG,
+    SESSION_ISSUED_TAG, Tag, field_value_from_raw, reads_back_as_field_value,
 };
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
@@ -38,7 +38,8 @@ mod slot {
     pub const USER_TYPE: usize = 14;
     pub const PRINCIPAL_ID: usize = 15;
     pub const INVOKED_BY: usize = 16;
-    pub const COUNT: usize = 17;
+    pub const SESSION_ISSUED: usize = 17;
+    pub const COUNT: usize = 18;
 }
 
 /// The original's fields, in its order (its paths: errorMessage, eventName, eventSource,
@@ -115,7 +116,10 @@ const READ: &[Wanted] = &[
             leaf("arn", slot::USER_ARN),
             inner(
                 "sessionContext",
-                &[inner("sessionIssuer", &[leaf("userName", slot::ROLE)])],
+                &[
+                    inner("sessionIssuer", &[leaf("userName", slot::ROLE)]),
+                    inner("attributes", &[leaf("creationDate", slot::SESSION_ISSUED)]),
+                ],
             ),
         ],
     ),
@@ -245,7 +249,7 @@ impl<'a> RecordView<'a> {
             value,
         };
         let detection = detected.shown();
-        let mut tags = Vec::with_capacity(DIGEST_FIELDS.len() + 5);
+        let mut tags = Vec::with_capacity(DIGEST_FIELDS.len() + 7);
         if let Some(principal) = self.principal() {
             let group = match detection {
                 Some(detection) => format!("{principal} · {}", detection.id),
@@ -262,6 +266,19 @@ impl<'a> RecordView<'a> {
             tags.push(tag(DIGEST_FIELD_TAG, WHAT_HAPPENED_LABEL.to_owned()));
         }
         tags.extend(detected.tags());
+        // Who, and since when, for responders: the identity's ARN and its session's start.
+        if let Some(arn) = self
+            .string(slot::USER_ARN)
+            .filter(|arn| arn.starts_with("arn:"))
+        {
+            tags.push(tag(PRINCIPAL_TAG, arn));
+        }
+        if let Some(issued) = self
+            .string(slot::SESSION_ISSUED)
+            .filter(|issued| !issued.is_empty())
+        {
+            tags.push(tag(SESSION_ISSUED_TAG, issued));
+        }
         if let Some(time) = self
             .string(slot::EVENT_TIME)
             .filter(|time| !time.is_empty())
@@ -627,6 +644,7 @@ mod tests {
                 ("digest-field", "Error Code"),
                 ("severity", "low"),
                 ("detection", "access-denied"),
+                ("principal", "arn:aws:iam::111122223333:user/alice"),
                 ("event-time", "2024-03-01T12:00:00Z"),
             ]
             .map(|(key, value)| Tag {
@@ -787,10 +805,24 @@ mod tests {
                 "type": "AssumedRole",
                 "arn": "arn:aws:sts::111122223333:assumed-role/new-service/i-0abc",
                 "accountId": "111122223333",
-                "sessionContext": {"sessionIssuer": {"type": "Role", "userName": "new-service", "arn": "arn:aws:iam::111122223333:role/new-service"}}
+                "sessionContext": {"sessionIssuer": {"type": "Role", "userName": "new-service", "arn": "arn:aws:iam::111122223333:role/new-service"},
+                    "attributes": {"creationDate": "2024-03-01T11:00:00Z", "mfaAuthenticated": "false"}}
             }
         });
         let message = mapped(value).unwrap();
+        // Who and since when, for the responders.
+        let tag = |key: &str| {
+            message
+                .tags
+                .iter()
+                .find(|tag| tag.key == key)
+                .map(|tag| tag.value.as_str())
+        };
+        assert_eq!(
+            tag("principal"),
+            Some("arn:aws:sts::111122223333:assumed-role/new-service/i-0abc")
+        );
+        assert_eq!(tag("session-issued"), Some("2024-03-01T11:00:00Z"));
         assert_eq!(
             keys(&message),
             [
@@ -861,6 +893,10 @@ mod tests {
             ("userIdentity.type", slot::USER_TYPE),
             ("userIdentity.principalId", slot::PRINCIPAL_ID),
             ("userIdentity.invokedBy", slot::INVOKED_BY),
+            (
+                "userIdentity.sessionContext.attributes.creationDate",
+                slot::SESSION_ISSUED,
+            ),
         ];
         assert_eq!(paths.len(), slot::COUNT);
         for (path, expected) in paths {

@@ -48,6 +48,14 @@ pub const HEARTBEAT_TAG: &str = "heartbeat";
 /// Tag naming the detection of the catalogue a Message is (`cloudtrail-stopped`...).
 pub const DETECTION_TAG: &str = "detection";
 
+/// Tag holding the ARN of the principal that acted (CloudTrail's `userIdentity.arn`), for
+/// responders. CloudTrail sources set it when the record has an ARN.
+pub const PRINCIPAL_TAG: &str = "principal";
+
+/// Tag holding when the acting session was issued (RFC 3339; CloudTrail's
+/// `userIdentity.sessionContext.attributes.creationDate`), for responders that revoke sessions.
+pub const SESSION_ISSUED_TAG: &str = "session-issued";
+
 /// Tag holding when the event happened (RFC 3339), for a digest's time span. Without it, the
 /// time the topic received the Message is used.
 pub const EVENT_TIME_TAG: &str = "event-time";

@@ -203,7 +203,7 @@ fn assert_message_shape(message: &Value) {
     let icon = message["metadata"]["sourceIconUrl"].as_str().unwrap();
     assert!(icon.starts_with("https://"), "{icon}");
     // Tags let a destination combine one principal's denials into a digest, and say how severe
-    // the Message is and which detection it is.
+    // the Message is, which detection it is, and who acted since when (for the responders).
     let tags = message["tags"].as_array().expect("tags is an array");
     for tag in tags {
         let key = tag["key"].as_str().unwrap();
@@ -213,7 +213,9 @@ fn assert_message_shape(message: &Value) {
                 "digest-field",
                 "event-time",
                 "severity",
-                "detection"
+                "detection",
+                "principal",
+                "session-issued"
             ]
             .contains(&key),
             "{tag}"

@@ -43,13 +43,16 @@ pub fn moto_python() -> Command {
 
 /// The command that starts moto: its Python with the launcher, or the binary as it is.
 fn moto_command() -> Command {
-    match moto_interpreter() {
+    let mut command = match moto_interpreter() {
         Ok(mut python) => {
             python.args(["-c", LAUNCHER]);
             python
         }
         Err(binary) => Command::new(binary),
-    }
+    };
+    // AWS's managed policies exist, as in an account (the containment response attaches one).
+    command.env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true");
+    command
 }
 
 /// moto's Python (with the shebang's arguments), or the moto_server binary when it is none.
