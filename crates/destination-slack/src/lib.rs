@@ -10,7 +10,8 @@ pub mod layout;
 mod organizations;
 mod pace;
 pub mod routes;
-pub mod time;
+/// RFC 3339 times, in the Message crate (sources and responders write them too).
+pub use activity_aware_message::time;
 mod webhook;
 
 pub use body::{

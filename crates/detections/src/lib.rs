@@ -10,6 +10,7 @@ mod catalogue;
 pub mod ingress;
 pub mod pattern;
 pub mod ports;
+pub mod principals;
 mod refine;
 mod settings;
 
@@ -18,6 +19,7 @@ pub use catalogue::{
 };
 pub use pattern::{Pattern, PatternError};
 pub use ports::{DEFAULT_PUBLIC_PORTS, PublicPorts};
+pub use principals::{PrincipalEntryError, PrincipalList};
 pub use settings::{ExpectedPrincipals, Settings, SettingsError};
 
 pub use activity_aware_message::{Severity, SeverityError};

@@ -3,6 +3,7 @@
 //! whose changes are expected.
 
 use crate::ports::{PortsError, PublicPorts};
+use crate::principals::{PrincipalEntryError, PrincipalList};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -24,34 +25,19 @@ pub enum SettingsError {
 /// someone): their detections become `info`, or are dropped.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExpectedPrincipals {
-    arns: Vec<String>,
-    /// Roles all of whose sessions are expected (`arn:...:assumed-role/NAME/*`), as the prefix.
-    session_prefixes: Vec<String>,
+    principals: PrincipalList,
     pub cloudformation: bool,
     pub drop: bool,
 }
 
 impl ExpectedPrincipals {
     pub fn parse(arns: &str, cloudformation: bool, drop: bool) -> Result<Self, SettingsError> {
-        let mut expected = ExpectedPrincipals {
+        Ok(ExpectedPrincipals {
+            principals: PrincipalList::parse(arns)
+                .map_err(|PrincipalEntryError(entry)| SettingsError::Principal(entry))?,
             cloudformation,
             drop,
-            ..Default::default()
-        };
-        for arn in arns.split(',').map(str::trim).filter(|arn| !arn.is_empty()) {
-            let bad = || SettingsError::Principal(arn.to_owned());
-            if !arn.starts_with("arn:") || arn.contains(char::is_whitespace) {
-                return Err(bad());
-            }
-            match arn.strip_suffix('*') {
-                None if !arn.contains('*') => expected.arns.push(arn.to_owned()),
-                Some(prefix) if !prefix.contains('*') && is_role_sessions(prefix) => {
-                    expected.session_prefixes.push(prefix.to_owned());
-                }
-                _ => return Err(bad()),
-            }
-        }
-        Ok(expected)
+        })
     }
 
     /// Why the record's change was expected, when it was.
@@ -69,37 +55,18 @@ impl ExpectedPrincipals {
                 "made by CloudFormation acting for a principal, which the stack expects".into(),
             );
         }
-        let arn = text(&["userIdentity", "arn"]);
+        let arn = text(&["userIdentity", "arn"])?;
         let issuer = text(&["userIdentity", "sessionContext", "sessionIssuer", "arn"]);
-        for candidate in [arn, issuer].into_iter().flatten() {
-            if self.arns.iter().any(|expected| expected == candidate) {
-                return Some(format!(
-                    "made by {candidate}, which ExpectedPrincipalArns names"
-                ));
-            }
-        }
-        let arn = arn?;
-        self.session_prefixes
-            .iter()
-            .find(|prefix| arn.starts_with(prefix.as_str()) && !arn[prefix.len()..].contains('/'))
-            .map(|prefix| {
-                format!("made by a session of {prefix}*, which ExpectedPrincipalArns names")
-            })
+        let entry = self.principals.entry_for(arn, issuer)?;
+        Some(match entry.strip_suffix('/') {
+            Some(_) => format!("made by a session of {entry}*, which ExpectedPrincipalArns names"),
+            None if entry == arn => format!("made by {arn}, which ExpectedPrincipalArns names"),
+            None => format!("made by a session of {entry}, which ExpectedPrincipalArns names"),
+        })
     }
 }
 
 const CLOUDFORMATION: &str = "cloudformation.amazonaws.com";
-
-/// `arn:PARTITION:sts::ACCOUNT:assumed-role/NAME/` with a role name and nothing after it.
-fn is_role_sessions(prefix: &str) -> bool {
-    let Some((head, role)) = prefix.split_once(":assumed-role/") else {
-        return false;
-    };
-    head.contains(":sts:")
-        && role
-            .strip_suffix('/')
-            .is_some_and(|name| !name.is_empty() && !name.contains('/'))
-}
 
 #[derive(Debug, Clone, Default)]
 pub struct Settings {

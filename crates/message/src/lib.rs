@@ -8,6 +8,7 @@ mod publish;
 mod raw;
 mod severity;
 mod shrink;
+pub mod time;
 
 pub use publish::{
     Capped, DETECTION_ATTRIBUTE, FailedMessage, MessagePublisher, NAMED_FAILURES, OutgoingMessage,

@@ -12,9 +12,8 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use destination_slack::time::format_rfc3339;
 use serde_json::{Value, json};
 
 use crate::serve::{Received, Reply, Server, reply};
@@ -341,10 +340,7 @@ async fn pass_to_moto(state: &State, request: Received) -> Reply {
 }
 
 fn rfc3339_now() -> String {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as i64);
-    format_rfc3339(ms)
+    destination_slack::time::now_rfc3339()
 }
 
 fn percent_encode(text: &str) -> String {

@@ -1,5 +1,5 @@
-//! The little calendar arithmetic a digest needs: RFC 3339 UTC times to and from milliseconds
-//! since 1970.
+//! The little calendar arithmetic Messages need (a digest's span, a responder's time): RFC 3339
+//! UTC times to and from milliseconds since 1970.
 
 /// Milliseconds since 1970 of an RFC 3339 time such as `2024-06-02T20:16:32Z`,
 /// `2024-06-02T20:16:32.123Z` or `2024-06-02T22:16:32+02:00`; `None` for anything else.
@@ -58,6 +58,14 @@ pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
     let days = days_from_civil(year, month, day);
     let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second - offset_minutes * 60;
     Some(seconds * 1_000 + millis)
+}
+
+/// Now, as RFC 3339 UTC to the second: `2024-06-02T20:16:32Z`.
+pub fn now_rfc3339() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as i64);
+    format_rfc3339(ms)
 }
 
 /// `2024-06-02T20:16:32Z` (milliseconds dropped).
