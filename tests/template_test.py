@@ -104,7 +104,7 @@ class Template(unittest.TestCase):
         self.assertEqual(sorted(p["Architecture"]["AllowedValues"]), ["arm64", "x86_64"])
 
     def test_every_function_is_a_crate_found_by_dev_sh(self):
-        self.assertEqual(self.functions, ["destination-slack", "kms-encryption", "response-security-group",
+        self.assertEqual(self.functions, ["destination-slack", "kms-encryption", "response-containment", "response-security-group",
                                           "source-cloudtrail-cloudwatch-logs", "source-eventbridge", "source-heartbeat"])
         functions = self.of_type("AWS::Lambda::Function")
         for fn in self.functions:
@@ -207,6 +207,15 @@ class Template(unittest.TestCase):
         self.assertEqual(with_publishers["OnlyTheStacksSourcesAndThePublishersYouNamePublish"]["Condition"],
                          {"ArnNotLike": {"aws:PrincipalArn": sources + named.split(",")}})
         self.assertEqual(with_publishers["PublishersYouName"]["Principal"], {"AWS": named.split(",")})
+        # Containment, when on, publishes and takes the denials through its own queue.
+        values["ResponseContainmentRole.Arn"] = "arn:aws:iam::111122223333:role/ids-ResponseContainmentRole-1"
+        values["ResponseContainmentQueue.Arn"] = "arn:aws:sqs:us-east-1:111122223333:ids-ResponseContainmentQueue-1"
+        containing = statements(ProbeContainment="Quarantine")
+        self.assertEqual(containing["OnlyTheStacksSourcesAndThePublishersYouNamePublish"]["Condition"],
+                         {"ArnNotLike": {"aws:PrincipalArn": sources + [values["ResponseContainmentRole.Arn"]]}})
+        self.assertEqual(containing["OnlyTheStacksQueuesSubscribe"]["Condition"], {"StringNotEquals": {"sns:Endpoint": [
+            values["DestinationSlackQueue.Arn"], values["DestinationSlackPriorityQueue.Arn"],
+            values["ResponseContainmentQueue.Arn"]]}})
         # A response that is off publishes nothing, so its role may not either.
         off = statements(OpenSecurityGroupResponse="Off")
         self.assertEqual(off["OnlyTheStacksSourcesAndThePublishersYouNamePublish"]["Condition"],
@@ -227,10 +236,11 @@ class Template(unittest.TestCase):
                           for a in alarms.values() if a["Properties"]["MetricName"] == metric)
 
         failure_queues = sorted(n for n in self.of_type("AWS::SQS::Queue") if n.endswith("FailureQueue"))
-        self.assertEqual(len(failure_queues), 4)
+        self.assertEqual(len(failure_queues), 5)
         self.assertEqual(watched("ApproximateNumberOfMessagesVisible"), failure_queues)
         self.assertEqual(watched("ApproximateAgeOfOldestMessage"),
-                         sorted(failure_queues + ["DestinationSlackQueue", "DestinationSlackPriorityQueue"]))
+                         sorted(failure_queues + ["DestinationSlackQueue", "DestinationSlackPriorityQueue",
+                                                  "ResponseContainmentQueue"]))
         self.assertEqual(watched("Errors"), sorted(camel(fn) + "Lambda" for fn in self.functions if fn != "kms-encryption"))
         self.assertEqual(watched("DestinationDeliveryFailures"),
                          sorted(camel(fn) + "Lambda" for fn in ["source-cloudtrail-cloudwatch-logs", "source-eventbridge",
@@ -281,6 +291,8 @@ class Template(unittest.TestCase):
             ("sqs:GetQueueAttributes", [get_att(q, "Arn") for q in ["SourceCloudtrailCloudwatchLogsFailureQueue",
                                                                     "SourceEventbridgeFailureQueue", "DestinationSlackFailureQueue"]]
              + [{"Fn::If": ["OpenSecurityGroupResponseOn", get_att("ResponseSecurityGroupFailureQueue", "Arn"),
+                            ref("AWS::NoValue")]},
+                {"Fn::If": ["ProbeContainmentOn", get_att("ResponseContainmentFailureQueue", "Arn"),
                             ref("AWS::NoValue")]}], None),
             ("cloudwatch:GetMetricStatistics", "*", None),
             ("logs:CreateLogStream", get_att("SourceHeartbeatLogGroup", "Arn"), None),
@@ -485,7 +497,7 @@ class Template(unittest.TestCase):
 
     def test_the_topic_feeds_the_destination_through_its_two_lanes(self):
         subscriptions = {name: s for name, s in self.of_type("AWS::SNS::Subscription").items()
-                         if s["Properties"]["TopicArn"] == ref("SNSTopic")}
+                         if s["Properties"]["TopicArn"] == ref("SNSTopic") and name.startswith("DestinationSlack")}
         self.assertEqual(list(subscriptions), ["DestinationSlackSubscription", "DestinationSlackPrioritySubscription"])
         lanes = {"DestinationSlackSubscription": "DestinationSlackQueue",
                  "DestinationSlackPrioritySubscription": "DestinationSlackPriorityQueue"}
@@ -529,10 +541,68 @@ class Template(unittest.TestCase):
         self.assertEqual(queue["RedrivePolicy"]["deadLetterTargetArn"], get_att("DestinationSlackFailureQueue", "Arn"))
         self.assertEqual(queue["KmsMasterKeyId"], get_att("StackKey", "Arn"))
 
+    def test_containment_counts_the_denials_only_and_may_touch_no_stack_role(self):
+        subscription = self.resources["ResponseContainmentSubscription"]
+        self.assertEqual(subscription["Condition"], "ProbeContainmentOn")
+        props = subscription["Properties"]
+        self.assertEqual((props["Endpoint"], props["RawMessageDelivery"], props["FilterPolicyScope"]),
+                         (get_att("ResponseContainmentQueue", "Arn"), True, "MessageAttributes"))
+        from moto.sns.utils import FilterPolicyMatcher
+        matcher = FilterPolicyMatcher(props["FilterPolicy"], "MessageAttributes")
+        attributes = lambda detection: {"severity": {"Type": "String", "Value": "low"},
+                                        "detection": {"Type": "String", "Value": detection}}
+        self.assertTrue(matcher.matches(attributes("access-denied"), ""))
+        self.assertFalse(matcher.matches(attributes("root-activity"), ""))
+        self.assertFalse(matcher.matches({"severity": {"Type": "String", "Value": "low"}}, ""))
+        # The mapping gathers a minute of denials; the queue hides a batch for longer than
+        # the function and the window take.
+        mapping = self.props("ResponseContainmentEventSourceMapping")
+        self.assertEqual((mapping["BatchSize"], mapping["MaximumBatchingWindowInSeconds"],
+                          mapping["FunctionResponseTypes"]), (1000, 60, ["ReportBatchItemFailures"]))
+        timeout = self.props("ResponseContainmentLambda")["Timeout"]
+        self.assertGreaterEqual(self.props("ResponseContainmentQueue")["VisibilityTimeout"], 6 * timeout + 60)
+        self.assertEqual(self.template["Parameters"]["ProbeContainment"]["Default"], "Off")
+        for name, resource in self.resources.items():
+            if name.startswith("ResponseContainment"):
+                self.assertEqual(resource.get("Condition"), "ProbeContainmentOn", name)
+        # Users get AWS's quarantine policy only; roles an inline policy, never the stack's own.
+        key = get_att("StackKey", "Arn")
+        via = {"StringEquals": {"kms:ViaService": [{"Fn::Sub": "sns.${AWS::Region}.amazonaws.com"},
+                                                   {"Fn::Sub": "sqs.${AWS::Region}.amazonaws.com"}]}}
+        users = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:user/*"}
+        roles = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*"}
+        queue = get_att("ResponseContainmentQueue", "Arn")
+        quarantine = {"ArnEquals": {"iam:PolicyARN": {
+            "Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AWSCompromisedKeyQuarantineV3"}}}
+        statements = self.props("ResponseContainmentRole")["Policies"][0]["PolicyDocument"]["Statement"]
+        [deny] = [s for s in statements if s["Effect"] == "Deny"]
+        self.assertEqual((deny["Action"], deny["Resource"]), ("iam:PutRolePolicy", {
+            "Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AWS::StackName}-*"}))
+        self.props("ResponseContainmentRole")["Policies"][0]["PolicyDocument"]["Statement"] = [
+            s for s in statements if s["Effect"] == "Allow"]
+        try:
+            self.expect_statements("ResponseContainmentRole", [
+                ("iam:AttachUserPolicy", users, quarantine), ("iam:ListAttachedUserPolicies", users, None),
+                ("iam:GetRole", roles, None), ("iam:GetRolePolicy", roles, None), ("iam:PutRolePolicy", roles, None),
+                ("sqs:ReceiveMessage", queue, None), ("sqs:DeleteMessage", queue, None),
+                ("sqs:ChangeMessageVisibility", queue, None), ("sqs:GetQueueAttributes", queue, None),
+                ("sns:Publish", ref("SNSTopic"), None), ("kms:GenerateDataKey", key, via), ("kms:Decrypt", key, via),
+                ("logs:CreateLogStream", get_att("ResponseContainmentLogGroup", "Arn"), None),
+                ("logs:PutLogEvents", get_att("ResponseContainmentLogGroup", "Arn"), None),
+            ])
+        finally:
+            self.props("ResponseContainmentRole")["Policies"][0]["PolicyDocument"]["Statement"] = statements
+        # The function knows the stack's roles, to never contain them.
+        stack_roles = self.props("ResponseContainmentLambda")["Environment"]["Variables"]["STACK_ROLE_ARNS"]["Fn::Join"][1]
+        named = {item["Fn::GetAtt"][0] if "Fn::GetAtt" in item else item["Fn::If"][1]["Fn::GetAtt"][0]
+                 for item in stack_roles}
+        self.assertEqual(named, set(self.of_type("AWS::IAM::Role")))
+
     def test_the_event_source_mapping_keeps_the_stack_under_slacks_rate_limit(self):
         mappings = self.of_type("AWS::Lambda::EventSourceMapping")
         props = mappings["DestinationSlackEventSourceMapping"]["Properties"]
-        lanes = sum(self.resolved(m["Properties"]["ScalingConfig"]["MaximumConcurrency"]) for m in mappings.values())
+        lanes = sum(self.resolved(m["Properties"]["ScalingConfig"]["MaximumConcurrency"])
+                    for name, m in mappings.items() if name.startswith("DestinationSlack"))
         self.assertEqual(props["EventSourceArn"], get_att("DestinationSlackQueue", "Arn"))
         self.assertEqual(props["FunctionName"], ref("DestinationSlackLambda"))
         self.assertEqual(props["FunctionResponseTypes"], ["ReportBatchItemFailures"])
