@@ -1,28 +1,27 @@
 //! The real `response-containment` binary, run through a local Lambda Runtime API against
 //! moto's IAM and SNS. Its batches hold the Messages the CloudWatch Logs source publishes for
-//! the corpus's real denial, rewritten to name moto's users and roles; what it published is
-//! read back from a queue subscribed to the topic.
+//! the corpus's real denial, rewritten to name moto's users and roles (test-world's
+//! responders); what it published is read back from a queue subscribed to the topic.
 
 use std::time::Duration;
 
-use aws_query::{Element, QueryClient, Service};
-use response_containment::iam::percent_decoded as decode;
+use response_containment::iam::{REVOKE_POLICY_NAME, percent_decoded as decode};
 use serde_json::{Value, json};
-use test_world::events::{corpus_denial, message_json_of_record, sqs_record};
+use test_world::events::sqs_record;
+use test_world::responders::{Accounts, MOTO_ACCOUNT as ACCOUNT, denial_message as denial};
 use test_world::{
     DUMMY_SECRET_ACCESS_KEY, LambdaProcess, MotoServer, RefusingEndpoint, RuntimeApi, SnsCapture,
     assert_no_secrets,
 };
 
 const BINARY: &str = env!("CARGO_BIN_EXE_response-containment");
-const ACCOUNT: &str = "123456789012";
 const QUARANTINE: &str = "arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV3";
 
 struct World {
     moto: MotoServer,
     topic: String,
     capture: SnsCapture,
-    iam: QueryClient,
+    accounts: Accounts,
 }
 
 impl World {
@@ -30,12 +29,12 @@ impl World {
         let moto = MotoServer::start();
         let topic = moto.create_topic("ids-SNSTopic").await;
         let capture = moto.capture_queue(&topic).await;
-        let iam = QueryClient::new(&moto.sdk_config().await, Service::Iam).unwrap();
+        let accounts = Accounts::of(&moto).await;
         World {
             moto,
             topic,
             capture,
-            iam,
+            accounts,
         }
     }
 
@@ -59,52 +58,20 @@ impl World {
         (api, process)
     }
 
-    async fn call(&self, action: &str, parameters: &[(&str, &str)]) -> Element {
-        let parameters: Vec<(String, String)> = parameters
-            .iter()
-            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
-            .collect();
-        self.iam.call(action, &parameters).await.unwrap()
-    }
-
     async fn user(&self, name: &str) {
-        self.call("CreateUser", &[("UserName", name)]).await;
+        self.accounts.create_user(name).await
     }
 
     async fn role(&self, name: &str) {
-        let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-            "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
-        self.call(
-            "CreateRole",
-            &[
-                ("RoleName", name),
-                ("AssumeRolePolicyDocument", &trust.to_string()),
-            ],
-        )
-        .await;
+        self.accounts.create_role(name).await
     }
 
     async fn attached(&self, user: &str) -> Vec<String> {
-        self.call("ListAttachedUserPolicies", &[("UserName", user)])
-            .await
-            .find("AttachedPolicies")
-            .into_iter()
-            .flat_map(|list| list.children_named("member"))
-            .filter_map(|policy| policy.child_text("PolicyArn").map(str::to_owned))
-            .collect()
+        self.accounts.attached_policies(user).await
     }
 
-    /// The role's revoke policy, as IAM hands it back.
     async fn revoke_policy(&self, role: &str) -> Option<String> {
-        let parameters = vec![
-            ("RoleName".to_owned(), role.to_owned()),
-            (
-                "PolicyName".to_owned(),
-                "ActivityAwareIdsRevokedSessions".to_owned(),
-            ),
-        ];
-        let answer = self.iam.call("GetRolePolicy", &parameters).await.ok()?;
-        answer.find("PolicyDocument").map(|d| d.text().to_owned())
+        self.accounts.role_policy(role, REVOKE_POLICY_NAME).await
     }
 
     async fn published(&self, count: usize) -> Vec<Value> {
@@ -115,23 +82,6 @@ impl World {
             .map(|body| serde_json::from_str(body).unwrap())
             .collect()
     }
-}
-
-/// The Message the source publishes for the corpus's denial, made by `arn` in a session issued
-/// at `issued` (an assumed role's) at `time`.
-fn denial(arn: &str, issued: Option<&str>, event: &str, time: &str) -> String {
-    let mut record = corpus_denial();
-    record["eventName"] = json!(event);
-    record["eventTime"] = json!(time);
-    record["recipientAccountId"] = json!(ACCOUNT);
-    record["userIdentity"] = match issued {
-        Some(issued) => json!({"type": "AssumedRole", "arn": arn, "accountId": ACCOUNT,
-            "sessionContext": {"sessionIssuer": {"type": "Role", "userName": arn.split('/').nth(1)},
-                "attributes": {"creationDate": issued, "mfaAuthenticated": "false"}}}),
-        None => json!({"type": if arn.ends_with(":root") { "Root" } else { "IAMUser" },
-            "arn": arn, "accountId": ACCOUNT, "userName": arn.rsplit('/').next()}),
-    };
-    message_json_of_record(&record.to_string()).expect("a denial's Message")
 }
 
 /// `count` denials by `arn`, as a batch's records starting at `first`.

@@ -1,14 +1,12 @@
 //! The real `response-security-group` binary, run through a local Lambda Runtime API against
 //! moto's EC2 and SNS: groups and rules are made in moto, the call that opened them is the
-//! corpus's real CloudTrail record rewritten to name them, and what the responder published is
-//! read back from a queue subscribed to the topic.
+//! corpus's real CloudTrail record rewritten to name them (test-world's responders), and what
+//! the responder published is read back from a queue subscribed to the topic.
 
 use std::time::Duration;
 
-use aws_query::{QueryClient, Service};
-use response_security_group::ec2::Ec2;
 use serde_json::{Value, json};
-use test_world::events::{corpus_public_ingress, eventbridge_api_call};
+use test_world::responders::{Accounts, public_ingress_event as opened};
 use test_world::{
     DUMMY_SECRET_ACCESS_KEY, LambdaProcess, MotoServer, RefusingEndpoint, RuntimeApi, SnsCapture,
     assert_no_secrets,
@@ -20,7 +18,7 @@ struct World {
     moto: MotoServer,
     topic: String,
     capture: SnsCapture,
-    client: QueryClient,
+    accounts: Accounts,
 }
 
 impl World {
@@ -28,12 +26,12 @@ impl World {
         let moto = MotoServer::start();
         let topic = moto.create_topic("ids-SNSTopic").await;
         let capture = moto.capture_queue(&topic).await;
-        let client = QueryClient::new(&moto.sdk_config().await, Service::Ec2).unwrap();
+        let accounts = Accounts::of(&moto).await;
         World {
             moto,
             topic,
             capture,
-            client,
+            accounts,
         }
     }
 
@@ -52,65 +50,15 @@ impl World {
     }
 
     async fn group(&self, name: &str) -> String {
-        let answer = self
-            .client
-            .call(
-                "CreateSecurityGroup",
-                &[
-                    ("GroupName".into(), name.into()),
-                    ("GroupDescription".into(), "test".into()),
-                ],
-            )
-            .await
-            .unwrap();
-        answer.child_text("groupId").unwrap().to_owned()
+        self.accounts.create_group(name).await
     }
 
-    async fn tag(&self, group: &str, key: &str, value: &str) {
-        self.client
-            .call(
-                "CreateTags",
-                &[
-                    ("ResourceId.1".into(), group.into()),
-                    ("Tag.1.Key".into(), key.into()),
-                    ("Tag.1.Value".into(), value.into()),
-                ],
-            )
-            .await
-            .unwrap();
-    }
-
-    /// Opens `protocol/port` to `range` on the group.
     async fn open(&self, group: &str, protocol: &str, port: i64, range: &str) {
-        let (list, key) = if range.contains(':') {
-            ("Ipv6Ranges", "CidrIpv6")
-        } else {
-            ("IpRanges", "CidrIp")
-        };
-        self.client
-            .call(
-                "AuthorizeSecurityGroupIngress",
-                &[
-                    ("GroupId".into(), group.into()),
-                    ("IpPermissions.1.IpProtocol".into(), protocol.into()),
-                    ("IpPermissions.1.FromPort".into(), port.to_string()),
-                    ("IpPermissions.1.ToPort".into(), port.to_string()),
-                    (format!("IpPermissions.1.{list}.1.{key}"), range.into()),
-                ],
-            )
-            .await
-            .unwrap();
+        self.accounts.open(group, protocol, port, range).await
     }
 
-    /// The group's ingress rules: (rule ID, port, range).
     async fn rules(&self, group: &str) -> Vec<(String, i64, String)> {
-        Ec2::new(self.client.clone())
-            .ingress_rules(group)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|rule| (rule.rule_id.unwrap(), rule.from.unwrap(), rule.range))
-            .collect()
+        self.accounts.ingress_rules(group).await
     }
 
     async fn published(&self, count: usize) -> Vec<Value> {
@@ -121,51 +69,6 @@ impl World {
             .map(|body| serde_json::from_str(body).unwrap())
             .collect()
     }
-}
-
-/// The corpus's real opening of port 22, rewritten to say it opened these rules on this group
-/// (each `(rule ID or none, protocol, port, range)`), in the response's shape when every rule
-/// has an ID and in the request's otherwise.
-fn opened(group: &str, rules: &[(Option<&str>, &str, i64, &str)]) -> Value {
-    let mut record = corpus_public_ingress();
-    let permissions: Vec<Value> = rules
-        .iter()
-        .map(|(_, protocol, port, range)| {
-            let ranges = if range.contains(':') {
-                json!({"ipv6Ranges": {"items": [{"cidrIpv6": range}]}})
-            } else {
-                json!({"ipRanges": {"items": [{"cidrIp": range}]}})
-            };
-            let mut permission = json!({"ipProtocol": protocol, "fromPort": port, "toPort": port});
-            permission
-                .as_object_mut()
-                .unwrap()
-                .extend(ranges.as_object().unwrap().clone());
-            permission
-        })
-        .collect();
-    record["requestParameters"] =
-        json!({"groupId": group, "ipPermissions": {"items": permissions}});
-    if rules.iter().all(|(id, ..)| id.is_some()) {
-        let items: Vec<Value> = rules
-            .iter()
-            .map(|(id, protocol, port, range)| {
-                let key = if range.contains(':') {
-                    "cidrIpv6"
-                } else {
-                    "cidrIpv4"
-                };
-                json!({"groupId": group, "securityGroupRuleId": id, "isEgress": false,
-                    "ipProtocol": protocol, "fromPort": port, "toPort": port, key: range})
-            })
-            .collect();
-        record["responseElements"] =
-            json!({"_return": true, "securityGroupRuleSet": {"items": items}});
-    } else {
-        record["responseElements"] = json!({"_return": true});
-    }
-    record["awsRegion"] = json!("us-east-1");
-    eventbridge_api_call(&record)
 }
 
 fn field<'a>(message: &'a Value, key: &str) -> Option<&'a str> {
@@ -308,7 +211,8 @@ async fn the_allowlist_and_the_exempt_tag_leave_a_group_open() {
     let bastion = world.group("bastion").await;
     world.open(&bastion, "tcp", 22, "0.0.0.0/0").await;
     world
-        .tag(&bastion, "activity-aware-ids:public-ingress", "allowed")
+        .accounts
+        .tag_group(&bastion, "activity-aware-ids:public-ingress", "allowed")
         .await;
     let (api, process) = world.responder("revoke", None);
 

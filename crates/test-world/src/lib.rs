@@ -5,7 +5,8 @@
 //!   [`SnsCapture`] (an SQS queue subscribed with raw delivery to see what a topic published).
 //! - [`RuntimeApi`]: an in-process Lambda Runtime API to run a real function binary.
 //! - [`LambdaProcess`]: a function binary spawned against a [`RuntimeApi`], output captured.
-//! - [`RefusingEndpoint`]: moto, except for the actions a policy would deny.
+//! - [`RefusingEndpoint`]: moto, except for the actions a policy would deny; [`responders`]:
+//!   the groups, users and roles the responders act on, and the events that name them.
 //! - [`SlackSink`]: an HTTPS Slack webhook stand-in with a throwaway CA (`SSL_CERT_FILE`).
 //! - [`events`]: builders for CloudWatch Logs, SNS, SQS and CloudFormation custom resource
 //!   events, and the ready events of `events/`; [`payloads`]: deliveries from the CloudTrail
@@ -30,6 +31,7 @@ pub mod payloads;
 pub mod pipeline;
 mod process;
 mod refusing;
+pub mod responders;
 mod runtime_api;
 mod serve;
 mod slack;

@@ -1,0 +1,221 @@
+//! What the responders act on, in moto: security groups and their rules (EC2), users and roles
+//! (IAM), and the events and Messages that name them, made from the corpus's real records.
+
+use aws_query::{Element, QueryClient, QueryError, Service};
+use serde_json::{Value, json};
+
+use crate::MotoServer;
+use crate::events::{
+    corpus_denial, corpus_public_ingress, eventbridge_api_call, message_json_of_record,
+};
+
+/// The account moto plays.
+pub const MOTO_ACCOUNT: &str = "123456789012";
+
+/// EC2 and IAM in a moto, for setting up and reading back what the responders act on.
+pub struct Accounts {
+    ec2: QueryClient,
+    iam: QueryClient,
+}
+
+fn owned(parameters: &[(&str, &str)]) -> Vec<(String, String)> {
+    parameters
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+        .collect()
+}
+
+impl Accounts {
+    pub async fn of(moto: &MotoServer) -> Accounts {
+        let config = moto.sdk_config().await;
+        Accounts {
+            ec2: QueryClient::new(&config, Service::Ec2).expect("test-world: an EC2 client"),
+            iam: QueryClient::new(&config, Service::Iam).expect("test-world: an IAM client"),
+        }
+    }
+
+    async fn ec2(&self, action: &str, parameters: &[(&str, &str)]) -> Element {
+        self.ec2
+            .call(action, &owned(parameters))
+            .await
+            .unwrap_or_else(|error| panic!("test-world: EC2 {action}: {error}"))
+    }
+
+    async fn iam(&self, action: &str, parameters: &[(&str, &str)]) -> Result<Element, QueryError> {
+        self.iam.call(action, &owned(parameters)).await
+    }
+
+    /// A security group of the default VPC; its ID.
+    pub async fn create_group(&self, name: &str) -> String {
+        let answer = self
+            .ec2(
+                "CreateSecurityGroup",
+                &[("GroupName", name), ("GroupDescription", "test-world")],
+            )
+            .await;
+        answer.child_text("groupId").expect("a group ID").to_owned()
+    }
+
+    pub async fn tag_group(&self, group: &str, key: &str, value: &str) {
+        self.ec2(
+            "CreateTags",
+            &[
+                ("ResourceId.1", group),
+                ("Tag.1.Key", key),
+                ("Tag.1.Value", value),
+            ],
+        )
+        .await;
+    }
+
+    /// Opens `protocol/port` to `range` (IPv4 or IPv6) on the group.
+    pub async fn open(&self, group: &str, protocol: &str, port: i64, range: &str) {
+        let (list, key) = if range.contains(':') {
+            ("Ipv6Ranges", "CidrIpv6")
+        } else {
+            ("IpRanges", "CidrIp")
+        };
+        let port = port.to_string();
+        let range_name = format!("IpPermissions.1.{list}.1.{key}");
+        self.ec2(
+            "AuthorizeSecurityGroupIngress",
+            &[
+                ("GroupId", group),
+                ("IpPermissions.1.IpProtocol", protocol),
+                ("IpPermissions.1.FromPort", &port),
+                ("IpPermissions.1.ToPort", &port),
+                (&range_name, range),
+            ],
+        )
+        .await;
+    }
+
+    /// The group's ingress rules: (rule ID, port, range).
+    pub async fn ingress_rules(&self, group: &str) -> Vec<(String, i64, String)> {
+        let answer = self
+            .ec2(
+                "DescribeSecurityGroupRules",
+                &[("Filter.1.Name", "group-id"), ("Filter.1.Value.1", group)],
+            )
+            .await;
+        answer
+            .items("securityGroupRuleSet")
+            .filter(|rule| rule.child_text("isEgress") == Some("false"))
+            .map(|rule| {
+                let text = |name: &str| rule.child_text(name).unwrap_or_default().to_owned();
+                let range = Some(text("cidrIpv4"))
+                    .filter(|range| !range.is_empty())
+                    .unwrap_or_else(|| text("cidrIpv6"));
+                (
+                    text("securityGroupRuleId"),
+                    text("fromPort").parse().unwrap_or(-1),
+                    range,
+                )
+            })
+            .collect()
+    }
+
+    pub async fn create_user(&self, name: &str) {
+        self.iam("CreateUser", &[("UserName", name)])
+            .await
+            .unwrap_or_else(|error| panic!("test-world: CreateUser {name}: {error}"));
+    }
+
+    pub async fn create_role(&self, name: &str) {
+        let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+        self.iam(
+            "CreateRole",
+            &[
+                ("RoleName", name),
+                ("AssumeRolePolicyDocument", &trust.to_string()),
+            ],
+        )
+        .await
+        .unwrap_or_else(|error| panic!("test-world: CreateRole {name}: {error}"));
+    }
+
+    /// The ARNs of the managed policies attached to the user.
+    pub async fn attached_policies(&self, user: &str) -> Vec<String> {
+        self.iam("ListAttachedUserPolicies", &[("UserName", user)])
+            .await
+            .unwrap_or_else(|error| panic!("test-world: ListAttachedUserPolicies {user}: {error}"))
+            .find("AttachedPolicies")
+            .into_iter()
+            .flat_map(|list| list.children_named("member"))
+            .filter_map(|policy| policy.child_text("PolicyArn").map(str::to_owned))
+            .collect()
+    }
+
+    /// The role's inline policy `name`, as IAM hands it back (URL-encoded), if it has it.
+    pub async fn role_policy(&self, role: &str, name: &str) -> Option<String> {
+        let answer = self
+            .iam("GetRolePolicy", &[("RoleName", role), ("PolicyName", name)])
+            .await
+            .ok()?;
+        answer
+            .find("PolicyDocument")
+            .map(|document| document.text().to_owned())
+    }
+}
+
+/// The corpus's real opening of port 22 (Stratus Red Team's), rewritten to say it opened these
+/// rules on this group, as EventBridge delivers it. Each rule is `(rule ID, protocol, port,
+/// range)`: the record's response names the rules when every one has an ID, and only its
+/// request does otherwise (as older records).
+pub fn public_ingress_event(group: &str, rules: &[(Option<&str>, &str, i64, &str)]) -> Value {
+    let mut record = corpus_public_ingress();
+    let permissions: Vec<Value> = rules
+        .iter()
+        .map(|(_, protocol, port, range)| {
+            let mut permission = json!({"ipProtocol": protocol, "fromPort": port, "toPort": port});
+            if range.contains(':') {
+                permission["ipv6Ranges"] = json!({"items": [{"cidrIpv6": range}]});
+            } else {
+                permission["ipRanges"] = json!({"items": [{"cidrIp": range}]});
+            }
+            permission
+        })
+        .collect();
+    record["requestParameters"] =
+        json!({"groupId": group, "ipPermissions": {"items": permissions}});
+    record["responseElements"] = if rules.iter().all(|(id, ..)| id.is_some()) {
+        let items: Vec<Value> = rules
+            .iter()
+            .map(|(id, protocol, port, range)| {
+                let key = if range.contains(':') {
+                    "cidrIpv6"
+                } else {
+                    "cidrIpv4"
+                };
+                json!({"groupId": group, "securityGroupRuleId": id, "isEgress": false,
+                    "ipProtocol": protocol, "fromPort": port, "toPort": port, key: range})
+            })
+            .collect();
+        json!({"_return": true, "securityGroupRuleSet": {"items": items}})
+    } else {
+        json!({"_return": true})
+    };
+    record["awsRegion"] = json!("us-east-1");
+    record["recipientAccountId"] = json!(MOTO_ACCOUNT);
+    eventbridge_api_call(&record)
+}
+
+/// The Message a source publishes for the corpus's real denial, made by `arn` at `time`, in a
+/// session issued at `issued` when the principal is an assumed role's session.
+pub fn denial_message(arn: &str, issued: Option<&str>, event: &str, time: &str) -> String {
+    let mut record = corpus_denial();
+    record["eventName"] = json!(event);
+    record["eventTime"] = json!(time);
+    record["recipientAccountId"] = json!(MOTO_ACCOUNT);
+    let account = arn.split(':').nth(4).unwrap_or(MOTO_ACCOUNT);
+    record["userIdentity"] = match issued {
+        Some(issued) => json!({"type": "AssumedRole", "arn": arn, "accountId": account,
+            "sessionContext": {"sessionIssuer": {"type": "Role", "userName": arn.split('/').nth(1)},
+                "attributes": {"creationDate": issued, "mfaAuthenticated": "false"}}}),
+        None if arn.ends_with(":root") => json!({"type": "Root", "arn": arn, "accountId": account}),
+        None => json!({"type": "IAMUser", "arn": arn, "accountId": account,
+            "userName": arn.rsplit('/').next()}),
+    };
+    message_json_of_record(&record.to_string()).expect("test-world: a denial's Message")
+}
