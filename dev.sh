@@ -38,12 +38,14 @@ usage() {
     cat <<EOF
 usage: $0 <command> [arguments]
 
-  local [event.json | --flood [DENIALS]]
+  local [event.json | --flood [DENIALS] | --respond]
                           the whole pipeline on this machine, no AWS account needed: moto,
                           the functions behind a local Lambda Runtime API and an HTTPS Slack
                           stand-in (or your SLACK_WEBHOOK_URL); prints what Slack received.
                           Default event: $DEFAULT_EVENT; --flood: a
-                          permission-enumeration probe of DENIALS (1000) denials
+                          permission-enumeration probe of DENIALS (1000) denials; --respond:
+                          a security group opened to the internet is closed and a probing
+                          user quarantined, in moto's EC2 and IAM
   test                    formatting, lints, unit and integration tests, template checks and
                           the stack test against moto
   build [function...]     release builds of the functions as Lambda zips in dist/ (ARCH=$ARCH)
@@ -425,13 +427,17 @@ cmd_local() {
     local input=(--event "$DEFAULT_EVENT")
     case "${1:-}" in
         "") ;;
+        --respond)
+            [[ $# -eq 1 ]] || die "$E_USAGE" "usage: $0 local [event.json | --flood [DENIALS] | --respond]"
+            input=(--respond)
+            ;;
         --flood)
-            [[ $# -le 2 ]] || die "$E_USAGE" "usage: $0 local [event.json | --flood [DENIALS]]"
+            [[ $# -le 2 ]] || die "$E_USAGE" "usage: $0 local [event.json | --flood [DENIALS] | --respond]"
             [[ "${2:-1000}" =~ ^[1-9][0-9]{0,5}$ ]] || die "$E_BAD_VALUE" "--flood takes a number of denials (1 to 999999), not '$2'"
             input=(--flood "${2:-1000}")
             ;;
         *)
-            [[ $# -eq 1 ]] || die "$E_USAGE" "usage: $0 local [event.json | --flood [DENIALS]]"
+            [[ $# -eq 1 ]] || die "$E_USAGE" "usage: $0 local [event.json | --flood [DENIALS] | --respond]"
             [[ -f "$1" ]] || die "$E_NO_FILE" "$1 does not exist"
             input=(--event "$1")
             ;;

@@ -25,8 +25,12 @@ const MAX_CODE_CHARS: usize = 1_500;
 const MAX_FACT_VALUE_CHARS: usize = 120;
 
 /// Fields shown side by side, in this order, under the names a person looks for.
-const FACTS: [(&str, &str); 17] = [
+const FACTS: [(&str, &str); 20] = [
     ("Severity", "Severity"),
+    // A responder's: who it acted on, where, how often denied.
+    ("Principal", "Principal"),
+    ("Security Group", "Security Group"),
+    ("Denied Calls", "Denied Calls"),
     ("Finding Type", "Finding Type"),
     ("Result", "Result"),
     ("MFA Used", "MFA Used"),
@@ -48,8 +52,11 @@ const FACTS: [(&str, &str); 17] = [
 /// Fields that hold an account ID, shown with the account's name when it is known.
 const ACCOUNT_FIELDS: [&str; 3] = ["Recipient Account ID", "User Account ID", "Account"];
 
-/// Long values, shown below the facts in this order (any other long value follows them).
-const LONG_FIELDS: [&str; 4] = [
+/// Long values, shown below the facts in this order (any other long value follows them): what
+/// a responder did comes first.
+const LONG_FIELDS: [&str; 6] = [
+    "Response",
+    "To Undo",
     "Error Message",
     "Description",
     "Request Parameters",

@@ -408,7 +408,7 @@ pub fn message(config: &Config, call: &Call, outcome: &Outcome) -> Option<Messag
             ),
         ));
     }
-    fields.push(text("By", call.principal.clone()));
+    fields.push(text("Principal", call.principal.clone()));
     for (key, value) in [
         ("Source IP", &call.source_ip),
         ("Event", &call.event_name),

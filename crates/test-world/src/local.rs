@@ -4,16 +4,18 @@
 //! CloudWatch Logs deliveries -> the source -> moto's SNS topic -> the Slack function's SQS
 //! buffer queue (raw delivery) -> two instances of the Slack function fed by an event source
 //! mapping (as the stack's MaximumConcurrency allows) -> Slack. Prints each step and, post by
-//! post, what Slack received.
+//! post, what Slack received. With `--respond`, the responders act first (moto's EC2 and IAM).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use destination_slack::WEBHOOK_ENCRYPTION_CONTEXT;
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use crate::events::sqs_record;
 use crate::pipeline::{self, Flow, Pipeline};
-use crate::{MotoServer, RateLimit, SlackSink, payloads};
+use crate::responders::{Accounts, MOTO_ACCOUNT, denial_message, public_ingress_event};
+use crate::{LambdaProcess, MotoServer, RateLimit, RuntimeApi, SlackSink, payloads};
 
 /// What to send through the pipeline.
 pub enum Input {
@@ -21,6 +23,9 @@ pub enum Input {
     Event(PathBuf),
     /// A permission-enumeration probe of about this many denials, in deliveries of 250.
     Flood(usize),
+    /// The responses: a security group opened to the internet is closed (Revoke), and a user
+    /// probing with 60 denials in a minute is quarantined, each said in Slack.
+    Respond,
 }
 
 pub struct Options {
@@ -42,8 +47,13 @@ fn step(text: &str) {
 
 pub async fn run(options: Options) -> Result<(), String> {
     // A lone event gathers for LONE_EVENT_WINDOW; a flood for the stack's window.
-    let (deliveries, window) = match &options.input {
+    let (mut deliveries, window) = match &options.input {
         Input::Event(path) => (vec![read_event(path)?], Some(LONE_EVENT_WINDOW)),
+        // The opening of a group, once the group exists in moto.
+        Input::Respond => (
+            vec![json!({"detail-type": "made below"})],
+            Some(LONE_EVENT_WINDOW),
+        ),
         Input::Flood(denials) => {
             let repeats = denials.div_ceil(4 * 128).max(1);
             let probe = payloads::permission_probe(
@@ -82,7 +92,7 @@ pub async fn run(options: Options) -> Result<(), String> {
         }
     }
 
-    step("Starting moto (SNS, SQS, KMS) on 127.0.0.1");
+    step("Starting moto (SNS, SQS, KMS, EC2, IAM) on 127.0.0.1");
     let moto = MotoServer::start();
     let pipeline = Pipeline::create(&moto, "Activity-Aware-IDS-Local").await;
     let key = moto.create_kms_key().await;
@@ -117,6 +127,12 @@ pub async fn run(options: Options) -> Result<(), String> {
         "webhook URL encrypted with the KMS key for its purpose; the function gets only the ciphertext"
     );
 
+    if matches!(options.input, Input::Respond) {
+        deliveries = vec![respond(&moto, &pipeline.topic, &options.bin_dir).await?];
+        step(
+            "source-eventbridge takes the opening too, and says what it is; then Slack gets every Message",
+        );
+    }
     let single = deliveries.len() == 1;
     let mut destination_env = vec![("SLACK_WEBHOOK_URL".to_owned(), ciphertext)];
     if let Ok(names) = std::env::var("ACCOUNT_NAMES") {
@@ -175,7 +191,13 @@ pub async fn run(options: Options) -> Result<(), String> {
             );
         }
     }
-    println!("\nthe topic took {} Message(s)", flowed.published());
+    // The responders published theirs before the source: count what the queues gave Slack.
+    let messages = if matches!(options.input, Input::Respond) {
+        flowed.handled.iter().map(|batch| batch.size as u64).sum()
+    } else {
+        flowed.published()
+    };
+    println!("\nthe topic took {messages} Message(s)");
     for (number, batch) in flowed.handled.iter().enumerate() {
         let answer = match &batch.answer {
             Ok(answer) => answer.to_string(),
@@ -196,7 +218,7 @@ pub async fn run(options: Options) -> Result<(), String> {
         step(&format!(
             "What Slack received: {} post(s) for {} Message(s), the last {:.1} s after the first delivery ({} refused with 429)",
             posts.len(),
-            flowed.published(),
+            messages,
             flowed.drained_after.as_secs_f64(),
             requests.len() - posts.len()
         ));
@@ -218,6 +240,108 @@ pub async fn run(options: Options) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The responses, against moto: a group opened to the internet on tcp/22 (and tcp/443, which
+/// the allowlist leaves) is closed by response-security-group in revoke mode; a user denied 60
+/// times in a batch is quarantined by response-containment. Both publish to the topic, whose
+/// queues the Slack function drains with the rest. Returns the opening's EventBridge event.
+async fn respond(moto: &MotoServer, topic: &str, bin_dir: &Path) -> Result<Value, String> {
+    let accounts = Accounts::of(moto).await;
+    let run_once = |binary: &str, env: Vec<(String, String)>, event: Value| {
+        let binary = bin_dir.join(binary);
+        let mut full_env = moto.lambda_env();
+        full_env.push(("SNS_TOPIC".into(), topic.to_owned()));
+        full_env.extend(env);
+        async move {
+            if !binary.is_file() {
+                return Err(format!("no function binary at {}", binary.display()));
+            }
+            let api = RuntimeApi::start();
+            let process = LambdaProcess::spawn(&binary, &api, full_env);
+            let answer = api.invoke(event).await;
+            let output = process.stop();
+            print!("{output}");
+            answer.map_err(|error| format!("{}: {error}", binary.display()))
+        }
+    };
+
+    step("A security group opened to the internet: tcp/22 and tcp/443 from 0.0.0.0/0");
+    let group = accounts.create_group("web").await;
+    accounts.open(&group, "tcp", 22, "0.0.0.0/0").await;
+    accounts.open(&group, "tcp", 443, "0.0.0.0/0").await;
+    let rules = accounts.ingress_rules(&group).await;
+    println!("{group} holds: {}", describe_rules(&rules));
+    let opened: Vec<(Option<&str>, &str, i64, &str)> = rules
+        .iter()
+        .map(|(id, port, range)| (Some(id.as_str()), "tcp", *port, range.as_str()))
+        .collect();
+    let event = public_ingress_event(&group, &opened);
+    step(
+        "response-security-group (OpenSecurityGroupResponse Revoke, AllowedPublicPorts tcp:80,tcp:443) takes the event",
+    );
+    let answer = run_once(
+        "response-security-group",
+        vec![
+            ("RESPONSE_MODE".into(), "revoke".into()),
+            ("ALLOWED_PUBLIC_PORTS".into(), "tcp:80,tcp:443".into()),
+        ],
+        event.clone(),
+    )
+    .await?;
+    println!("{}", pretty(&answer));
+    println!(
+        "{group} now holds: {}",
+        describe_rules(&accounts.ingress_rules(&group).await)
+    );
+
+    step(
+        "A stolen key probing: 60 denied calls by user mallory in a minute (ProbeContainment Quarantine)",
+    );
+    accounts.create_user("mallory").await;
+    let mallory = format!("arn:aws:iam::{MOTO_ACCOUNT}:user/mallory");
+    let records: Vec<Value> = (0..60)
+        .map(|i| {
+            let event = [
+                "ListUsers",
+                "ListRoles",
+                "ListBuckets",
+                "GetAccountAuthorizationDetails",
+            ][i % 4];
+            let body = denial_message(&mallory, None, event, &format!("2026-12-03T10:00:{i:02}Z"));
+            sqs_record(
+                &format!("denial-{i}"),
+                &format!("receipt-{i}"),
+                &body,
+                1_700_000_000_000,
+                1,
+            )
+        })
+        .collect();
+    let answer = run_once(
+        "response-containment",
+        vec![("PROBE_CONTAINMENT_THRESHOLD".into(), "50".into())],
+        json!({"Records": records}),
+    )
+    .await?;
+    println!("{}", pretty(&answer));
+    println!(
+        "mallory's managed policies now: {:?}",
+        accounts.attached_policies("mallory").await
+    );
+    Ok(event)
+}
+
+fn describe_rules(rules: &[(String, i64, String)]) -> String {
+    let described: Vec<String> = rules
+        .iter()
+        .map(|(id, port, range)| format!("{id} tcp/{port} from {range}"))
+        .collect();
+    if described.is_empty() {
+        "no ingress rules".into()
+    } else {
+        described.join(", ")
+    }
 }
 
 fn read_event(path: &Path) -> Result<Value, String> {

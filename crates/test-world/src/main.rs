@@ -8,10 +8,12 @@ use test_world::lambda_service::{Function, LambdaService, ServiceOptions, camel_
 use test_world::{LambdaProcess, MotoServer, RuntimeApi, RuntimeApiOptions, SlackSink};
 
 const USAGE: &str = "usage:
-  test-world local [--event FILE | --flood DENIALS] --bin-dir DIR
+  test-world local [--event FILE | --flood DENIALS | --respond] --bin-dir DIR
       The whole pipeline on 127.0.0.1 (./dev.sh local): moto, the source, the buffer queue fed
       to the Slack function as its event source mapping does, and an HTTPS Slack stand-in
       (or the webhook in the environment variable SLACK_WEBHOOK_URL). Prints what Slack got.
+      --respond: the responders first close a security group opened to the internet and
+      quarantine a user probing with denials, in moto's EC2 and IAM.
   test-world moto --endpoint-file PATH
       moto on a free port of 127.0.0.1 until SIGINT/SIGTERM; writes its URL once it answers.
   test-world slack-sink --ca-file PATH --url-file PATH --log-file PATH
@@ -153,15 +155,30 @@ fn wait_for_signal() -> Result<(), String> {
 }
 
 fn local(args: &[String]) -> Result<ExitCode, String> {
-    let options = Options::parse(args, &["event", "flood", "bin-dir"])?;
-    let input = match (options.optional("event"), options.optional("flood")) {
-        (Some(event), None) => test_world::local::Input::Event(PathBuf::from(event)),
-        (None, Some(denials)) => test_world::local::Input::Flood(
+    let respond = args.iter().any(|arg| arg == "--respond");
+    let args: Vec<String> = args
+        .iter()
+        .filter(|arg| *arg != "--respond")
+        .cloned()
+        .collect();
+    let options = Options::parse(&args, &["event", "flood", "bin-dir"])?;
+    let input = match (
+        options.optional("event"),
+        options.optional("flood"),
+        respond,
+    ) {
+        (Some(event), None, false) => test_world::local::Input::Event(PathBuf::from(event)),
+        (None, Some(denials), false) => test_world::local::Input::Flood(
             denials
                 .parse()
                 .map_err(|_| format!("--flood needs a number of denials, not {denials:?}"))?,
         ),
-        _ => return Err(format!("give --event FILE or --flood DENIALS\n{USAGE}")),
+        (None, None, true) => test_world::local::Input::Respond,
+        _ => {
+            return Err(format!(
+                "give --event FILE, --flood DENIALS or --respond\n{USAGE}"
+            ));
+        }
     };
     let webhook_url = std::env::var("SLACK_WEBHOOK_URL")
         .ok()
