@@ -6,6 +6,7 @@
 
 mod publish;
 mod raw;
+mod response;
 mod severity;
 mod shrink;
 pub mod time;
@@ -15,6 +16,7 @@ pub use publish::{
     PublishError, PublishOptions, SEVERITY_ATTRIBUTE,
 };
 pub use raw::{MAX_FIELD_VALUE_DEPTH, field_value_from_raw, reads_back_as_field_value};
+pub use response::{RESPONDER_SOURCE_NAME, RESPONSE_TAG, Response};
 pub use severity::{Severity, SeverityError};
 pub use shrink::{
     MESSAGE_ATTRIBUTES_ROOM_BYTES, MESSAGE_BODY_LIMIT_BYTES, SNS_MESSAGE_LIMIT_BYTES,
@@ -93,6 +95,29 @@ pub struct Metadata {
 pub struct Tag {
     pub key: String,
     pub value: String,
+}
+
+impl Tag {
+    pub fn new(key: impl Into<String>, value: impl Into<String>) -> Tag {
+        Tag {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+}
+
+impl Field {
+    pub fn new(key: impl Into<String>, value: Value) -> Field {
+        Field {
+            key: key.into(),
+            value,
+        }
+    }
+
+    /// A field whose value is text.
+    pub fn text(key: impl Into<String>, value: impl Into<String>) -> Field {
+        Field::new(key, Value::String(value.into()))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -21,21 +21,16 @@ pub mod probe;
 use activity_aware_detections::PrincipalList;
 use activity_aware_message::time::now_rfc3339;
 use activity_aware_message::{
-    DIGEST_GROUP_TAG, EVENT_TIME_TAG, Field, Message, MessagePublisher, Metadata, OutgoingMessage,
-    PublishError, SEVERITY_TAG, Severity, Tag,
+    Field, Message, MessagePublisher, OutgoingMessage, PublishError, Response, Severity,
 };
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use aws_query::QueryError;
 use iam::{Iam, REVOKE_POLICY_NAME, is_missing, is_unmodifiable, quarantine_policy_arn};
 use lambda_runtime::Diagnostic;
 use probe::{Denial, Probe, is_before, probes};
-use serde_json::Value;
 
-pub const SOURCE_NAME: &str = "Activity Aware IDS response";
-
-/// The tag naming what a responder's Message is about (here: `containment`).
-pub const RESPONSE_TAG: &str = "response";
-const RESPONSE_NAME: &str = "containment";
+/// The response's name in its Messages' `response` tag.
+pub const RESPONSE_NAME: &str = "containment";
 
 /// Denials in a batch that make a probe, unless the stack says otherwise.
 pub const DEFAULT_THRESHOLD: usize = 50;
@@ -339,10 +334,7 @@ pub fn message(config: &Config, probe: &Probe, outcome: &Outcome) -> Option<Mess
             ),
         ),
     };
-    let text = |key: &str, value: String| Field {
-        key: key.to_owned(),
-        value: Value::String(value),
-    };
+    let text = Field::text;
     let mut fields = vec![
         text("Response", response),
         text("Principal", principal.clone()),
@@ -381,30 +373,15 @@ pub fn message(config: &Config, probe: &Probe, outcome: &Outcome) -> Option<Mess
         }
         _ => {}
     }
-    let tag = |key: &str, value: String| Tag {
-        key: key.to_owned(),
-        value,
+    let last = probe.span().map(|(_, last)| last);
+    let response = Response {
+        name: RESPONSE_NAME,
+        outcome: outcome.name(),
+        principal,
+        severity,
+        event_time: last.as_deref(),
     };
-    let mut tags = vec![
-        tag(SEVERITY_TAG, severity.as_str().into()),
-        tag(RESPONSE_TAG, RESPONSE_NAME.into()),
-        tag(
-            DIGEST_GROUP_TAG,
-            format!("{principal} · {RESPONSE_NAME} · {}", outcome.name()),
-        ),
-    ];
-    if let Some((_, last)) = probe.span() {
-        tags.push(tag(EVENT_TIME_TAG, last));
-    }
-    Some(Message {
-        subject,
-        fields,
-        metadata: Metadata {
-            source_name: Some(SOURCE_NAME.into()),
-            source_icon_url: None,
-        },
-        tags,
-    })
+    Some(response.message(subject, fields))
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -8,54 +8,48 @@ use std::time::Duration;
 use response_containment::iam::{REVOKE_POLICY_NAME, percent_decoded as decode};
 use serde_json::{Value, json};
 use test_world::events::sqs_record;
-use test_world::responders::{Accounts, MOTO_ACCOUNT as ACCOUNT, denial_message as denial};
+use test_world::responders::{
+    MOTO_ACCOUNT as ACCOUNT, ResponderWorld, denial_message as denial, field, tag,
+};
 use test_world::{
-    DUMMY_SECRET_ACCESS_KEY, LambdaProcess, MotoServer, RefusingEndpoint, RuntimeApi, SnsCapture,
-    assert_no_secrets,
+    DUMMY_SECRET_ACCESS_KEY, LambdaProcess, RefusingEndpoint, RuntimeApi, assert_no_secrets,
 };
 
 const BINARY: &str = env!("CARGO_BIN_EXE_response-containment");
 const QUARANTINE: &str = "arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV3";
 
-struct World {
-    moto: MotoServer,
-    topic: String,
-    capture: SnsCapture,
-    accounts: Accounts,
+/// The responder's world, with its own ways of running the function.
+struct World(ResponderWorld);
+
+impl std::ops::Deref for World {
+    type Target = ResponderWorld;
+
+    fn deref(&self) -> &ResponderWorld {
+        &self.0
+    }
 }
 
 impl World {
     async fn start() -> World {
-        let moto = MotoServer::start();
-        let topic = moto.create_topic("ids-SNSTopic").await;
-        let capture = moto.capture_queue(&topic).await;
-        let accounts = Accounts::of(&moto).await;
-        World {
-            moto,
-            topic,
-            capture,
-            accounts,
-        }
+        World(ResponderWorld::start().await)
     }
 
     fn responder(&self, iam_endpoint: Option<String>) -> (RuntimeApi, LambdaProcess) {
-        let api = RuntimeApi::start();
-        let mut env = self.moto.lambda_env();
-        env.push(("SNS_TOPIC".into(), self.topic.clone()));
-        env.push(("PROBE_CONTAINMENT_THRESHOLD".into(), "50".into()));
-        env.push((
-            "NEVER_CONTAIN_PRINCIPAL_ARNS".into(),
-            format!("arn:aws:iam::{ACCOUNT}:user/break-glass"),
-        ));
-        env.push((
-            "STACK_ROLE_ARNS".into(),
-            format!("arn:aws:iam::{ACCOUNT}:role/ids-DestinationSlackRole-1"),
-        ));
+        let mut env = vec![
+            ("PROBE_CONTAINMENT_THRESHOLD".into(), "50".into()),
+            (
+                "NEVER_CONTAIN_PRINCIPAL_ARNS".into(),
+                format!("arn:aws:iam::{ACCOUNT}:user/break-glass"),
+            ),
+            (
+                "STACK_ROLE_ARNS".into(),
+                format!("arn:aws:iam::{ACCOUNT}:role/ids-DestinationSlackRole-1"),
+            ),
+        ];
         if let Some(endpoint) = iam_endpoint {
             env.push(("AWS_ENDPOINT_URL_IAM".into(), endpoint));
         }
-        let process = LambdaProcess::spawn(BINARY, &api, env);
-        (api, process)
+        self.spawn(BINARY, env)
     }
 
     async fn user(&self, name: &str) {
@@ -72,15 +66,6 @@ impl World {
 
     async fn revoke_policy(&self, role: &str) -> Option<String> {
         self.accounts.role_policy(role, REVOKE_POLICY_NAME).await
-    }
-
-    async fn published(&self, count: usize) -> Vec<Value> {
-        self.capture
-            .receive(count, Duration::from_secs(30))
-            .await
-            .iter()
-            .map(|body| serde_json::from_str(body).unwrap())
-            .collect()
     }
 }
 
@@ -114,22 +99,6 @@ fn denials(
 
 fn batch(records: Vec<Vec<Value>>) -> Value {
     json!({"Records": records.concat()})
-}
-
-fn field<'a>(message: &'a Value, key: &str) -> Option<&'a str> {
-    message["fields"]
-        .as_array()?
-        .iter()
-        .find(|field| field["key"] == key)
-        .and_then(|field| field["value"].as_str())
-}
-
-fn tag<'a>(message: &'a Value, key: &str) -> Option<&'a str> {
-    message["tags"]
-        .as_array()?
-        .iter()
-        .find(|tag| tag["key"] == key)
-        .and_then(|tag| tag["value"].as_str())
 }
 
 fn failures(answer: &Value) -> Vec<String> {

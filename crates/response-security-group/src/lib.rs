@@ -21,8 +21,7 @@ use activity_aware_cloudtrail::cloudtrail_event_link;
 use activity_aware_detections::PublicPorts;
 use activity_aware_detections::ingress::AddedRule;
 use activity_aware_message::{
-    DIGEST_GROUP_TAG, EVENT_TIME_TAG, Field, Message, MessagePublisher, Metadata, OutgoingMessage,
-    PublishError, SEVERITY_TAG, Severity, Tag,
+    Field, Message, MessagePublisher, OutgoingMessage, PublishError, Response, Severity,
 };
 use aws_query::QueryError;
 use ec2::{Ec2, Group, is_group_gone, is_rule_gone};
@@ -30,15 +29,12 @@ use lambda_runtime::Diagnostic;
 use serde::Serialize;
 use serde_json::Value;
 
-pub const SOURCE_NAME: &str = "Activity Aware IDS response";
-
 /// The tag that exempts a group: its public rules are meant.
 pub const EXEMPT_TAG_KEY: &str = "activity-aware-ids:public-ingress";
 pub const EXEMPT_TAG_VALUE: &str = "allowed";
 
-/// The tag naming what a responder's Message is about (its value: `open-security-group`).
-pub const RESPONSE_TAG: &str = "response";
-const RESPONSE_NAME: &str = "open-security-group";
+/// The response's name in its Messages' `response` tag.
+pub const RESPONSE_NAME: &str = "open-security-group";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -389,10 +385,7 @@ pub fn message(config: &Config, call: &Call, outcome: &Outcome) -> Option<Messag
             group_label(group),
         ),
     };
-    let text = |key: &str, value: String| Field {
-        key: key.to_owned(),
-        value: Value::String(value),
-    };
+    let text = Field::text;
     let mut fields = vec![
         text("Response", response),
         text("Security Group", group),
@@ -449,31 +442,14 @@ pub fn message(config: &Config, call: &Call, outcome: &Outcome) -> Option<Messag
     {
         fields.push(text("CloudTrail Console", link));
     }
-    let severity = outcome.severity().unwrap_or(Severity::High);
-    let tag = |key: &str, value: String| Tag {
-        key: key.to_owned(),
-        value,
+    let response = Response {
+        name: RESPONSE_NAME,
+        outcome: outcome.name(),
+        principal: &call.principal,
+        severity: outcome.severity().unwrap_or(Severity::High),
+        event_time: call.event_time.as_deref(),
     };
-    let mut tags = vec![
-        tag(SEVERITY_TAG, severity.as_str().into()),
-        tag(RESPONSE_TAG, RESPONSE_NAME.into()),
-        tag(
-            DIGEST_GROUP_TAG,
-            format!("{} · {RESPONSE_NAME} · {}", call.principal, outcome.name()),
-        ),
-    ];
-    if let Some(time) = &call.event_time {
-        tags.push(tag(EVENT_TIME_TAG, time.clone()));
-    }
-    Some(Message {
-        subject,
-        fields,
-        metadata: Metadata {
-            source_name: Some(SOURCE_NAME.into()),
-            source_icon_url: None,
-        },
-        tags,
-    })
+    Some(response.message(subject, fields))
 }
 
 fn plural(count: usize, noun: &str) -> String {

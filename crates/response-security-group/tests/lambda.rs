@@ -5,48 +5,40 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use test_world::responders::{Accounts, public_ingress_event as opened};
+use serde_json::json;
+use test_world::responders::{ResponderWorld, field, public_ingress_event as opened, tag};
 use test_world::{
-    DUMMY_SECRET_ACCESS_KEY, LambdaProcess, MotoServer, RefusingEndpoint, RuntimeApi, SnsCapture,
-    assert_no_secrets,
+    DUMMY_SECRET_ACCESS_KEY, LambdaProcess, RefusingEndpoint, RuntimeApi, assert_no_secrets,
 };
 
 const BINARY: &str = env!("CARGO_BIN_EXE_response-security-group");
 
-struct World {
-    moto: MotoServer,
-    topic: String,
-    capture: SnsCapture,
-    accounts: Accounts,
+/// The responder's world, with its own ways of running the function.
+struct World(ResponderWorld);
+
+impl std::ops::Deref for World {
+    type Target = ResponderWorld;
+
+    fn deref(&self) -> &ResponderWorld {
+        &self.0
+    }
 }
 
 impl World {
     async fn start() -> World {
-        let moto = MotoServer::start();
-        let topic = moto.create_topic("ids-SNSTopic").await;
-        let capture = moto.capture_queue(&topic).await;
-        let accounts = Accounts::of(&moto).await;
-        World {
-            moto,
-            topic,
-            capture,
-            accounts,
-        }
+        World(ResponderWorld::start().await)
     }
 
     /// A function process in `mode`, with moto's EC2 or another EC2 endpoint.
     fn responder(&self, mode: &str, ec2_endpoint: Option<String>) -> (RuntimeApi, LambdaProcess) {
-        let api = RuntimeApi::start();
-        let mut env = self.moto.lambda_env();
-        env.push(("SNS_TOPIC".into(), self.topic.clone()));
-        env.push(("RESPONSE_MODE".into(), mode.into()));
-        env.push(("ALLOWED_PUBLIC_PORTS".into(), "tcp:80,tcp:443".into()));
+        let mut env = vec![
+            ("RESPONSE_MODE".into(), mode.into()),
+            ("ALLOWED_PUBLIC_PORTS".into(), "tcp:80,tcp:443".into()),
+        ];
         if let Some(endpoint) = ec2_endpoint {
             env.push(("AWS_ENDPOINT_URL_EC2".into(), endpoint));
         }
-        let process = LambdaProcess::spawn(BINARY, &api, env);
-        (api, process)
+        self.spawn(BINARY, env)
     }
 
     async fn group(&self, name: &str) -> String {
@@ -60,31 +52,6 @@ impl World {
     async fn rules(&self, group: &str) -> Vec<(String, i64, String)> {
         self.accounts.ingress_rules(group).await
     }
-
-    async fn published(&self, count: usize) -> Vec<Value> {
-        self.capture
-            .receive(count, Duration::from_secs(30))
-            .await
-            .iter()
-            .map(|body| serde_json::from_str(body).unwrap())
-            .collect()
-    }
-}
-
-fn field<'a>(message: &'a Value, key: &str) -> Option<&'a str> {
-    message["fields"]
-        .as_array()?
-        .iter()
-        .find(|field| field["key"] == key)
-        .and_then(|field| field["value"].as_str())
-}
-
-fn tag<'a>(message: &'a Value, key: &str) -> Option<&'a str> {
-    message["tags"]
-        .as_array()?
-        .iter()
-        .find(|tag| tag["key"] == key)
-        .and_then(|tag| tag["value"].as_str())
 }
 
 fn id_of<'a>(rules: &'a [(String, i64, String)], port: i64, range: &str) -> &'a str {

@@ -4,13 +4,76 @@
 use aws_query::{Element, QueryClient, QueryError, Service};
 use serde_json::{Value, json};
 
-use crate::MotoServer;
 use crate::events::{
     corpus_denial, corpus_public_ingress, eventbridge_api_call, message_json_of_record,
 };
+use crate::{LambdaProcess, MotoServer, RuntimeApi, SnsCapture};
 
 /// The account moto plays.
 pub const MOTO_ACCOUNT: &str = "123456789012";
+
+/// A responder's world: moto, its topic, a queue that sees what the topic publishes, and the
+/// account's EC2 and IAM.
+pub struct ResponderWorld {
+    pub moto: MotoServer,
+    pub topic: String,
+    pub capture: SnsCapture,
+    pub accounts: Accounts,
+}
+
+impl ResponderWorld {
+    pub async fn start() -> ResponderWorld {
+        let moto = MotoServer::start();
+        let topic = moto.create_topic("ids-SNSTopic").await;
+        let capture = moto.capture_queue(&topic).await;
+        let accounts = Accounts::of(&moto).await;
+        ResponderWorld {
+            moto,
+            topic,
+            capture,
+            accounts,
+        }
+    }
+
+    /// The responder's binary on a Runtime API of its own, with moto's environment, the
+    /// topic (`SNS_TOPIC`) and `env`.
+    pub fn spawn(&self, binary: &str, env: Vec<(String, String)>) -> (RuntimeApi, LambdaProcess) {
+        let api = RuntimeApi::start();
+        let mut full = self.moto.lambda_env();
+        full.push(("SNS_TOPIC".into(), self.topic.clone()));
+        full.extend(env);
+        let process = LambdaProcess::spawn(binary, &api, full);
+        (api, process)
+    }
+
+    /// The next `count` Messages the topic published, as JSON.
+    pub async fn published(&self, count: usize) -> Vec<Value> {
+        self.capture
+            .receive(count, std::time::Duration::from_secs(30))
+            .await
+            .iter()
+            .map(|body| serde_json::from_str(body).expect("test-world: a JSON Message"))
+            .collect()
+    }
+}
+
+/// A Message's field, when its value is text.
+pub fn field<'a>(message: &'a Value, key: &str) -> Option<&'a str> {
+    message["fields"]
+        .as_array()?
+        .iter()
+        .find(|field| field["key"] == key)
+        .and_then(|field| field["value"].as_str())
+}
+
+/// A Message's first tag of this key.
+pub fn tag<'a>(message: &'a Value, key: &str) -> Option<&'a str> {
+    message["tags"]
+        .as_array()?
+        .iter()
+        .find(|tag| tag["key"] == key)
+        .and_then(|tag| tag["value"].as_str())
+}
 
 /// EC2 and IAM in a moto, for setting up and reading back what the responders act on.
 pub struct Accounts {
