@@ -1,9 +1,10 @@
 //! The Slack incoming-webhook body for a Message: the original's `text` (with its username, icon,
 //! colour and channel), plus Block Kit blocks that lay the same fields out for reading.
 
-use crate::digest::{Digest, FieldSummary};
 use crate::layout::{AccountNames, header, headline, message_blocks};
-use crate::time::{format_rfc3339, format_span};
+use activity_aware_delivery::digest::{listed, time_span};
+use activity_aware_delivery::{Digest, FieldSummary};
+pub use activity_aware_delivery::{plain_text, render_value};
 use activity_aware_message::{Message, SLACK_PREFERRED_CHANNEL_TAG};
 use serde_json::{Map, Value, json};
 
@@ -60,28 +61,6 @@ pub fn escape(text: &str) -> String {
         }
     }
     escaped
-}
-
-/// A field value as the original showed it: strings as they are, numbers and booleans as JSON
-/// text, objects, arrays and null as pretty JSON with 2-space indents, keys in their order.
-pub fn render_value(value: &Value) -> String {
-    match value {
-        Value::String(text) => text.clone(),
-        Value::Number(_) | Value::Bool(_) => value.to_string(),
-        Value::Null | Value::Array(_) | Value::Object(_) => {
-            serde_json::to_string_pretty(value).expect("a JSON value always serialises")
-        }
-    }
-}
-
-/// The original's text: one `key: value` line per field, unescaped.
-pub fn plain_text(message: &Message) -> String {
-    message
-        .fields
-        .iter()
-        .map(|field| format!("{}: {}", field.key, render_value(&field.value)))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// The JSON body to POST to the webhook for one Message.
@@ -151,7 +130,7 @@ pub fn digest_body(digest: &Digest<'_>, accounts: &AccountNames) -> Value {
         let budget = MAX_LISTED_BLOCK_CHARS.min(MAX_SECTION_CHARS - heading.chars().count());
         blocks.push(section(&format!(
             "{heading}{}",
-            listed(field, budget, ", ")
+            listed(field, budget, ", ", &show_value)
         )));
     }
     let left_out = &digest.fields[shown_fields..];
@@ -203,68 +182,17 @@ pub fn plain_fallback(body: &Value) -> Value {
     plain
 }
 
-/// `first to last (span)`, or the one time when they are the same.
-fn time_span(digest: &Digest<'_>) -> Option<String> {
-    let (first, last) = digest.span_ms?;
-    Some(if first / 1_000 == last / 1_000 {
-        format_rfc3339(first)
-    } else {
-        format!(
-            "{} to {} ({})",
-            format_rfc3339(first),
-            format_rfc3339(last),
-            format_span(last - first)
-        )
-    })
-}
-
 /// `Event (3 distinct): ListRoles ×3, ListUsers ×1, +1 more (1 Message)`, escaped, at most
 /// `max_chars` characters.
 fn summary_line(field: &FieldSummary, max_chars: usize) -> String {
     let heading = format!("{} ({} distinct): ", escape(&field.key), field.values.len());
     let budget = max_chars.saturating_sub(heading.chars().count());
-    format!("{heading}{}", listed(field, budget, ", "))
+    format!("{heading}{}", listed(field, budget, ", ", &show_value))
 }
 
-/// Escaped `value ×count` items, most frequent first, as many as fit in `max_chars`, then a
-/// `+K more (M Messages)` item for the rest, so the counts always cover every Message.
-fn listed(field: &FieldSummary, max_chars: usize, separator: &str) -> String {
-    let items: Vec<String> = field
-        .values
-        .iter()
-        .map(|(value, count)| format!("{} ×{count}", cut_escaped(value, MAX_LISTED_VALUE_CHARS)))
-        .collect();
-    let separator_len = separator.chars().count();
-    let lengths: Vec<usize> = items.iter().map(|item| item.chars().count()).collect();
-    let everything = lengths.iter().sum::<usize>() + separator_len * items.len().saturating_sub(1);
-    let shown = if everything <= max_chars {
-        items.len()
-    } else {
-        // As many as fit with the "+K more" that follows them.
-        let mut used = 0;
-        let mut shown = 0;
-        for (index, length) in lengths.iter().enumerate() {
-            let with_item = used + if index == 0 { 0 } else { separator_len } + length;
-            let more_len = separator_len + more(&field.values[index + 1..]).chars().count();
-            if with_item + more_len > max_chars {
-                break;
-            }
-            used = with_item;
-            shown = index + 1;
-        }
-        shown
-    };
-    let mut parts: Vec<String> = items[..shown].to_vec();
-    if shown < items.len() {
-        parts.push(more(&field.values[shown..]));
-    }
-    parts.join(separator)
-}
-
-fn more(rest: &[(String, usize)]) -> String {
-    let messages: usize = rest.iter().map(|(_, count)| count).sum();
-    let noun = if messages == 1 { "Message" } else { "Messages" };
-    format!("+{} more ({messages} {noun})", rest.len())
+/// A listed value, escaped and cut.
+fn show_value(value: &str) -> String {
+    cut_escaped(value, MAX_LISTED_VALUE_CHARS)
 }
 
 /// Shares `total` among lines wanting `wanted[i]` each: those wanting less than an equal share
@@ -593,7 +521,7 @@ mod tests {
 
     mod digests {
         use super::*;
-        use crate::digest::{Digest, Received};
+        use activity_aware_delivery::{Digest, Received};
         use activity_aware_message::{DIGEST_FIELD_TAG, DIGEST_GROUP_TAG, EVENT_TIME_TAG};
         use test_world::block_kit::assert_valid;
 

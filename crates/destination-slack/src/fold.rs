@@ -1,129 +1,39 @@
-//! When a batch holds more groups than one invocation can post before its deadline (a flood
-//! spread over many principals: one role assumed under hundreds of session names costs an
-//! attacker nothing), the least important are folded into one summary post instead of being
-//! left to come back until they reach the failure queue. The summary names the principals,
-//! how many Messages each and which actions, most frequent first, and counts every Message.
-//! Nothing high or critical is ever folded.
+//! The summary post of groups folded together (the delivery core decides what is folded and
+//! what a summary says), in Block Kit.
 
-use std::collections::BTreeMap;
-
-use activity_aware_message::{DIGEST_GROUP_TAG, Message, Severity};
+use activity_aware_delivery::summary::Summary;
+use activity_aware_message::Message;
 use serde_json::{Value, json};
 
 use crate::body::{
     COUNT_LABEL, MAX_BLOCKS, MAX_SECTION_CHARS, MAX_TEXT_CHARS, body_of, cut_escaped, escape,
     section,
 };
-use crate::layout::{header, severity};
-
-/// Principals listed one by one in the summary; the rest are counted on one line.
-const MAX_LISTED_PRINCIPALS: usize = 60;
-/// Actions named for each principal.
-const MAX_ACTIONS: usize = 5;
-
-/// Whether a group may be folded into a summary: only below high.
-pub fn foldable(message: &Message) -> bool {
-    severity(message).is_none_or(|severity| severity < Severity::High)
-}
-
-/// Who a Message is about, for the summary: its digest group (a detection's without the
-/// detection), the sessions of an assumed role as the role.
-fn principal(message: &Message) -> (String, Option<String>) {
-    let group = message
-        .tag(DIGEST_GROUP_TAG)
-        .map(|group| group.split(" · ").next().unwrap_or(group))
-        .unwrap_or(message.subject.as_str());
-    match group.split_once(":assumed-role/") {
-        Some((account, rest)) => match rest.split_once('/') {
-            Some((role, session)) => (
-                format!("{account}:assumed-role/{role}/*"),
-                Some(session.to_owned()),
-            ),
-            None => (group.to_owned(), None),
-        },
-        None => (group.to_owned(), None),
-    }
-}
-
-#[derive(Default)]
-struct Principal {
-    count: usize,
-    sessions: BTreeMap<String, ()>,
-    actions: BTreeMap<String, usize>,
-}
+use crate::layout::header;
 
 /// The one post that stands for `messages`, every one of them counted.
 pub fn summary_body(messages: &[&Message]) -> Value {
-    let mut principals: BTreeMap<String, Principal> = BTreeMap::new();
-    for message in messages {
-        let (key, session) = principal(message);
-        let entry = principals.entry(key).or_default();
-        entry.count += 1;
-        if let Some(session) = session {
-            entry.sessions.insert(session, ());
-        }
-        let action = message
-            .fields
-            .iter()
-            .find(|field| field.key == "Event")
-            .and_then(|field| field.value.as_str())
-            .unwrap_or(message.subject.as_str());
-        *entry.actions.entry(action.to_owned()).or_default() += 1;
-    }
-    let mut ranked: Vec<(&String, &Principal)> = principals.iter().collect();
-    ranked.sort_by(|a, b| b.1.count.cmp(&a.1.count).then(a.0.cmp(b.0)));
-
-    let worst = messages
-        .iter()
-        .filter_map(|message| severity(message))
-        .max();
-    let headline = format!(
-        "{}{} more Messages from {} principal{}, folded into one post",
-        worst
-            .map(|severity| format!("[{}] ", severity.label()))
-            .unwrap_or_default(),
-        messages.len(),
-        principals.len(),
-        if principals.len() == 1 { "" } else { "s" },
-    );
-    let lines: Vec<String> = ranked
-        .iter()
-        .take(MAX_LISTED_PRINCIPALS)
-        .map(|(key, principal)| line(key, principal))
-        .collect();
-    let unlisted: usize = ranked
-        .iter()
-        .skip(MAX_LISTED_PRINCIPALS)
-        .map(|(_, p)| p.count)
-        .sum();
-    let unlisted_line = (ranked.len() > MAX_LISTED_PRINCIPALS).then(|| {
-        format!(
-            "+{} more principals ({unlisted} Messages)",
-            ranked.len() - MAX_LISTED_PRINCIPALS
-        )
-    });
-    let why = "More groups came than Slack takes before this function's deadline: these, the least severe, are counted here instead of waiting to come back.";
-
-    let mut text = format!("{headline}\n{COUNT_LABEL}: {}\n", messages.len());
-    for line in lines.iter().chain(&unlisted_line) {
+    let summary = Summary::of(messages, crate::SERVICE);
+    let mut text = format!("{}\n{COUNT_LABEL}: {}\n", summary.headline, summary.count);
+    for line in &summary.lines {
         text.push_str(line);
         text.push('\n');
     }
-    text.push_str(why);
+    text.push_str(&summary.why);
 
     let mut blocks = vec![
-        header(&headline),
+        header(&summary.headline),
         json!({
             "type": "section",
             "fields": [
-                {"type": "mrkdwn", "text": format!("*{COUNT_LABEL}*\n{}", messages.len())},
-                {"type": "mrkdwn", "text": format!("*Principals*\n{}", principals.len())},
+                {"type": "mrkdwn", "text": format!("*{COUNT_LABEL}*\n{}", summary.count)},
+                {"type": "mrkdwn", "text": format!("*Principals*\n{}", summary.principals)},
             ],
         }),
     ];
     // The lines, as few sections as hold them, within Slack's 50 blocks.
     let mut chunk = String::new();
-    for line in lines.iter().chain(&unlisted_line) {
+    for line in &summary.lines {
         let escaped = escape(line);
         if !chunk.is_empty()
             && chunk.chars().count() + escaped.chars().count() + 1 > MAX_SECTION_CHARS
@@ -140,32 +50,16 @@ pub fn summary_body(messages: &[&Message]) -> Value {
         blocks.push(section(&chunk));
     }
     blocks.truncate(MAX_BLOCKS - 1);
-    blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": escape(why)}]}));
+    blocks.push(
+        json!({"type": "context", "elements": [{"type": "mrkdwn", "text": escape(&summary.why)}]}),
+    );
     body_of(messages[0], cut_escaped(&text, MAX_TEXT_CHARS), blocks)
-}
-
-fn line(key: &str, principal: &Principal) -> String {
-    let sessions = match principal.sessions.len() {
-        0 => String::new(),
-        1 => " (1 session)".to_owned(),
-        n => format!(" ({n} sessions)"),
-    };
-    let mut actions: Vec<(&String, &usize)> = principal.actions.iter().collect();
-    actions.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    let mut named: Vec<String> = actions
-        .iter()
-        .take(MAX_ACTIONS)
-        .map(|(action, count)| format!("{action} ×{count}"))
-        .collect();
-    if actions.len() > MAX_ACTIONS {
-        named.push(format!("+{} more", actions.len() - MAX_ACTIONS));
-    }
-    format!("{key}{sessions} ×{}: {}", principal.count, named.join(", "))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use activity_aware_message::DIGEST_GROUP_TAG;
     use activity_aware_message::{Field, Tag};
     use test_world::block_kit::assert_valid;
 
@@ -249,14 +143,5 @@ mod tests {
             "{text:.300}"
         );
         assert!(!body["blocks"].to_string().contains("<!channel>"));
-    }
-
-    #[test]
-    fn high_and_critical_are_never_folded() {
-        assert!(foldable(&denial("a", "x", "low")));
-        assert!(foldable(&denial("a", "x", "medium")));
-        assert!(!foldable(&denial("a", "x", "high")));
-        assert!(!foldable(&denial("a", "x", "critical")));
-        assert!(foldable(&Message::new("untagged", vec![])));
     }
 }

@@ -10,11 +10,9 @@
 
 use std::collections::HashMap;
 
-use activity_aware_message::{Message, SLACK_PREFERRED_CHANNEL_TAG};
-use serde_json::Value;
-
-use crate::pace::PaceLimit;
-use crate::webhook::{ConfigError, RetryPolicy, SlackWebhook, WebhookUrl};
+use crate::webhook::{SlackWebhook, WEBHOOK_ROUTES, WebhookUrl, slack_webhook};
+use activity_aware_delivery::{ConfigError, PaceLimit, RetryPolicy};
+use activity_aware_message::{Field, Message, SLACK_PREFERRED_CHANNEL_TAG};
 
 /// The fields that say which account an event happened in, in the order they are read. (Not
 /// `User Account ID`: that is the caller's, which may be anyone's.)
@@ -52,9 +50,9 @@ impl WebhookRoutes {
             .map(str::trim)
             .filter(|entry| !entry.is_empty());
         for (index, entry) in entries.enumerate() {
-            let bad = |problem: String| ConfigError::BadRoute {
-                position: index + 1,
-                problem,
+            let bad = |problem: String| ConfigError::Invalid {
+                secret: WEBHOOK_ROUTES,
+                problem: format!("route {}: {problem}", index + 1),
             };
             let (selector, url) = entry.split_once('=').ok_or_else(|| {
                 bad("is not selector=https://... (account:ID=URL or channel:NAME=URL)".into())
@@ -98,17 +96,11 @@ pub fn routes_notice(problem: &str) -> Message {
     Message::new(
         "Activity Aware IDS: webhook routes not in use; every alert is posted here",
         vec![
-            activity_aware_message::Field {
-                key: "Problem".into(),
-                value: Value::String(problem.to_owned()),
-            },
-            activity_aware_message::Field {
-                key: "Until it is fixed".into(),
-                value: Value::String(
-                    "every Message goes to this webhook; fix SlackWebhookRoutes (SLACK_WEBHOOK_ROUTES)"
-                        .into(),
-                ),
-            },
+            Field::text("Problem", problem),
+            Field::text(
+                "Until it is fixed",
+                "every Message goes to this webhook; fix SlackWebhookRoutes (SLACK_WEBHOOK_ROUTES)",
+            ),
         ],
     )
 }
@@ -158,12 +150,7 @@ impl Webhooks {
         }
         let hooks = urls
             .into_iter()
-            .map(|(name, url)| {
-                (
-                    name,
-                    SlackWebhook::new(http.clone(), url, policy.clone(), pace),
-                )
-            })
+            .map(|(name, url)| (name, slack_webhook(http.clone(), url, policy.clone(), pace)))
             .collect();
         Webhooks {
             hooks,
@@ -223,7 +210,7 @@ impl Webhooks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn message(fields: Value, tags: Value) -> Message {
         Message::from_value(json!({"subject": "s", "fields": fields, "metadata": {}, "tags": tags}))

@@ -22,6 +22,7 @@
 
 pub mod block_kit;
 pub mod custom_resource;
+pub mod destinations;
 mod esm;
 pub mod events;
 pub mod lambda_service;

@@ -1,13 +1,14 @@
-//! Pacing posts to one Slack webhook: Slack takes about one post a second per incoming webhook
-//! (short bursts allowed), answers 429 with Retry-After beyond that, and disables a webhook that
-//! keeps going. A token bucket keeps this function under its share of that rate, and a 429
-//! holds every post back until Slack's Retry-After has passed.
+//! Pacing posts to one endpoint. Each has a rate it takes (Slack about one post a second per
+//! incoming webhook, short bursts allowed; a Teams webhook 4 requests a second; PagerDuty 120
+//! events a minute per routing key), answers 429 with Retry-After beyond it, and may disable
+//! an endpoint that keeps going. A token bucket keeps this function under its share of that
+//! rate, and a 429 holds every post back until its Retry-After has passed.
 
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// How fast one function instance may post to one webhook.
+/// How fast one function instance may post to one endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PaceLimit {
     /// One post per interval, sustained. With several instances posting to the same webhook at

@@ -1,7 +1,7 @@
 //! Messages that belong together become one post: during a permission-enumeration probe, a
 //! thousand denials by one principal are one digest, not a thousand posts.
 
-use crate::time::parse_rfc3339_ms;
+use activity_aware_message::time::{format_rfc3339, format_span, parse_rfc3339_ms};
 use activity_aware_message::{
     DIGEST_FIELD_TAG, DIGEST_GROUP_TAG, EVENT_TIME_TAG, Message, SEVERITY_TAG,
     SLACK_PREFERRED_CHANNEL_TAG,
@@ -193,6 +193,68 @@ fn summarise(key: &str, group: &[Received<'_>]) -> FieldSummary {
             .map(|(value, count, _)| (value, count))
             .collect(),
     }
+}
+
+/// `first to last (span)`, or the one time when they are the same.
+pub fn time_span(digest: &Digest<'_>) -> Option<String> {
+    let (first, last) = digest.span_ms?;
+    Some(if first / 1_000 == last / 1_000 {
+        format_rfc3339(first)
+    } else {
+        format!(
+            "{} to {} ({})",
+            format_rfc3339(first),
+            format_rfc3339(last),
+            format_span(last - first)
+        )
+    })
+}
+
+/// `value ×count` items, each value as `show` shows it (escaped and cut for the destination's
+/// markup), most frequent first, as many as fit in `max_chars` characters, then a `+K more (M
+/// Messages)` item for the rest, so the counts always cover every Message.
+pub fn listed(
+    field: &FieldSummary,
+    max_chars: usize,
+    separator: &str,
+    show: &dyn Fn(&str) -> String,
+) -> String {
+    let items: Vec<String> = field
+        .values
+        .iter()
+        .map(|(value, count)| format!("{} ×{count}", show(value)))
+        .collect();
+    let separator_len = separator.chars().count();
+    let lengths: Vec<usize> = items.iter().map(|item| item.chars().count()).collect();
+    let everything = lengths.iter().sum::<usize>() + separator_len * items.len().saturating_sub(1);
+    let shown = if everything <= max_chars {
+        items.len()
+    } else {
+        // As many as fit with the "+K more" that follows them.
+        let mut used = 0;
+        let mut shown = 0;
+        for (index, length) in lengths.iter().enumerate() {
+            let with_item = used + if index == 0 { 0 } else { separator_len } + length;
+            let more_len = separator_len + more(&field.values[index + 1..]).chars().count();
+            if with_item + more_len > max_chars {
+                break;
+            }
+            used = with_item;
+            shown = index + 1;
+        }
+        shown
+    };
+    let mut parts: Vec<String> = items[..shown].to_vec();
+    if shown < items.len() {
+        parts.push(more(&field.values[shown..]));
+    }
+    parts.join(separator)
+}
+
+fn more(rest: &[(String, usize)]) -> String {
+    let messages: usize = rest.iter().map(|(_, count)| count).sum();
+    let noun = if messages == 1 { "Message" } else { "Messages" };
+    format!("+{} more ({messages} {noun})", rest.len())
 }
 
 #[cfg(test)]
