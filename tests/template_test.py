@@ -350,8 +350,12 @@ class Template(unittest.TestCase):
     def webhook_purpose(self, constant="WEBHOOK_ENCRYPTION_CONTEXT"):
         """The purpose the destination requires on decrypt, read from its source."""
         with open(WEBHOOK_RS, encoding="utf-8") as f:
-            found = re.search(constant + r': \[\(&str, &str\); 1\] =\s*\[\("purpose", "([^"]+)"\)\]', f.read())
-        self.assertIsNotNone(found, f"{constant} not found in webhook.rs")
+            source = f.read()
+        # `WEBHOOK_ENCRYPTION_CONTEXT: [(&str, &str); 1] = WEBHOOK_URL.encryption_context();`
+        secret = re.search(constant + r': \[\(&str, &str\); 1\] =\s*(\w+)\.encryption_context\(\)', source)
+        self.assertIsNotNone(secret, f"{constant} not found in webhook.rs")
+        found = re.search(r"pub const " + secret.group(1) + r': Secret = Secret \{[^}]*purpose: "([^"]+)"', source)
+        self.assertIsNotNone(found, f"{secret.group(1)} not found in webhook.rs")
         return found.group(1)
 
     def test_webhook_encrypted_by_the_custom_resource_for_one_purpose(self):
