@@ -6,13 +6,14 @@
 
 use crate::digest::{Digest, Received, group_positions};
 use crate::endpoint::PostError;
-use crate::incoming::{EventError, Item, Origin};
+use crate::incoming::{EventError, Item, Origin, read_event};
 use crate::reading::severity;
 use crate::secret::ConfigError;
 use activity_aware_message::{Capped, Message, Severity};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
-use lambda_runtime::Diagnostic;
+use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::Serialize;
+use serde_json::Value;
 use std::cmp::Reverse;
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -151,6 +152,29 @@ pub fn deadline_of(context: &lambda_runtime::Context) -> Instant {
         deadline_ms => Duration::from_millis(deadline_ms.saturating_sub(now_ms)),
     };
     Instant::now() + left
+}
+
+/// One invocation, whatever the destination: the event read and, when it holds anything, the
+/// channel made by `channel` (which decrypts its secrets on first use, so an empty event never
+/// needs them; it is given the deadline), the Messages delivered, and the answer.
+pub async fn handle_event<C, F, Fut>(
+    event: LambdaEvent<Value>,
+    minimum: Severity,
+    channel: F,
+) -> Result<Answer, DeliveryError>
+where
+    C: Channel,
+    F: FnOnce(Instant) -> Fut,
+    Fut: Future<Output = Result<C, ConfigError>>,
+{
+    let deadline = deadline_of(&event.context);
+    let (origin, items) = read_event(event.payload)?;
+    if items.is_empty() {
+        return Ok(empty_answer(origin));
+    }
+    let channel = channel(deadline).await?;
+    let fates = deliver(&channel, &items, minimum, deadline).await;
+    answer(channel.service(), origin, &items, &fates)
 }
 
 /// Delivers the items at or above `minimum`, one post per group to each group's endpoint

@@ -142,6 +142,9 @@ pub struct Endpoint {
     url: SecretUrl,
     policy: RetryPolicy,
     pacer: Pacer,
+    /// A secret the body carries (a routing key): an answer that repeats it never carries it
+    /// into an error or a log.
+    hidden: Option<String>,
 }
 
 impl Endpoint {
@@ -158,6 +161,23 @@ impl Endpoint {
             url,
             policy,
             pacer: Pacer::new(pace),
+            hidden: None,
+        }
+    }
+
+    /// Posts bodies that carry `secret`, which no answer may carry further.
+    pub fn hiding(mut self, secret: impl Into<String>) -> Self {
+        self.hidden = Some(secret.into()).filter(|secret: &String| !secret.is_empty());
+        self
+    }
+
+    /// `text` with the hidden secret replaced.
+    fn hide(&self, text: String) -> String {
+        match &self.hidden {
+            Some(secret) if text.contains(secret.as_str()) => {
+                text.replace(secret.as_str(), "<redacted>")
+            }
+            _ => text,
         }
     }
 
@@ -218,7 +238,7 @@ impl Endpoint {
                         .and_then(|value| value.to_str().ok())
                         .and_then(|value| value.trim().parse::<u64>().ok())
                         .map(Duration::from_secs);
-                    let reason = answer_text(response.text().await.unwrap_or_default());
+                    let reason = self.hide(answer_text(response.text().await.unwrap_or_default()));
                     match next_step(status, retry_after) {
                         Next::Done => return Ok(()),
                         Next::GiveUp => {
@@ -240,7 +260,7 @@ impl Endpoint {
                 }
                 Err(error) => {
                     // reqwest errors carry the URL; it is a secret.
-                    last = error_chain(&error.without_url());
+                    last = self.hide(error_chain(&error.without_url()));
                     backoff
                 }
             };
@@ -315,6 +335,22 @@ mod tests {
                 Next::GiveUp
             );
         }
+    }
+
+    #[test]
+    fn a_secret_the_body_carries_never_comes_back_in_an_answer() {
+        let url = SecretUrl::parse("https://events.example/v2/enqueue").unwrap();
+        let endpoint = Endpoint::new(
+            "PagerDuty",
+            http_client(),
+            url,
+            RetryPolicy::default(),
+            PaceLimit::default(),
+        )
+        .hiding("SECRETKEY");
+        let shown = endpoint.hide("invalid routing_key SECRETKEY".into());
+        assert_eq!(shown, "invalid routing_key <redacted>");
+        assert_eq!(endpoint.hide("no secret here".into()), "no secret here");
     }
 
     #[test]

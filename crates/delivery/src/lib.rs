@@ -16,7 +16,7 @@ pub mod summary;
 pub use accounts::{AccountDirectory, AccountNames, organization_account_names};
 pub use deliver::{
     Answer, Channel, DeliveryError, Fate, Post, answer, deadline_of, deliver, empty_answer,
-    foldable, meets,
+    foldable, handle_event, meets,
 };
 pub use digest::{ABSENT_VALUE, Digest, FieldSummary, Received, group_positions};
 pub use endpoint::{Endpoint, PostError, RetryPolicy, http_client};

@@ -265,6 +265,22 @@ pub fn render_value(value: &Value) -> String {
     }
 }
 
+/// Marks where a value was cut short.
+pub const CUT_MARKER: &str = "…";
+
+/// At most `max_chars` characters of raw text (a destination that escapes measures after
+/// escaping instead), the cut marked.
+pub fn cut(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        return text.to_owned();
+    }
+    let kept: String = text
+        .chars()
+        .take(max_chars.saturating_sub(CUT_MARKER.chars().count()))
+        .collect();
+    format!("{kept}{CUT_MARKER}")
+}
+
 /// The original's text: one `key: value` line per field, unescaped.
 pub fn plain_text(message: &Message) -> String {
     message
@@ -411,6 +427,13 @@ mod tests {
             link.url
                 .starts_with("https://us-east-1.console.aws.amazon.com/")
         );
+    }
+
+    #[test]
+    fn a_cut_counts_characters_and_is_marked() {
+        assert_eq!(cut("short", 5), "short");
+        assert_eq!(cut("ééééé", 4), "ééé…");
+        assert_eq!(cut("abcdef", 4).chars().count(), 4);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! and the console link.
 
 use activity_aware_delivery::digest::{listed, time_span};
+use activity_aware_delivery::reading::cut;
 use activity_aware_delivery::summary::Summary;
 use activity_aware_delivery::{AccountNames, Post, Reading, severity};
 use activity_aware_message::time::parse_rfc3339_ms;
@@ -18,7 +19,6 @@ pub const MAX_DEDUP_KEY_CHARS: usize = 255;
 const MAX_DETAIL_CHARS: usize = 4_000;
 const MAX_LISTED_VALUE_CHARS: usize = 200;
 const MAX_LISTED_CHARS: usize = 1_000;
-const CUT_MARKER: &str = "…";
 
 /// The severity PagerDuty knows for a Message's: critical, error, warning or info.
 pub fn pagerduty_severity(severity: Option<Severity>) -> &'static str {
@@ -163,17 +163,6 @@ fn source(message: &Message, accounts: &AccountNames) -> String {
         (None, Some(source)) => cut(source, 255),
         (None, None) => "Activity Aware IDS".into(),
     }
-}
-
-fn cut(text: &str, max_chars: usize) -> String {
-    if text.chars().count() <= max_chars {
-        return text.to_owned();
-    }
-    let kept: String = text
-        .chars()
-        .take(max_chars.saturating_sub(CUT_MARKER.chars().count()))
-        .collect();
-    format!("{kept}{CUT_MARKER}")
 }
 
 #[cfg(test)]

@@ -8,12 +8,12 @@ pub mod event;
 
 use activity_aware_delivery::{
     AccountDirectory, AccountNames, Answer, Channel, ConfigError, DeliveryError, Endpoint,
-    PaceLimit, Post, PostError, RetryPolicy, Secret, SecretUrl, answer, deadline_of,
-    decrypt_secret, deliver, empty_answer, read_event,
+    PaceLimit, Post, PostError, RetryPolicy, Secret, SecretUrl, decrypt_secret, handle_event,
 };
 use activity_aware_message::Severity;
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
@@ -125,13 +125,15 @@ impl Destination {
                     &decrypt_secret(&self.kms, ROUTING_KEY, &self.config.encrypted_routing_key)
                         .await?,
                 )?;
+                // The key is in every body: an answer that echoes it never carries it on.
                 let endpoint = Endpoint::new(
                     SERVICE,
                     self.http.clone(),
                     self.config.events_url.clone(),
                     RetryPolicy::default(),
                     self.config.pace,
-                );
+                )
+                .hiding(key.0.clone());
                 Ok((key, endpoint))
             })
             .await
@@ -141,27 +143,22 @@ impl Destination {
     /// could not be sent (a 429 past the deadline, PagerDuty down) comes back as batch item
     /// failures, to be sent later; nothing is dropped.
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Answer, DeliveryError> {
-        let deadline = deadline_of(&event.context);
-        let (origin, items) = read_event(event.payload)?;
-        if items.is_empty() {
-            return Ok(empty_answer(origin));
-        }
-        let (key, endpoint) = self.sender().await?;
-        let accounts = self.accounts.names().await;
-        let channel = PagerDutyChannel {
-            key,
-            endpoint,
-            accounts: &accounts,
-        };
-        let fates = deliver(&channel, &items, self.config.minimum_severity, deadline).await;
-        answer(SERVICE, origin, &items, &fates)
+        handle_event(event, self.config.minimum_severity, |_| async {
+            let (key, endpoint) = self.sender().await?;
+            Ok(PagerDutyChannel {
+                key,
+                endpoint,
+                accounts: self.accounts.names().await,
+            })
+        })
+        .await
     }
 }
 
 struct PagerDutyChannel<'a> {
     key: &'a RoutingKey,
     endpoint: &'a Endpoint,
-    accounts: &'a AccountNames,
+    accounts: Arc<AccountNames>,
 }
 
 impl Channel for PagerDutyChannel<'_> {
@@ -179,40 +176,8 @@ impl Channel for PagerDutyChannel<'_> {
         post: &Post<'_>,
         deadline: Instant,
     ) -> Result<(), PostError> {
-        let event = pagerduty_event(post, &self.key.0, self.accounts);
-        self.endpoint
-            .post(&event, deadline)
-            .await
-            .map_err(|error| redacted(error, &self.key.0))
-    }
-}
-
-/// An answer that echoes the routing key never carries it into an error or a log.
-fn redacted(error: PostError, key: &str) -> PostError {
-    let hide = |text: String| text.replace(key, "<routing key>");
-    match error {
-        PostError::Rejected {
-            service,
-            status,
-            reason,
-        } => PostError::Rejected {
-            service,
-            status,
-            reason: hide(reason),
-        },
-        PostError::GaveUp {
-            service,
-            attempts,
-            last,
-        } => PostError::GaveUp {
-            service,
-            attempts,
-            last: hide(last),
-        },
-        PostError::OutOfTime { service, last } => PostError::OutOfTime {
-            service,
-            last: hide(last),
-        },
+        let event = pagerduty_event(post, &self.key.0, &self.accounts);
+        self.endpoint.post(&event, deadline).await
     }
 }
 
@@ -228,18 +193,5 @@ mod tests {
             let error = RoutingKey::parse(bad).unwrap_err().to_string();
             assert!(error.starts_with("PAGERDUTY_ROUTING_KEY, "), "{error}");
         }
-    }
-
-    #[test]
-    fn an_echoed_key_is_redacted_from_errors() {
-        let error = redacted(
-            PostError::Rejected {
-                service: SERVICE,
-                status: reqwest::StatusCode::BAD_REQUEST,
-                reason: "invalid routing_key SECRETKEY".into(),
-            },
-            "SECRETKEY",
-        );
-        assert!(!error.to_string().contains("SECRETKEY"), "{error}");
     }
 }

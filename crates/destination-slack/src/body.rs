@@ -3,6 +3,7 @@
 
 use crate::layout::{AccountNames, header, headline, message_blocks};
 use activity_aware_delivery::digest::{listed, time_span};
+use activity_aware_delivery::reading::CUT_MARKER;
 use activity_aware_delivery::{Digest, FieldSummary};
 pub use activity_aware_delivery::{plain_text, render_value};
 use activity_aware_message::{Message, SLACK_PREFERRED_CHANNEL_TAG};
@@ -19,8 +20,6 @@ pub const MAX_SECTION_CHARS: usize = 3_000;
 pub const MAX_HEADER_CHARS: usize = 150;
 /// Slack rejects a message with more than 50 blocks.
 pub const MAX_BLOCKS: usize = 50;
-
-const CUT_MARKER: &str = "…";
 
 /// The label of a digest's count, so its text reads `Count: N`.
 pub const COUNT_LABEL: &str = "Count";

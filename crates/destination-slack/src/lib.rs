@@ -28,13 +28,13 @@ pub use webhook::{
 };
 
 use activity_aware_delivery::{
-    AccountDirectory, Channel, DeliveryError, Post, answer, deadline_of, decrypt_secret, deliver,
-    empty_answer,
+    AccountDirectory, Channel, DeliveryError, Post, decrypt_secret, handle_event,
 };
 use activity_aware_message::{HEARTBEAT_TAG, Message, Severity};
 use lambda_runtime::LambdaEvent;
 use layout::AccountNames;
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
@@ -196,27 +196,22 @@ impl Destination {
     /// failures, so SQS brings it back and nothing posted is posted twice; from SNS, any
     /// failure fails the invocation, so Lambda retries it.
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Answer, DestinationError> {
-        let deadline = deadline_of(&event.context);
-        let (origin, items) = read_event(event.payload)?;
-        if items.is_empty() {
-            return Ok(empty_answer(origin));
-        }
-        let webhooks = self.webhooks().await?;
-        webhooks.post_notice(deadline).await;
-        let accounts = self.accounts.names().await;
-        let channel = SlackChannel {
-            webhooks,
-            accounts: &accounts,
-        };
-        let fates = deliver(&channel, &items, self.minimum_severity, deadline).await;
-        answer(SERVICE, origin, &items, &fates)
+        handle_event(event, self.minimum_severity, |deadline| async move {
+            let webhooks = self.webhooks().await?;
+            webhooks.post_notice(deadline).await;
+            Ok(SlackChannel {
+                webhooks,
+                accounts: self.accounts.names().await,
+            })
+        })
+        .await
     }
 }
 
 /// One invocation's posting to Slack: Block Kit bodies to each Message's webhook.
 struct SlackChannel<'a> {
     webhooks: &'a Webhooks,
-    accounts: &'a AccountNames,
+    accounts: Arc<AccountNames>,
 }
 
 impl Channel for SlackChannel<'_> {
@@ -247,8 +242,8 @@ impl Channel for SlackChannel<'_> {
         deadline: Instant,
     ) -> Result<(), SlackError> {
         let body = match post {
-            Post::Message(message) => slack_body(message, self.accounts),
-            Post::Digest(digest) => digest_body(digest, self.accounts),
+            Post::Message(message) => slack_body(message, &self.accounts),
+            Post::Digest(digest) => digest_body(digest, &self.accounts),
             Post::Summary(messages) => fold::summary_body(messages),
         };
         let webhook = self.webhooks.webhook(route);

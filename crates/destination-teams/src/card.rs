@@ -8,6 +8,7 @@
 //! `DATE()` or `TIME()` function. Only a console link the Message carries (https) is a button.
 
 use activity_aware_delivery::digest::{listed, time_span};
+use activity_aware_delivery::reading::cut;
 use activity_aware_delivery::summary::Summary;
 use activity_aware_delivery::{AccountNames, Digest, Post, Reading, severity};
 use activity_aware_message::{Message, Severity};
@@ -29,7 +30,6 @@ const MAX_LISTED_CHARS: usize = 600;
 const MAX_HEADLINE_CHARS: usize = 300;
 const MAX_FACT_CHARS: usize = 500;
 const MAX_SMALL_PRINT_CHARS: usize = 2_000;
-const CUT_MARKER: &str = "…";
 
 /// The webhook body for one post, at most [`MAX_REQUEST_BYTES`] serialised: long values are
 /// cut shorter until it fits, and when even the shortest does not, the card keeps its headline,
@@ -246,18 +246,6 @@ fn bold(text: &str) -> Value {
 /// that no value turns into a date or time function.
 fn run(text: &str) -> Value {
     json!({"type": "TextRun", "text": text.replace("{{", "{\u{200B}{")})
-}
-
-/// At most `max_chars` characters, the cut marked.
-fn cut(text: &str, max_chars: usize) -> String {
-    if text.chars().count() <= max_chars {
-        return text.to_owned();
-    }
-    let kept: String = text
-        .chars()
-        .take(max_chars.saturating_sub(CUT_MARKER.chars().count()))
-        .collect();
-    format!("{kept}{CUT_MARKER}")
 }
 
 #[cfg(test)]

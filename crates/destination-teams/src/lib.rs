@@ -8,12 +8,12 @@ pub mod card;
 
 use activity_aware_delivery::{
     AccountDirectory, AccountNames, Answer, Channel, ConfigError, DeliveryError, Endpoint,
-    PaceLimit, Post, PostError, RetryPolicy, Secret, answer, deadline_of, decrypt_secret_url,
-    deliver, empty_answer, read_event,
+    PaceLimit, Post, PostError, RetryPolicy, Secret, decrypt_secret_url, handle_event,
 };
 use activity_aware_message::Severity;
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
@@ -106,25 +106,19 @@ impl Destination {
     /// Posts the event's Messages as cards. From SQS, what could not be posted is reported as
     /// batch item failures; from SNS, any failure fails the invocation.
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Answer, DeliveryError> {
-        let deadline = deadline_of(&event.context);
-        let (origin, items) = read_event(event.payload)?;
-        if items.is_empty() {
-            return Ok(empty_answer(origin));
-        }
-        let webhook = self.webhook().await?;
-        let accounts = self.accounts.names().await;
-        let channel = TeamsChannel {
-            webhook,
-            accounts: &accounts,
-        };
-        let fates = deliver(&channel, &items, self.config.minimum_severity, deadline).await;
-        answer(SERVICE, origin, &items, &fates)
+        handle_event(event, self.config.minimum_severity, |_| async {
+            Ok(TeamsChannel {
+                webhook: self.webhook().await?,
+                accounts: self.accounts.names().await,
+            })
+        })
+        .await
     }
 }
 
 struct TeamsChannel<'a> {
     webhook: &'a Endpoint,
-    accounts: &'a AccountNames,
+    accounts: Arc<AccountNames>,
 }
 
 impl Channel for TeamsChannel<'_> {
@@ -143,7 +137,7 @@ impl Channel for TeamsChannel<'_> {
         deadline: Instant,
     ) -> Result<(), PostError> {
         self.webhook
-            .post(&teams_body(post, self.accounts), deadline)
+            .post(&teams_body(post, &self.accounts), deadline)
             .await
     }
 }
