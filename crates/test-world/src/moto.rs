@@ -110,7 +110,7 @@ impl MotoServer {
             });
             let give_up = Instant::now() + STARTUP_TIMEOUT;
             loop {
-                if answers_http(port) {
+                if moto_answers(port) {
                     return MotoServer { process, port };
                 }
                 if let Some(status) = process.exit_status() {
@@ -332,8 +332,10 @@ fn encryption_context(pairs: &[(&str, &str)]) -> Option<std::collections::HashMa
     })
 }
 
-/// Whether something on 127.0.0.1:`port` answers an HTTP request.
-fn answers_http(port: u16) -> bool {
+/// Whether moto answers on 127.0.0.1:`port`: its API answers 200. Anything else there (another
+/// test's server that took the port between the probe and moto's bind answers 404) is not moto,
+/// and moto, unable to bind, exits and is started on another port.
+fn moto_answers(port: u16) -> bool {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
     };
@@ -345,8 +347,8 @@ fn answers_http(port: u16) -> bool {
     {
         return false;
     }
-    let mut head = [0u8; 5];
-    stream.read_exact(&mut head).is_ok() && &head == b"HTTP/"
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.") && &head[8..] == b" 200"
 }
 
 /// An SQS queue made on moto.
