@@ -7,6 +7,7 @@ use crate::pace::{PaceLimit, Pacer};
 use crate::secret::SecretUrl;
 use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
+use std::future::Future;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -50,6 +51,13 @@ pub enum PostError {
         status: StatusCode,
         reason: String,
     },
+    /// The service takes nothing from this sender now (an account suspended, a sender not
+    /// verified): every later message would be refused the same way.
+    #[error("{service} refuses every message now: {reason}; not retried")]
+    Refusing {
+        service: &'static str,
+        reason: String,
+    },
     #[error("{service} did not take the message after {attempts} tries; last answer: {last}")]
     GaveUp {
         service: &'static str,
@@ -67,13 +75,21 @@ impl PostError {
     /// Whether every later post to this endpoint would be refused the same way: a revoked or
     /// disabled endpoint (401, 403, 404, 410), not a refusal of this one body (400, 413).
     pub fn refuses_every_post(&self) -> bool {
-        matches!(self, PostError::Rejected { status, .. }
-            if *status != StatusCode::BAD_REQUEST && *status != StatusCode::PAYLOAD_TOO_LARGE)
+        match self {
+            PostError::Rejected { status, .. } => {
+                *status != StatusCode::BAD_REQUEST && *status != StatusCode::PAYLOAD_TOO_LARGE
+            }
+            PostError::Refusing { .. } => true,
+            PostError::GaveUp { .. } | PostError::OutOfTime { .. } => false,
+        }
     }
 
     /// Whether the endpoint refused this body (not a failure of the endpoint or of time).
     pub fn is_rejected(&self) -> bool {
-        matches!(self, PostError::Rejected { .. })
+        matches!(
+            self,
+            PostError::Rejected { .. } | PostError::Refusing { .. }
+        )
     }
 
     /// The status the endpoint refused the body with.
@@ -134,14 +150,108 @@ pub fn http_client() -> reqwest::Client {
         .expect("the TLS backend initialises")
 }
 
-/// One endpoint, paced for the life of the container.
+/// What became of one try, as the retry loop reads it.
 #[derive(Debug)]
-pub struct Endpoint {
+pub enum Attempt {
+    Done,
+    /// Worth trying again: after `after` when the service said when (every later post waits
+    /// too, the limit being the service's), otherwise after the backoff. `last` says what the
+    /// service answered, for errors and logs.
+    Again {
+        after: Option<Duration>,
+        last: String,
+    },
+    /// Refused: trying again cannot help.
+    Refused(PostError),
+}
+
+/// Deliveries to one service, at its pace and within the function's time, retried while the
+/// service says "later": the part every destination shares, whatever it speaks (HTTPS, SES).
+#[derive(Debug)]
+pub struct PacedSender {
     service: &'static str,
-    http: reqwest::Client,
-    url: SecretUrl,
     policy: RetryPolicy,
     pacer: Pacer,
+}
+
+impl PacedSender {
+    pub fn new(service: &'static str, policy: RetryPolicy, pace: PaceLimit) -> Self {
+        PacedSender {
+            service,
+            policy,
+            pacer: Pacer::new(pace),
+        }
+    }
+
+    pub fn service(&self) -> &'static str {
+        self.service
+    }
+
+    /// How many deliveries can still start before `deadline` at this pace, each with the time
+    /// one needs.
+    pub fn posts_before(&self, deadline: Instant) -> usize {
+        match deadline.checked_sub(self.policy.deadline_margin + self.policy.min_request_time) {
+            Some(last_start) => self.pacer.slots_before(last_start),
+            None => 0,
+        }
+    }
+
+    /// Makes tries with `attempt` (given the longest it may take) at the pace, retrying what may
+    /// succeed later with backoff or the service's Retry-After, until `deadline`.
+    pub async fn send<F, Fut>(&self, deadline: Instant, mut attempt: F) -> Result<(), PostError>
+    where
+        F: FnMut(Duration) -> Fut,
+        Fut: Future<Output = Attempt>,
+    {
+        let service = self.service;
+        let last_start = deadline
+            .checked_sub(self.policy.deadline_margin + self.policy.min_request_time)
+            .unwrap_or_else(Instant::now);
+        let mut backoff = self.policy.first_backoff;
+        let mut last = String::new();
+        for try_number in 1..=self.policy.max_attempts {
+            if !self.pacer.wait_turn(last_start).await {
+                return Err(PostError::OutOfTime { service, last });
+            }
+            let remaining = deadline
+                .checked_duration_since(Instant::now())
+                .and_then(|left| left.checked_sub(self.policy.deadline_margin))
+                .unwrap_or_default();
+            let wait = match attempt(self.policy.request_timeout.min(remaining)).await {
+                Attempt::Done => return Ok(()),
+                Attempt::Refused(error) => return Err(error),
+                Attempt::Again { after, last: said } => {
+                    last = said;
+                    if let Some(after) = after {
+                        self.pacer.hold_for(after);
+                    }
+                    after.unwrap_or(backoff)
+                }
+            };
+            tracing::warn!(attempt = try_number, service, last = %last, wait_ms = wait.as_millis() as u64, "the endpoint did not take the message; retrying");
+            if try_number == self.policy.max_attempts {
+                break;
+            }
+            if Instant::now() + wait > last_start {
+                return Err(PostError::OutOfTime { service, last });
+            }
+            tokio::time::sleep(wait).await;
+            backoff *= 2;
+        }
+        Err(PostError::GaveUp {
+            service,
+            attempts: self.policy.max_attempts,
+            last,
+        })
+    }
+}
+
+/// One HTTPS endpoint, paced for the life of the container.
+#[derive(Debug)]
+pub struct Endpoint {
+    http: reqwest::Client,
+    url: SecretUrl,
+    sender: PacedSender,
     /// A secret the body carries (a routing key): an answer that repeats it never carries it
     /// into an error or a log.
     hidden: Option<String>,
@@ -156,11 +266,9 @@ impl Endpoint {
         pace: PaceLimit,
     ) -> Self {
         Endpoint {
-            service,
             http,
             url,
-            policy,
-            pacer: Pacer::new(pace),
+            sender: PacedSender::new(service, policy, pace),
             hidden: None,
         }
     }
@@ -182,7 +290,7 @@ impl Endpoint {
     }
 
     pub fn service(&self) -> &'static str {
-        self.service
+        self.sender.service()
     }
 
     pub fn url(&self) -> &SecretUrl {
@@ -192,10 +300,7 @@ impl Endpoint {
     /// How many posts can still start before `deadline` at this endpoint's pace, each with the
     /// time a post needs.
     pub fn posts_before(&self, deadline: Instant) -> usize {
-        match deadline.checked_sub(self.policy.deadline_margin + self.policy.min_request_time) {
-            Some(last_start) => self.pacer.slots_before(last_start),
-            None => 0,
-        }
+        self.sender.posts_before(deadline)
     }
 
     /// POSTs `body` as JSON at the endpoint's pace, retrying what may succeed later, until
@@ -207,78 +312,51 @@ impl Endpoint {
 
     /// POSTs a JSON document already serialised (to measure it against a size limit first).
     pub async fn post_bytes(&self, payload: Vec<u8>, deadline: Instant) -> Result<(), PostError> {
-        let service = self.service;
-        let last_start = deadline
-            .checked_sub(self.policy.deadline_margin + self.policy.min_request_time)
-            .unwrap_or_else(Instant::now);
-        let mut backoff = self.policy.first_backoff;
-        let mut last = String::new();
-        for attempt in 1..=self.policy.max_attempts {
-            if !self.pacer.wait_turn(last_start).await {
-                return Err(PostError::OutOfTime { service, last });
-            }
-            let remaining = deadline
-                .checked_duration_since(Instant::now())
-                .and_then(|left| left.checked_sub(self.policy.deadline_margin))
-                .unwrap_or_default();
-            let answer = self
-                .http
-                .post(self.url.url().clone())
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .timeout(self.policy.request_timeout.min(remaining))
-                .body(payload.clone())
-                .send()
-                .await;
-            let wait = match answer {
-                Ok(response) => {
-                    let status = response.status();
-                    let retry_after = response
-                        .headers()
-                        .get(RETRY_AFTER)
-                        .and_then(|value| value.to_str().ok())
-                        .and_then(|value| value.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
-                    let reason = self.hide(answer_text(response.text().await.unwrap_or_default()));
-                    match next_step(status, retry_after) {
-                        Next::Done => return Ok(()),
-                        Next::GiveUp => {
-                            return Err(PostError::Rejected {
-                                service,
-                                status,
-                                reason,
-                            });
-                        }
-                        Next::Retry { after } => {
-                            last = format!("{status}{}", reason_text(&reason));
-                            if let Some(after) = after {
-                                // Every later post waits too: the limit is the endpoint's.
-                                self.pacer.hold_for(after);
-                            }
-                            after.unwrap_or(backoff)
-                        }
-                    }
+        let payload = bytes::Bytes::from(payload);
+        self.sender
+            .send(deadline, |timeout| self.post_once(payload.clone(), timeout))
+            .await
+    }
+
+    async fn post_once(&self, payload: bytes::Bytes, timeout: Duration) -> Attempt {
+        let service = self.service();
+        let answer = self
+            .http
+            .post(self.url.url().clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .timeout(timeout)
+            .body(payload)
+            .send()
+            .await;
+        match answer {
+            Ok(response) => {
+                let status = response.status();
+                let retry_after = response
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| value.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                let reason = self.hide(answer_text(response.text().await.unwrap_or_default()));
+                match next_step(status, retry_after) {
+                    Next::Done => Attempt::Done,
+                    Next::GiveUp => Attempt::Refused(PostError::Rejected {
+                        service,
+                        status,
+                        reason,
+                    }),
+                    Next::Retry { after } => Attempt::Again {
+                        after,
+                        last: format!("{status}{}", reason_text(&reason)),
+                    },
                 }
-                Err(error) => {
-                    // reqwest errors carry the URL; it is a secret.
-                    last = self.hide(error_chain(&error.without_url()));
-                    backoff
-                }
-            };
-            tracing::warn!(attempt, service, last = %last, wait_ms = wait.as_millis() as u64, "the endpoint did not take the message; retrying");
-            if attempt == self.policy.max_attempts {
-                break;
             }
-            if Instant::now() + wait > last_start {
-                return Err(PostError::OutOfTime { service, last });
-            }
-            tokio::time::sleep(wait).await;
-            backoff *= 2;
+            // reqwest errors carry the URL; it is a secret.
+            Err(error) => Attempt::Again {
+                after: None,
+                last: self.hide(error_chain(&error.without_url())),
+            },
         }
-        Err(PostError::GaveUp {
-            service,
-            attempts: self.policy.max_attempts,
-            last,
-        })
     }
 }
 

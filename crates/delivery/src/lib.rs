@@ -19,10 +19,12 @@ pub use deliver::{
     foldable, handle_event, meets,
 };
 pub use digest::{ABSENT_VALUE, Digest, FieldSummary, Received, group_positions};
-pub use endpoint::{Endpoint, PostError, RetryPolicy, http_client};
+pub use endpoint::{Attempt, Endpoint, PacedSender, PostError, RetryPolicy, http_client};
 pub use incoming::{EventError, Item, ItemError, Origin, read_event};
 pub use pace::{PaceLimit, Pacer};
 pub use reading::{ConsoleLink, LongValue, Reading, headline, plain_text, render_value, severity};
+/// The HTTP status a refusal names.
+pub use reqwest::StatusCode;
 pub use secret::{ConfigError, Secret, SecretUrl, UrlError, decrypt_secret, decrypt_secret_url};
 
 /// RFC 3339 times, in the Message crate (sources and responders write them too).
