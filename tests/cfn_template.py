@@ -1,7 +1,8 @@
 """The template as CloudFormation resolves it for a given set of parameters: enough of the
-intrinsic functions (Ref, Fn::If, Fn::Join, Fn::Split, Fn::Select, Fn::Sub and the condition
-functions) to read the values the tests check, such as a rule's EventPattern or the subscription
-filter's FilterPattern. Pseudo parameters and attributes of resources are left unresolved."""
+intrinsic functions (Ref, Fn::If, Fn::Join, Fn::Split, Fn::Select, Fn::Sub, Fn::FindInMap and
+the condition functions) to read the values the tests check, such as a rule's EventPattern or
+the subscription filter's FilterPattern. Pseudo parameters and attributes of resources are left
+unresolved."""
 import json
 import os
 import re
@@ -87,6 +88,9 @@ class Resolved:
             if key == "Fn::Split":
                 separator, text = arg
                 return self.value(text).split(separator)
+            if key == "Fn::FindInMap":
+                mapping, top, second = (self.value(v) for v in arg)
+                return self.template["Mappings"][mapping][top][second]
             if key == "Fn::Select":
                 index, items = arg
                 return self.value(items)[int(self.value(index))]

@@ -237,13 +237,13 @@ resources="$(aws_local cloudformation describe-stack-resources --stack-name "$ST
     --query "StackResources[?ResourceType!=null].[LogicalResourceId, ResourceType]" --output text | sort)"
 # Every resource in the template but those moto fakes, and those whose condition the default
 # parameters leave off (no log group, no honey bucket, no fast denial alerts, no webhook routes,
-# no containment).
+# no operations email, no containment, no Teams, PagerDuty or email destination).
 expected="$(awk '
     /^Resources:/ { in_resources = 1; next }
     /^[A-Za-z]/ { in_resources = 0 }
     in_resources && /^  [A-Za-z0-9]+:$/ { name = $1; sub(":", "", name); next }
     in_resources && /^    Type: / { types[name] = $2 }
-    in_resources && /^    Condition: (CloudTrailConfigured|HoneyBucketAlertsOn|FastDenialAlertsOn|HasSlackWebhookRoutes|HasOperationsEmail|ProbeContainmentOn)$/ { conditional[name] = 1 }
+    in_resources && /^    Condition: (CloudTrailConfigured|HoneyBucketAlertsOn|FastDenialAlertsOn|HasSlackWebhookRoutes|HasOperationsEmail|ProbeContainmentOn|HasTeamsWebhook|HasPagerDutyRoutingKey|HasEmail)$/ { conditional[name] = 1 }
     END { for (n in types) if (!(n in conditional)) print n "\t" types[n] }' infrastructure/cloudformation.yaml |
     grep -Ev $'\t(AWS::SNS::Subscription|AWS::SNS::TopicPolicy|AWS::Lambda::EventInvokeConfig|AWS::SQS::QueuePolicy|AWS::CloudWatch::Alarm)$' | sort)"
 [[ "$resources" == "$expected" ]] || fail "the stack's resources differ from the template's:
@@ -269,8 +269,10 @@ expect_equal "the stack key rotates" True \
 for fn in "${functions[@]}"; do
     prefix="$(camel "$fn")"
     name="$(output "${prefix}FunctionName")"
-    if [[ "$fn" == response-containment ]]; then
-        expect_equal "containment is off by default: no $prefix function" None "$name"
+    # Containment and the Teams, PagerDuty and email destinations are off by default: their
+    # functions are not among the resources expected above, nor in the stack.
+    if ! grep -q "^${prefix}Lambda"$'\t' <<<"$expected"; then
+        expect_equal "$fn is off by default: no $prefix function" None "$name"
         continue
     fi
     expect_equal "output ${prefix}FunctionName names the function" "$(physical "${prefix}Lambda")" "$name"
@@ -469,7 +471,7 @@ done
     aws_local cloudformation describe-stacks --stack-name "$STACK_NAME" --query "Stacks[0].Outputs" --output json
     for fn in "${functions[@]}"; do
         name="$(output "$(camel "$fn")FunctionName")"
-        # (containment, off by default, has none)
+        # (the functions off by default have none)
         [[ "$name" == None ]] || aws_local lambda get-function-configuration --function-name "$name" --output json
     done
 } >"$work/described.json"

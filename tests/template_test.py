@@ -15,6 +15,43 @@ from cfnlint.decode import cfn_yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEMPLATE = os.path.join(ROOT, "infrastructure", "cloudformation.yaml")
 WEBHOOK_RS = os.path.join(ROOT, "crates", "destination-slack", "src", "webhook.rs")
+STACK_TEST = os.path.join(ROOT, "tests", "stack_test.sh")
+
+SEVERITIES = ["info", "low", "medium", "high", "critical"]
+
+# The destinations besides Slack, each deployed only under its condition, when given where to
+# deliver: its crate, the prefix of its logical IDs, the parameters that deploy it, its secret
+# (the crate's Secret constant, the parameter holding it in plain text, the custom resource
+# encrypting it), its minimum severity parameter, its DestinationPace entry, and the rate its
+# service takes from one webhook, routing key or account (requests a second).
+DESTINATIONS = [
+    {"crate": "destination-teams", "prefix": "DestinationTeams", "condition": "HasTeamsWebhook",
+     "given": {"TeamsWebhookURL": "https://prod-00.westus.logic.azure.com:443/workflows/0a1b/triggers/manual/paths/invoke?sig=s3cr3t"},
+     "secret": ("WEBHOOK_URL", "TeamsWebhookURL", "EncryptedTeamsWebhookURL"),
+     "minimum": "TeamsMinimumSeverity", "pace": "Teams", "per_second": 4},
+    {"crate": "destination-pagerduty", "prefix": "DestinationPagerduty", "condition": "HasPagerDutyRoutingKey",
+     "given": {"PagerDutyRoutingKey": "R0123456789abcdef0123456789ABCDE"},
+     "secret": ("ROUTING_KEY", "PagerDutyRoutingKey", "EncryptedPagerDutyRoutingKey"),
+     "minimum": "PagerDutyMinimumSeverity", "pace": "PagerDuty", "per_second": 120 / 60},
+    # SES in its sandbox: one email a second.
+    {"crate": "destination-email", "prefix": "DestinationEmail", "condition": "HasEmail",
+     "given": {"EmailFrom": "ids@example.com", "EmailTo": "ops@example.com,oncall@example.org"},
+     "secret": None, "minimum": "EmailMinimumSeverity", "pace": "Email", "per_second": 1},
+]
+OTHER_DESTINATIONS = {d["prefix"]: d["condition"] for d in DESTINATIONS}
+
+
+def crate_source(crate):
+    with open(os.path.join(ROOT, "crates", crate, "src", "lib.rs"), encoding="utf-8") as f:
+        return f.read()
+
+
+def secret_in(crate, constant):
+    """The variable and purpose of a crate's `pub const <constant>: Secret = Secret { ... }`."""
+    found = re.search(r"pub const " + constant + r": Secret = Secret \{([^}]*)\}", crate_source(crate))
+    assert found, f"{constant} not found in crates/{crate}/src/lib.rs"
+    fields = dict(re.findall(r'(\w+): "([^"]*)"', found.group(1)))
+    return fields["variable"], fields["purpose"]
 
 
 def plain(node):
@@ -104,7 +141,8 @@ class Template(unittest.TestCase):
         self.assertEqual(sorted(p["Architecture"]["AllowedValues"]), ["arm64", "x86_64"])
 
     def test_every_function_is_a_crate_found_by_dev_sh(self):
-        self.assertEqual(self.functions, ["destination-slack", "kms-encryption", "response-containment", "response-security-group",
+        self.assertEqual(self.functions, ["destination-email", "destination-pagerduty", "destination-slack", "destination-teams",
+                                          "kms-encryption", "response-containment", "response-security-group",
                                           "source-cloudtrail-cloudwatch-logs", "source-eventbridge", "source-heartbeat"])
         functions = self.of_type("AWS::Lambda::Function")
         for fn in self.functions:
@@ -216,6 +254,16 @@ class Template(unittest.TestCase):
         self.assertEqual(containing["OnlyTheStacksQueuesSubscribe"]["Condition"], {"StringNotEquals": {"sns:Endpoint": [
             values["DestinationSlackQueue.Arn"], values["DestinationSlackPriorityQueue.Arn"],
             values["ResponseContainmentQueue.Arn"]]}})
+        # Each other destination, when given, subscribes its own queue, and nothing else.
+        for prefix in OTHER_DESTINATIONS:
+            values[prefix + "Queue.Arn"] = f"arn:aws:sqs:us-east-1:111122223333:ids-{prefix}Queue-1"
+        every_destination = statements(TeamsWebhookURL="https://example.logic.azure.com/workflows/1?sig=x",
+                                       PagerDutyRoutingKey="R" * 32, EmailFrom="ids@example.com", EmailTo="ops@example.com")
+        self.assertEqual(every_destination["OnlyTheStacksQueuesSubscribe"]["Condition"], {"StringNotEquals": {"sns:Endpoint": [
+            values["DestinationSlackQueue.Arn"], values["DestinationSlackPriorityQueue.Arn"],
+            values["DestinationTeamsQueue.Arn"], values["DestinationPagerdutyQueue.Arn"], values["DestinationEmailQueue.Arn"]]}})
+        self.assertEqual(every_destination["OnlyTheStacksSourcesAndThePublishersYouNamePublish"],
+                         by_default["OnlyTheStacksSourcesAndThePublishersYouNamePublish"])
         # A response that is off publishes nothing, so its role may not either.
         off = statements(OpenSecurityGroupResponse="Off")
         self.assertEqual(off["OnlyTheStacksSourcesAndThePublishersYouNamePublish"]["Condition"],
@@ -236,11 +284,12 @@ class Template(unittest.TestCase):
                           for a in alarms.values() if a["Properties"]["MetricName"] == metric)
 
         failure_queues = sorted(n for n in self.of_type("AWS::SQS::Queue") if n.endswith("FailureQueue"))
-        self.assertEqual(len(failure_queues), 5)
+        self.assertEqual(len(failure_queues), 8)
         self.assertEqual(watched("ApproximateNumberOfMessagesVisible"), failure_queues)
         self.assertEqual(watched("ApproximateAgeOfOldestMessage"),
                          sorted(failure_queues + ["DestinationSlackQueue", "DestinationSlackPriorityQueue",
-                                                  "ResponseContainmentQueue"]))
+                                                  "ResponseContainmentQueue"]
+                                + [prefix + "Queue" for prefix in OTHER_DESTINATIONS]))
         self.assertEqual(watched("Errors"), sorted(camel(fn) + "Lambda" for fn in self.functions if fn != "kms-encryption"))
         self.assertEqual(watched("DestinationDeliveryFailures"),
                          sorted(camel(fn) + "Lambda" for fn in ["source-cloudtrail-cloudwatch-logs", "source-eventbridge",
@@ -290,6 +339,8 @@ class Template(unittest.TestCase):
             ("kms:Decrypt", get_att("StackKey", "Arn"), {"StringEquals": {"kms:ViaService": {"Fn::Sub": "sns.${AWS::Region}.amazonaws.com"}}}),
             ("sqs:GetQueueAttributes", [get_att(q, "Arn") for q in ["SourceCloudtrailCloudwatchLogsFailureQueue",
                                                                     "SourceEventbridgeFailureQueue", "DestinationSlackFailureQueue"]]
+             + [{"Fn::If": [condition, get_att(prefix + "FailureQueue", "Arn"), ref("AWS::NoValue")]}
+                for prefix, condition in OTHER_DESTINATIONS.items()]
              + [{"Fn::If": ["OpenSecurityGroupResponseOn", get_att("ResponseSecurityGroupFailureQueue", "Arn"),
                             ref("AWS::NoValue")]},
                 {"Fn::If": ["ProbeContainmentOn", get_att("ResponseContainmentFailureQueue", "Arn"),
@@ -629,6 +680,297 @@ class Template(unittest.TestCase):
         self.assertEqual(queue["RedrivePolicy"]["deadLetterTargetArn"], get_att("DestinationSlackFailureQueue", "Arn"))
         self.assertGreaterEqual(self.resolved(queue["RedrivePolicy"]["maxReceiveCount"]), 3)
         self.assertEqual(self.template["Outputs"]["DestinationSlackFailureQueueUrl"]["Value"], ref("DestinationSlackFailureQueue"))
+
+    # --- the destinations besides Slack: Teams, PagerDuty, email ---
+
+    def test_each_other_destination_is_deployed_only_when_given_where_to_deliver(self):
+        import cfn_template
+        by_default = cfn_template.Resolved(self.template)
+        for d in DESTINATIONS:
+            prefix, condition = d["prefix"], d["condition"]
+            with self.subTest(d["crate"]):
+                self.assertEqual(sorted(n for n in self.resources if n.startswith(prefix)), sorted(prefix + part for part in [
+                    "Queue", "FailureQueue", "QueuePolicy", "Subscription", "Role", "LogGroup", "Lambda",
+                    "EventSourceMapping", "Errors", "FailureQueueWaiting", "FailureQueueOldest", "QueueStuck"]))
+                mine = [n for n in self.resources if n.startswith(prefix)] + ([d["secret"][2]] if d["secret"] else [])
+                for name in mine:
+                    self.assertEqual(self.resources[name].get("Condition"), condition, name)
+                outputs = {n: o for n, o in self.template["Outputs"].items() if n.startswith(prefix)}
+                self.assertEqual(sorted(outputs), sorted(prefix + o for o in ["FunctionName", "QueueUrl", "FailureQueueUrl"]))
+                for name, output in outputs.items():
+                    self.assertEqual(output.get("Condition"), condition, name)
+                self.assertEqual({n: o["Value"] for n, o in outputs.items()}, {
+                    prefix + "FunctionName": ref(prefix + "Lambda"), prefix + "QueueUrl": ref(prefix + "Queue"),
+                    prefix + "FailureQueueUrl": ref(prefix + "FailureQueue")})
+                # Off by default; on when given where to deliver.
+                self.assertFalse(by_default.conditions[condition])
+                self.assertTrue(cfn_template.Resolved(self.template, **d["given"]).conditions[condition])
+                # Its alarms say which destination, and how to replay what it never delivered.
+                for alarm in ["Errors", "FailureQueueWaiting", "FailureQueueOldest", "QueueStuck"]:
+                    self.assertIn(f"./dev.sh redrive {d['crate']}", self.props(prefix + alarm)["AlarmDescription"], alarm)
+                self.assertEqual(self.props(prefix + "QueueStuck")["Threshold"], 1800)
+                self.assertEqual(self.props(prefix + "QueueStuck")["Dimensions"],
+                                 [{"Name": "QueueName", "Value": get_att(prefix + "Queue", "QueueName")}])
+        # The stack test leaves out of the stack it expects what the default parameters (and no
+        # CloudTrail log group, as ./dev.sh create makes it) leave off: the same conditions.
+        with open(STACK_TEST, encoding="utf-8") as f:
+            listed = re.search(r"Condition: \(([A-Za-z0-9|]+)\)\$", f.read()).group(1).split("|")
+        created = cfn_template.Resolved(self.template, CloudTrailCloudWatchLogsGroupName="")
+        used = {r["Condition"] for r in self.resources.values() if "Condition" in r}
+        self.assertEqual(sorted(listed), sorted(c for c in used if not created.conditions[c]))
+
+    def test_the_other_destinations_secrets_are_encrypted_each_for_its_purpose(self):
+        purposes = [self.webhook_purpose(), self.webhook_purpose("WEBHOOK_ROUTES_ENCRYPTION_CONTEXT")]
+        with open(TEMPLATE, encoding="utf-8") as f:
+            text = f.read()
+        for d in DESTINATIONS:
+            if not d["secret"]:
+                continue
+            constant, parameter, custom = d["secret"]
+            variable, purpose = secret_in(d["crate"], constant)
+            purposes.append(purpose)
+            with self.subTest(d["crate"]):
+                self.assertTrue(self.template["Parameters"][parameter]["NoEcho"])
+                self.assertEqual(self.template["Parameters"][parameter]["Default"], "")
+                self.assertEqual(self.resources[custom]["Type"], "Custom::KmsEncryption")
+                self.assertEqual(self.props(custom), {"ServiceToken": get_att("KmsEncryptionLambda", "Arn"),
+                                                      "ServiceTimeout": 300,
+                                                      "KeyId": get_att("StackKey", "Arn"),
+                                                      "PlainText": ref(parameter),
+                                                      "EncryptionContext": {"purpose": purpose}})
+                # The function gets the ciphertext, in the variable its crate reads.
+                variables = self.props(d["prefix"] + "Lambda")["Environment"]["Variables"]
+                self.assertEqual(variables[variable], get_att(custom, "CipherText"))
+                # The plain secret reaches nothing but the custom resource.
+                uses = [name for name, r in self.resources.items() if json.dumps(ref(parameter)) in json.dumps(r)]
+                self.assertEqual(uses, [custom])
+                self.assertNotIn("${" + parameter + "}", text)
+                self.assertNotIn(json.dumps(ref(parameter)), json.dumps(self.template["Outputs"]))
+        # No ciphertext decrypts for another secret's purpose.
+        self.assertEqual(len(set(purposes)), len(purposes), purposes)
+
+    def test_the_other_destinations_roles_are_least_privilege(self):
+        import cfn_template
+        key = get_att("StackKey", "Arn")
+        via_sqs = {"StringEquals": {"kms:ViaService": {"Fn::Sub": "sqs.${AWS::Region}.amazonaws.com"}}}
+        for d in DESTINATIONS:
+            prefix = d["prefix"]
+            queue, group = get_att(prefix + "Queue", "Arn"), get_att(prefix + "LogGroup", "Arn")
+            expected = [
+                ("sqs:ReceiveMessage", queue, None), ("sqs:DeleteMessage", queue, None),
+                ("sqs:ChangeMessageVisibility", queue, None), ("sqs:GetQueueAttributes", queue, None),
+                ("kms:Decrypt", key, via_sqs),
+                ("logs:CreateLogStream", group, None), ("logs:PutLogEvents", group, None),
+            ]
+            if d["secret"]:
+                # Its own secret, and nothing encrypted for another purpose.
+                purpose = secret_in(d["crate"], d["secret"][0])[1]
+                expected.append(("kms:Decrypt", key, {"StringEquals": {"kms:EncryptionContext:purpose": purpose}}))
+            else:
+                # Email from EmailFrom to EmailTo's addresses only.
+                expected.append(("ses:SendEmail", {"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*"},
+                                 {"StringEquals": {"ses:FromAddress": ref("EmailFrom")},
+                                  "ForAllValues:StringEquals": {"ses:Recipients": {"Fn::Split": [",", ref("EmailTo")]}}}))
+            with self.subTest(d["crate"]):
+                # Whatever else is switched on, nothing more.
+                self.expect_statements(prefix + "Role", expected, conditions_on=set(self.template["Conditions"]))
+                self.assertEqual(self.props(prefix + "Lambda")["Role"], get_att(prefix + "Role", "Arn"))
+        # The email role's conditions, as CloudFormation makes them.
+        given = DESTINATIONS[2]["given"]
+        [policy] = cfn_template.Resolved(self.template, **given).property("DestinationEmailRole", "Policies")
+        [ses] = [s for s in policy["PolicyDocument"]["Statement"] if s["Action"] == "ses:SendEmail"]
+        self.assertEqual(ses["Resource"], "arn:aws:ses:us-east-1:111122223333:identity/*")
+        self.assertEqual(ses["Condition"], {"StringEquals": {"ses:FromAddress": "ids@example.com"},
+                                            "ForAllValues:StringEquals": {"ses:Recipients": ["ops@example.com", "oncall@example.org"]}})
+
+    def test_the_other_destinations_read_what_their_crates_read(self):
+        for d in DESTINATIONS:
+            source = crate_source(d["crate"])
+            prefix = d["prefix"]
+            interval = re.search(r'pace_from_env\(\s*"([A-Z_]+)"', source).group(1) + "_INTERVAL_MS"
+            expected = {interval: {"Fn::FindInMap": ["DestinationPace", d["pace"], "PostIntervalMs"]},
+                        "ACCOUNT_NAMES": ref("AccountNames"), "MINIMUM_SEVERITY": ref(d["minimum"])}
+            if d["secret"]:
+                variable = secret_in(d["crate"], d["secret"][0])[0]
+                expected[variable] = get_att(d["secret"][2], "CipherText")
+            else:
+                expected.update({"EMAIL_FROM": ref("EmailFrom"), "EMAIL_TO": ref("EmailTo")})
+            with self.subTest(d["crate"]):
+                props = self.props(prefix + "Lambda")
+                self.assertEqual(props["Environment"], {"Variables": expected})
+                # Every variable is one the crate reads (MINIMUM_SEVERITY through the delivery core).
+                read = set(re.findall(r'"([A-Z][A-Z0-9_]+)"', source)) | {interval}
+                if "minimum_severity_from_env(" in source:
+                    read.add("MINIMUM_SEVERITY")
+                self.assertLessEqual(set(expected), read)
+                self.assertEqual((props["MemorySize"], props["Timeout"], props["TracingConfig"]),
+                                 (256, {"Fn::FindInMap": ["DestinationPace", d["pace"], "FunctionTimeout"]}, {"Mode": "PassThrough"}))
+                self.assertEqual(props["Code"], f"../dist/{d['crate']}/{d['crate']}.zip")
+                # The minimum severity by default is the crate's own.
+                default = re.search(r"minimum_severity_from_env\(\s*Severity::(\w+)", source).group(1).lower()
+                parameter = self.template["Parameters"][d["minimum"]]
+                self.assertEqual((parameter["Default"], parameter["AllowedValues"]), (default, SEVERITIES))
+
+    def test_the_other_destinations_environments_fit_lambdas_4_kb_at_every_parameters_longest(self):
+        parameters = self.template["Parameters"]
+
+        def encrypted(parameter):
+            return (parameters[parameter]["MaxLength"] + 200 + 2) // 3 * 4
+
+        for d in DESTINATIONS:
+            variables = self.props(d["prefix"] + "Lambda")["Environment"]["Variables"]
+            longest = {}
+            for variable, value in variables.items():
+                if "Fn::GetAtt" in value:
+                    longest[variable] = encrypted(self.props(value["Fn::GetAtt"][0])["PlainText"]["Ref"])
+                elif "Fn::FindInMap" in value:
+                    longest[variable] = len(str(self.resolved(value)))
+                elif "AllowedValues" in parameters[value["Ref"]]:
+                    longest[variable] = max(len(v) for v in parameters[value["Ref"]]["AllowedValues"])
+                else:
+                    longest[variable] = parameters[value["Ref"]]["MaxLength"]
+            with self.subTest(d["crate"]):
+                self.assertLessEqual(sum(len(name) + size for name, size in longest.items()), 4096, longest)
+
+    def test_the_other_destinations_keep_to_their_services_rates_and_keep_what_fails(self):
+        for d in DESTINATIONS:
+            prefix = d["prefix"]
+            pace = self.template["Mappings"]["DestinationPace"][d["pace"]]
+            mapping = self.props(prefix + "EventSourceMapping")
+            function = self.props(prefix + "Lambda")
+            with self.subTest(d["crate"]):
+                self.assertEqual(mapping, {
+                    "EventSourceArn": get_att(prefix + "Queue", "Arn"), "FunctionName": ref(prefix + "Lambda"),
+                    "BatchSize": {"Fn::FindInMap": ["DestinationPace", d["pace"], "BatchSize"]},
+                    "MaximumBatchingWindowInSeconds": {"Fn::FindInMap": ["DestinationPace", d["pace"], "MaximumBatchingWindowInSeconds"]},
+                    "FunctionResponseTypes": ["ReportBatchItemFailures"],
+                    "ScalingConfig": {"MaximumConcurrency": {"Fn::FindInMap": ["DestinationPace", d["pace"], "MaximumConcurrency"]}}})
+                instances = pace["MaximumConcurrency"]
+                interval_ms = int(pace["PostIntervalMs"])
+                # Together, the instances stay within what the service takes; each alone keeps at
+                # least its crate's own pace (one post per its default interval), in bursts of one.
+                self.assertGreaterEqual(instances, 2)
+                self.assertLessEqual(instances * 1000 / interval_ms, d["per_second"])
+                default = re.search(r"DEFAULT_PACE: PaceLimit = PaceLimit \{\s*interval: Duration::from_(millis|secs)\((\d+)\)",
+                                    crate_source(d["crate"]))
+                self.assertGreaterEqual(interval_ms, instances * int(default.group(2)) * (1000 if default.group(1) == "secs" else 1))
+                self.assertFalse([v for v in function["Environment"]["Variables"] if v.endswith("_BURST")])
+                # Lambda's rules for SQS batches.
+                self.assertTrue(1 <= pace["BatchSize"] <= 10000)
+                self.assertTrue(1 <= pace["MaximumBatchingWindowInSeconds"] <= 300)
+                # The queue: AWS's guidance, six times the function's timeout and the window; what
+                # still fails after MaxReceiveCount receives is kept in the failure queue.
+                self.assertEqual(pace["FunctionTimeout"], self.resolved(function["Timeout"]))
+                queue = self.props(prefix + "Queue")
+                self.assertEqual(self.resolved(queue["VisibilityTimeout"]), pace["VisibilityTimeout"])
+                self.assertGreaterEqual(pace["VisibilityTimeout"], 6 * pace["FunctionTimeout"] + pace["MaximumBatchingWindowInSeconds"])
+                self.assertEqual(queue["RedrivePolicy"], {"deadLetterTargetArn": get_att(prefix + "FailureQueue", "Arn"),
+                                                          "maxReceiveCount": {"Fn::FindInMap": ["DestinationPace", d["pace"], "MaxReceiveCount"]}})
+                self.assertGreaterEqual(pace["MaxReceiveCount"], 3)
+                for name in [prefix + "Queue", prefix + "FailureQueue"]:
+                    self.assertEqual((self.props(name)["KmsMasterKeyId"], self.props(name)["MessageRetentionPeriod"]),
+                                     (get_att("StackKey", "Arn"), 1209600), name)
+
+    def test_the_other_destinations_take_from_the_topic_what_their_minimum_severity_lets_through(self):
+        import boto3
+        import cfn_template
+        from moto import mock_aws
+        from moto.sns.utils import FilterPolicyMatcher
+        rank = {severity: i for i, severity in enumerate(SEVERITIES)}
+        self.assertEqual(sorted(self.template["Mappings"]["MinimumSeverity"], key=rank.get), SEVERITIES)
+        policies = []
+        for d in DESTINATIONS:
+            prefix = d["prefix"]
+            queue_arn = f"arn:aws:sqs:us-east-1:111122223333:ids-{prefix}Queue-1"
+            subscription = self.resources[prefix + "Subscription"]
+            self.assertEqual(subscription["DependsOn"], prefix + "QueuePolicy")
+            for minimum in SEVERITIES:
+                resolved = cfn_template.Resolved(self.template, {prefix + "Queue.Arn": queue_arn}, **{d["minimum"]: minimum})
+                props = {name: resolved.property(prefix + "Subscription", name) for name in subscription["Properties"]}
+                policy = props.pop("FilterPolicy")
+                policies.append(policy)
+                with self.subTest(d["crate"], minimum=minimum):
+                    self.assertEqual(props, {"TopicArn": cfn_template.STACK_VALUES["SNSTopic"], "Protocol": "sqs",
+                                             "Endpoint": queue_arn, "RawMessageDelivery": True,
+                                             "FilterPolicyScope": "MessageAttributes"})
+                    # At or above the minimum; without a severity (another publisher's) as medium.
+                    matcher = FilterPolicyMatcher(policy, "MessageAttributes")
+                    for severity in SEVERITIES + [None]:
+                        attributes = {} if severity is None else {"severity": {"Type": "String", "Value": severity}}
+                        self.assertEqual(matcher.matches(attributes, "message"), rank[severity or "medium"] >= rank[minimum], severity)
+            # Only the topic sends to the queue.
+            policy = self.props(prefix + "QueuePolicy")
+            self.assertEqual(policy["Queues"], [ref(prefix + "Queue")])
+            [statement] = policy["PolicyDocument"]["Statement"]
+            self.assertEqual((statement["Effect"], statement["Principal"], statement["Action"], statement["Resource"], statement["Condition"]),
+                             ("Allow", {"Service": "sns.amazonaws.com"}, "sqs:SendMessage", get_att(prefix + "Queue", "Arn"),
+                              {"ArnEquals": {"aws:SourceArn": ref("SNSTopic")}}))
+        # SNS (as moto checks it) takes every one of the filter policies.
+        with mock_aws():
+            sns, sqs = boto3.client("sns", region_name="us-east-1"), boto3.client("sqs", region_name="us-east-1")
+            topic = sns.create_topic(Name="topic")["TopicArn"]
+            queue = sqs.create_queue(QueueName="queue")["QueueUrl"]
+            queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            for policy in policies:
+                sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={
+                    "RawMessageDelivery": "true", "FilterPolicyScope": "MessageAttributes", "FilterPolicy": json.dumps(policy)})
+
+    def test_email_needs_both_addresses(self):
+        import cfn_template
+        rules = self.template["Rules"]
+
+        def refusals(**parameters):
+            """What CloudFormation says when it refuses these parameters (nothing: it takes them)."""
+            resolved = cfn_template.Resolved(self.template, **parameters)
+            return [assertion["AssertDescription"] for rule in rules.values() if resolved.value(rule.get("RuleCondition", True))
+                    for assertion in rule["Assertions"] if not resolved.value(assertion["Assert"])]
+
+        self.assertEqual(refusals(), [])
+        self.assertEqual(refusals(EmailFrom="ids@example.com", EmailTo="ops@example.com"), [])
+        [why] = refusals(EmailTo="ops@example.com")
+        self.assertIn("EmailFrom must be", why)
+        [why] = refusals(EmailFrom="ids@example.com")
+        self.assertIn("EmailTo must be", why)
+        self.assertEqual(self.template["Conditions"]["HasEmail"], {"Fn::Not": [{"Fn::Equals": [ref("EmailTo"), ""]}]})
+
+    def test_the_other_destinations_parameters_take_what_their_functions_take(self):
+        parameters = self.template["Parameters"]
+        fifty = ",".join(f"ops{i}@example.com" for i in range(50))
+        cases = {
+            "TeamsWebhookURL": (["", DESTINATIONS[0]["given"]["TeamsWebhookURL"],
+                                 "https://default0a.0b.environment.api.powerplatform.com:443/powerautomate/automations/direct/workflows/0c/triggers/manual/paths/invoke?api-version=1&sig=x"],
+                                ["http://example.logic.azure.com/x", "https://example.com/a b", "example.logic.azure.com/x"]),
+            "PagerDutyRoutingKey": (["", DESTINATIONS[1]["given"]["PagerDutyRoutingKey"], "0123456789abcdef0123456789abcdef"],
+                                    ["short", "0123456789abcdef 0123456789abcdef", "0123456789abcdef-0123456789abcdef"]),
+            "EmailFrom": (["", "ids@example.com", "ids+alerts@mail.example.co.uk"],
+                          ["ids", "ids@example", "ids@example.com,ops@example.com", "IDS <ids@example.com>",
+                           "ids@example.com\nBcc: x@example.com"]),
+            "EmailTo": (["", "ops@example.com", DESTINATIONS[2]["given"]["EmailTo"], fifty],
+                        ["ops@example.com, oncall@example.org", "ops@example.com;oncall@example.org", "ops@example.com,",
+                         fifty + ",ops50@example.com", "Ops <ops@example.com>"]),
+        }
+        for name, (good, bad) in cases.items():
+            pattern = re.compile(parameters[name]["AllowedPattern"])
+            for value in good:
+                self.assertTrue(pattern.fullmatch(value) and len(value) <= parameters[name]["MaxLength"], (name, value))
+            for value in bad:
+                self.assertFalse(pattern.fullmatch(value), (name, value))
+            self.assertEqual(parameters[name]["Default"], "")
+
+    def test_the_heartbeat_counts_every_failure_queue_the_stack_has(self):
+        import cfn_template
+        queues = {n: f"https://sqs.us-east-1.amazonaws.com/111122223333/ids-{n}-1"
+                  for n in self.of_type("AWS::SQS::Queue") if n.endswith("FailureQueue")}
+        everything = {"ProbeContainment": "Quarantine"}
+        for d in DESTINATIONS:
+            everything.update(d["given"])
+        for parameters in [{}, everything]:
+            resolved = cfn_template.Resolved(self.template, queues, **parameters)
+            urls = resolved.property("SourceHeartbeatLambda", "Environment")["Variables"]["FAILURE_QUEUE_URLS"]
+            told = dict(item.split("=", 1) for item in urls.split(","))
+            self.assertEqual(told, {fn: queues[camel(fn) + "FailureQueue"] for fn in self.functions
+                                    if camel(fn) + "FailureQueue" in queues and resolved.condition(camel(fn) + "FailureQueue")})
+        self.assertEqual(len(told), 8)
 
     def test_every_rule_feeds_the_eventbridge_source_and_may_invoke_it_alone(self):
         rules = {name: rule for name, rule in self.of_type("AWS::Events::Rule").items()
