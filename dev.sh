@@ -52,7 +52,10 @@ usage: $0 <command> [arguments]
   create                  package and create the stack \$STACK_NAME (no CloudTrail
                           subscription); the webhook URL comes from SLACK_WEBHOOK_URL, else
                           standard input (asked for on a terminal), never the command line;
-                          SLACK_WEBHOOK_ROUTES (optional): webhooks of their own
+                          SLACK_WEBHOOK_ROUTES (optional): webhooks of their own; the other
+                          destinations (optional, each deployed when given): TEAMS_WEBHOOK_URL,
+                          PAGERDUTY_ROUTING_KEY, EMAIL_FROM with EMAIL_TO, and their
+                          TEAMS_, PAGERDUTY_ and EMAIL_MINIMUM_SEVERITY
   deploy [cfn args...]    package and update the stack (extra \`aws cloudformation deploy\` args)
   invoke <function> <json file>
                           invoke a deployed function with an event
@@ -73,7 +76,11 @@ functions: ${FUNCTIONS[*]}
 env: STACK_NAME ($STACK_NAME), BUILD_ARTIFACT_BUCKET ($BUILD_ARTIFACT_BUCKET),
      ARCH (arm64|x86_64, now $ARCH), AWS_ENDPOINT_URL (send every AWS call there, e.g. moto),
      SLACK_WEBHOOK_URL (create: the webhook to encrypt; local: post there, not to the stand-in),
-     SLACK_WEBHOOK_ROUTES (create: account:ID=URL,channel:NAME=URL pairs to encrypt)
+     SLACK_WEBHOOK_ROUTES (create: account:ID=URL,channel:NAME=URL pairs to encrypt),
+     TEAMS_WEBHOOK_URL, PAGERDUTY_ROUTING_KEY (create: a Teams Workflows webhook, a PagerDuty
+     Events API v2 routing key, to encrypt), EMAIL_FROM, EMAIL_TO (create: the SES-verified
+     sender, the recipients separated by commas), TEAMS_MINIMUM_SEVERITY,
+     PAGERDUTY_MINIMUM_SEVERITY, EMAIL_MINIMUM_SEVERITY (create: info|low|medium|high|critical)
 exit codes: 1 failed, 2 unknown command, 3 missing or extra arguments, 4 missing file,
      5 bad value, 6 missing prerequisite
 EOF
@@ -297,22 +304,57 @@ json_string() {
     printf '"%s"' "$text"
 }
 
+# The other destinations' settings, from the environment only (the secret ones never from the
+# command line, and never echoed), checked before anything is made.
+check_destinations() {
+    local variable severity
+    if [[ -n "${TEAMS_WEBHOOK_URL:-}" && "$TEAMS_WEBHOOK_URL" != https://?* ]]; then
+        die "$E_BAD_VALUE" "TEAMS_WEBHOOK_URL must start with https://"
+    fi
+    if [[ -n "${PAGERDUTY_ROUTING_KEY:-}" && ! "$PAGERDUTY_ROUTING_KEY" =~ ^[A-Za-z0-9]{20,128}$ ]]; then
+        die "$E_BAD_VALUE" "PAGERDUTY_ROUTING_KEY must be a routing key (20 to 128 letters and digits)"
+    fi
+    if [[ -n "${EMAIL_FROM:-}" && -z "${EMAIL_TO:-}" ]] || [[ -z "${EMAIL_FROM:-}" && -n "${EMAIL_TO:-}" ]]; then
+        die "$E_BAD_VALUE" "EMAIL_FROM and EMAIL_TO go together: the SES-verified sender and the addresses to tell"
+    fi
+    for variable in TEAMS_MINIMUM_SEVERITY PAGERDUTY_MINIMUM_SEVERITY EMAIL_MINIMUM_SEVERITY; do
+        severity="${!variable:-}"
+        case "$severity" in
+            "" | info | low | medium | high | critical) ;;
+            *) die "$E_BAD_VALUE" "$variable must be info, low, medium, high or critical, not '$severity'" ;;
+        esac
+    done
+}
+
+# Adds a parameter to PARAMETERS (the parameters file's entries after the first) when its value
+# is not empty.
+add_parameter() {
+    [[ -n "$2" ]] || return 0
+    PARAMETERS+="$(printf ',{"ParameterKey":"%s","ParameterValue":%s}' "$1" "$(json_string "$2")")"
+}
+
 cmd_create() {
     [[ $# -eq 0 ]] || die "$E_USAGE" "usage: $0 create (the webhook URL comes from SLACK_WEBHOOK_URL or standard input, never the command line)"
     rust_target >/dev/null
     require_dist
     read_webhook
+    check_destinations
     ensure_tools
     package_template
     # The parameters go in a private file, not on the aws command line.
     new_temp_file .json
     local parameters="$TEMP_FILE"
-    local routes=""
-    if [[ -n "${SLACK_WEBHOOK_ROUTES:-}" ]]; then
-        routes="$(printf ',{"ParameterKey":"SlackWebhookRoutes","ParameterValue":%s}' "$(json_string "$SLACK_WEBHOOK_ROUTES")")"
-    fi
+    PARAMETERS=""
+    add_parameter SlackWebhookRoutes "${SLACK_WEBHOOK_ROUTES:-}"
+    add_parameter TeamsWebhookURL "${TEAMS_WEBHOOK_URL:-}"
+    add_parameter TeamsMinimumSeverity "${TEAMS_MINIMUM_SEVERITY:-}"
+    add_parameter PagerDutyRoutingKey "${PAGERDUTY_ROUTING_KEY:-}"
+    add_parameter PagerDutyMinimumSeverity "${PAGERDUTY_MINIMUM_SEVERITY:-}"
+    add_parameter EmailFrom "${EMAIL_FROM:-}"
+    add_parameter EmailTo "${EMAIL_TO:-}"
+    add_parameter EmailMinimumSeverity "${EMAIL_MINIMUM_SEVERITY:-}"
     printf '[{"ParameterKey":"SlackWebhookURL","ParameterValue":%s},{"ParameterKey":"CloudTrailCloudWatchLogsGroupName","ParameterValue":""},{"ParameterKey":"Architecture","ParameterValue":%s}%s]\n' \
-        "$(json_string "$WEBHOOK")" "$(json_string "$ARCH")" "$routes" >"$parameters"
+        "$(json_string "$WEBHOOK")" "$(json_string "$ARCH")" "$PARAMETERS" >"$parameters"
     echo "Creating stack $STACK_NAME ..."
     # No CloudTrail subscription for a development stack, as the original's create.
     aws_cli cloudformation create-stack --stack-name "$STACK_NAME" --template-body "file://$PACKAGED" \

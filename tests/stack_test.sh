@@ -129,7 +129,8 @@ export AWS_ENDPOINT_URL
 export AWS_ACCESS_KEY_ID=stack-test AWS_SECRET_ACCESS_KEY=stack-test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 export AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 export STACK_NAME=Activity-Aware-IDS-StackTest BUILD_ARTIFACT_BUCKET=activity-aware-ids-stack-test
-unset SLACK_WEBHOOK_URL SLACK_WEBHOOK_ROUTES
+unset SLACK_WEBHOOK_URL SLACK_WEBHOOK_ROUTES TEAMS_WEBHOOK_URL PAGERDUTY_ROUTING_KEY EMAIL_FROM EMAIL_TO \
+    TEAMS_MINIMUM_SEVERITY PAGERDUTY_MINIMUM_SEVERITY EMAIL_MINIMUM_SEVERITY
 aws_local() { aws --endpoint-url "$AWS_ENDPOINT_URL" "$@"; }
 
 # --- usage errors: each kind has its own exit code, and a message ---
@@ -177,6 +178,8 @@ expect_exit "create refuses a webhook on the command line" 3 "never the command 
 expect_exit "create without a webhook is refused" 3 "no webhook URL" ./dev.sh create
 expect_exit "create refuses a webhook that is not https" 5 "must start with https://" \
     env SLACK_WEBHOOK_URL=http://hooks.slack.com/services/x ./dev.sh create
+expect_exit "create refuses a Teams webhook that is not https" 5 "TEAMS_WEBHOOK_URL must start with https://" \
+    env SLACK_WEBHOOK_URL="$webhook" TEAMS_WEBHOOK_URL=http://example.logic.azure.com/x ./dev.sh create
 # In a process group of its own, so that cleanup also ends the aws waiter it runs. The webhook
 # comes on standard input, as a user pipes it from a secret store.
 setsid ./dev.sh create <<<"$webhook" >"$work/create.log" 2>&1 &
