@@ -40,9 +40,11 @@ pub mod template;
 pub mod zip;
 
 pub use esm::{Batch, Handled, QueuePoller, Settled, feed_until_drained};
-pub use moto::{DUMMY_SECRET_ACCESS_KEY, MotoServer, Queue, REGION, SnsCapture, moto_python};
+pub use moto::{
+    DUMMY_SECRET_ACCESS_KEY, MotoServer, Queue, REGION, SentEmail, SnsCapture, moto_python,
+};
 pub use process::LambdaProcess;
-pub use refusing::RefusingEndpoint;
+pub use refusing::{Refusal, RefusingEndpoint};
 pub use runtime_api::{InvocationError, RuntimeApi, RuntimeApiOptions};
 pub use slack::{RateLimit, RecordedRequest, SlackAnswer, SlackSink};
 

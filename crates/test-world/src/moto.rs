@@ -317,6 +317,63 @@ impl MotoServer {
     }
 }
 
+/// An email moto's SES took, as it was sent (raw MIME).
+#[derive(Debug, Clone)]
+pub struct SentEmail {
+    /// The sender the request named (SES v2's FromEmailAddress).
+    pub source: String,
+    /// Every recipient SES would deliver it to.
+    pub destinations: Vec<String>,
+    /// The whole message: headers and MIME parts.
+    pub raw: String,
+}
+
+impl MotoServer {
+    /// Verifies an SES identity (an address or a domain), as its owner does by clicking the
+    /// link SES mails: moto's SES sends only from verified identities, as SES does.
+    pub async fn verify_email_identity(&self, identity: &str) {
+        let ses = aws_sdk_sesv2::Client::new(&self.sdk_config().await);
+        ses.create_email_identity()
+            .email_identity(identity)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("test-world: moto CreateEmailIdentity {identity}: {e:?}"));
+    }
+
+    /// The emails moto's SES took, oldest first (its raw sends; moto keeps no other record of
+    /// them than its model data).
+    pub async fn sent_emails(&self) -> Vec<SentEmail> {
+        let text = reqwest::get(format!("{}/moto-api/data.json", self.endpoint_url()))
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .unwrap_or_else(|e| panic!("test-world: moto's model data: {e}"))
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("test-world: moto's model data: {e}"));
+        let data: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("test-world: moto's model data is not JSON: {e}"));
+        data["ses"]["RawMessage"]
+            .as_array()
+            .map(|sent| {
+                sent.iter()
+                    .map(|email| SentEmail {
+                        source: email["source"].as_str().unwrap_or_default().to_owned(),
+                        destinations: email["destinations"]
+                            .as_array()
+                            .map(|to| {
+                                to.iter()
+                                    .filter_map(|t| t.as_str().map(str::to_owned))
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                        raw: email["raw_data"].as_str().unwrap_or_default().to_owned(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
 impl Drop for MotoServer {
     fn drop(&mut self) {
         self.process.kill_and_collect();

@@ -4,13 +4,36 @@
 //! itself allows everything.
 
 use crate::serve::{Received, Reply, Server, reply};
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// A refusing endpoint in front of moto; stops when dropped.
 pub struct RefusingEndpoint {
     server: Server,
     refused: Arc<AtomicUsize>,
+    /// When each request the endpoint watches was passed on.
+    passed: Arc<Mutex<Vec<Instant>>>,
+    /// The refusals still to answer with (`start_rest`).
+    pending: Arc<Mutex<VecDeque<Refusal>>>,
+}
+
+/// An error a REST-JSON service (SES v2) answers with.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub status: u16,
+    /// The error's code: `TooManyRequestsException`.
+    pub code: String,
+}
+
+impl Refusal {
+    pub fn new(status: u16, code: &str) -> Refusal {
+        Refusal {
+            status,
+            code: code.to_owned(),
+        }
+    }
 }
 
 impl RefusingEndpoint {
@@ -46,7 +69,71 @@ impl RefusingEndpoint {
                 forward(&http, &upstream, request).await
             }
         });
-        RefusingEndpoint { server, refused }
+        RefusingEndpoint {
+            server,
+            refused,
+            passed: Arc::default(),
+            pending: Arc::default(),
+        }
+    }
+
+    /// Forwards to `upstream` everything, except that the requests to paths starting with
+    /// `path` are answered with `refusals`, one each in order, before the next are passed on:
+    /// in the shape of a REST-JSON service (the error's code in `x-amzn-ErrorType` and the
+    /// body), as SES v2 answers when it throttles, is down or refuses.
+    pub fn start_rest(upstream: &str, path: &str, refusals: Vec<Refusal>) -> RefusingEndpoint {
+        let upstream = upstream.trim_end_matches('/').to_owned();
+        let path = path.to_owned();
+        let pending = Arc::new(Mutex::new(VecDeque::from(refusals)));
+        let refusals = pending.clone();
+        let refused = Arc::new(AtomicUsize::new(0));
+        let passed: Arc<Mutex<Vec<Instant>>> = Arc::default();
+        let (count, times) = (refused.clone(), passed.clone());
+        let http = reqwest::Client::new();
+        let server = Server::start("refusing-endpoint", None, move |request: Received| {
+            let watched = request.path.starts_with(&path);
+            let refusal = watched
+                .then(|| refusals.lock().expect("not poisoned").pop_front())
+                .flatten();
+            let (upstream, http, count, times) =
+                (upstream.clone(), http.clone(), count.clone(), times.clone());
+            async move {
+                if let Some(Refusal { status, code }) = refusal {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    let body = format!(
+                        "{{\"__type\":\"{code}\",\"message\":\"refused by the test world\"}}"
+                    );
+                    return reply(
+                        status,
+                        &[
+                            ("content-type", "application/json"),
+                            ("x-amzn-errortype", &code),
+                        ],
+                        body,
+                    );
+                }
+                if watched {
+                    times.lock().expect("not poisoned").push(Instant::now());
+                }
+                forward(&http, &upstream, request).await
+            }
+        });
+        RefusingEndpoint {
+            server,
+            refused,
+            passed,
+            pending,
+        }
+    }
+
+    /// The service is back: the refusals not yet answered with are dropped.
+    pub fn stop_refusing(&self) {
+        self.pending.lock().expect("not poisoned").clear();
+    }
+
+    /// When each watched request was passed on, in order (`start_rest`).
+    pub fn passed(&self) -> Vec<Instant> {
+        self.passed.lock().expect("not poisoned").clone()
     }
 
     /// `http://127.0.0.1:PORT`.
