@@ -38,14 +38,17 @@ usage() {
     cat <<EOF
 usage: $0 <command> [arguments]
 
-  local [event.json | --flood [DENIALS] | --respond]
+  local [--all-destinations] [event.json | --flood [DENIALS] | --respond]
                           the whole pipeline on this machine, no AWS account needed: moto,
                           the functions behind a local Lambda Runtime API and an HTTPS Slack
                           stand-in (or your SLACK_WEBHOOK_URL); prints what Slack received.
                           Default event: $DEFAULT_EVENT; --flood: a
                           permission-enumeration probe of DENIALS (1000) denials; --respond:
                           a security group opened to the internet is closed and a probing
-                          user quarantined, in moto's EC2 and IAM
+                          user quarantined, in moto's EC2 and IAM; --all-destinations:
+                          Teams, PagerDuty (HTTPS stand-ins) and email (moto's SES) too, each
+                          at its minimum severity (TEAMS_MINIMUM_SEVERITY,
+                          PAGERDUTY_MINIMUM_SEVERITY, EMAIL_MINIMUM_SEVERITY)
   test                    formatting, lints, unit and integration tests, template checks and
                           the stack test against moto
   build [function...]     release builds of the functions as Lambda zips in dist/ (ARCH=$ARCH)
@@ -466,20 +469,29 @@ cmd_delete() {
 }
 
 cmd_local() {
-    local input=(--event "$DEFAULT_EVENT")
+    local usage="usage: $0 local [--all-destinations] [event.json | --flood [DENIALS] | --respond]"
+    local input=(--event "$DEFAULT_EVENT") others=() args=() arg
+    for arg in "$@"; do
+        if [[ "$arg" == --all-destinations ]]; then
+            others=(--all-destinations)
+        else
+            args+=("$arg")
+        fi
+    done
+    set -- "${args[@]}"
     case "${1:-}" in
         "") ;;
         --respond)
-            [[ $# -eq 1 ]] || die "$E_USAGE" "usage: $0 local [event.json | --flood [DENIALS] | --respond]"
+            [[ $# -eq 1 ]] || die "$E_USAGE" "$usage"
             input=(--respond)
             ;;
         --flood)
-            [[ $# -le 2 ]] || die "$E_USAGE" "usage: $0 local [event.json | --flood [DENIALS] | --respond]"
+            [[ $# -le 2 ]] || die "$E_USAGE" "$usage"
             [[ "${2:-1000}" =~ ^[1-9][0-9]{0,5}$ ]] || die "$E_BAD_VALUE" "--flood takes a number of denials (1 to 999999), not '$2'"
             input=(--flood "${2:-1000}")
             ;;
         *)
-            [[ $# -eq 1 ]] || die "$E_USAGE" "usage: $0 local [event.json | --flood [DENIALS] | --respond]"
+            [[ $# -eq 1 ]] || die "$E_USAGE" "$usage"
             [[ -f "$1" ]] || die "$E_NO_FILE" "$1 does not exist"
             input=(--event "$1")
             ;;
@@ -494,7 +506,7 @@ cmd_local() {
     for fn in "${FUNCTIONS[@]}"; do packages+=(-p "$fn"); done
     cargo build --quiet "${packages[@]}"
     local bin="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
-    "$bin/test-world" local "${input[@]}" --bin-dir "$bin"
+    "$bin/test-world" local "${input[@]}" "${others[@]}" --bin-dir "$bin"
 }
 
 # --- test: everything CI runs ---

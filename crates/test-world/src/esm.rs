@@ -229,6 +229,8 @@ impl QueuePoller {
 /// One batch a function instance was handed, and what became of it.
 #[derive(Debug, Clone)]
 pub struct Handled {
+    /// The function the instance runs (its Runtime API's function name).
+    pub function: String,
     /// The SQS event the instance was invoked with.
     pub event: Value,
     pub size: usize,
@@ -258,6 +260,7 @@ where
                         let answer = api.invoke(batch.event.clone()).await;
                         let settled = poller.settle(&batch, &answer).await;
                         handled.push(Handled {
+                            function: api.options().function_name.clone(),
                             event: batch.event,
                             size: batch.handles.len(),
                             answer,

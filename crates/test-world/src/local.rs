@@ -13,7 +13,7 @@ use destination_slack::WEBHOOK_ENCRYPTION_CONTEXT;
 use serde_json::{Value, json};
 
 use crate::events::sqs_record;
-use crate::pipeline::{self, Flow, Pipeline};
+use crate::pipeline::{self, Flow, OtherDestination, Pipeline};
 use crate::responders::{Accounts, MOTO_ACCOUNT, denial_message, public_ingress_event};
 use crate::{LambdaProcess, MotoServer, RateLimit, RuntimeApi, SlackSink, payloads};
 
@@ -35,6 +35,9 @@ pub struct Options {
     /// The user's own webhook (from SLACK_WEBHOOK_URL, never the command line); the HTTPS
     /// stand-in otherwise.
     pub webhook_url: Option<String>,
+    /// Teams, PagerDuty and email too, each from its own queue, to stand-ins on 127.0.0.1 and
+    /// moto's SES.
+    pub all_destinations: bool,
 }
 
 /// A lone event's batch gathers this long here, not the stack's window, so that the run ends
@@ -127,6 +130,18 @@ pub async fn run(options: Options) -> Result<(), String> {
         "webhook URL encrypted with the KMS key for its purpose; the function gets only the ciphertext"
     );
 
+    // Subscribed before anything is published, as in the stack.
+    let (others, other_destinations) = match options.all_destinations {
+        true => {
+            let others = OtherWorld::start(&moto, &key).await;
+            let destinations = others
+                .destinations(&moto, &pipeline.topic, &options.bin_dir)
+                .await?;
+            (Some(others), destinations)
+        }
+        false => (None, Vec::new()),
+    };
+
     if matches!(options.input, Input::Respond) {
         deliveries = vec![respond(&moto, &pipeline.topic, &options.bin_dir).await?];
         step(
@@ -150,6 +165,7 @@ pub async fn run(options: Options) -> Result<(), String> {
         deliveries,
         destination_env,
     );
+    flow.others = other_destinations;
     let stack_window = flow.window;
     flow.window = window.unwrap_or(stack_window);
     step(&format!(
@@ -173,11 +189,20 @@ pub async fn run(options: Options) -> Result<(), String> {
         println!("{}", pretty(&flowed.summaries[0]));
     }
     print!("{}", flowed.source_output);
-    for output in &flowed.destination_outputs {
+    for output in flowed
+        .destination_outputs
+        .iter()
+        .chain(&flowed.other_outputs)
+    {
         print!("{output}");
     }
+    let slack_batches: Vec<&crate::Handled> = flowed
+        .handled
+        .iter()
+        .filter(|batch| batch.function == "destination-slack")
+        .collect();
     if single {
-        for record in flowed.handled.iter().flat_map(|batch| {
+        for record in slack_batches.iter().flat_map(|batch| {
             batch.event["Records"]
                 .as_array()
                 .cloned()
@@ -193,12 +218,12 @@ pub async fn run(options: Options) -> Result<(), String> {
     }
     // The responders published theirs before the source: count what the queues gave Slack.
     let messages = if matches!(options.input, Input::Respond) {
-        flowed.handled.iter().map(|batch| batch.size as u64).sum()
+        slack_batches.iter().map(|batch| batch.size as u64).sum()
     } else {
         flowed.published()
     };
     println!("\nthe topic took {messages} Message(s)");
-    for (number, batch) in flowed.handled.iter().enumerate() {
+    for (number, batch) in slack_batches.iter().enumerate() {
         let answer = match &batch.answer {
             Ok(answer) => answer.to_string(),
             Err(error) => format!("error: {error}"),
@@ -239,7 +264,264 @@ pub async fn run(options: Options) -> Result<(), String> {
             }
         }
     }
+    if let Some(others) = &others {
+        others.report(&moto, &flowed.handled, single).await;
+    }
     Ok(())
+}
+
+/// Teams, PagerDuty and email beside Slack: HTTPS stand-ins on 127.0.0.1 (each its own
+/// throwaway CA) for Teams and PagerDuty, moto's SES for email, each secret KMS-encrypted for
+/// its purpose as the stack encrypts it.
+struct OtherWorld {
+    teams: SlackSink,
+    pagerduty: SlackSink,
+    teams_ciphertext: String,
+    routing_key: String,
+    routing_key_ciphertext: String,
+}
+
+/// The sender and recipients of the local world's emails (the sender verified in moto's SES).
+const EMAIL_FROM: &str = "activity-aware-ids@example.com";
+const EMAIL_TO: &str = "oncall@example.com,security@example.com";
+
+impl OtherWorld {
+    async fn start(moto: &MotoServer, key: &str) -> OtherWorld {
+        step(
+            "Starting HTTPS stand-ins for a Teams Workflows webhook (4 requests/s) and PagerDuty's Events API (2 events/s), and verifying the email sender in moto's SES",
+        );
+        let teams = SlackSink::start();
+        teams.enforce(RateLimit::teams());
+        let pagerduty = SlackSink::start();
+        pagerduty.enforce(RateLimit::pagerduty());
+        moto.verify_email_identity(EMAIL_FROM).await;
+        let teams_ciphertext = moto
+            .kms_encrypt(
+                key,
+                &teams.url("/workflows/local/triggers/manual/paths/invoke?sig=local"),
+                &destination_teams::WEBHOOK_ENCRYPTION_CONTEXT,
+            )
+            .await;
+        // A routing key of PagerDuty's shape, 32 characters, made for this run.
+        let routing_key: String = pagerduty
+            .secret()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .chain(std::iter::repeat('0'))
+            .take(32)
+            .collect();
+        let routing_key_ciphertext = moto
+            .kms_encrypt(
+                key,
+                &routing_key,
+                &destination_pagerduty::ROUTING_KEY_ENCRYPTION_CONTEXT,
+            )
+            .await;
+        println!(
+            "Teams webhook URL and PagerDuty routing key encrypted with the KMS key, each for its purpose; email from {EMAIL_FROM} to {EMAIL_TO}"
+        );
+        OtherWorld {
+            teams,
+            pagerduty,
+            teams_ciphertext,
+            routing_key,
+            routing_key_ciphertext,
+        }
+    }
+
+    /// Each destination's queue on the topic, filtered by its minimum severity
+    /// (TEAMS_MINIMUM_SEVERITY, PAGERDUTY_MINIMUM_SEVERITY, EMAIL_MINIMUM_SEVERITY, else the
+    /// template's defaults), and its instances.
+    async fn destinations(
+        &self,
+        moto: &MotoServer,
+        topic: &str,
+        bin_dir: &Path,
+    ) -> Result<Vec<OtherDestination>, String> {
+        let ca = |sink: &SlackSink| {
+            (
+                "SSL_CERT_FILE".to_owned(),
+                sink.ca_file().to_string_lossy().into_owned(),
+            )
+        };
+        let mut accounts = Vec::new();
+        if let Ok(names) = std::env::var("ACCOUNT_NAMES") {
+            accounts.push(("ACCOUNT_NAMES".to_owned(), names));
+        }
+        let settings = [
+            (
+                "destination-teams",
+                "TEAMS_MINIMUM_SEVERITY",
+                vec![
+                    (
+                        "TEAMS_WEBHOOK_URL".to_owned(),
+                        self.teams_ciphertext.clone(),
+                    ),
+                    ca(&self.teams),
+                ],
+            ),
+            (
+                "destination-pagerduty",
+                "PAGERDUTY_MINIMUM_SEVERITY",
+                vec![
+                    (
+                        "PAGERDUTY_ROUTING_KEY".to_owned(),
+                        self.routing_key_ciphertext.clone(),
+                    ),
+                    (
+                        "PAGERDUTY_EVENTS_URL".to_owned(),
+                        self.pagerduty.url("/v2/enqueue"),
+                    ),
+                    ca(&self.pagerduty),
+                ],
+            ),
+            (
+                "destination-email",
+                "EMAIL_MINIMUM_SEVERITY",
+                vec![
+                    ("EMAIL_FROM".to_owned(), EMAIL_FROM.to_owned()),
+                    ("EMAIL_TO".to_owned(), EMAIL_TO.to_owned()),
+                ],
+            ),
+        ];
+        let mut destinations = Vec::new();
+        for (function, minimum_variable, mut env) in settings {
+            let binary = bin_dir.join(function);
+            if !binary.is_file() {
+                return Err(format!("no function binary at {}", binary.display()));
+            }
+            if let Ok(minimum) = std::env::var(minimum_variable) {
+                env.push(("MINIMUM_SEVERITY".to_owned(), minimum));
+            }
+            env.extend(accounts.iter().cloned());
+            let destination =
+                OtherDestination::as_the_stack(moto, topic, function, binary, env).await;
+            println!(
+                "{function}: its own queue, minimum severity {}, {} instances, batches of up to {}",
+                destination
+                    .env
+                    .iter()
+                    .find(|(name, _)| name == "MINIMUM_SEVERITY")
+                    .map_or("", |(_, minimum)| minimum.as_str()),
+                destination.lane.instances,
+                destination.lane.batch_size
+            );
+            destinations.push(destination);
+        }
+        Ok(destinations)
+    }
+
+    /// What Teams, PagerDuty and SES received.
+    async fn report(&self, moto: &MotoServer, handled: &[crate::Handled], single: bool) {
+        let took = |function: &str| -> usize {
+            handled
+                .iter()
+                .filter(|batch| batch.function == function)
+                .map(|batch| batch.settled.deleted.len())
+                .sum()
+        };
+        let cards = self.teams.accepted();
+        step(&format!(
+            "What Teams received: {} card(s) for {} Message(s) at or above its minimum",
+            cards.len(),
+            took("destination-teams")
+        ));
+        for (number, card) in cards.iter().enumerate() {
+            println!(
+                "\n--- card {} of {}, as Teams shows it ---",
+                number + 1,
+                cards.len()
+            );
+            println!(
+                "{}",
+                render_card(&card.body_json()["attachments"][0]["content"])
+            );
+        }
+        let events = self.pagerduty.accepted();
+        step(&format!(
+            "What PagerDuty received: {} event(s) for {} Message(s) at or above its minimum",
+            events.len(),
+            took("destination-pagerduty")
+        ));
+        for (number, event) in events.iter().enumerate() {
+            let mut event = event.body_json();
+            if event["routing_key"] == self.routing_key.as_str() {
+                event["routing_key"] =
+                    json!("<the routing key, decrypted from its KMS ciphertext>");
+            }
+            println!("\n--- event {} of {} ---", number + 1, events.len());
+            if single || number == 0 {
+                println!("{}", pretty(&event));
+            } else {
+                println!(
+                    "{} ({}, dedup_key {})",
+                    event["payload"]["summary"].as_str().unwrap_or_default(),
+                    event["payload"]["severity"].as_str().unwrap_or_default(),
+                    event["dedup_key"].as_str().unwrap_or_default()
+                );
+            }
+        }
+        let emails = moto.sent_emails().await;
+        step(&format!(
+            "What SES sent: {} email(s) for {} Message(s) at or above its minimum",
+            emails.len(),
+            took("destination-email")
+        ));
+        for (number, email) in emails.iter().enumerate() {
+            println!(
+                "\n--- email {} of {}, its text part ---",
+                number + 1,
+                emails.len()
+            );
+            match mail_parser::MessageParser::default().parse(email.raw.as_bytes()) {
+                Some(mail) => {
+                    println!("Subject: {}", mail.subject().unwrap_or_default());
+                    let to: Vec<&str> = mail
+                        .to()
+                        .into_iter()
+                        .flat_map(|to| to.iter())
+                        .filter_map(|to| to.address())
+                        .collect();
+                    println!("To: {}", to.join(", "));
+                    println!("\n{}", mail.body_text(0).unwrap_or_default());
+                }
+                None => println!("(not a MIME message)\n{}", email.raw),
+            }
+        }
+    }
+}
+
+/// An Adaptive Card as text: each block's runs on a line, buttons last.
+fn render_card(card: &Value) -> String {
+    fn blocks(items: &Value, lines: &mut Vec<String>) {
+        for item in items.as_array().into_iter().flatten() {
+            match item["type"].as_str() {
+                Some("Container") => {
+                    lines.push("-".repeat(60));
+                    blocks(&item["items"], lines);
+                }
+                _ => {
+                    let runs: String = item["inlines"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|run| run["text"].as_str())
+                        .collect();
+                    lines.push(runs);
+                }
+            }
+        }
+    }
+    let mut lines = Vec::new();
+    blocks(&card["body"], &mut lines);
+    for action in card["actions"].as_array().into_iter().flatten() {
+        lines.push(format!(
+            "[{}] -> {}",
+            action["title"].as_str().unwrap_or_default(),
+            action["url"].as_str().unwrap_or_default()
+        ));
+    }
+    lines.join("\n")
 }
 
 /// The responses, against moto: a group opened to the internet on tcp/22 (and tcp/443, which

@@ -8,12 +8,14 @@ use test_world::lambda_service::{Function, LambdaService, ServiceOptions, camel_
 use test_world::{LambdaProcess, MotoServer, RuntimeApi, RuntimeApiOptions, SlackSink};
 
 const USAGE: &str = "usage:
-  test-world local [--event FILE | --flood DENIALS | --respond] --bin-dir DIR
+  test-world local [--event FILE | --flood DENIALS | --respond] [--all-destinations] --bin-dir DIR
       The whole pipeline on 127.0.0.1 (./dev.sh local): moto, the source, the buffer queue fed
       to the Slack function as its event source mapping does, and an HTTPS Slack stand-in
       (or the webhook in the environment variable SLACK_WEBHOOK_URL). Prints what Slack got.
       --respond: the responders first close a security group opened to the internet and
       quarantine a user probing with denials, in moto's EC2 and IAM.
+      --all-destinations: Teams, PagerDuty (HTTPS stand-ins) and email (moto's SES) too, each
+      from its own queue; prints what each received.
   test-world moto --endpoint-file PATH
       moto on a free port of 127.0.0.1 until SIGINT/SIGTERM; writes its URL once it answers.
   test-world slack-sink --ca-file PATH --url-file PATH --log-file PATH
@@ -156,9 +158,10 @@ fn wait_for_signal() -> Result<(), String> {
 
 fn local(args: &[String]) -> Result<ExitCode, String> {
     let respond = args.iter().any(|arg| arg == "--respond");
+    let all_destinations = args.iter().any(|arg| arg == "--all-destinations");
     let args: Vec<String> = args
         .iter()
-        .filter(|arg| *arg != "--respond")
+        .filter(|arg| *arg != "--respond" && *arg != "--all-destinations")
         .cloned()
         .collect();
     let options = Options::parse(&args, &["event", "flood", "bin-dir"])?;
@@ -187,6 +190,7 @@ fn local(args: &[String]) -> Result<ExitCode, String> {
         input,
         bin_dir: PathBuf::from(options.one("bin-dir")?),
         webhook_url,
+        all_destinations,
     }))?;
     Ok(ExitCode::SUCCESS)
 }

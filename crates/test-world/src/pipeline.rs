@@ -72,6 +72,70 @@ pub struct Flow {
     pub eventbridge_binary: Option<PathBuf>,
     /// The Slack function's environment besides moto's (webhook ciphertext, CA, pace).
     pub destination_env: Vec<(String, String)>,
+    /// The other destinations, each fed from its own queue beside Slack's.
+    pub others: Vec<OtherDestination>,
+}
+
+/// A destination besides Slack (Teams, PagerDuty, email), fed from a queue of its own as the
+/// stack feeds it.
+pub struct OtherDestination {
+    /// `destination-teams`.
+    pub function: String,
+    pub binary: PathBuf,
+    /// Its environment besides moto's.
+    pub env: Vec<(String, String)>,
+    pub queue: Queue,
+    pub lane: crate::template::Lane,
+}
+
+impl OtherDestination {
+    /// The destination as the stack deploys it: its queue subscribed to the topic with the
+    /// filter policy of its minimum severity (MINIMUM_SEVERITY in `env`, or the template's
+    /// default), its event source mapping and its pace (`DestinationPace`).
+    pub async fn as_the_stack(
+        moto: &MotoServer,
+        topic: &str,
+        function: &str,
+        binary: PathBuf,
+        mut env: Vec<(String, String)>,
+    ) -> OtherDestination {
+        let (entry, parameter, interval) = match function {
+            "destination-teams" => ("Teams", "TeamsMinimumSeverity", "TEAMS_POST_INTERVAL_MS"),
+            "destination-pagerduty" => (
+                "PagerDuty",
+                "PagerDutyMinimumSeverity",
+                "PAGERDUTY_EVENT_INTERVAL_MS",
+            ),
+            "destination-email" => ("Email", "EmailMinimumSeverity", "EMAIL_SEND_INTERVAL_MS"),
+            other => panic!("test-world: {other} is not one of the other destinations"),
+        };
+        let pace = crate::template::destination_pace(entry);
+        let minimum = match env.iter().find(|(name, _)| name == "MINIMUM_SEVERITY") {
+            Some((_, minimum)) => minimum.clone(),
+            None => {
+                let minimum = crate::template::parameter_default(parameter);
+                env.push(("MINIMUM_SEVERITY".into(), minimum.clone()));
+                minimum
+            }
+        };
+        env.push((interval.into(), pace.post_interval.as_millis().to_string()));
+        let queue = moto
+            .create_queue(
+                &format!("Activity-Aware-IDS-Local-Destination{entry}Queue"),
+                Duration::from_secs(380),
+            )
+            .await;
+        let policy = crate::template::minimum_severity_filter_policy(&minimum);
+        moto.subscribe_queue_filtered(topic, &queue, Some(&policy))
+            .await;
+        OtherDestination {
+            function: function.to_owned(),
+            binary,
+            env,
+            queue,
+            lane: pace.lane,
+        }
+    }
 }
 
 impl Flow {
@@ -100,6 +164,7 @@ impl Flow {
             events: Vec::new(),
             eventbridge_binary: None,
             destination_env,
+            others: Vec::new(),
         }
     }
 
@@ -123,6 +188,8 @@ pub struct Flowed {
     pub drained_after: Duration,
     pub source_output: String,
     pub destination_outputs: Vec<String>,
+    /// What the other destinations' instances printed.
+    pub other_outputs: Vec<String>,
     /// The peak resident memory of each Slack function instance, in bytes.
     pub destination_peak_rss: Vec<u64>,
 }
@@ -192,6 +259,29 @@ pub async fn run(moto: &MotoServer, pipeline: &Pipeline, flow: Flow) -> Result<F
         }
     }
 
+    let mut other_processes = Vec::new();
+    for other in &flow.others {
+        let mut other_env = moto.lambda_env();
+        other_env.extend(other.env.iter().cloned());
+        for _ in 0..other.lane.instances {
+            let api = Arc::new(RuntimeApi::start_with(RuntimeApiOptions {
+                function_name: other.function.clone(),
+                deadline: Duration::from_secs(60),
+                invoke_timeout: Duration::from_secs(90),
+            }));
+            other_processes.push(LambdaProcess::spawn(&other.binary, &api, other_env.clone()));
+            apis.push(api.clone());
+            let poller = QueuePoller::new(
+                moto,
+                other.queue.clone(),
+                other.lane.batch_size,
+                other.lane.window.min(flow.window),
+            )
+            .await;
+            instances.push((api, poller));
+        }
+    }
+
     let started = Instant::now();
     let feeding = {
         let api = source_api.clone();
@@ -247,6 +337,7 @@ pub async fn run(moto: &MotoServer, pipeline: &Pipeline, flow: Flow) -> Result<F
         .map(|process| process.peak_rss_bytes().unwrap_or(0))
         .collect();
     let destination_outputs = processes.iter().map(LambdaProcess::stop).collect();
+    let other_outputs = other_processes.iter().map(LambdaProcess::stop).collect();
     drop(apis);
     let mut source_output = source.stop();
     if let Some(eventbridge) = eventbridge {
@@ -259,6 +350,7 @@ pub async fn run(moto: &MotoServer, pipeline: &Pipeline, flow: Flow) -> Result<F
         drained_after,
         source_output,
         destination_outputs,
+        other_outputs,
         destination_peak_rss,
     })
 }

@@ -139,6 +139,24 @@ impl RateLimit {
             retry_after_seconds: 1,
         }
     }
+
+    /// A Teams Workflows webhook: 4 requests a second.
+    pub fn teams() -> RateLimit {
+        RateLimit {
+            interval: Duration::from_millis(250),
+            burst: 4,
+            retry_after_seconds: 1,
+        }
+    }
+
+    /// PagerDuty's Events API: 120 events a minute per routing key.
+    pub fn pagerduty() -> RateLimit {
+        RateLimit {
+            interval: Duration::from_millis(500),
+            burst: 2,
+            retry_after_seconds: 1,
+        }
+    }
 }
 
 #[derive(Default)]

@@ -148,6 +148,102 @@ pub fn slack_pace() -> SlackPace {
         .unwrap_or_else(|e| panic!("test-world: the template's SlackPace: {e}"))
 }
 
+/// How the stack runs one of the other destinations (its `DestinationPace` entry): one event
+/// source mapping, and the pace of each instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DestinationPace {
+    pub lane: Lane,
+    /// `PostIntervalMs`: each instance sends at most once per interval.
+    pub post_interval: Duration,
+}
+
+const TEMPLATE: &str = include_str!("../../../infrastructure/cloudformation.yaml");
+
+/// The `key: value` lines of an entry of a mapping (`DestinationPace`, `Teams`).
+fn mapping_entry(
+    template: &str,
+    mapping: &str,
+    entry: &str,
+) -> Result<std::collections::HashMap<String, String>, String> {
+    let mut lines = template
+        .lines()
+        .skip_while(|line| line.trim_end() != format!("  {mapping}:"));
+    lines.next().ok_or(format!("no {mapping} mapping"))?;
+    let mut lines = lines
+        .take_while(|line| line.starts_with("    ") || line.trim().is_empty())
+        .skip_while(|line| line.trim_end() != format!("    {entry}:"));
+    lines.next().ok_or(format!("{mapping} has no {entry}"))?;
+    Ok(lines
+        .take_while(|line| line.starts_with("      ") || line.trim().is_empty())
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .filter_map(|line| line.trim().split_once(':'))
+        .map(|(key, value)| {
+            (
+                key.trim().to_owned(),
+                value.trim().trim_matches('"').to_owned(),
+            )
+        })
+        .collect())
+}
+
+/// The pace of a destination in the template's `DestinationPace` (`Teams`, `PagerDuty`,
+/// `Email`).
+pub fn destination_pace(entry: &str) -> DestinationPace {
+    let values = mapping_entry(TEMPLATE, "DestinationPace", entry)
+        .unwrap_or_else(|e| panic!("test-world: the template's DestinationPace: {e}"));
+    let number = |key: &str| -> u64 {
+        values
+            .get(key)
+            .and_then(|text| text.parse().ok())
+            .unwrap_or_else(|| panic!("test-world: DestinationPace {entry} has no number {key}"))
+    };
+    DestinationPace {
+        lane: Lane {
+            instances: number("MaximumConcurrency") as usize,
+            batch_size: number("BatchSize") as usize,
+            window: Duration::from_secs(number("MaximumBatchingWindowInSeconds")),
+        },
+        post_interval: Duration::from_millis(number("PostIntervalMs")),
+    }
+}
+
+/// A parameter's default in the template.
+pub fn parameter_default(parameter: &str) -> String {
+    TEMPLATE
+        .lines()
+        .skip_while(|line| line.trim_end() != format!("  {parameter}:"))
+        .skip(1)
+        .take_while(|line| line.starts_with("    "))
+        .find_map(|line| line.trim().strip_prefix("Default: "))
+        .map(|value| value.trim_matches('"').to_owned())
+        .unwrap_or_else(|| panic!("test-world: the template's {parameter} has no default"))
+}
+
+/// The subscription filter policy the template gives a destination for a minimum severity (its
+/// `MinimumSeverity` mapping): the severities at or above it, and Messages without one when
+/// they count (as medium) at or above it.
+pub fn minimum_severity_filter_policy(minimum: &str) -> String {
+    let line = TEMPLATE
+        .lines()
+        .skip_while(|line| line.trim_end() != "  MinimumSeverity:")
+        .skip(1)
+        .take_while(|line| line.starts_with("    "))
+        .find_map(|line| line.trim().strip_prefix(&format!("{minimum}: ")))
+        .unwrap_or_else(|| panic!("test-world: MinimumSeverity has no {minimum}"));
+    // {AtOrAbove: [high, critical], WithoutSeverity: "No"}
+    let severities: Vec<String> = line
+        .split_once('[')
+        .and_then(|(_, rest)| rest.split_once(']'))
+        .map(|(list, _)| list.split(',').map(|s| s.trim().to_owned()).collect())
+        .unwrap_or_else(|| panic!("test-world: MinimumSeverity {minimum}: {line}"));
+    let at_or_above = serde_json::json!({ "severity": severities });
+    if line.contains("WithoutSeverity: \"Yes\"") {
+        serde_json::json!({"$or": [{"severity": [{"exists": false}]}, at_or_above]}).to_string()
+    } else {
+        at_or_above.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +284,28 @@ mod tests {
             "{bulk} {priority}"
         );
         assert!(slack_pace_in("Mappings:\n  Other: {}\n").is_err());
+    }
+
+    #[test]
+    fn the_other_destinations_pace_and_filters_are_read_from_the_template() {
+        let teams = destination_pace("Teams");
+        // Teams takes 4 requests a second per webhook, PagerDuty 2 events, SES 1 email.
+        assert!(teams.post_interval >= Duration::from_millis(250) * teams.lane.instances as u32);
+        let pagerduty = destination_pace("PagerDuty");
+        assert!(
+            pagerduty.post_interval >= Duration::from_millis(500) * pagerduty.lane.instances as u32
+        );
+        let email = destination_pace("Email");
+        assert!(email.post_interval >= Duration::from_secs(1) * email.lane.instances as u32);
+        assert_eq!(parameter_default("PagerDutyMinimumSeverity"), "high");
+        assert_eq!(
+            minimum_severity_filter_policy("high"),
+            r#"{"severity":["high","critical"]}"#
+        );
+        assert_eq!(
+            minimum_severity_filter_policy("medium"),
+            r#"{"$or":[{"severity":[{"exists":false}]},{"severity":["medium","high","critical"]}]}"#
+        );
     }
 
     #[test]
