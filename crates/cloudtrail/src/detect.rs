@@ -194,6 +194,11 @@ impl Detector {
         Detector::new(Settings::from_env()?)
     }
 
+    /// Reads the same settings from `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Detector, DetectorError> {
+        Detector::new(Settings::from_lookup(lookup)?)
+    }
+
     pub fn catalogue(&self) -> &Catalogue {
         &self.catalogue
     }

@@ -2,9 +2,11 @@
 //! the same Message of the same record, because both use this one mapping, and read which
 //! detection of the catalogue the record is with the same [`Detector`].
 
+mod config;
 mod detect;
 mod record;
 
+pub use config::{SourceConfig, SourceConfigError};
 pub use detect::{
     DETECTION_LABEL, Detected, DetectionText, Detector, DetectorError, EXPECTED_LABEL,
     TACTIC_LABEL, UNCLASSIFIED_SEVERITY, WHAT_HAPPENED_LABEL, WHY_IT_ALERTED_LABEL,

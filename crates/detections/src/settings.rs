@@ -4,6 +4,7 @@
 
 use crate::ports::{PortsError, PublicPorts};
 use crate::principals::{PrincipalEntryError, PrincipalList};
+use activity_aware_message::{TOPIC_VARIABLE, Topic, TopicError};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -17,8 +18,8 @@ pub enum SettingsError {
     Principal(String),
     #[error("EXPECTED_CHANGES must be info or drop, not {0:?}")]
     ExpectedChanges(String),
-    #[error("SNS_TOPIC must be a topic ARN (arn:PARTITION:sns:REGION:ACCOUNT:NAME), not {0:?}")]
-    Topic(String),
+    #[error(transparent)]
+    Topic(#[from] TopicError),
 }
 
 /// Principals whose changes are expected (deployment roles; CloudFormation acting for
@@ -97,19 +98,12 @@ impl Settings {
                 .filter(|v| !v.is_empty())
         };
         let mut placeholders = BTreeMap::new();
-        if let Some(topic) = get("SNS_TOPIC") {
-            let parts: Vec<&str> = topic.split(':').collect();
-            match parts.as_slice() {
-                ["arn", partition, "sns", region, account, _name]
-                    if !partition.is_empty() && !region.is_empty() && account.len() == 12 =>
-                {
-                    placeholders.insert("AWS::Partition".into(), (*partition).to_owned());
-                    placeholders.insert("AWS::Region".into(), (*region).to_owned());
-                    placeholders.insert("AWS::AccountId".into(), (*account).to_owned());
-                    placeholders.insert("SNSTopic".into(), topic.clone());
-                }
-                _ => return Err(SettingsError::Topic(topic)),
-            }
+        if let Some(topic) = get(TOPIC_VARIABLE) {
+            let topic = Topic::parse(&topic)?;
+            placeholders.insert("AWS::Partition".into(), topic.partition);
+            placeholders.insert("AWS::Region".into(), topic.region);
+            placeholders.insert("AWS::AccountId".into(), topic.account);
+            placeholders.insert("SNSTopic".into(), topic.arn);
         }
         for (variable, placeholder) in [
             ("STACK_NAME", "AWS::StackName"),
@@ -197,7 +191,7 @@ mod tests {
     fn bad_settings_are_clear_errors() {
         assert_eq!(
             settings(&[("SNS_TOPIC", "my-topic")]).unwrap_err(),
-            SettingsError::Topic("my-topic".into())
+            SettingsError::Topic(TopicError::NotAnArn("my-topic".into()))
         );
         assert!(matches!(
             settings(&[("ALLOWED_PUBLIC_PORTS", "tcp:https")]).unwrap_err(),

@@ -10,6 +10,7 @@ mod response;
 mod severity;
 mod shrink;
 pub mod time;
+mod topic;
 
 pub use publish::{
     Capped, DETECTION_ATTRIBUTE, FailedMessage, MessagePublisher, NAMED_FAILURES, OutgoingMessage,
@@ -22,6 +23,7 @@ pub use shrink::{
     MESSAGE_ATTRIBUTES_ROOM_BYTES, MESSAGE_BODY_LIMIT_BYTES, SNS_MESSAGE_LIMIT_BYTES,
     TRUNCATION_MARKER,
 };
+pub use topic::{TOPIC_VARIABLE, Topic, TopicError};
 
 use aws_lambda_events::event::sns::SnsEvent;
 use serde::{Deserialize, Serialize};

@@ -21,7 +21,8 @@ pub mod probe;
 use activity_aware_detections::PrincipalList;
 use activity_aware_message::time::now_rfc3339;
 use activity_aware_message::{
-    Field, Message, MessagePublisher, OutgoingMessage, PublishError, Response, Severity,
+    Field, Message, MessagePublisher, OutgoingMessage, PublishError, Response, Severity, Topic,
+    TopicError,
 };
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use aws_query::QueryError;
@@ -37,8 +38,8 @@ pub const DEFAULT_THRESHOLD: usize = 50;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
-    #[error("SNS_TOPIC must be a topic ARN (arn:PARTITION:sns:REGION:ACCOUNT:NAME), not {0:?}")]
-    Topic(String),
+    #[error(transparent)]
+    Topic(#[from] TopicError),
     #[error("PROBE_CONTAINMENT_THRESHOLD must be a whole number from 5 to 10000, not {0:?}")]
     Threshold(String),
     #[error("{variable}: {error}")]
@@ -70,16 +71,7 @@ impl Config {
     /// `NEVER_CONTAIN_PRINCIPAL_ARNS` and `STACK_ROLE_ARNS` (ARNs separated by commas).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |name: &str| lookup(name).map(|value| value.trim().to_owned());
-        let topic_arn = get("SNS_TOPIC").unwrap_or_default();
-        let parts: Vec<&str> = topic_arn.split(':').collect();
-        let (partition, account) = match parts[..] {
-            ["arn", partition, "sns", _, account, _]
-                if !partition.is_empty() && account.len() == 12 =>
-            {
-                (partition.to_owned(), account.to_owned())
-            }
-            _ => return Err(ConfigError::Topic(topic_arn)),
-        };
+        let topic = Topic::from_lookup(&lookup)?;
         let threshold = match get("PROBE_CONTAINMENT_THRESHOLD").filter(|t| !t.is_empty()) {
             None => DEFAULT_THRESHOLD,
             Some(text) => match text.parse::<usize>() {
@@ -95,9 +87,9 @@ impl Config {
             threshold,
             never: list("NEVER_CONTAIN_PRINCIPAL_ARNS")?,
             stack_roles: list("STACK_ROLE_ARNS")?,
-            topic_arn,
-            partition,
-            account,
+            topic_arn: topic.arn,
+            partition: topic.partition,
+            account: topic.account,
         })
     }
 }

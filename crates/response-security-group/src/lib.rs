@@ -21,7 +21,8 @@ use activity_aware_cloudtrail::cloudtrail_event_link;
 use activity_aware_detections::PublicPorts;
 use activity_aware_detections::ingress::AddedRule;
 use activity_aware_message::{
-    Field, Message, MessagePublisher, OutgoingMessage, PublishError, Response, Severity,
+    Field, Message, MessagePublisher, OutgoingMessage, PublishError, Response, Severity, Topic,
+    TopicError,
 };
 use aws_query::QueryError;
 use ec2::{Ec2, Group, is_group_gone, is_rule_gone};
@@ -47,8 +48,8 @@ pub enum Mode {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
-    #[error("SNS_TOPIC must be set to the ARN of the topic to publish to")]
-    NoTopic,
+    #[error(transparent)]
+    Topic(#[from] TopicError),
     #[error("RESPONSE_MODE must be alert or revoke, not {0:?}")]
     Mode(String),
     #[error(transparent)]
@@ -76,7 +77,7 @@ impl Config {
                 .map(|value| value.trim().to_owned())
                 .filter(|value| !value.is_empty())
         };
-        let topic_arn = get("SNS_TOPIC").ok_or(ConfigError::NoTopic)?;
+        let topic_arn = Topic::from_lookup(&lookup)?.arn;
         let mode = match get("RESPONSE_MODE").map(|mode| mode.to_ascii_lowercase()) {
             None => Mode::Alert,
             Some(mode) if mode == "alert" => Mode::Alert,
@@ -457,5 +458,47 @@ fn plural(count: usize, noun: &str) -> String {
         format!("1 {noun}")
     } else {
         format!("{count} {noun}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| (*value).to_owned())
+        })
+    }
+
+    #[test]
+    fn the_settings_are_read_strictly() {
+        let topic = (
+            "SNS_TOPIC",
+            "arn:aws:sns:us-east-1:111122223333:ids-SNSTopic",
+        );
+        let read = config(&[topic]).unwrap();
+        assert_eq!((read.topic_arn.as_str(), read.mode), (topic.1, Mode::Alert));
+        assert_eq!(
+            config(&[topic, ("RESPONSE_MODE", "Revoke")]).unwrap().mode,
+            Mode::Revoke
+        );
+        assert_eq!(
+            config(&[("RESPONSE_MODE", "revoke")]),
+            Err(ConfigError::Topic(TopicError::Missing))
+        );
+        assert_eq!(
+            config(&[("SNS_TOPIC", "ids-SNSTopic")]),
+            Err(ConfigError::Topic(TopicError::NotAnArn(
+                "ids-SNSTopic".into()
+            )))
+        );
+        assert_eq!(
+            config(&[topic, ("RESPONSE_MODE", "close")]),
+            Err(ConfigError::Mode("close".into()))
+        );
     }
 }

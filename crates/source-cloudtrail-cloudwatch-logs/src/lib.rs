@@ -5,7 +5,8 @@ mod payload;
 
 pub use activity_aware_cloudtrail::{
     CONSOLE_LINK_LABEL, DIGEST_FIELDS, Detector, RecordView, SOURCE_ICON_URL, SOURCE_NAME,
-    message_from_record, message_json_from_record,
+    SourceConfig as Config, SourceConfigError as ConfigError, message_from_record,
+    message_json_from_record,
 };
 pub use payload::{
     CloudWatchLogsEvent, DecodeError, Decoded, SkippedEvent, decode, decode_and_transform,

@@ -1,17 +1,15 @@
 use activity_aware_message::MessagePublisher;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use source_cloudtrail_cloudwatch_logs::{CloudWatchLogsEvent, Detector, handle};
+use source_cloudtrail_cloudwatch_logs::{CloudWatchLogsEvent, Config, handle};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let topic_arn = std::env::var("SNS_TOPIC")
-        .map_err(|_| "SNS_TOPIC must be set to the ARN of the topic to publish to")?;
-    let detector = Detector::from_env()?;
-    let config = aws_config::load_from_env().await;
-    let publisher = MessagePublisher::new(aws_sdk_sns::Client::new(&config), topic_arn);
+    let config = Config::from_env()?;
+    let aws = aws_config::load_from_env().await;
+    let publisher = MessagePublisher::new(aws_sdk_sns::Client::new(&aws), config.topic_arn.clone());
     lambda_runtime::run(service_fn(|event: LambdaEvent<CloudWatchLogsEvent>| {
-        handle(&publisher, &detector, event.payload)
+        handle(&publisher, &config.detector, event.payload)
     }))
     .await
 }

@@ -14,7 +14,9 @@ pub mod generic;
 pub mod guardduty;
 pub mod sign_in;
 
-pub use activity_aware_cloudtrail::Detector;
+pub use activity_aware_cloudtrail::{
+    Detector, SourceConfig as Config, SourceConfigError as ConfigError,
+};
 
 use activity_aware_cloudtrail::{
     Detected, RecordView, message_from_record, message_json_from_record,

@@ -6,7 +6,7 @@
 
 use activity_aware_message::{
     DIGEST_GROUP_TAG, Field, HEARTBEAT_TAG, Message, MessagePublisher, Metadata, OutgoingMessage,
-    PublishError, SEVERITY_TAG, Severity, Tag,
+    PublishError, SEVERITY_TAG, Severity, Tag, Topic, TopicError,
 };
 use lambda_runtime::Diagnostic;
 use serde::Serialize;
@@ -19,8 +19,8 @@ pub const SOURCE_NAME: &str = "Activity Aware IDS";
 pub enum ConfigError {
     #[error("{0} must be set")]
     Missing(&'static str),
-    #[error("SNS_TOPIC must be a topic ARN (arn:PARTITION:sns:REGION:ACCOUNT:NAME), not {0:?}")]
-    Topic(String),
+    #[error(transparent)]
+    Topic(#[from] TopicError),
     #[error("FAILURE_QUEUE_URLS must be name=url pairs separated by commas, not {0:?}")]
     Queues(String),
     #[error("HEARTBEAT_HOURS must be a whole number of hours from 1 to 167, not {0:?}")]
@@ -51,10 +51,7 @@ impl Config {
                 .map(|value| value.trim().to_owned())
                 .filter(|value| !value.is_empty())
         };
-        let topic_arn = get("SNS_TOPIC").ok_or(ConfigError::Missing("SNS_TOPIC"))?;
-        if topic_arn.split(':').count() != 6 || !topic_arn.starts_with("arn:") {
-            return Err(ConfigError::Topic(topic_arn));
-        }
+        let topic_arn = Topic::from_lookup(&lookup)?.arn;
         let stack_name = get("STACK_NAME").ok_or(ConfigError::Missing("STACK_NAME"))?;
         let queues = get("FAILURE_QUEUE_URLS").unwrap_or_default();
         let failure_queues = queues
@@ -348,7 +345,7 @@ mod tests {
         let topic = ("SNS_TOPIC", "arn:aws:sns:us-east-1:111122223333:t");
         assert_eq!(
             with(&[("STACK_NAME", "s")]),
-            Err(ConfigError::Missing("SNS_TOPIC"))
+            Err(ConfigError::Topic(TopicError::Missing))
         );
         assert_eq!(with(&[topic]), Err(ConfigError::Missing("STACK_NAME")));
         assert!(matches!(
