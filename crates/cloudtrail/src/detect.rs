@@ -143,10 +143,10 @@ impl Detected {
             .iter()
             .position(|field| field.key == CONSOLE_LINK_LABEL)
             .unwrap_or(message.fields.len());
-        let added = self.fields().into_iter().map(|(key, value)| Field {
-            key: key.into(),
-            value: Value::String(value),
-        });
+        let added = self
+            .fields()
+            .into_iter()
+            .map(|(key, value)| Field::text(key, value));
         message.fields.splice(at..at, added);
         message.tags.extend(self.tags());
     }

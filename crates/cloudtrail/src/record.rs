@@ -379,10 +379,7 @@ pub fn message_from_record(record: &RecordView<'_>, detected: &Detected) -> Opti
         subject: subject(&fields),
         fields: fields
             .iter()
-            .map(|(label, shown)| Field {
-                key: (*label).into(),
-                value: shown.to_value(),
-            })
+            .map(|(label, shown)| Field::new(*label, shown.to_value()))
             .collect(),
         metadata: metadata(),
         tags: record.tags(detected),

@@ -141,16 +141,9 @@ pub fn probes(denials: Vec<Denial>) -> Vec<Probe> {
 mod tests {
     use super::*;
     use activity_aware_message::{Field, Tag};
-    use serde_json::json;
 
     fn denial_message(principal: &str, issued: Option<&str>, event: &str) -> Message {
-        let mut message = Message::new(
-            "Error Message: denied",
-            vec![Field {
-                key: "Event".into(),
-                value: json!(event),
-            }],
-        );
+        let mut message = Message::new("Error Message: denied", vec![Field::text("Event", event)]);
         let mut tags = vec![("detection", "access-denied"), ("principal", principal)];
         if let Some(issued) = issued {
             tags.push(("session-issued", issued));

@@ -27,10 +27,7 @@ pub fn unread(event: &Event<'_>, reason: &str) -> Message {
 fn message_noting(event: &Event<'_>, problem: Option<String>) -> Message {
     let mut fields = Vec::new();
     let mut push = |key: &str, value: Value| {
-        fields.push(Field {
-            key: key.to_owned(),
-            value,
-        });
+        fields.push(Field::new(key, value));
     };
     push("Detail Type", Value::String(event.detail_type.clone()));
     push("Source", Value::String(event.source.clone()));

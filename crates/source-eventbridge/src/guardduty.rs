@@ -79,10 +79,7 @@ pub fn message(detail: &RawValue) -> Result<(Message, f64), String> {
     let mut fields = Vec::new();
     let mut push = |key: &str, value: Option<String>| {
         if let Some(value) = value {
-            fields.push(Field {
-                key: key.to_owned(),
-                value: Value::String(value),
-            });
+            fields.push(Field::text(key, value));
         }
     };
     push("Title", Some(title.clone()));

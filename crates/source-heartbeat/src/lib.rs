@@ -124,45 +124,38 @@ pub fn message(config: &Config, health: &Health) -> Message {
         },
         config.hours
     );
-    let mut fields = vec![field(
-        "Messages Published",
-        match &health.published {
-            Ok(count) => Value::from(*count),
-            Err(error) => Value::String(format!("not counted: {error}")),
-        },
-    )];
-    fields.push(field("Waiting In Failure Queues", Value::from(waiting)));
-    for (name, count) in &health.waiting {
-        fields.push(field(
-            &format!("Failure Queue Of {name}"),
-            match count {
-                Ok(count) => Value::from(*count),
-                Err(error) => Value::String(format!("not counted: {error}")),
-            },
+    let count = |count: &Result<u64, String>| match count {
+        Ok(count) => Value::from(*count),
+        Err(error) => Value::String(format!("not counted: {error}")),
+    };
+    let mut fields = vec![
+        Field::new("Messages Published", count(&health.published)),
+        Field::new("Waiting In Failure Queues", Value::from(waiting)),
+    ];
+    for (name, waiting) in &health.waiting {
+        fields.push(Field::new(
+            format!("Failure Queue Of {name}"),
+            count(waiting),
         ));
     }
     if waiting > 0 {
-        fields.push(field(
+        fields.push(Field::text(
             "What To Do",
-            Value::String("./dev.sh redrive <function> posts what a failure queue holds, once the cause is fixed; a Message is lost after 14 days there.".into()),
+            "./dev.sh redrive <function> posts what a failure queue holds, once the cause is fixed; a Message is lost after 14 days there.",
         ));
     }
-    fields.push(field(
+    fields.push(Field::text(
         "Next Heartbeat",
-        Value::String(format!(
+        format!(
             "in {} h; an alarm fires when none arrives for {} h",
             config.hours,
             config.hours + 1
-        )),
+        ),
     ));
     let severity = if health.healthy() {
         Severity::Info
     } else {
         Severity::High
-    };
-    let tag = |key: &str, value: String| Tag {
-        key: key.to_owned(),
-        value,
     };
     Message {
         subject,
@@ -172,17 +165,10 @@ pub fn message(config: &Config, health: &Health) -> Message {
             source_icon_url: None,
         },
         tags: vec![
-            tag(HEARTBEAT_TAG, config.stack_name.clone()),
-            tag(SEVERITY_TAG, severity.as_str().into()),
-            tag(DIGEST_GROUP_TAG, format!("heartbeat {}", config.stack_name)),
+            Tag::new(HEARTBEAT_TAG, config.stack_name.as_str()),
+            Tag::new(SEVERITY_TAG, severity.as_str()),
+            Tag::new(DIGEST_GROUP_TAG, format!("heartbeat {}", config.stack_name)),
         ],
-    }
-}
-
-fn field(key: &str, value: Value) -> Field {
-    Field {
-        key: key.to_owned(),
-        value,
     }
 }
 
