@@ -6,14 +6,13 @@
 
 use crate::digest::{Digest, Received, group_positions};
 use crate::endpoint::PostError;
-use crate::incoming::{EventError, Item, Origin, read_event};
+use crate::incoming::{DestinationEvent, EventError, Item, Origin, read_event};
 use crate::reading::severity;
 use crate::secret::ConfigError;
 use activity_aware_message::{Capped, Message, Severity};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::Serialize;
-use serde_json::Value;
 use std::cmp::Reverse;
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -158,7 +157,7 @@ pub fn deadline_of(context: &lambda_runtime::Context) -> Instant {
 /// channel made by `channel` (which decrypts its secrets on first use, so an empty event never
 /// needs them; it is given the deadline), the Messages delivered, and the answer.
 pub async fn handle_event<C, F, Fut>(
-    event: LambdaEvent<Value>,
+    event: LambdaEvent<DestinationEvent>,
     minimum: Severity,
     channel: F,
 ) -> Result<Answer, DeliveryError>

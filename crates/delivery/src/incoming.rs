@@ -4,6 +4,7 @@
 use activity_aware_message::{Message, MessageError};
 use aws_lambda_events::event::sns::SnsEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 /// Where the Messages came from, which decides how failures are reported.
@@ -41,34 +42,65 @@ pub enum EventError {
     Unrecognised(String),
 }
 
-/// Reads the Messages of an event, in order; one bad Message does not hide the others.
-pub fn read_event(event: Value) -> Result<(Origin, Vec<Item>), EventError> {
-    let first_source = event
-        .get("Records")
-        .and_then(Value::as_array)
-        .and_then(|records| records.first())
-        .map(|record| {
-            record
-                .get("eventSource")
-                .or_else(|| record.get("EventSource"))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        });
-    match first_source.as_deref() {
-        // No records at all: nothing to deliver, whatever the origin.
-        None if event.get("Records").is_some_and(Value::is_array) => Ok((Origin::Sqs, Vec::new())),
-        Some("aws:sqs") => {
-            let event: SqsEvent = serde_json::from_value(event)
-                .map_err(|error| EventError::Unrecognised(error.to_string()))?;
-            Ok((
-                Origin::Sqs,
-                event.records.into_iter().map(sqs_item).collect(),
-            ))
+/// What a destination is invoked with: a batch from its SQS queue (as the stack invokes it),
+/// or an SNS event (a function subscribed to a topic itself). Anything else is kept with what is
+/// wrong with it, so that the invocation fails saying so rather than with a parse error.
+#[derive(Debug, Clone)]
+pub enum DestinationEvent {
+    Sqs(SqsEvent),
+    Sns(SnsEvent),
+    Unrecognised(String),
+}
+
+impl From<Value> for DestinationEvent {
+    fn from(event: Value) -> Self {
+        let first_source = event
+            .get("Records")
+            .and_then(Value::as_array)
+            .and_then(|records| records.first())
+            .map(|record| {
+                record
+                    .get("eventSource")
+                    .or_else(|| record.get("EventSource"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            });
+        let unrecognised =
+            |error: serde_json::Error| DestinationEvent::Unrecognised(error.to_string());
+        match first_source.as_deref() {
+            // No records at all: nothing to deliver, whatever the origin.
+            None if event.get("Records").is_some_and(Value::is_array) => {
+                DestinationEvent::Sqs(SqsEvent::default())
+            }
+            Some("aws:sqs") => {
+                serde_json::from_value(event).map_or_else(unrecognised, DestinationEvent::Sqs)
+            }
+            Some("aws:sns") => {
+                serde_json::from_value(event).map_or_else(unrecognised, DestinationEvent::Sns)
+            }
+            Some(other) => DestinationEvent::Unrecognised(format!(
+                "records come from {other:?}, not aws:sqs or aws:sns"
+            )),
+            None => DestinationEvent::Unrecognised("it has no Records array".into()),
         }
-        Some("aws:sns") => {
-            let event: SnsEvent = serde_json::from_value(event)
-                .map_err(|error| EventError::Unrecognised(error.to_string()))?;
+    }
+}
+
+impl<'de> Deserialize<'de> for DestinationEvent {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Value::deserialize(deserializer).map(DestinationEvent::from)
+    }
+}
+
+/// Reads the Messages of an event, in order; one bad Message does not hide the others.
+pub fn read_event(event: impl Into<DestinationEvent>) -> Result<(Origin, Vec<Item>), EventError> {
+    match event.into() {
+        DestinationEvent::Sqs(event) => Ok((
+            Origin::Sqs,
+            event.records.into_iter().map(sqs_item).collect(),
+        )),
+        DestinationEvent::Sns(event) => {
             let items = event
                 .records
                 .into_iter()
@@ -81,10 +113,7 @@ pub fn read_event(event: Value) -> Result<(Origin, Vec<Item>), EventError> {
                 .collect();
             Ok((Origin::Sns, items))
         }
-        Some(other) => Err(EventError::Unrecognised(format!(
-            "records come from {other:?}, not aws:sqs or aws:sns"
-        ))),
-        None => Err(EventError::Unrecognised("it has no Records array".into())),
+        DestinationEvent::Unrecognised(reason) => Err(EventError::Unrecognised(reason)),
     }
 }
 

@@ -20,7 +20,7 @@ pub use deliver::{
 };
 pub use digest::{ABSENT_VALUE, Digest, FieldSummary, Received, group_positions};
 pub use endpoint::{Attempt, Endpoint, PacedSender, PostError, RetryPolicy, http_client};
-pub use incoming::{EventError, Item, ItemError, Origin, read_event};
+pub use incoming::{DestinationEvent, EventError, Item, ItemError, Origin, read_event};
 pub use pace::{PaceLimit, Pacer};
 pub use reading::{ConsoleLink, LongValue, Reading, headline, plain_text, render_value, severity};
 /// The HTTP status a refusal names.

@@ -10,12 +10,11 @@ pub mod mail;
 pub mod mime;
 
 use activity_aware_delivery::{
-    AccountDirectory, AccountNames, Answer, Channel, DeliveryError, PaceLimit, Post, PostError,
-    RetryPolicy, handle_event,
+    AccountDirectory, AccountNames, Answer, Channel, DeliveryError, DestinationEvent, PaceLimit,
+    Post, PostError, RetryPolicy, handle_event,
 };
 use activity_aware_message::Severity;
 use lambda_runtime::LambdaEvent;
-use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -91,7 +90,10 @@ impl Destination {
     /// Emails the event's Messages at or above the minimum. From SQS, what could not be sent
     /// (SES throttling past the deadline, SES down) comes back as batch item failures; from
     /// SNS, any failure fails the invocation.
-    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Answer, DeliveryError> {
+    pub async fn handle(
+        &self,
+        event: LambdaEvent<DestinationEvent>,
+    ) -> Result<Answer, DeliveryError> {
         handle_event(event, self.minimum_severity, |_| async {
             Ok(EmailChannel {
                 mailer: &self.mailer,

@@ -1,10 +1,10 @@
 // The delivery future (batches, retries, SES) nests deeper than the default 128 levels.
 #![recursion_limit = "256"]
 
+use activity_aware_delivery::DestinationEvent;
 use aws_sdk_sesv2::config::retry::RetryConfig;
 use destination_email::{Config, Destination};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use serde_json::Value;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -18,7 +18,7 @@ async fn main() -> Result<(), Error> {
             .build(),
     );
     let destination = Destination::new(config, ses);
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+    lambda_runtime::run(service_fn(|event: LambdaEvent<DestinationEvent>| {
         destination.handle(event)
     }))
     .await

@@ -329,7 +329,7 @@ async fn the_handler_in_process_emails_what_meets_the_minimum() {
     ]);
     let answer = destination
         .handle(lambda_runtime::LambdaEvent::new(
-            event,
+            event.into(),
             lambda_runtime::Context::default(),
         ))
         .await
@@ -346,7 +346,7 @@ async fn the_handler_in_process_emails_what_meets_the_minimum() {
     // An event that is neither SQS nor SNS is refused as such.
     let error = destination
         .handle(lambda_runtime::LambdaEvent::new(
-            json!({"Records": [{"eventSource": "aws:s3"}]}),
+            json!({"Records": [{"eventSource": "aws:s3"}]}).into(),
             lambda_runtime::Context::default(),
         ))
         .await

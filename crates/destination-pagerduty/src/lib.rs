@@ -7,12 +7,12 @@
 pub mod event;
 
 use activity_aware_delivery::{
-    AccountDirectory, AccountNames, Answer, Channel, ConfigError, DeliveryError, Endpoint,
-    PaceLimit, Post, PostError, RetryPolicy, Secret, SecretUrl, decrypt_secret, handle_event,
+    AccountDirectory, AccountNames, Answer, Channel, ConfigError, DeliveryError, DestinationEvent,
+    Endpoint, PaceLimit, Post, PostError, RetryPolicy, Secret, SecretUrl, decrypt_secret,
+    handle_event,
 };
 use activity_aware_message::Severity;
 use lambda_runtime::LambdaEvent;
-use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
@@ -108,12 +108,14 @@ pub struct Destination {
 }
 
 impl Destination {
-    pub fn new(config: Config, kms: aws_sdk_kms::Client) -> Self {
+    /// With the clients `main` builds once: KMS, and the HTTPS client
+    /// ([`activity_aware_delivery::http_client`]).
+    pub fn new(config: Config, kms: aws_sdk_kms::Client, http: reqwest::Client) -> Self {
         Destination {
             kms,
             accounts: AccountDirectory::new(config.accounts.clone()),
             config,
-            http: activity_aware_delivery::http_client(),
+            http,
             sender: OnceCell::new(),
         }
     }
@@ -142,7 +144,10 @@ impl Destination {
     /// Sends the event's Messages at or above the minimum as PagerDuty events. From SQS, what
     /// could not be sent (a 429 past the deadline, PagerDuty down) comes back as batch item
     /// failures, to be sent later; nothing is dropped.
-    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Answer, DeliveryError> {
+    pub async fn handle(
+        &self,
+        event: LambdaEvent<DestinationEvent>,
+    ) -> Result<Answer, DeliveryError> {
         handle_event(event, self.config.minimum_severity, |_| async {
             let (key, endpoint) = self.sender().await?;
             Ok(PagerDutyChannel {

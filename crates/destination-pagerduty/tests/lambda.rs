@@ -212,3 +212,69 @@ async fn a_5xx_is_retried_and_a_400_fails_loud_without_the_key() {
     );
     pagerduty.finish();
 }
+
+#[tokio::test]
+async fn the_handler_in_process_sends_one_event_a_group_with_the_decrypted_key() {
+    use activity_aware_delivery::{AccountNames, SecretUrl};
+    use activity_aware_message::Severity;
+    use destination_pagerduty::{
+        Config, DEFAULT_PACE, Destination, ROUTING_KEY_ENCRYPTION_CONTEXT,
+    };
+    use lambda_runtime::{Context, LambdaEvent};
+
+    let moto = test_world::MotoServer::start();
+    let sink = SlackSink::start();
+    let key = moto.create_kms_key().await;
+    let routing_key = routing_key(&sink);
+    let config = Config {
+        encrypted_routing_key: moto
+            .kms_encrypt(&key, &routing_key, &ROUTING_KEY_ENCRYPTION_CONTEXT)
+            .await,
+        events_url: SecretUrl::parse(&sink.url("/v2/enqueue")).unwrap(),
+        pace: DEFAULT_PACE,
+        accounts: AccountNames::parse("111122223333=prod").unwrap(),
+        minimum_severity: Severity::High,
+    };
+    let kms = aws_sdk_kms::Client::new(&moto.sdk_config().await);
+    let pagerduty = Destination::new(config, kms, sink.trusting_client());
+    let probe: Vec<String> = (0..5)
+        .map(|i| {
+            message(
+                &format!("List{i}"),
+                "high",
+                Some("arn:aws:iam::111122223333:user/mallory"),
+            )
+        })
+        .chain([message("GetCallerIdentity", "medium", None)])
+        .collect();
+    let answer = pagerduty
+        .handle(LambdaEvent::new(
+            test_world::events::sqs_event(&probe).into(),
+            Context::default(),
+        ))
+        .await
+        .expect("sent");
+    assert_eq!(
+        failed_ids(&serde_json::to_value(answer).unwrap()),
+        Vec::<String>::new()
+    );
+    let events = pagerduty_events(&sink);
+    assert_eq!(
+        events.len(),
+        1,
+        "the probe is one event; the medium one does not page"
+    );
+    assert_is_trigger(&events[0], &routing_key);
+    assert_eq!(events[0]["payload"]["custom_details"]["Count"], 5);
+    assert_eq!(
+        events[0]["payload"]["source"],
+        "AWS account prod (111122223333)"
+    );
+}
+
+fn pagerduty_events(sink: &SlackSink) -> Vec<Value> {
+    sink.accepted()
+        .iter()
+        .map(|request| request.body_json())
+        .collect()
+}

@@ -13,9 +13,9 @@ mod webhook;
 pub use activity_aware_message::time;
 
 pub use activity_aware_delivery::{
-    ABSENT_VALUE, Answer, ConfigError, Digest, EventError, FieldSummary, Item, ItemError, Origin,
-    PaceLimit, Pacer, Received, RetryPolicy, UrlError, group_positions, organization_account_names,
-    read_event,
+    ABSENT_VALUE, Answer, ConfigError, DestinationEvent, Digest, EventError, FieldSummary, Item,
+    ItemError, Origin, PaceLimit, Pacer, Received, RetryPolicy, UrlError, group_positions,
+    organization_account_names, read_event,
 };
 pub use body::{
     COLOR, COUNT_LABEL, TIME_SPAN_LABEL, digest_body, escape, plain_fallback, plain_text,
@@ -33,7 +33,6 @@ use activity_aware_delivery::{
 use activity_aware_message::{HEARTBEAT_TAG, Message, Severity};
 use lambda_runtime::LambdaEvent;
 use layout::AccountNames;
-use serde_json::Value;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::OnceCell;
@@ -120,11 +119,14 @@ impl Destination {
         }
     }
 
-    /// The destination a [`Config`] describes, with the clients `main` built once.
+    /// The destination a [`Config`] describes, with the clients `main` built once: KMS,
+    /// Organizations (when account names come from it) and the HTTPS client
+    /// ([`activity_aware_delivery::http_client`]).
     pub fn from_config(
         config: Config,
         kms: aws_sdk_kms::Client,
         organizations: Option<aws_sdk_organizations::Client>,
+        http: reqwest::Client,
     ) -> Self {
         let mut accounts = AccountDirectory::new(config.accounts);
         if let Some(client) = organizations.filter(|_| config.organization_names) {
@@ -134,6 +136,7 @@ impl Destination {
             encrypted_webhook_routes: config.encrypted_webhook_routes,
             minimum_severity: config.minimum_severity,
             accounts,
+            http,
             ..Destination::new(
                 kms,
                 config.encrypted_webhook_url,
@@ -195,7 +198,10 @@ impl Destination {
     /// could not be posted (Slack down, out of time, a bad Message) is reported as batch item
     /// failures, so SQS brings it back and nothing posted is posted twice; from SNS, any
     /// failure fails the invocation, so Lambda retries it.
-    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Answer, DestinationError> {
+    pub async fn handle(
+        &self,
+        event: LambdaEvent<DestinationEvent>,
+    ) -> Result<Answer, DestinationError> {
         handle_event(event, self.minimum_severity, |deadline| async move {
             let webhooks = self.webhooks().await?;
             webhooks.post_notice(deadline).await;

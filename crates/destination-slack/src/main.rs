@@ -1,9 +1,9 @@
 // The delivery future (batches, endpoints, retries) nests deeper than the default 128 levels.
 #![recursion_limit = "256"]
 
+use activity_aware_delivery::DestinationEvent;
 use destination_slack::{Config, Destination};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use serde_json::Value;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -13,9 +13,13 @@ async fn main() -> Result<(), Error> {
     let organizations = config
         .organization_names
         .then(|| aws_sdk_organizations::Client::new(&aws));
-    let destination =
-        Destination::from_config(config, aws_sdk_kms::Client::new(&aws), organizations);
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+    let destination = Destination::from_config(
+        config,
+        aws_sdk_kms::Client::new(&aws),
+        organizations,
+        activity_aware_delivery::http_client(),
+    );
+    lambda_runtime::run(service_fn(|event: LambdaEvent<DestinationEvent>| {
         destination.handle(event)
     }))
     .await

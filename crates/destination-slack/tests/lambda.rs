@@ -1557,3 +1557,73 @@ async fn messages_received_before_are_posted_first() {
     );
     destination.finish();
 }
+
+#[tokio::test]
+async fn the_handler_in_process_posts_one_digest_a_principal_and_fails_an_unreadable_event() {
+    use destination_slack::{Config, PaceLimit, layout::AccountNames};
+    use lambda_runtime::{Context, LambdaEvent};
+
+    let moto = MotoServer::start();
+    let sink = SlackSink::start();
+    let key = moto.create_kms_key().await;
+    let config = Config {
+        encrypted_webhook_url: moto
+            .kms_encrypt(&key, &sink.webhook_url(), &WEBHOOK_ENCRYPTION_CONTEXT)
+            .await,
+        encrypted_webhook_routes: String::new(),
+        pace: PaceLimit::default(),
+        accounts: AccountNames::default(),
+        organization_names: false,
+        minimum_severity: activity_aware_message::Severity::Info,
+    };
+    let kms = aws_sdk_kms::Client::new(&moto.sdk_config().await);
+    let slack =
+        destination_slack::Destination::from_config(config, kms, None, sink.trusting_client());
+    let mallory = "arn:aws:iam::111122223333:user/mallory";
+    let batch = [
+        denial(mallory, "ListUsers", "us-east-1", 1),
+        denial(mallory, "ListRoles", "us-east-1", 2),
+        denial(
+            "arn:aws:iam::111122223333:user/alice",
+            "GetObject",
+            "eu-west-1",
+            3,
+        ),
+    ];
+    let answer = slack
+        .handle(LambdaEvent::new(
+            events::sqs_event(&batch).into(),
+            Context::default(),
+        ))
+        .await
+        .expect("posted");
+    assert_eq!(
+        serde_json::to_value(answer).unwrap(),
+        json!({"batchItemFailures": []})
+    );
+    let posts = sink.accepted();
+    assert_eq!(posts.len(), 2, "one digest for mallory, one post for alice");
+    for post in &posts {
+        assert_is_webhook_post(&sink, post);
+        block_kit::assert_valid(&post.body_json());
+    }
+    assert!(
+        posts[0].body_json()["text"]
+            .as_str()
+            .unwrap()
+            .contains("Count: 2")
+    );
+
+    let error = slack
+        .handle(LambdaEvent::new(
+            json!({"awslogs": {"data": "H4sI"}}).into(),
+            Context::default(),
+        ))
+        .await
+        .expect_err("not a destination's event");
+    assert_eq!(
+        error.to_string(),
+        "the event is neither an SQS batch nor an SNS event: it has no Records array"
+    );
+    assert_eq!(sink.accepted().len(), 2);
+}

@@ -7,12 +7,11 @@
 pub mod card;
 
 use activity_aware_delivery::{
-    AccountDirectory, AccountNames, Answer, Channel, ConfigError, DeliveryError, Endpoint,
-    PaceLimit, Post, PostError, RetryPolicy, Secret, decrypt_secret_url, handle_event,
+    AccountDirectory, AccountNames, Answer, Channel, ConfigError, DeliveryError, DestinationEvent,
+    Endpoint, PaceLimit, Post, PostError, RetryPolicy, Secret, decrypt_secret_url, handle_event,
 };
 use activity_aware_message::Severity;
 use lambda_runtime::LambdaEvent;
-use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
@@ -76,12 +75,14 @@ pub struct Destination {
 }
 
 impl Destination {
-    pub fn new(config: Config, kms: aws_sdk_kms::Client) -> Self {
+    /// With the clients `main` builds once: KMS, and the HTTPS client
+    /// ([`activity_aware_delivery::http_client`]).
+    pub fn new(config: Config, kms: aws_sdk_kms::Client, http: reqwest::Client) -> Self {
         Destination {
             kms,
             accounts: AccountDirectory::new(config.accounts.clone()),
             config,
-            http: activity_aware_delivery::http_client(),
+            http,
             webhook: OnceCell::new(),
         }
     }
@@ -105,7 +106,10 @@ impl Destination {
 
     /// Posts the event's Messages as cards. From SQS, what could not be posted is reported as
     /// batch item failures; from SNS, any failure fails the invocation.
-    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Answer, DeliveryError> {
+    pub async fn handle(
+        &self,
+        event: LambdaEvent<DestinationEvent>,
+    ) -> Result<Answer, DeliveryError> {
         handle_event(event, self.config.minimum_severity, |_| async {
             Ok(TeamsChannel {
                 webhook: self.webhook().await?,

@@ -243,3 +243,62 @@ async fn a_webhook_url_that_is_not_https_is_refused_without_showing_it() {
     assert!(teams.sink.requests().is_empty());
     teams.finish();
 }
+
+#[tokio::test]
+async fn the_handler_in_process_posts_what_meets_the_minimum_and_refuses_a_foreign_ciphertext() {
+    use activity_aware_delivery::AccountNames;
+    use activity_aware_message::Severity;
+    use destination_teams::{Config, DEFAULT_PACE, Destination};
+    use lambda_runtime::{Context, LambdaEvent};
+
+    let moto = test_world::MotoServer::start();
+    let sink = SlackSink::start();
+    let key = moto.create_kms_key().await;
+    let kms = aws_sdk_kms::Client::new(&moto.sdk_config().await);
+    let config = |ciphertext: String| Config {
+        encrypted_webhook_url: ciphertext,
+        pace: DEFAULT_PACE,
+        accounts: AccountNames::default(),
+        minimum_severity: Severity::High,
+    };
+    let ciphertext = moto
+        .kms_encrypt(&key, &workflow_url(&sink), &WEBHOOK_ENCRYPTION_CONTEXT)
+        .await;
+    let teams = Destination::new(config(ciphertext), kms.clone(), sink.trusting_client());
+    let event = test_world::events::sqs_event(&[
+        message("StopLogging", "critical", None),
+        message("ListUsers", "low", None),
+    ]);
+    let answer = teams
+        .handle(LambdaEvent::new(event.clone().into(), Context::default()))
+        .await
+        .expect("posted");
+    assert_eq!(
+        serde_json::to_value(answer).unwrap(),
+        json!({"batchItemFailures": []})
+    );
+    let cards = sink.accepted();
+    assert_eq!(cards.len(), 1, "the low Message is below the minimum");
+    assert_valid_card(&card_schema(), &cards[0].body_json());
+
+    // The URL encrypted for another purpose (the Slack webhook's) does not decrypt here.
+    let foreign = moto
+        .kms_encrypt(
+            &key,
+            &workflow_url(&sink),
+            &[("purpose", "activity-aware-ids/slack-webhook-url")],
+        )
+        .await;
+    let error = Destination::new(config(foreign), kms, sink.trusting_client())
+        .handle(LambdaEvent::new(event.into(), Context::default()))
+        .await
+        .expect_err("no webhook");
+    assert!(
+        error
+            .to_string()
+            .starts_with("KMS could not decrypt TEAMS_WEBHOOK_URL: "),
+        "{error}"
+    );
+    assert!(!error.to_string().contains(sink.secret()));
+    assert_eq!(sink.accepted().len(), 1);
+}

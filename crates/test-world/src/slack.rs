@@ -231,6 +231,19 @@ impl SlackSink {
         self.ca_dir.join("ca.pem")
     }
 
+    /// An HTTPS client that trusts this stand-in's CA and follows no redirect, as the
+    /// destinations' own: for their handlers called in-process, where SSL_CERT_FILE (read
+    /// when a client is built) cannot differ from test to test.
+    pub fn trusting_client(&self) -> reqwest::Client {
+        let ca = reqwest::Certificate::from_pem(self.ca_pem.as_bytes())
+            .expect("test-world: the stand-in's CA is PEM");
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .add_root_certificate(ca)
+            .build()
+            .expect("test-world: an HTTPS client")
+    }
+
     /// The CA certificate, PEM.
     pub fn ca_pem(&self) -> &str {
         &self.ca_pem
