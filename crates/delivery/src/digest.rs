@@ -264,28 +264,16 @@ mod tests {
     use serde_json::json;
 
     fn tag(key: &str, value: &str) -> Tag {
-        Tag {
-            key: key.into(),
-            value: value.into(),
-        }
+        Tag::new(key, value)
     }
 
     fn denial(principal: &str, action: &str, region: &str, time: &str) -> Message {
         Message {
             subject: format!("Event: {action}"),
             fields: vec![
-                Field {
-                    key: "Event".into(),
-                    value: json!(action),
-                },
-                Field {
-                    key: "Region".into(),
-                    value: json!(region),
-                },
-                Field {
-                    key: "Request Parameters".into(),
-                    value: json!({"n": action}),
-                },
+                Field::text("Event", action),
+                Field::text("Region", region),
+                Field::new("Request Parameters", json!({"n": action})),
             ],
             metadata: Metadata {
                 source_name: Some("Cloudtrail".into()),

@@ -264,10 +264,7 @@ mod tests {
     use activity_aware_message::{Field, Metadata, Tag};
 
     fn field(key: &str, value: Value) -> Field {
-        Field {
-            key: key.into(),
-            value,
-        }
+        Field::new(key, value)
     }
 
     fn message(fields: Vec<Field>) -> Message {
@@ -365,14 +362,8 @@ mod tests {
     fn preferred_channel_tag_sets_the_channel() {
         let mut tagged = message(vec![field("k", json!("v"))]);
         tagged.tags = vec![
-            Tag {
-                key: "other".into(),
-                value: "x".into(),
-            },
-            Tag {
-                key: "slack-preferred-channel".into(),
-                value: "#security".into(),
-            },
+            Tag::new("other", "x"),
+            Tag::new("slack-preferred-channel", "#security"),
         ];
         assert_eq!(
             slack_body(&tagged, &AccountNames::default())["channel"],
@@ -536,22 +527,13 @@ mod tests {
             ]);
             denial.subject = format!("Error Message: not authorized to perform: {action}");
             denial.tags = vec![
-                Tag {
-                    key: DIGEST_GROUP_TAG.into(),
-                    value: "arn:aws:iam::111122223333:user/mallory".into(),
-                },
-                Tag {
-                    key: DIGEST_FIELD_TAG.into(),
-                    value: "Event".into(),
-                },
-                Tag {
-                    key: DIGEST_FIELD_TAG.into(),
-                    value: "Region".into(),
-                },
-                Tag {
-                    key: EVENT_TIME_TAG.into(),
-                    value: format!("2024-06-02T20:{:02}:{:02}Z", second / 60, second % 60),
-                },
+                Tag::new(DIGEST_GROUP_TAG, "arn:aws:iam::111122223333:user/mallory"),
+                Tag::new(DIGEST_FIELD_TAG, "Event"),
+                Tag::new(DIGEST_FIELD_TAG, "Region"),
+                Tag::new(
+                    EVENT_TIME_TAG,
+                    format!("2024-06-02T20:{:02}:{:02}Z", second / 60, second % 60),
+                ),
             ];
             denial
         }
@@ -668,10 +650,9 @@ mod tests {
             for message in &mut messages {
                 for i in 0..count {
                     message.fields.push(field(&format!("F{i}"), json!(i)));
-                    message.tags.push(Tag {
-                        key: DIGEST_FIELD_TAG.into(),
-                        value: format!("F{i}"),
-                    });
+                    message
+                        .tags
+                        .push(Tag::new(DIGEST_FIELD_TAG, format!("F{i}")));
                 }
             }
             messages

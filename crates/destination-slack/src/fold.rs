@@ -66,20 +66,11 @@ mod tests {
     fn denial(principal: &str, action: &str, severity: &str) -> Message {
         let mut message = Message::new(
             format!("Error Message: {principal} denied {action}"),
-            vec![Field {
-                key: "Event".into(),
-                value: json!(action),
-            }],
+            vec![Field::text("Event", action)],
         );
         message.tags = vec![
-            Tag {
-                key: DIGEST_GROUP_TAG.into(),
-                value: principal.into(),
-            },
-            Tag {
-                key: "severity".into(),
-                value: severity.into(),
-            },
+            Tag::new(DIGEST_GROUP_TAG, principal),
+            Tag::new("severity", severity),
         ];
         message
     }

@@ -123,10 +123,7 @@ mod tests {
             subject: subject.into(),
             fields: fields
                 .iter()
-                .map(|(key, value)| Field {
-                    key: (*key).into(),
-                    value: value.clone(),
-                })
+                .map(|(key, value)| Field::new(*key, value.clone()))
                 .collect(),
             metadata: Metadata::default(),
             tags: vec![],
