@@ -321,3 +321,57 @@ async fn answers_go_nowhere_but_the_allowed_response_url() {
     );
     encryption.finish();
 }
+
+/// The handler with clients built as `main` builds them, but trusting the stand-in's CA: Create
+/// is encrypted and answered at the ResponseURL, and an answer meant for another URL is refused
+/// before anything is encrypted or sent.
+#[tokio::test]
+async fn the_handler_in_process_answers_create_with_the_cipher_text_and_refuses_another_url() {
+    use kms_encryption::{Config, CustomResourceError, handle};
+
+    let moto = MotoServer::start();
+    let key = moto.create_kms_key().await;
+    let sink = SlackSink::start();
+    let config = Config::with_response_url_prefixes(&sink.url("/cfn-responses/"));
+    let kms = aws_sdk_kms::Client::new(&moto.sdk_config().await);
+    let http = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(sink.ca_pem().as_bytes()).unwrap()])
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let request = |response_url: String| {
+        events::cfn_request(
+            "Create",
+            &response_url,
+            json!({"KeyId": key, "PlainText": PLAIN_TEXT, "EncryptionContext": {"purpose": CONTEXT[0].1}}),
+        )
+    };
+    let response_url = sink.url(&format!("{RESPONSE_PATH}?X-Amz-Signature={SIGNATURE}"));
+
+    let created = request(response_url);
+    let answered = handle(&kms, &http, &config, created.clone())
+        .await
+        .expect("answered");
+    assert_eq!(answered.status, "SUCCESS");
+    let [put] = sink.requests().try_into().expect("one answer");
+    let answer = put.body_json();
+    assert_eq!(answer["Status"], "SUCCESS", "{answer}");
+    assert_protocol_fields(&answer, &created);
+    assert_eq!(answer["PhysicalResourceId"], answered.physical_resource_id);
+    let cipher_text = answer["Data"]["CipherText"].as_str().expect("CipherText");
+    assert_eq!(moto.kms_decrypt(cipher_text, &CONTEXT).await, PLAIN_TEXT);
+
+    let error = handle(
+        &kms,
+        &http,
+        &config,
+        request(sink.url("/elsewhere/?X-Amz-Signature=x")),
+    )
+    .await
+    .expect_err("refused");
+    assert!(
+        matches!(error, CustomResourceError::ResponseUrlRefused),
+        "{error}"
+    );
+    assert_eq!(sink.requests().len(), 1, "nothing more was sent");
+}

@@ -347,3 +347,45 @@ async fn a_refused_containment_fails_its_denials_and_says_so_and_a_bad_record_fa
     );
     process.stop();
 }
+
+#[tokio::test]
+async fn the_handler_in_process_quarantines_a_prober_and_fails_only_a_record_that_is_no_message() {
+    use activity_aware_message::MessagePublisher;
+    use aws_query::{QueryClient, Service};
+    use response_containment::iam::Iam;
+    use response_containment::{Config, handle};
+
+    let world = World::start().await;
+    world.user("bob").await;
+    let bob = format!("arn:aws:iam::{ACCOUNT}:user/bob");
+    let config = Config::from_lookup(|name| (name == "SNS_TOPIC").then(|| world.topic.clone()))
+        .expect("the responder's settings");
+    assert_eq!(config.account, ACCOUNT);
+    let aws = world.moto.sdk_config().await;
+    let iam = Iam::new(QueryClient::new(&aws, Service::Iam).unwrap());
+    let publisher = MessagePublisher::new(aws_sdk_sns::Client::new(&aws), config.topic_arn.clone());
+
+    let mut records = denials(&bob, None, 50, 0, 1);
+    records.push(sqs_record(
+        "message-bad",
+        "receipt-bad",
+        "not a Message",
+        1_700_000_000_000,
+        1,
+    ));
+    let event = serde_json::from_value(json!({"Records": records})).expect("an SQS event");
+    let answer = handle(&config, &iam, &publisher, event)
+        .await
+        .expect("handled");
+    assert_eq!(
+        failures(&serde_json::to_value(&answer).unwrap()),
+        ["message-bad"]
+    );
+    assert_eq!(world.attached("bob").await, [QUARANTINE]);
+    let [message] = world.published(1).await.try_into().expect("one Message");
+    assert_eq!(tag(&message, "severity"), Some("critical"));
+    assert_eq!(
+        message["subject"],
+        format!("Contained {bob} after 50 denied calls: AWS's quarantine policy attached")
+    );
+}

@@ -272,3 +272,56 @@ async fn a_refused_revoke_fails_the_invocation_and_says_so_critically() {
     );
     process.stop();
 }
+
+#[tokio::test]
+async fn the_handler_in_process_revokes_the_public_rule_says_so_and_refuses_what_is_no_call() {
+    use activity_aware_message::MessagePublisher;
+    use aws_query::{QueryClient, Service};
+    use response_security_group::ec2::Ec2;
+    use response_security_group::{Config, handle};
+
+    let world = World::start().await;
+    let group = world.group("web").await;
+    world.open(&group, "tcp", 22, "0.0.0.0/0").await;
+    let rules = world.rules(&group).await;
+    let config = Config::from_lookup(|name| match name {
+        "SNS_TOPIC" => Some(world.topic.clone()),
+        "RESPONSE_MODE" => Some("revoke".into()),
+        _ => None,
+    })
+    .expect("the responder's settings");
+    let aws = world.moto.sdk_config().await;
+    let ec2 = Ec2::new(QueryClient::new(&aws, Service::Ec2).unwrap());
+    let publisher = MessagePublisher::new(aws_sdk_sns::Client::new(&aws), config.topic_arn.clone());
+
+    let event = opened(&group, &[(Some(&rules[0].0), "tcp", 22, "0.0.0.0/0")]);
+    let summary = handle(&config, &ec2, &publisher, event)
+        .await
+        .expect("responded");
+    assert_eq!(
+        serde_json::to_value(&summary).unwrap(),
+        json!({"outcome": "revoked", "mode": "revoke", "group": group, "rules": [rules[0].0], "published": 1})
+    );
+    assert_eq!(world.rules(&group).await, [], "closed");
+    let [message] = world.published(1).await.try_into().expect("one Message");
+    assert_eq!(tag(&message, "severity"), Some("high"));
+    assert!(
+        message["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("Closed tcp/22 from 0.0.0.0/0 on {group}")),
+        "{message}"
+    );
+
+    let error = handle(
+        &config,
+        &ec2,
+        &publisher,
+        json!({"detail-type": "Scheduled Event"}),
+    )
+    .await
+    .expect_err("no API call");
+    let diagnostic = lambda_runtime::Diagnostic::from(error);
+    assert_eq!(diagnostic.error_type, "UnrecognisedEvent");
+    world.capture.assert_quiet(Duration::from_secs(1)).await;
+}

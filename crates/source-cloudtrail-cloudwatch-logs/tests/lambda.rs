@@ -682,3 +682,73 @@ async fn a_delivery_that_breaks_off_fails_saying_what_was_published_before_the_b
     assert!(source.process.is_running());
     source.finish();
 }
+
+#[tokio::test]
+async fn the_handler_in_process_publishes_each_record_and_refuses_an_undecodable_payload() {
+    use activity_aware_message::MessagePublisher;
+    use source_cloudtrail_cloudwatch_logs::{CloudWatchLogsEvent, Config, handle};
+
+    let moto = MotoServer::start();
+    let topic = moto.create_topic("ids-topic").await;
+    let capture = moto.capture_queue(&topic).await;
+    let config = Config::from_lookup(|name| (name == "SNS_TOPIC").then(|| topic.clone()))
+        .expect("the topic is all a source needs");
+    let publisher = MessagePublisher::new(
+        aws_sdk_sns::Client::new(&moto.sdk_config().await),
+        config.topic_arn.clone(),
+    );
+    let event = |payload: Value| -> CloudWatchLogsEvent {
+        serde_json::from_value(payload).expect("a CloudWatch Logs event")
+    };
+
+    let records = [
+        iam_user_denial().to_string(),
+        "not { json".to_owned(),
+        assumed_role_denial().to_string(),
+    ];
+    let summary = handle(
+        &publisher,
+        &config.detector,
+        event(events::awslogs_event(&events::data_message(&records))),
+    )
+    .await
+    .expect("published");
+    assert_eq!(
+        (summary.log_events, summary.published, summary.not_json),
+        (3, 2, 1),
+        "{summary:?}"
+    );
+    let mut subjects: Vec<String> = capture
+        .receive(2, RECEIVE_TIMEOUT)
+        .await
+        .iter()
+        .map(|body| {
+            let message: Value = serde_json::from_str(body).expect("a Message is JSON");
+            assert_message_shape(&message);
+            message["subject"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    subjects.sort();
+    assert_eq!(subjects[0], "Error Message: Access Denied");
+    assert!(
+        subjects[1].starts_with("Error Message: User: arn:aws:sts::111122223333:assumed-role/"),
+        "{subjects:?}"
+    );
+
+    let error = handle(
+        &publisher,
+        &config.detector,
+        event(events::awslogs_event_with_data("%%% not base64 %%%")),
+    )
+    .await
+    .expect_err("undecodable");
+    let diagnostic = lambda_runtime::Diagnostic::from(error);
+    assert_eq!(diagnostic.error_type, "UndecodablePayload");
+    assert!(
+        diagnostic.error_message.contains("awslogs.data")
+            && diagnostic.error_message.contains("base64"),
+        "{}",
+        diagnostic.error_message
+    );
+    capture.assert_quiet(Duration::from_secs(1)).await;
+}

@@ -390,3 +390,82 @@ async fn the_stacks_alarms_are_posted_high() {
     assert_eq!(tag_values(&message, "detection"), ["stack-alarm"]);
     source.finish();
 }
+
+/// The handler with a Config read as at start (the stack drops expected changes): a tampering
+/// call is published critical, the same call made by CloudFormation is dropped, and an event
+/// that is no EventBridge event is refused as such.
+#[tokio::test]
+async fn the_handler_in_process_publishes_tampering_and_drops_what_is_expected() {
+    use activity_aware_message::MessagePublisher;
+    use serde_json::value::RawValue;
+    use source_eventbridge::{Config, handle};
+
+    let moto = MotoServer::start();
+    let topic = moto.create_topic("ids-topic").await;
+    let capture = moto.capture_queue(&topic).await;
+    let variables = [("STACK_NAME", "ids"), ("EXPECTED_CHANGES", "drop")];
+    let config = Config::from_lookup(|name| {
+        (name == "SNS_TOPIC").then(|| topic.clone()).or_else(|| {
+            variables
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| (*value).to_owned())
+        })
+    })
+    .expect("the source's settings");
+    let publisher = MessagePublisher::new(
+        aws_sdk_sns::Client::new(&moto.sdk_config().await),
+        config.topic_arn.clone(),
+    );
+    let raw = |event: &Value| RawValue::from_string(event.to_string()).unwrap();
+
+    let catalogue = config.detector.catalogue();
+    let detection = catalogue.detection("ids-stack-deleted").unwrap();
+    let mut event = catalogue.example_event(&detection.examples.alert[0]);
+    event["id"] = json!("6a7e8feb-b491-4cf7-a9f1-bf3703467718");
+    event["account"] = json!("111122223333");
+    let summary = handle(&publisher, &config.detector, raw(&event))
+        .await
+        .expect("published");
+    assert_eq!(
+        (summary.published, summary.dropped),
+        (1, false),
+        "{summary:?}"
+    );
+    let [body] = capture
+        .receive(1, RECEIVE_TIMEOUT)
+        .await
+        .try_into()
+        .expect("one Message");
+    let message: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(tag_values(&message, "detection"), ["ids-stack-deleted"]);
+    assert_eq!(tag_values(&message, "severity"), ["critical"]);
+
+    event["detail"]["userIdentity"]["invokedBy"] = json!("cloudformation.amazonaws.com");
+    let summary = handle(&publisher, &config.detector, raw(&event))
+        .await
+        .expect("dropped");
+    assert_eq!(
+        (summary.published, summary.dropped),
+        (0, true),
+        "{summary:?}"
+    );
+
+    let error = handle(
+        &publisher,
+        &config.detector,
+        raw(&json!({"awslogs": {"data": "H4sI"}})),
+    )
+    .await
+    .expect_err("not an EventBridge event");
+    let diagnostic = lambda_runtime::Diagnostic::from(error);
+    assert_eq!(diagnostic.error_type, "UnrecognisedEvent");
+    assert!(
+        diagnostic
+            .error_message
+            .contains("not an EventBridge event"),
+        "{}",
+        diagnostic.error_message
+    );
+    capture.assert_quiet(Duration::from_secs(1)).await;
+}

@@ -98,3 +98,79 @@ async fn a_heartbeat_says_how_the_pipeline_is_and_what_waits_where() {
     let output = process.stop();
     assert_no_secrets("the function's output", &output, &[DUMMY_SECRET_ACCESS_KEY]);
 }
+
+#[tokio::test]
+async fn the_handler_in_process_counts_what_waits_and_fails_when_the_heartbeat_cannot_go() {
+    use activity_aware_message::MessagePublisher;
+    use source_heartbeat::{Config, Readers, handle};
+
+    let moto = MotoServer::start();
+    let topic = moto.create_topic("ids-SNSTopic").await;
+    let capture = moto.capture_queue(&topic).await;
+    let waiting = moto
+        .create_queue("ids-DestinationSlackFailureQueue", Duration::from_secs(30))
+        .await;
+    let aws = moto.sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    for number in 0..2 {
+        sqs.send_message()
+            .queue_url(&waiting.url)
+            .message_body(format!(
+                "{{\"subject\": \"kept {number}\", \"fields\": []}}"
+            ))
+            .send()
+            .await
+            .unwrap();
+    }
+    let queues = format!("destination-slack={}", waiting.url);
+    let config = Config::from_lookup(|name| match name {
+        "SNS_TOPIC" => Some(topic.clone()),
+        "STACK_NAME" => Some("ids".into()),
+        "FAILURE_QUEUE_URLS" => Some(queues.clone()),
+        _ => None,
+    })
+    .expect("the heartbeat's settings");
+    let readers = Readers {
+        sqs,
+        cloudwatch: aws_sdk_cloudwatch::Client::new(&aws),
+    };
+    let sns = aws_sdk_sns::Client::new(&aws);
+    let publisher = MessagePublisher::new(sns.clone(), config.topic_arn.clone());
+
+    let summary = handle(&config, &readers, &publisher)
+        .await
+        .expect("published");
+    assert_eq!(
+        serde_json::to_value(&summary).unwrap(),
+        json!({"healthy": false, "waiting": 2, "published": 1})
+    );
+    let [body] = capture
+        .receive(1, Duration::from_secs(30))
+        .await
+        .try_into()
+        .expect("one heartbeat");
+    let message = activity_aware_message::Message::from_json(&body).expect("a Message");
+    assert_eq!(message.tag("severity"), Some("high"));
+    let field = |key: &str| {
+        message
+            .fields
+            .iter()
+            .find(|field| field.key == key)
+            .map(|field| field.value.clone())
+    };
+    assert_eq!(field("Failure Queue Of destination-slack"), Some(json!(2)));
+    assert!(field("What To Do").is_some(), "{body}");
+
+    // A topic that is gone: the heartbeat cannot go, and the invocation fails saying so.
+    let gone = MessagePublisher::new(sns, "arn:aws:sns:us-east-1:123456789012:no-such-topic");
+    let error = handle(&config, &readers, &gone)
+        .await
+        .expect_err("not published");
+    let diagnostic = lambda_runtime::Diagnostic::from(error);
+    assert_eq!(diagnostic.error_type, "PublishFailed");
+    assert!(
+        diagnostic.error_message.contains("the heartbeat"),
+        "{}",
+        diagnostic.error_message
+    );
+}
