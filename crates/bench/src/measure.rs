@@ -63,10 +63,15 @@ impl World {
         let mut env = self.moto.lambda_env();
         let ca = self.sink.ca_file().to_string_lossy().into_owned();
         match function {
-            // Every source publishes to the topic.
-            source if source.starts_with("source-") => {
+            // Every source and responder publishes to the topic.
+            publisher if publisher.starts_with("source-") || publisher.starts_with("response-") => {
                 env.push(("SNS_TOPIC".to_owned(), topic_arn.to_owned()))
             }
+            // The email destination checks its addresses at start.
+            "destination-email" => env.extend([
+                ("EMAIL_FROM".to_owned(), "ids@example.com".to_owned()),
+                ("EMAIL_TO".to_owned(), "oncall@example.com".to_owned()),
+            ]),
             DESTINATION => {
                 env.push((
                     "SLACK_WEBHOOK_URL".to_owned(),

@@ -394,22 +394,10 @@ mod tests {
             let mut message = Message::new(
                 "high load",
                 vec![
-                    Field {
-                        key: "Service".into(),
-                        value: json!("api"),
-                    },
-                    Field {
-                        key: "Host".into(),
-                        value: json!(host),
-                    },
-                    Field {
-                        key: "Load".into(),
-                        value: json!(load),
-                    },
-                    Field {
-                        key: "Details".into(),
-                        value: json!({"host": host}),
-                    },
+                    Field::text("Service", "api"),
+                    Field::new("Host", json!(host)),
+                    Field::new("Load", json!(load)),
+                    Field::new("Details", json!({"host": host})),
                 ],
             );
             message.tags.push(tag(DIGEST_GROUP_TAG, "api-load"));

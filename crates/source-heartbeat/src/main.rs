@@ -1,6 +1,5 @@
 use activity_aware_message::MessagePublisher;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use serde_json::Value;
 use source_heartbeat::{Config, Readers, handle};
 
 #[tokio::main(flavor = "current_thread")]
@@ -13,7 +12,8 @@ async fn main() -> Result<(), Error> {
         cloudwatch: aws_sdk_cloudwatch::Client::new(&aws),
     };
     let publisher = MessagePublisher::new(aws_sdk_sns::Client::new(&aws), config.topic_arn.clone());
-    lambda_runtime::run(service_fn(|_: LambdaEvent<Value>| {
+    // The schedule's event says nothing the heartbeat needs: any event starts one.
+    lambda_runtime::run(service_fn(|_: LambdaEvent<serde::de::IgnoredAny>| {
         handle(&config, &readers, &publisher)
     }))
     .await
