@@ -16,10 +16,11 @@
 //! - [`custom_resource`]: Lambda's part for a stack's custom resource on moto.
 //! - [`local`]: the whole pipeline, for `./dev.sh local`.
 //! - [`template`]: the functions, as the stack template lists them; [`zip`]: what a Lambda zip
-//!   holds; [`block_kit`]: Slack's rules for a post.
+//!   holds; [`block_kit`]: Slack's rules for a post; [`adaptive_cards`]: Teams'.
 //!
 //! Every server and process is stopped when its value is dropped.
 
+pub mod adaptive_cards;
 pub mod block_kit;
 pub mod custom_resource;
 pub mod destinations;

@@ -422,7 +422,7 @@ impl OtherWorld {
         };
         let cards = self.teams.accepted();
         step(&format!(
-            "What Teams received: {} card(s) for {} Message(s) at or above its minimum",
+            "What Teams received: {} card(s) for {} Message(s) at or above its minimum (each checked against the Adaptive Card 1.4 schema)",
             cards.len(),
             took("destination-teams")
         ));
@@ -432,10 +432,12 @@ impl OtherWorld {
                 number + 1,
                 cards.len()
             );
-            println!(
-                "{}",
-                render_card(&card.body_json()["attachments"][0]["content"])
-            );
+            let body = card.body_json();
+            println!("{}", render_card(&body["attachments"][0]["content"]));
+            let problems = crate::adaptive_cards::problems(&body);
+            if !problems.is_empty() {
+                println!("NOT A VALID CARD: {problems:?}");
+            }
         }
         let events = self.pagerduty.accepted();
         step(&format!(
