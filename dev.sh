@@ -564,7 +564,7 @@ cmd_test() {
     nice -n 19 tests/stack_test.sh --build-only >"$zips_log" 2>&1 &
     zips_pid=$!
     PIDS+=("$zips_pid")
-    run_step "cargo test" run_test_binaries
+    run_step "cargo test" cargo test --workspace --no-fail-fast
     wait_for "$zips_pid"
     if [[ $WAITED -ne 0 ]]; then
         cat "$zips_log"
@@ -574,75 +574,6 @@ cmd_test() {
     run_step "stack test: dev.sh against moto" tests/stack_test.sh
     summarize_tests "$TEST_LOG" "$((SECONDS - started))"
     [[ ${#FAILED_STEPS[@]} -eq 0 ]] || exit "$E_FAILED"
-}
-
-# The workspace's test binaries (what `cargo test --workspace` runs), TEST_JOBS (3) at a time:
-# they mostly wait (on moto, on a service's pace), so they overlap well even on 2 cores. The flood
-# tests measure what a flood through moto becomes, which depends on moto's speed: they run alone,
-# first. Each runs as cargo runs it (from its package's directory), and its output is printed
-# whole when it ends, cargo's summary line included.
-run_test_binaries() {
-    local jobs="${TEST_JOBS:-3}" list status=0 next=0 solo=0 pid index rc
-    [[ "$jobs" =~ ^[1-9][0-9]?$ ]] || die "$E_BAD_VALUE" "TEST_JOBS must be a number of test binaries to run at once, not '$jobs'"
-    new_temp_file .tsv
-    list="$TEMP_FILE"
-    cargo test --workspace --no-run --message-format=json-render-diagnostics |
-        python3 -c '
-import json, os, sys
-found = []
-for line in sys.stdin:
-    message = json.loads(line)
-    if message.get("reason") != "compiler-artifact" or not message.get("executable") or not message["profile"]["test"]:
-        continue
-    directory = os.path.dirname(message["manifest_path"])
-    package = os.path.basename(directory)
-    name = message["target"]["name"]
-    kind = message["target"]["kind"][0]
-    # Alone first: the floods; then the longest (integration tests) before unit tests.
-    order = 0 if name == "flood" else 1 if kind == "test" else 2
-    found.append((order, package, name, directory, message["executable"]))
-for order, package, name, directory, executable in sorted(found):
-    alone = "alone" if order == 0 else "shared"
-    print(f"{directory}\t{package} {name}\t{executable}\t{alone}")
-' >"$list"
-    local dirs=() labels=() exes=() alone=() logs=() directory label exe share
-    while IFS=$'\t' read -r directory label exe share; do
-        dirs+=("$directory")
-        labels+=("$label")
-        exes+=("$exe")
-        alone+=("$share")
-        new_temp_file .log
-        logs+=("$TEMP_FILE")
-    done <"$list"
-    [[ ${#exes[@]} -gt 0 ]] || { echo "no test binaries were built" >&2; return 1; }
-    local -A running=()
-    while [[ $next -lt ${#exes[@]} || ${#running[@]} -gt 0 ]]; do
-        while [[ $next -lt ${#exes[@]} && ${#running[@]} -lt $jobs ]]; do
-            # One that runs alone waits for the others, and the others for it.
-            [[ $solo -eq 1 || (${alone[next]} == alone && ${#running[@]} -gt 0) ]] && break
-            [[ ${alone[next]} == alone ]] && solo=1
-            (cd "${dirs[next]}" && CARGO_MANIFEST_DIR="${dirs[next]}" exec "${exes[next]}") >"${logs[next]}" 2>&1 &
-            running[$!]=$next
-            PIDS+=("$!")
-            next=$((next + 1))
-        done
-        wait -n 2>/dev/null || true
-        for pid in "${!running[@]}"; do
-            kill -0 "$pid" 2>/dev/null && continue
-            index="${running[$pid]}"
-            unset "running[$pid]"
-            [[ ${alone[index]} == alone ]] && solo=0
-            rc=0
-            wait "$pid" 2>/dev/null || rc=$?
-            echo "     Running ${labels[index]} (${exes[index]#"$ROOT"/})"
-            cat "${logs[index]}"
-            if [[ $rc -ne 0 ]]; then
-                echo "error: ${labels[index]} failed (exit $rc)"
-                status=1
-            fi
-        done
-    done
-    return "$status"
 }
 
 # One closing line for every test that ran: Rust (cargo's "test result" lines), Python

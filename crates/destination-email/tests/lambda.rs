@@ -255,8 +255,10 @@ async fn emails_go_at_the_pace_set_and_a_throttle_is_waited() {
 
 #[tokio::test]
 async fn ses_down_brings_the_batch_back_and_it_is_sent_later() {
+    // Long enough that the retries give up before it, and that moto, however loaded, takes both
+    // emails once SES is back (a send starts only with 4 s of the function's time left).
     let options = RuntimeApiOptions {
-        deadline: Duration::from_secs(6),
+        deadline: Duration::from_secs(10),
         ..RuntimeApiOptions::default()
     };
     let world = EmailWorld::start(Setup {
