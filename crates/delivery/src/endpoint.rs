@@ -190,10 +190,14 @@ impl PacedSender {
     /// How many deliveries can still start before `deadline` at this pace, each with the time
     /// one needs.
     pub fn posts_before(&self, deadline: Instant) -> usize {
-        match deadline.checked_sub(self.policy.deadline_margin + self.policy.min_request_time) {
-            Some(last_start) => self.pacer.slots_before(last_start),
-            None => 0,
-        }
+        self.last_start(deadline)
+            .map_or(0, |last_start| self.pacer.slots_before(last_start))
+    }
+
+    /// The last moment a delivery may start and still have the time one needs before
+    /// `deadline`.
+    fn last_start(&self, deadline: Instant) -> Option<Instant> {
+        deadline.checked_sub(self.policy.deadline_margin + self.policy.min_request_time)
     }
 
     /// Makes tries with `attempt` (given the longest it may take) at the pace, retrying what may
@@ -204,9 +208,7 @@ impl PacedSender {
         Fut: Future<Output = Attempt>,
     {
         let service = self.service;
-        let last_start = deadline
-            .checked_sub(self.policy.deadline_margin + self.policy.min_request_time)
-            .unwrap_or_else(Instant::now);
+        let last_start = self.last_start(deadline).unwrap_or_else(Instant::now);
         let mut backoff = self.policy.first_backoff;
         let mut last = String::new();
         for try_number in 1..=self.policy.max_attempts {

@@ -35,6 +35,8 @@ pub struct Mailer {
     ses: aws_sdk_sesv2::Client,
     from: Address,
     to: Vec<Address>,
+    /// The recipients as SES takes them, made once.
+    destination: Destination,
     sender: PacedSender,
 }
 
@@ -46,10 +48,14 @@ impl Mailer {
         policy: RetryPolicy,
         pace: PaceLimit,
     ) -> Self {
+        let destination = Destination::builder()
+            .set_to_addresses(Some(to.iter().map(|to| to.as_str().to_owned()).collect()))
+            .build();
         Mailer {
             ses,
             from,
             to,
+            destination,
             sender: PacedSender::new(SERVICE, policy, pace),
         }
     }
@@ -69,33 +75,26 @@ impl Mailer {
 
     /// Sends one raw MIME email to every recipient.
     pub async fn send(&self, raw: Vec<u8>, deadline: Instant) -> Result<(), PostError> {
-        let raw = Blob::new(raw);
-        self.sender
-            .send(deadline, |timeout| self.send_once(raw.clone(), timeout))
-            .await
-    }
-
-    async fn send_once(&self, raw: Blob, timeout: Duration) -> Attempt {
-        let content = match RawMessage::builder().data(raw).build() {
+        let content = match RawMessage::builder().data(Blob::new(raw)).build() {
             Ok(raw) => EmailContent::builder().raw(raw).build(),
             Err(error) => {
-                return Attempt::Refused(PostError::Refusing {
+                return Err(PostError::Refusing {
                     service: SERVICE,
                     reason: error.to_string(),
                 });
             }
         };
+        self.sender
+            .send(deadline, |timeout| self.send_once(content.clone(), timeout))
+            .await
+    }
+
+    async fn send_once(&self, content: EmailContent, timeout: Duration) -> Attempt {
         let request = self
             .ses
             .send_email()
             .from_email_address(self.from.as_str())
-            .destination(
-                Destination::builder()
-                    .set_to_addresses(Some(
-                        self.to.iter().map(|to| to.as_str().to_owned()).collect(),
-                    ))
-                    .build(),
-            )
+            .destination(self.destination.clone())
             .content(content)
             .send();
         match tokio::time::timeout(timeout, request).await {

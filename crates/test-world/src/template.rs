@@ -6,6 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// infrastructure/cloudformation.yaml of this workspace, as it was built in.
+const TEMPLATE: &str = include_str!("../../../infrastructure/cloudformation.yaml");
+
 /// infrastructure/cloudformation.yaml of this workspace.
 pub fn template_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infrastructure/cloudformation.yaml")
@@ -57,9 +60,8 @@ pub struct Lane {
 /// The subscription filter policies of the two lanes, bulk and priority, as the template
 /// writes them (JSON on the `FilterPolicy:` line of each subscription).
 pub fn lane_filter_policies() -> (String, String) {
-    let template = include_str!("../../../infrastructure/cloudformation.yaml");
     let policy = |resource: &str| {
-        template
+        TEMPLATE
             .lines()
             .skip_while(|line| line.trim_end() != format!("  {resource}:"))
             .skip(1)
@@ -74,43 +76,10 @@ pub fn lane_filter_policies() -> (String, String) {
     )
 }
 
-/// The `key: value` lines of one section of the `SlackPace` mapping.
-fn pace_section(
-    template: &str,
-    section: &str,
-) -> Result<std::collections::HashMap<String, String>, String> {
-    let mut values = std::collections::HashMap::new();
-    let mut lines = template
-        .lines()
-        .skip_while(|line| line.trim_end() != "  SlackPace:");
-    lines.next().ok_or("no SlackPace mapping")?;
-    let mut found = false;
-    for line in lines.skip_while(|line| line.trim() != format!("{section}:")) {
-        if !found {
-            found = true;
-            continue;
-        }
-        if line.trim().is_empty() || line.trim_start().starts_with('#') {
-            continue;
-        }
-        if !line.starts_with("      ") {
-            break;
-        }
-        if let Some((key, value)) = line.trim().split_once(':') {
-            let value = value.trim().trim_matches('"');
-            values.insert(key.trim().to_owned(), value.to_owned());
-        }
-    }
-    if !found {
-        return Err(format!("SlackPace has no {section}"));
-    }
-    Ok(values)
-}
-
 /// The `SlackPace` mapping of a template: the `key: value` lines under `SlackPace:` and
 /// `EventSourceMapping:`.
 pub fn slack_pace_in(template: &str) -> Result<SlackPace, String> {
-    let bulk = pace_section(template, "EventSourceMapping")?;
+    let bulk = mapping_entry(template, "SlackPace", "EventSourceMapping")?;
     let number =
         |values: &std::collections::HashMap<String, String>, key: &str| -> Result<u64, String> {
             let text = values
@@ -119,7 +88,7 @@ pub fn slack_pace_in(template: &str) -> Result<SlackPace, String> {
             text.parse()
                 .map_err(|_| format!("SlackPace {key} is not a number: {text:?}"))
         };
-    let priority = match pace_section(template, "PriorityLane") {
+    let priority = match mapping_entry(template, "SlackPace", "PriorityLane") {
         Ok(lane) => Lane {
             instances: number(&lane, "MaximumConcurrency")? as usize,
             batch_size: number(&lane, "BatchSize")? as usize,
@@ -144,8 +113,7 @@ pub fn slack_pace_in(template: &str) -> Result<SlackPace, String> {
 
 /// The pace of this workspace's template.
 pub fn slack_pace() -> SlackPace {
-    slack_pace_in(include_str!("../../../infrastructure/cloudformation.yaml"))
-        .unwrap_or_else(|e| panic!("test-world: the template's SlackPace: {e}"))
+    slack_pace_in(TEMPLATE).unwrap_or_else(|e| panic!("test-world: the template's SlackPace: {e}"))
 }
 
 /// How the stack runs one of the other destinations (its `DestinationPace` entry): one event
@@ -156,8 +124,6 @@ pub struct DestinationPace {
     /// `PostIntervalMs`: each instance sends at most once per interval.
     pub post_interval: Duration,
 }
-
-const TEMPLATE: &str = include_str!("../../../infrastructure/cloudformation.yaml");
 
 /// The `key: value` lines of an entry of a mapping (`DestinationPace`, `Teams`).
 fn mapping_entry(
