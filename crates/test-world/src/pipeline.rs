@@ -3,7 +3,7 @@
 //! buffer queue, and instances of the Slack function are fed from the queue as its event source
 //! mapping feeds them, all at once, as in the stack.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -204,6 +204,43 @@ impl Flowed {
     }
 }
 
+/// The event source mappings being played: each instance's Runtime API and the poller that
+/// feeds it.
+#[derive(Default)]
+struct Mappings {
+    instances: Vec<(Arc<RuntimeApi>, QueuePoller)>,
+    /// Kept until the processes stop, so that none sees its Runtime API vanish.
+    apis: Vec<Arc<RuntimeApi>>,
+}
+
+impl Mappings {
+    /// `lane.instances` processes of `function`, each fed from `queue` in batches as `lane`'s
+    /// mapping gathers them.
+    async fn feed(
+        &mut self,
+        moto: &MotoServer,
+        function: &str,
+        binary: &Path,
+        env: &[(String, String)],
+        queue: &Queue,
+        lane: crate::template::Lane,
+    ) -> Vec<LambdaProcess> {
+        let mut processes = Vec::new();
+        for _ in 0..lane.instances {
+            let api = Arc::new(RuntimeApi::start_with(RuntimeApiOptions {
+                function_name: function.to_owned(),
+                deadline: Duration::from_secs(60),
+                invoke_timeout: Duration::from_secs(90),
+            }));
+            processes.push(LambdaProcess::spawn(binary, &api, env.to_vec()));
+            self.apis.push(api.clone());
+            let poller = QueuePoller::new(moto, queue.clone(), lane.batch_size, lane.window).await;
+            self.instances.push((api, poller));
+        }
+        processes
+    }
+}
+
 pub async fn run(moto: &MotoServer, pipeline: &Pipeline, flow: Flow) -> Result<Flowed, String> {
     let source_api = Arc::new(RuntimeApi::start_with(RuntimeApiOptions {
         function_name: "source-cloudtrail-cloudwatch-logs".into(),
@@ -223,11 +260,8 @@ pub async fn run(moto: &MotoServer, pipeline: &Pipeline, flow: Flow) -> Result<F
 
     let mut env = moto.lambda_env();
     env.extend(flow.destination_env);
-    let mut instances = Vec::new();
-    let mut processes = Vec::new();
-    // Kept until the processes stop, so that none sees its Runtime API vanish.
-    let mut apis = Vec::new();
-    let lanes = [
+    let mut mappings = Mappings::default();
+    let slack_lanes = [
         (
             &pipeline.queue,
             flow.instances,
@@ -241,46 +275,48 @@ pub async fn run(moto: &MotoServer, pipeline: &Pipeline, flow: Flow) -> Result<F
             flow.priority.window,
         ),
     ];
-    for (queue, count, batch_size, window) in lanes {
-        for _ in 0..count {
-            let api = Arc::new(RuntimeApi::start_with(RuntimeApiOptions {
-                function_name: "destination-slack".into(),
-                deadline: Duration::from_secs(60),
-                invoke_timeout: Duration::from_secs(90),
-            }));
-            processes.push(LambdaProcess::spawn(
-                &flow.destination_binary,
-                &api,
-                env.clone(),
-            ));
-            apis.push(api.clone());
-            let poller = QueuePoller::new(moto, queue.clone(), batch_size, window).await;
-            instances.push((api, poller));
-        }
+    let mut processes = Vec::new();
+    for (queue, count, batch_size, window) in slack_lanes {
+        let lane = crate::template::Lane {
+            instances: count,
+            batch_size,
+            window,
+        };
+        processes.extend(
+            mappings
+                .feed(
+                    moto,
+                    "destination-slack",
+                    &flow.destination_binary,
+                    &env,
+                    queue,
+                    lane,
+                )
+                .await,
+        );
     }
-
     let mut other_processes = Vec::new();
     for other in &flow.others {
         let mut other_env = moto.lambda_env();
         other_env.extend(other.env.iter().cloned());
-        for _ in 0..other.lane.instances {
-            let api = Arc::new(RuntimeApi::start_with(RuntimeApiOptions {
-                function_name: other.function.clone(),
-                deadline: Duration::from_secs(60),
-                invoke_timeout: Duration::from_secs(90),
-            }));
-            other_processes.push(LambdaProcess::spawn(&other.binary, &api, other_env.clone()));
-            apis.push(api.clone());
-            let poller = QueuePoller::new(
-                moto,
-                other.queue.clone(),
-                other.lane.batch_size,
-                other.lane.window.min(flow.window),
-            )
-            .await;
-            instances.push((api, poller));
-        }
+        let lane = crate::template::Lane {
+            window: other.lane.window.min(flow.window),
+            ..other.lane
+        };
+        other_processes.extend(
+            mappings
+                .feed(
+                    moto,
+                    &other.function,
+                    &other.binary,
+                    &other_env,
+                    &other.queue,
+                    lane,
+                )
+                .await,
+        );
     }
+    let Mappings { instances, apis } = mappings;
 
     let started = Instant::now();
     let feeding = {
