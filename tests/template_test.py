@@ -596,7 +596,7 @@ class Template(unittest.TestCase):
         self.assertEqual(queue["RedrivePolicy"]["deadLetterTargetArn"], get_att("DestinationSlackFailureQueue", "Arn"))
         self.assertEqual(queue["KmsMasterKeyId"], get_att("StackKey", "Arn"))
 
-    def test_containment_counts_the_denials_only_and_may_touch_no_stack_role(self):
+    def test_containment_counts_denied_calls_only_and_can_deny_but_never_grant(self):
         subscription = self.resources["ResponseContainmentSubscription"]
         self.assertEqual(subscription["Condition"], "ProbeContainmentOn")
         props = subscription["Properties"]
@@ -604,23 +604,41 @@ class Template(unittest.TestCase):
                          (get_att("ResponseContainmentQueue", "Arn"), True, "MessageAttributes"))
         from moto.sns.utils import FilterPolicyMatcher
         matcher = FilterPolicyMatcher(props["FilterPolicy"], "MessageAttributes")
-        attributes = lambda detection: {"severity": {"Type": "String", "Value": "low"},
-                                        "detection": {"Type": "String", "Value": detection}}
-        self.assertTrue(matcher.matches(attributes("access-denied"), ""))
-        self.assertFalse(matcher.matches(attributes("root-activity"), ""))
+        attributes = lambda detection, denied: {
+            "severity": {"Type": "String", "Value": "low"}, "detection": {"Type": "String", "Value": detection},
+            **({"denied": {"Type": "String", "Value": "true"}} if denied else {})}
+        # Every denied call, whatever its detection (a denied LeaveOrganization too); nothing else.
+        self.assertTrue(matcher.matches(attributes("access-denied", True), ""))
+        self.assertTrue(matcher.matches(attributes("organization-left", True), ""))
+        self.assertFalse(matcher.matches(attributes("organization-left", False), ""))
         self.assertFalse(matcher.matches({"severity": {"Type": "String", "Value": "low"}}, ""))
         # The mapping gathers a minute of denials; the queue hides a batch for longer than
-        # the function and the window take.
+        # the function and the window take, and a probe CloudTrail does not confirm yet is
+        # looked up again on its third receive, the last before the failure queue.
         mapping = self.props("ResponseContainmentEventSourceMapping")
         self.assertEqual((mapping["BatchSize"], mapping["MaximumBatchingWindowInSeconds"],
                           mapping["FunctionResponseTypes"]), (1000, 60, ["ReportBatchItemFailures"]))
         timeout = self.props("ResponseContainmentLambda")["Timeout"]
-        self.assertGreaterEqual(self.props("ResponseContainmentQueue")["VisibilityTimeout"], 6 * timeout + 60)
+        queue_props = self.props("ResponseContainmentQueue")
+        self.assertGreaterEqual(queue_props["VisibilityTimeout"], 6 * timeout + 60)
+        self.assertEqual(queue_props["RedrivePolicy"]["maxReceiveCount"], 3)
+        self.assertGreaterEqual(2 * queue_props["VisibilityTimeout"] + 60, 14 * 60,
+                                "the last look comes after CloudTrail's 15 minutes")
         self.assertEqual(self.template["Parameters"]["ProbeContainment"]["Default"], "Off")
         for name, resource in self.resources.items():
-            if name.startswith("ResponseContainment"):
+            if name.startswith("ResponseContainment") or name == "ContainedSessionsPolicy":
                 self.assertEqual(resource.get("Condition"), "ProbeContainmentOn", name)
-        # Users get AWS's quarantine policy only; roles an inline policy, never the stack's own.
+        # The contained-session policy only denies, and only the session the role's tag names.
+        document = self.props("ContainedSessionsPolicy")["PolicyDocument"]
+        self.assertEqual(document["Statement"], [{
+            "Sid": "DenyTheSessionTheRoleTagNames", "Effect": "Deny", "Action": "*", "Resource": "*",
+            "Condition": {"StringEquals": {"aws:userid": "${aws:PrincipalTag/ActivityAwareIdsContainedSession}"}}}])
+        env = self.props("ResponseContainmentLambda")["Environment"]["Variables"]
+        self.assertEqual(env["CONTAINED_SESSIONS_POLICY_ARN"], ref("ContainedSessionsPolicy"))
+        self.assertEqual(env["CONTAINMENT_WINDOW_HOURS"], ref("ProbeContainmentWindowHours"))
+        # Users get AWS's quarantine policy only, roles the stack's contained-session policy
+        # only, both containment's two tags only; it writes no policy, and never touches the
+        # stack's own roles.
         key = get_att("StackKey", "Arn")
         via = {"StringEquals": {"kms:ViaService": [{"Fn::Sub": "sns.${AWS::Region}.amazonaws.com"},
                                                    {"Fn::Sub": "sqs.${AWS::Region}.amazonaws.com"}]}}
@@ -629,16 +647,25 @@ class Template(unittest.TestCase):
         queue = get_att("ResponseContainmentQueue", "Arn")
         quarantine = {"ArnEquals": {"iam:PolicyARN": {
             "Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AWSCompromisedKeyQuarantineV3"}}}
+        contained = {"ArnEquals": {"iam:PolicyARN": ref("ContainedSessionsPolicy")}}
+        two_tags = {"ForAllValues:StringEquals": {
+            "aws:TagKeys": ["ActivityAwareIdsContainedSession", "ActivityAwareIdsContainedAt"]}}
         statements = self.props("ResponseContainmentRole")["Policies"][0]["PolicyDocument"]["Statement"]
         [deny] = [s for s in statements if s["Effect"] == "Deny"]
-        self.assertEqual((deny["Action"], deny["Resource"]), ("iam:PutRolePolicy", {
+        self.assertEqual((deny["Action"], deny["Resource"]), (["iam:AttachRolePolicy", "iam:TagRole"], {
             "Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AWS::StackName}-*"}))
+        actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+        for never in ("iam:PutRolePolicy", "iam:PutUserPolicy", "iam:CreatePolicyVersion", "iam:UpdateAssumeRolePolicy"):
+            self.assertNotIn(never, actions)
         self.props("ResponseContainmentRole")["Policies"][0]["PolicyDocument"]["Statement"] = [
             s for s in statements if s["Effect"] == "Allow"]
         try:
             self.expect_statements("ResponseContainmentRole", [
-                ("iam:AttachUserPolicy", users, quarantine), ("iam:ListAttachedUserPolicies", users, None),
-                ("iam:GetRole", roles, None), ("iam:GetRolePolicy", roles, None), ("iam:PutRolePolicy", roles, None),
+                ("iam:AttachUserPolicy", users, quarantine), ("iam:AttachRolePolicy", roles, contained),
+                ("iam:TagUser", [users, roles], two_tags), ("iam:TagRole", [users, roles], two_tags),
+                ("iam:ListAttachedUserPolicies", [users, roles], None), ("iam:ListUserTags", [users, roles], None),
+                ("iam:ListAttachedRolePolicies", [users, roles], None), ("iam:ListRoleTags", [users, roles], None),
+                ("cloudtrail:LookupEvents", "*", None),
                 ("sqs:ReceiveMessage", queue, None), ("sqs:DeleteMessage", queue, None),
                 ("sqs:ChangeMessageVisibility", queue, None), ("sqs:GetQueueAttributes", queue, None),
                 ("sns:Publish", ref("SNSTopic"), None), ("kms:GenerateDataKey", key, via), ("kms:Decrypt", key, via),
@@ -648,7 +675,7 @@ class Template(unittest.TestCase):
         finally:
             self.props("ResponseContainmentRole")["Policies"][0]["PolicyDocument"]["Statement"] = statements
         # The function knows the stack's roles, to never contain them.
-        stack_roles = self.props("ResponseContainmentLambda")["Environment"]["Variables"]["STACK_ROLE_ARNS"]["Fn::Join"][1]
+        stack_roles = env["STACK_ROLE_ARNS"]["Fn::Join"][1]
         named = {item["Fn::GetAtt"][0] if "Fn::GetAtt" in item else item["Fn::If"][1]["Fn::GetAtt"][0]
                  for item in stack_roles}
         self.assertEqual(named, set(self.of_type("AWS::IAM::Role")))

@@ -1,25 +1,30 @@
-//! A small client for AWS's Query protocol, which EC2 and IAM speak: an action and its
-//! parameters as a form, signed with SigV4, and an XML answer.
+//! A small client for AWS's Query protocol, which EC2, IAM and STS speak (an action and its
+//! parameters as a form, signed with SigV4, and an XML answer), and for the JSON protocol
+//! CloudTrail speaks (an operation named in `X-Amz-Target`, a JSON body and answer).
 //!
-//! The responders make a handful of EC2 and IAM calls; the SDK crates for those services take
-//! longer to build than the rest of the workspace together, so the calls go through here,
-//! signed by AWS's own signer with the credentials the SDK's configuration provides.
+//! The responders make a handful of EC2, IAM, STS and CloudTrail calls; the SDK crates for
+//! those services take longer to build than the rest of the workspace together, so the calls go
+//! through here, signed by AWS's own signer with the credentials the SDK's configuration
+//! provides (or those of a role the responder assumed).
 
 mod xml;
 
 pub use xml::Element;
 
-use aws_credential_types::provider::ProvideCredentials;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use std::time::{Duration, SystemTime};
 
-/// A service spoken to through the Query protocol.
+/// A service spoken to through this crate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
     Ec2,
     Iam,
+    Sts,
+    /// JSON protocol: [`JsonClient`].
+    CloudTrail,
 }
 
 impl Service {
@@ -27,6 +32,8 @@ impl Service {
         match self {
             Service::Ec2 => "ec2",
             Service::Iam => "iam",
+            Service::Sts => "sts",
+            Service::CloudTrail => "cloudtrail",
         }
     }
 
@@ -34,6 +41,8 @@ impl Service {
         match self {
             Service::Ec2 => "2016-11-15",
             Service::Iam => "2010-05-08",
+            Service::Sts => "2011-06-15",
+            Service::CloudTrail => "2013-11-01",
         }
     }
 
@@ -42,6 +51,8 @@ impl Service {
         match self {
             Service::Ec2 => "AWS_ENDPOINT_URL_EC2",
             Service::Iam => "AWS_ENDPOINT_URL_IAM",
+            Service::Sts => "AWS_ENDPOINT_URL_STS",
+            Service::CloudTrail => "AWS_ENDPOINT_URL_CLOUDTRAIL",
         }
     }
 
@@ -62,8 +73,11 @@ impl Service {
             ("amazonaws.com", ("iam.amazonaws.com", "us-east-1"))
         };
         match self {
-            Service::Ec2 => (format!("https://ec2.{region}.{suffix}"), region.to_owned()),
             Service::Iam => (format!("https://{}", iam.0), iam.1.to_owned()),
+            regional => (
+                format!("https://{}.{region}.{suffix}", regional.signing_name()),
+                region.to_owned(),
+            ),
         }
     }
 }
@@ -87,7 +101,7 @@ pub enum QueryError {
     Credentials(String),
     #[error("the request could not be signed: {0}")]
     Signing(String),
-    #[error("the answer is not the XML expected: {0}")]
+    #[error("the answer is not what was expected: {0}")]
     Answer(String),
     #[error("no region is configured (AWS_REGION)")]
     NoRegion,
@@ -96,6 +110,7 @@ pub enum QueryError {
 /// Error codes that mean "later".
 const TRANSIENT_CODES: &[&str] = &[
     "Throttling",
+    "ThrottlingException",
     "RequestLimitExceeded",
     "InternalError",
     "InternalFailure",
@@ -128,24 +143,32 @@ impl QueryError {
 /// Attempts of one call when the answer says "later".
 const ATTEMPTS: u32 = 3;
 
-/// A client of one service, built once per container.
+/// Where and as whom requests to one service in one region go, signed.
 #[derive(Debug, Clone)]
-pub struct QueryClient {
+struct Signer {
     service: Service,
     http: reqwest::Client,
-    credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
+    credentials: Option<SharedCredentialsProvider>,
     endpoint: String,
     signing_region: String,
 }
 
-impl QueryClient {
-    /// A client for `service` with the SDK configuration's region, credentials and endpoint
-    /// (`AWS_ENDPOINT_URL_EC2`/`_IAM`, then `AWS_ENDPOINT_URL`, then the partition's own).
-    pub fn new(config: &aws_config::SdkConfig, service: Service) -> Result<Self, QueryError> {
-        let region = config
-            .region()
-            .map(|region| region.as_ref().to_owned())
-            .ok_or(QueryError::NoRegion)?;
+impl Signer {
+    /// `service` in `region` (the SDK configuration's when `None`), with the configuration's
+    /// credentials and endpoint (`AWS_ENDPOINT_URL_<SERVICE>`, then `AWS_ENDPOINT_URL`, then
+    /// the partition's own).
+    fn new(
+        config: &aws_config::SdkConfig,
+        service: Service,
+        region: Option<&str>,
+    ) -> Result<Signer, QueryError> {
+        let region = match region {
+            Some(region) => region.to_owned(),
+            None => config
+                .region()
+                .map(|region| region.as_ref().to_owned())
+                .ok_or(QueryError::NoRegion)?,
+        };
         let (default_endpoint, signing_region) = service.endpoint(&region);
         let endpoint = std::env::var(service.endpoint_variable())
             .ok()
@@ -167,7 +190,7 @@ impl QueryClient {
                 service: service.signing_name(),
                 reason: error.to_string(),
             })?;
-        Ok(QueryClient {
+        Ok(Signer {
             service,
             http,
             credentials: config.credentials_provider(),
@@ -176,33 +199,13 @@ impl QueryClient {
         })
     }
 
-    /// Calls `action` with `parameters` (the Query protocol's flattened names: `GroupId`,
-    /// `SecurityGroupRuleId.1`...), trying again when the answer says "later", and returns the
-    /// answer's root element.
-    pub async fn call(
+    /// Signs and sends a POST of `body`; the answer's status and text.
+    async fn send(
         &self,
-        action: &str,
-        parameters: &[(String, String)],
-    ) -> Result<Element, QueryError> {
-        let mut attempt = 1;
-        loop {
-            match self.call_once(action, parameters).await {
-                Err(error) if error.is_transient() && attempt < ATTEMPTS => {
-                    tracing::warn!(action, attempt, error = %error, "trying again");
-                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-                    attempt += 1;
-                }
-                answer => return answer,
-            }
-        }
-    }
-
-    async fn call_once(
-        &self,
-        action: &str,
-        parameters: &[(String, String)],
-    ) -> Result<Element, QueryError> {
-        let body = form(action, self.service.api_version(), parameters);
+        content_type: &str,
+        target: Option<&str>,
+        body: String,
+    ) -> Result<(u16, String), QueryError> {
         let identity = self.identity().await?;
         let settings = SigningSettings::default();
         let params = v4::SigningParams::builder()
@@ -214,21 +217,24 @@ impl QueryClient {
             .build()
             .map_err(|error| QueryError::Signing(error.to_string()))?
             .into();
-        const CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";
+        let mut headers = vec![("content-type", content_type)];
+        if let Some(target) = target {
+            headers.push(("x-amz-target", target));
+        }
         let signable = SignableRequest::new(
             "POST",
             &self.endpoint,
-            [("content-type", CONTENT_TYPE)].into_iter(),
+            headers.iter().copied(),
             SignableBody::Bytes(body.as_bytes()),
         )
         .map_err(|error| QueryError::Signing(error.to_string()))?;
         let (instructions, _signature) = sign(signable, &params)
             .map_err(|error| QueryError::Signing(error.to_string()))?
             .into_parts();
-        let mut request = self
-            .http
-            .post(&self.endpoint)
-            .header("content-type", CONTENT_TYPE);
+        let mut request = self.http.post(&self.endpoint);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
         for (name, value) in instructions.headers() {
             request = request.header(name, value);
         }
@@ -240,6 +246,104 @@ impl QueryClient {
         let response = request.body(body).send().await.map_err(transport)?;
         let status = response.status().as_u16();
         let text = response.text().await.map_err(transport)?;
+        Ok((status, text))
+    }
+
+    async fn identity(&self) -> Result<Identity, QueryError> {
+        let provider = self
+            .credentials
+            .as_ref()
+            .ok_or_else(|| QueryError::Credentials("no credentials provider".into()))?;
+        let credentials = provider
+            .provide_credentials()
+            .await
+            .map_err(|error| QueryError::Credentials(error.to_string()))?;
+        Ok(credentials.into())
+    }
+}
+
+/// Calls `once` until it succeeds, fails for good, or has been tried [`ATTEMPTS`] times.
+async fn with_retries<T, F, Fut>(operation: &str, once: F) -> Result<T, QueryError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, QueryError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match once().await {
+            Err(error) if error.is_transient() && attempt < ATTEMPTS => {
+                tracing::warn!(operation, attempt, error = %error, "trying again");
+                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                attempt += 1;
+            }
+            answer => return answer,
+        }
+    }
+}
+
+/// A client of one Query-protocol service in one region, built once per container (or per
+/// account and region a responder acts in).
+#[derive(Debug, Clone)]
+pub struct QueryClient {
+    signer: Signer,
+}
+
+impl QueryClient {
+    /// A client for `service` with the SDK configuration's region, credentials and endpoint
+    /// (`AWS_ENDPOINT_URL_EC2`/`_IAM`/`_STS`, then `AWS_ENDPOINT_URL`, then the partition's own).
+    pub fn new(config: &aws_config::SdkConfig, service: Service) -> Result<Self, QueryError> {
+        Ok(QueryClient {
+            signer: Signer::new(config, service, None)?,
+        })
+    }
+
+    /// The same, in `region`.
+    pub fn in_region(
+        config: &aws_config::SdkConfig,
+        service: Service,
+        region: &str,
+    ) -> Result<Self, QueryError> {
+        Ok(QueryClient {
+            signer: Signer::new(config, service, Some(region))?,
+        })
+    }
+
+    /// The same client, calling as whoever these credentials are.
+    pub fn with_credentials(mut self, credentials: SharedCredentialsProvider) -> Self {
+        self.signer.credentials = Some(credentials);
+        self
+    }
+
+    /// The region requests are signed for.
+    pub fn region(&self) -> &str {
+        &self.signer.signing_region
+    }
+
+    /// Calls `action` with `parameters` (the Query protocol's flattened names: `GroupId`,
+    /// `SecurityGroupRuleId.1`...), trying again when the answer says "later", and returns the
+    /// answer's root element.
+    pub async fn call(
+        &self,
+        action: &str,
+        parameters: &[(String, String)],
+    ) -> Result<Element, QueryError> {
+        with_retries(action, || self.call_once(action, parameters)).await
+    }
+
+    async fn call_once(
+        &self,
+        action: &str,
+        parameters: &[(String, String)],
+    ) -> Result<Element, QueryError> {
+        let body = form(action, self.signer.service.api_version(), parameters);
+        let (status, text) = self
+            .signer
+            .send(
+                "application/x-www-form-urlencoded; charset=utf-8",
+                None,
+                body,
+            )
+            .await?;
         let root = Element::parse(&text).map_err(|error| {
             if status >= 400 {
                 QueryError::Service {
@@ -266,17 +370,96 @@ impl QueryClient {
         }
         Ok(root)
     }
+}
 
-    async fn identity(&self) -> Result<Identity, QueryError> {
-        let provider = self
-            .credentials
-            .as_ref()
-            .ok_or_else(|| QueryError::Credentials("no credentials provider".into()))?;
-        let credentials = provider
-            .provide_credentials()
-            .await
-            .map_err(|error| QueryError::Credentials(error.to_string()))?;
-        Ok(credentials.into())
+/// A client of one JSON-protocol service (CloudTrail) in one region.
+#[derive(Debug, Clone)]
+pub struct JsonClient {
+    signer: Signer,
+}
+
+impl JsonClient {
+    /// A client for `service` in `region` (the SDK configuration's when `None`).
+    pub fn new(
+        config: &aws_config::SdkConfig,
+        service: Service,
+        region: Option<&str>,
+    ) -> Result<Self, QueryError> {
+        Ok(JsonClient {
+            signer: Signer::new(config, service, region)?,
+        })
+    }
+
+    /// The same client, calling as whoever these credentials are.
+    pub fn with_credentials(mut self, credentials: SharedCredentialsProvider) -> Self {
+        self.signer.credentials = Some(credentials);
+        self
+    }
+
+    /// The region requests are signed for.
+    pub fn region(&self) -> &str {
+        &self.signer.signing_region
+    }
+
+    /// Calls `operation` with `body`, trying again when the answer says "later".
+    pub async fn call(
+        &self,
+        operation: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, QueryError> {
+        with_retries(operation, || self.call_once(operation, body)).await
+    }
+
+    async fn call_once(
+        &self,
+        operation: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, QueryError> {
+        let target = format!("{}.{operation}", json_target_prefix(self.signer.service));
+        let (status, text) = self
+            .signer
+            .send(
+                "application/x-amz-json-1.1",
+                Some(&target),
+                body.to_string(),
+            )
+            .await?;
+        let answer: serde_json::Value = serde_json::from_str(&text).map_err(|_| {
+            if status >= 400 {
+                QueryError::Service {
+                    status,
+                    code: format!("HTTP {status}"),
+                    message: "the answer is no JSON".into(),
+                }
+            } else {
+                QueryError::Answer("the answer is no JSON".into())
+            }
+        })?;
+        if status >= 400 {
+            let text_of = |name: &str| answer.get(name).and_then(serde_json::Value::as_str);
+            // `__type` may carry a namespace: `com.amazonaws...#ThrottlingException`.
+            let code = text_of("__type")
+                .map(|kind| kind.rsplit('#').next().unwrap_or(kind).to_owned())
+                .unwrap_or_else(|| format!("HTTP {status}"));
+            let message = text_of("message")
+                .or_else(|| text_of("Message"))
+                .unwrap_or("no message")
+                .to_owned();
+            return Err(QueryError::Service {
+                status,
+                code,
+                message,
+            });
+        }
+        Ok(answer)
+    }
+}
+
+/// The `X-Amz-Target` prefix of a JSON-protocol service.
+fn json_target_prefix(service: Service) -> &'static str {
+    match service {
+        Service::CloudTrail => "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101",
+        _ => "",
     }
 }
 
@@ -347,6 +530,10 @@ mod tests {
             "https://ec2.cn-north-1.amazonaws.com.cn"
         );
         assert_eq!(
+            Service::CloudTrail.endpoint("eu-west-3").0,
+            "https://cloudtrail.eu-west-3.amazonaws.com"
+        );
+        assert_eq!(
             Service::Iam.endpoint("us-gov-east-1"),
             (
                 "https://iam.us-gov.amazonaws.com".into(),
@@ -365,6 +552,7 @@ mod tests {
         assert!(service(503, "Unavailable").is_transient());
         assert!(service(400, "RequestLimitExceeded").is_transient());
         assert!(service(400, "Throttling").is_transient());
+        assert!(service(400, "ThrottlingException").is_transient());
         assert!(!service(400, "InvalidGroup.NotFound").is_transient());
         assert!(!service(403, "AccessDenied").is_transient());
         assert_eq!(service(404, "NoSuchEntity").code(), Some("NoSuchEntity"));

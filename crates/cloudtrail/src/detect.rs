@@ -20,6 +20,8 @@ pub struct Detected {
     pub severity: Severity,
     /// The detection, when the record is one.
     pub detection: Option<DetectionText>,
+    /// The call was denied (a denial of any detection counts for containment).
+    pub denied: bool,
 }
 
 /// What a Message says of its detection.
@@ -45,6 +47,7 @@ impl Detected {
         Detected {
             severity: UNCLASSIFIED_SEVERITY,
             detection: None,
+            denied: false,
         }
     }
 
@@ -63,6 +66,7 @@ impl Detected {
                 tags_only: detection.fallback,
                 dropped: found.dropped(),
             }),
+            denied: false,
         }
     }
 
@@ -96,6 +100,7 @@ impl Detected {
                 tags_only: true,
                 dropped: false,
             }),
+            denied: false,
         }
     }
 
@@ -206,6 +211,13 @@ impl Detector {
     /// The detection a record is. The whole record is read only when one may be it; a denial
     /// is told from the view alone.
     pub fn detect(&self, view: &RecordView<'_>) -> Detected {
+        Detected {
+            denied: view.is_denial(),
+            ..self.detect_kind(view)
+        }
+    }
+
+    fn detect_kind(&self, view: &RecordView<'_>) -> Detected {
         let known = |path: &str| view.known_text(path);
         if self.catalogue.may_match(&known)
             && let Ok(record) = serde_json::from_str::<Value>(view.text())

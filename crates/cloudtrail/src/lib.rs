@@ -14,6 +14,6 @@ pub use detect::{
 };
 pub use record::{
     CONSOLE_LINK_LABEL, DIGEST_FIELDS, RecordView, SOURCE_ICON_URL, SOURCE_NAME,
-    cloudtrail_event_link, is_safe_id, is_safe_region, message_from_record,
-    message_json_from_record,
+    cloudtrail_event_link, is_access_key_id, is_denial_code, is_safe_id, is_safe_region,
+    message_from_record, message_json_from_record,
 };

@@ -7,8 +7,8 @@
 
 use crate::detect::{Detected, WHAT_HAPPENED_LABEL};
 use activity_aware_message::{
-    DIGEST_FIELD_TAG, DIGEST_GROUP_TAG, EVENT_TIME_TAG, Field, Message, Metadata, PRINCIPAL_TAG,
-    SESSION_ISSUED_TAG, Tag, field_value_from_raw, reads_back_as_field_value,
+    ACCESS_KEY_TAG, DIGEST_FIELD_TAG, DIGEST_GROUP_TAG, EVENT_TIME_TAG, Field, Message, Metadata,
+    PRINCIPAL_TAG, SESSION_ISSUED_TAG, Tag, field_value_from_raw, reads_back_as_field_value,
 };
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
@@ -39,7 +39,8 @@ mod slot {
     pub const PRINCIPAL_ID: usize = 15;
     pub const INVOKED_BY: usize = 16;
     pub const SESSION_ISSUED: usize = 17;
-    pub const COUNT: usize = 18;
+    pub const ACCESS_KEY_ID: usize = 18;
+    pub const COUNT: usize = 19;
 }
 
 /// The original's fields, in its order (its paths: errorMessage, eventName, eventSource,
@@ -110,6 +111,7 @@ const READ: &[Wanted] = &[
         &[
             leaf("type", slot::USER_TYPE),
             leaf("principalId", slot::PRINCIPAL_ID),
+            leaf("accessKeyId", slot::ACCESS_KEY_ID),
             leaf("invokedBy", slot::INVOKED_BY),
             leaf("accountId", slot::USER_ACCOUNT_ID),
             leaf("userName", slot::USER_NAME),
@@ -178,12 +180,20 @@ impl<'a> RecordView<'a> {
             "userIdentity.arn" => slot::USER_ARN,
             "userIdentity.accountId" => slot::USER_ACCOUNT_ID,
             "userIdentity.invokedBy" => slot::INVOKED_BY,
+            "userIdentity.accessKeyId" => slot::ACCESS_KEY_ID,
             _ => return None,
         };
         match self.values[slot] {
             None => Some(None),
             Some(raw) => serde_json::from_str::<String>(raw.get()).ok().map(Some),
         }
+    }
+
+    /// Whether the call was denied: an error code CloudTrail writes for a refused permission
+    /// (`AccessDenied...`, `...UnauthorizedOperation`).
+    pub fn is_denial(&self) -> bool {
+        self.string(slot::ERROR_CODE)
+            .is_some_and(|code| is_denial_code(&code))
     }
 
     /// The value in a slot when JavaScript would call it truthy.
@@ -273,6 +283,12 @@ impl<'a> RecordView<'a> {
         {
             tags.push(tag(PRINCIPAL_TAG, arn));
         }
+        if let Some(key) = self
+            .string(slot::ACCESS_KEY_ID)
+            .filter(|key| is_access_key_id(key))
+        {
+            tags.push(tag(ACCESS_KEY_TAG, key));
+        }
         if let Some(issued) = self
             .string(slot::SESSION_ISSUED)
             .filter(|issued| !issued.is_empty())
@@ -293,6 +309,20 @@ impl<'a> RecordView<'a> {
     fn console_link(&self) -> Option<String> {
         cloudtrail_event_link(&self.string(slot::REGION)?, &self.string(slot::EVENT_ID)?)
     }
+}
+
+/// Whether an error code is CloudTrail's for a refused permission: `AccessDenied`,
+/// `AccessDeniedException`, `Client.UnauthorizedOperation`...
+pub fn is_denial_code(code: &str) -> bool {
+    code.starts_with("AccessDenied") || code.ends_with("UnauthorizedOperation")
+}
+
+/// An access key ID as AWS makes them (`AKIA…`, `ASIA…`): 16 to 128 capital letters and digits.
+pub fn is_access_key_id(key: &str) -> bool {
+    (16..=128).contains(&key.len())
+        && key
+            .bytes()
+            .all(|byte| byte.is_ascii_uppercase() || byte.is_ascii_digit())
 }
 
 /// Whether a region can go into a console URL as it is: lowercase letters, digits and dashes.
@@ -894,6 +924,7 @@ mod tests {
                 "userIdentity.sessionContext.attributes.creationDate",
                 slot::SESSION_ISSUED,
             ),
+            ("userIdentity.accessKeyId", slot::ACCESS_KEY_ID),
         ];
         assert_eq!(paths.len(), slot::COUNT);
         for (path, expected) in paths {

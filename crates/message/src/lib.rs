@@ -13,8 +13,8 @@ pub mod time;
 mod topic;
 
 pub use publish::{
-    Capped, DETECTION_ATTRIBUTE, FailedMessage, MessagePublisher, NAMED_FAILURES, OutgoingMessage,
-    PublishError, PublishOptions, SEVERITY_ATTRIBUTE,
+    Capped, DENIED_ATTRIBUTE, DETECTION_ATTRIBUTE, FailedMessage, MessagePublisher, NAMED_FAILURES,
+    OutgoingMessage, PublishError, PublishOptions, SEVERITY_ATTRIBUTE,
 };
 pub use raw::{MAX_FIELD_VALUE_DEPTH, field_value_from_raw, reads_back_as_field_value};
 pub use response::{RESPONDER_SOURCE_NAME, RESPONSE_TAG, Response};
@@ -60,6 +60,10 @@ pub const PRINCIPAL_TAG: &str = "principal";
 /// Tag holding when the acting session was issued (RFC 3339; CloudTrail's
 /// `userIdentity.sessionContext.attributes.creationDate`), for responders that revoke sessions.
 pub const SESSION_ISSUED_TAG: &str = "session-issued";
+
+/// Tag holding the access key the principal called with (CloudTrail's
+/// `userIdentity.accessKeyId`): containment asks CloudTrail for that key's calls.
+pub const ACCESS_KEY_TAG: &str = "access-key";
 
 /// Tag holding when the event happened (RFC 3339), for a digest's time span. Without it, the
 /// time the topic received the Message is used.

@@ -13,7 +13,7 @@ use std::time::Duration;
 const MAX_BATCH_ENTRIES: usize = 10;
 
 /// A Message body ready to publish, with a label that identifies it in logs and errors.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct OutgoingMessage {
     pub label: String,
     pub body: String,
@@ -23,6 +23,9 @@ pub struct OutgoingMessage {
     /// Published as the message attribute `detection` (the catalogue's id), which responders'
     /// subscriptions select by.
     pub detection: Option<String>,
+    /// A denied call: published as the message attribute `denied` = `true`, which
+    /// containment's subscription selects by.
+    pub denied: bool,
 }
 
 /// The message attribute a Message's severity is published as.
@@ -30,6 +33,9 @@ pub const SEVERITY_ATTRIBUTE: &str = "severity";
 
 /// The message attribute a Message's detection is published as.
 pub const DETECTION_ATTRIBUTE: &str = "detection";
+
+/// The message attribute that marks a denied call's Message (`true`).
+pub const DENIED_ATTRIBUTE: &str = "denied";
 
 impl OutgoingMessage {
     /// What SNS counts against its limit: the body and the attributes.
@@ -49,7 +55,8 @@ impl OutgoingMessage {
             .detection
             .as_deref()
             .map(|detection| (DETECTION_ATTRIBUTE, detection));
-        severity.into_iter().chain(detection)
+        let denied = self.denied.then_some((DENIED_ATTRIBUTE, "true"));
+        severity.into_iter().chain(detection).chain(denied)
     }
 
     fn attributes(&self) -> Option<HashMap<String, MessageAttributeValue>> {
@@ -303,6 +310,7 @@ mod tests {
         OutgoingMessage {
             severity: None,
             detection: None,
+            denied: false,
             label: label.to_string(),
             body: "x".repeat(bytes),
         }

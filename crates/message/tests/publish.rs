@@ -11,6 +11,7 @@ fn outgoing(label: &str, body: String) -> OutgoingMessage {
         body,
         severity: None,
         detection: None,
+        denied: false,
     }
 }
 

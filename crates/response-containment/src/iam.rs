@@ -1,11 +1,19 @@
-//! The IAM calls containment makes: whether a user has the quarantine policy and attaching it,
-//! whether a role's older sessions are already denied and denying them. Nothing else: its role
-//! allows nothing else.
+//! The IAM calls containment makes, and nothing else (its role allows nothing else):
+//! - a user: whether AWS's quarantine policy is attached, attaching it, and the tag that says
+//!   when containment last acted on the user;
+//! - a role: its tags (which session is contained, since when), tagging it with those two keys
+//!   only, and attaching the stack's contained-session policy, which denies everything to the
+//!   one session the role's tag names. Containment writes no policy: it cannot grant anything.
 
-use aws_query::{QueryClient, QueryError};
+use aws_query::{Element, QueryClient, QueryError};
+use std::collections::BTreeMap;
 
-/// The inline policy that denies a role's sessions issued before a time.
-pub const REVOKE_POLICY_NAME: &str = "ActivityAwareIdsRevokedSessions";
+/// The tag on a role naming its contained session (`aws:userid`, `ROLEID:session-name`): the
+/// stack's contained-session policy denies everything to that session, and to no other.
+pub const CONTAINED_SESSION_TAG: &str = "ActivityAwareIdsContainedSession";
+
+/// The tag on a user or role saying when containment last acted on it (RFC 3339).
+pub const CONTAINED_AT_TAG: &str = "ActivityAwareIdsContainedAt";
 
 /// AWS's managed policy for exposed keys, in `partition`.
 pub fn quarantine_policy_arn(partition: &str) -> String {
@@ -21,60 +29,13 @@ pub fn is_unmodifiable(error: &QueryError) -> bool {
     error.code() == Some("UnmodifiableEntity")
 }
 
-/// The policy document that denies every session of a role issued before `before` (RFC 3339):
-/// what the console's "Revoke active sessions" writes.
-pub fn revoke_policy_document(before: &str) -> String {
-    serde_json::json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "DenySessionsIssuedBeforeContainment",
-            "Effect": "Deny",
-            "Action": "*",
-            "Resource": "*",
-            "Condition": {"DateLessThan": {"aws:TokenIssueTime": before}}
-        }]
-    })
-    .to_string()
-}
-
-/// The time a revoke policy denies sessions before, when `document` is one.
-pub fn revoked_before(document: &str) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_str(document).ok()?;
-    let statements = match &value["Statement"] {
-        serde_json::Value::Array(statements) => statements.clone(),
-        statement => vec![statement.clone()],
-    };
-    statements.iter().find_map(|statement| {
-        statement["Condition"]["DateLessThan"]["aws:TokenIssueTime"]
-            .as_str()
-            .map(str::to_owned)
-    })
-}
-
-/// Percent-decoding, as IAM returns policy documents (RFC 3986: a `+` is a plus).
-pub fn percent_decoded(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        let hex = |at: usize| {
-            bytes
-                .get(at)
-                .and_then(|byte| (*byte as char).to_digit(16))
-                .map(|digit| digit as u8)
-        };
-        match (bytes[index], hex(index + 1), hex(index + 2)) {
-            (b'%', Some(high), Some(low)) => {
-                out.push(high << 4 | low);
-                index += 3;
-            }
-            (byte, _, _) => {
-                out.push(byte);
-                index += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// Whether a value can be a tag value: IAM takes letters, digits, spaces and `_.:/=+-@`, at
+/// most 256 (a session name may hold a comma, which no tag can).
+pub fn is_tag_value(value: &str) -> bool {
+    (1..=256).contains(&value.chars().count())
+        && value
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c))
 }
 
 pub struct Iam {
@@ -84,106 +45,155 @@ pub struct Iam {
 /// Pages of attached policies read before giving up.
 const MAX_PAGES: usize = 10;
 
+fn owned(parameters: &[(&str, &str)]) -> Vec<(String, String)> {
+    parameters
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+        .collect()
+}
+
 impl Iam {
     pub fn new(client: QueryClient) -> Iam {
         Iam { client }
     }
 
-    /// Whether the user has the policy attached; `None` when the user does not exist.
-    pub async fn user_has_policy(
+    async fn call(&self, action: &str, parameters: &[(&str, &str)]) -> Result<Element, QueryError> {
+        self.client.call(action, &owned(parameters)).await
+    }
+
+    /// Whether the user (`UserName`) or role (`RoleName`) has the managed policy attached;
+    /// `Err` with NoSuchEntity when it does not exist.
+    async fn has_policy(
         &self,
-        user: &str,
+        kind: Kind,
+        name: &str,
         policy_arn: &str,
-    ) -> Result<Option<bool>, QueryError> {
+    ) -> Result<bool, QueryError> {
         let mut marker: Option<String> = None;
         for _ in 0..MAX_PAGES {
-            let mut parameters = vec![("UserName".to_owned(), user.to_owned())];
+            let mut parameters = vec![(kind.name_parameter(), name)];
             if let Some(marker) = &marker {
-                parameters.push(("Marker".into(), marker.clone()));
+                parameters.push(("Marker", marker.as_str()));
             }
-            let answer = match self
-                .client
-                .call("ListAttachedUserPolicies", &parameters)
-                .await
-            {
-                Err(error) if is_missing(&error) => return Ok(None),
-                answer => answer?,
-            };
-            let Some(result) = answer.find("ListAttachedUserPoliciesResult") else {
-                return Ok(Some(false));
+            let action = kind.list_attached_action();
+            let answer = self.call(action, &parameters).await?;
+            let Some(result) = answer.find(&format!("{action}Result")) else {
+                return Ok(false);
             };
             if result
                 .items("AttachedPolicies")
                 .any(|policy| policy.child_text("PolicyArn") == Some(policy_arn))
             {
-                return Ok(Some(true));
+                return Ok(true);
             }
             if result.child_text("IsTruncated") != Some("true") {
                 break;
             }
             marker = result.child_text("Marker").map(str::to_owned);
         }
-        Ok(Some(false))
+        Ok(false)
+    }
+
+    pub async fn user_has_policy(&self, user: &str, policy_arn: &str) -> Result<bool, QueryError> {
+        self.has_policy(Kind::User, user, policy_arn).await
+    }
+
+    pub async fn role_has_policy(&self, role: &str, policy_arn: &str) -> Result<bool, QueryError> {
+        self.has_policy(Kind::Role, role, policy_arn).await
     }
 
     pub async fn attach_user_policy(&self, user: &str, policy_arn: &str) -> Result<(), QueryError> {
+        self.call(
+            "AttachUserPolicy",
+            &[("UserName", user), ("PolicyArn", policy_arn)],
+        )
+        .await
+        .map(drop)
+    }
+
+    pub async fn attach_role_policy(&self, role: &str, policy_arn: &str) -> Result<(), QueryError> {
+        self.call(
+            "AttachRolePolicy",
+            &[("RoleName", role), ("PolicyArn", policy_arn)],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// The containment tags of a user or role (the others are none of its business).
+    pub async fn tags(
+        &self,
+        kind: Kind,
+        name: &str,
+    ) -> Result<BTreeMap<String, String>, QueryError> {
+        let action = kind.list_tags_action();
+        let answer = self.call(action, &[(kind.name_parameter(), name)]).await?;
+        Ok(answer
+            .find(&format!("{action}Result"))
+            .into_iter()
+            .flat_map(|result| result.items("Tags"))
+            .filter_map(|tag| Some((tag.child_text("Key")?, tag.child_text("Value")?)))
+            .filter(|(key, _)| [CONTAINED_SESSION_TAG, CONTAINED_AT_TAG].contains(key))
+            .map(|(key, value)| (key.to_owned(), value.to_owned()))
+            .collect())
+    }
+
+    /// Sets containment's tags (and only those) on a user or role.
+    pub async fn tag(
+        &self,
+        kind: Kind,
+        name: &str,
+        tags: &[(&str, &str)],
+    ) -> Result<(), QueryError> {
+        let mut parameters = vec![(kind.name_parameter().to_owned(), name.to_owned())];
+        for (index, (key, value)) in tags.iter().enumerate() {
+            parameters.push((format!("Tags.member.{}.Key", index + 1), (*key).to_owned()));
+            parameters.push((
+                format!("Tags.member.{}.Value", index + 1),
+                (*value).to_owned(),
+            ));
+        }
         self.client
-            .call(
-                "AttachUserPolicy",
-                &[
-                    ("UserName".into(), user.into()),
-                    ("PolicyArn".into(), policy_arn.into()),
-                ],
-            )
+            .call(kind.tag_action(), &parameters)
             .await
             .map(drop)
     }
+}
 
-    /// The time before which the role's sessions are already denied, if they are; `Err` with
-    /// NoSuchEntity for a role that does not exist.
-    pub async fn sessions_revoked_before(&self, role: &str) -> Result<Option<String>, QueryError> {
-        let answer = self
-            .client
-            .call(
-                "GetRolePolicy",
-                &[
-                    ("RoleName".into(), role.into()),
-                    ("PolicyName".into(), REVOKE_POLICY_NAME.into()),
-                ],
-            )
-            .await;
-        match answer {
-            Ok(answer) => Ok(answer
-                .find("PolicyDocument")
-                .map(|document| percent_decoded(document.text()))
-                .and_then(|document| revoked_before(&document))),
-            // No such policy, or no such role: which one, the role's existence says.
-            Err(error) if is_missing(&error) => {
-                match self
-                    .client
-                    .call("GetRole", &[("RoleName".into(), role.into())])
-                    .await
-                {
-                    Ok(_) => Ok(None),
-                    Err(role_error) => Err(role_error),
-                }
-            }
-            Err(error) => Err(error),
+/// A user or a role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    User,
+    Role,
+}
+
+impl Kind {
+    fn name_parameter(self) -> &'static str {
+        match self {
+            Kind::User => "UserName",
+            Kind::Role => "RoleName",
         }
     }
 
-    pub async fn revoke_sessions_before(&self, role: &str, before: &str) -> Result<(), QueryError> {
-        self.client
-            .call(
-                "PutRolePolicy",
-                &[
-                    ("RoleName".into(), role.into()),
-                    ("PolicyName".into(), REVOKE_POLICY_NAME.into()),
-                    ("PolicyDocument".into(), revoke_policy_document(before)),
-                ],
-            )
-            .await
-            .map(drop)
+    fn list_attached_action(self) -> &'static str {
+        match self {
+            Kind::User => "ListAttachedUserPolicies",
+            Kind::Role => "ListAttachedRolePolicies",
+        }
+    }
+
+    fn list_tags_action(self) -> &'static str {
+        match self {
+            Kind::User => "ListUserTags",
+            Kind::Role => "ListRoleTags",
+        }
+    }
+
+    fn tag_action(self) -> &'static str {
+        match self {
+            Kind::User => "TagUser",
+            Kind::Role => "TagRole",
+        }
     }
 }
 
@@ -192,18 +202,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_revoke_policy_reads_back_its_time() {
-        let document = revoke_policy_document("2026-12-03T10:00:00Z");
-        assert_eq!(
-            revoked_before(&document).as_deref(),
-            Some("2026-12-03T10:00:00Z")
-        );
-        let encoded = "%7B%22Statement%22%3A%7B%22Condition%22%3A%7B%22DateLessThan%22%3A%7B%22aws%3ATokenIssueTime%22%3A%222026-01-01T00%3A00%3A00Z%22%7D%7D%7D%7D";
-        assert_eq!(
-            revoked_before(&percent_decoded(encoded)).as_deref(),
-            Some("2026-01-01T00:00:00Z")
-        );
-        assert_eq!(revoked_before("{\"Statement\": []}"), None);
-        assert_eq!(revoked_before("not json"), None);
+    fn session_ids_are_tag_values_unless_they_hold_what_tags_cannot() {
+        assert!(is_tag_value("AROAEXAMPLEID:i-0abc123"));
+        assert!(is_tag_value("AROAEXAMPLEID:alice@example.com"));
+        assert!(!is_tag_value("AROAEXAMPLEID:a,b"));
+        assert!(!is_tag_value(""));
+        assert!(!is_tag_value(&"a".repeat(257)));
     }
 }

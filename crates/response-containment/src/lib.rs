@@ -1,34 +1,44 @@
-//! Responder: a principal denied again and again is contained.
+//! Responder: a principal denied again and again is contained, as narrowly as stops it.
 //!
-//! Its queue takes the topic's denial Messages (`detection` = `access-denied`), batched over
-//! the mapping's window. A principal of this account denied at least `THRESHOLD` times in a
-//! batch is what an enumeration tool looks like, and is contained:
+//! Its queue takes the topic's Messages of denied calls (the `denied` attribute), batched over
+//! the mapping's window. Those Messages are hints, nothing more: a principal of this account
+//! reported denied at least `THRESHOLD` times in a batch is looked up in CloudTrail's own event
+//! history (by the access key the Messages name), and only the denials CloudTrail recorded
+//! count. When they reach the threshold:
 //! - an IAM user gets AWS's `AWSCompromisedKeyQuarantineV3`, the policy AWS attaches to
 //!   exposed keys;
-//! - an assumed role's sessions issued until now are denied (an inline policy on
-//!   `aws:TokenIssueTime`, as the console's "Revoke active sessions" writes).
+//! - an assumed role's probing session, and no other, is denied: the role is tagged with that
+//!   session's ID and given the stack's contained-session policy, which denies everything to
+//!   the session its role's tag names. The role's other sessions (the rest of a fleet) work on.
 //!
-//! Never the root user, another account's principal, the stack's own roles or a principal of
-//! `NEVER_CONTAIN_PRINCIPAL_ARNS`. Every action is posted as critical, with how to undo it. A
-//! principal already contained is left alone (its quarantine keeps it denied, so its denials
-//! keep coming). A containment that fails is said in a critical Message, and the principal's
+//! It acts at most once per principal per window (`CONTAINMENT_WINDOW_HOURS`): a principal it
+//! acted on before, released since or probing again with another session, is told to a
+//! person instead. Never the root user, another account's principal, the stack's own roles or
+//! a principal of `NEVER_CONTAIN_PRINCIPAL_ARNS`. Every action is posted as critical, with how
+//! to undo it. A containment that fails is said in a critical Message, and the principal's
 //! Messages are reported as batch item failures, so that they are retried and then kept in the
 //! failure queue.
 
+pub mod history;
 pub mod iam;
 pub mod probe;
 
 use activity_aware_detections::PrincipalList;
-use activity_aware_message::time::now_rfc3339;
+use activity_aware_message::time::{format_rfc3339, parse_rfc3339_ms};
 use activity_aware_message::{
     Field, Message, MessagePublisher, OutgoingMessage, PublishError, Response, Severity, Topic,
     TopicError,
 };
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use aws_query::QueryError;
-use iam::{Iam, REVOKE_POLICY_NAME, is_missing, is_unmodifiable, quarantine_policy_arn};
+use history::{CloudTrailHistory, Confirmed, confirmed_denials};
+use iam::{
+    CONTAINED_AT_TAG, CONTAINED_SESSION_TAG, Iam, Kind, is_missing, is_tag_value, is_unmodifiable,
+    quarantine_policy_arn,
+};
 use lambda_runtime::Diagnostic;
-use probe::{Denial, Probe, is_before, probes};
+use probe::{Hint, Reported, reported, top};
+use std::collections::HashMap;
 
 /// The response's name in its Messages' `response` tag.
 pub const RESPONSE_NAME: &str = "containment";
@@ -36,12 +46,32 @@ pub const RESPONSE_NAME: &str = "containment";
 /// Denials in a batch that make a probe, unless the stack says otherwise.
 pub const DEFAULT_THRESHOLD: usize = 50;
 
+/// Hours within which containment acts on a principal once at most, unless the stack says
+/// otherwise.
+pub const DEFAULT_WINDOW_HOURS: i64 = 24;
+
+/// How long reported denials may take to appear in CloudTrail's event history: until then a
+/// probe CloudTrail does not confirm yet comes back from the queue to be looked up again.
+pub const CONFIRMATION_WAIT_MS: i64 = 15 * 60 * 1_000;
+
+/// Receives of a batch after which what CloudTrail confirms is what counts.
+pub const CONFIRMATION_RECEIVES: u32 = 4;
+
+/// Minutes around the reported denials CloudTrail is asked about.
+const LOOKUP_MARGIN_MS: i64 = 5 * 60 * 1_000;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error(transparent)]
     Topic(#[from] TopicError),
     #[error("PROBE_CONTAINMENT_THRESHOLD must be a whole number from 5 to 10000, not {0:?}")]
     Threshold(String),
+    #[error("CONTAINMENT_WINDOW_HOURS must be a whole number from 1 to 720, not {0:?}")]
+    Window(String),
+    #[error(
+        "CONTAINED_SESSIONS_POLICY_ARN must be the ARN of the stack's contained-session policy in this account, not {0:?}"
+    )]
+    Policy(String),
     #[error("{variable}: {error}")]
     Principals {
         variable: &'static str,
@@ -57,6 +87,10 @@ pub struct Config {
     /// This account: only its principals are contained.
     pub account: String,
     pub threshold: usize,
+    /// Containment acts on a principal at most once in this many milliseconds.
+    pub window_ms: i64,
+    /// The stack's managed policy that denies a role's contained session.
+    pub contained_sessions_policy: String,
     pub never: PrincipalList,
     /// The stack's own roles.
     pub stack_roles: PrincipalList,
@@ -67,24 +101,43 @@ impl Config {
         Config::from_lookup(|name| std::env::var(name).ok())
     }
 
-    /// `SNS_TOPIC`, `PROBE_CONTAINMENT_THRESHOLD` (default 50),
-    /// `NEVER_CONTAIN_PRINCIPAL_ARNS` and `STACK_ROLE_ARNS` (ARNs separated by commas).
+    /// `SNS_TOPIC`, `CONTAINED_SESSIONS_POLICY_ARN`, `PROBE_CONTAINMENT_THRESHOLD` (default
+    /// 50), `CONTAINMENT_WINDOW_HOURS` (default 24), `NEVER_CONTAIN_PRINCIPAL_ARNS` and
+    /// `STACK_ROLE_ARNS` (ARNs separated by commas).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |name: &str| lookup(name).map(|value| value.trim().to_owned());
+        let get = |name: &str| {
+            lookup(name)
+                .map(|value| value.trim().to_owned())
+                .filter(|value| !value.is_empty())
+        };
         let topic = Topic::from_lookup(&lookup)?;
-        let threshold = match get("PROBE_CONTAINMENT_THRESHOLD").filter(|t| !t.is_empty()) {
+        let threshold = match get("PROBE_CONTAINMENT_THRESHOLD") {
             None => DEFAULT_THRESHOLD,
             Some(text) => match text.parse::<usize>() {
                 Ok(threshold) if (5..=10_000).contains(&threshold) => threshold,
                 _ => return Err(ConfigError::Threshold(text)),
             },
         };
+        let hours = match get("CONTAINMENT_WINDOW_HOURS") {
+            None => DEFAULT_WINDOW_HOURS,
+            Some(text) => match text.parse::<i64>() {
+                Ok(hours) if (1..=720).contains(&hours) => hours,
+                _ => return Err(ConfigError::Window(text)),
+            },
+        };
+        let policy = get("CONTAINED_SESSIONS_POLICY_ARN").unwrap_or_default();
+        let policy_prefix = format!("arn:{}:iam::{}:policy/", topic.partition, topic.account);
+        if !policy.starts_with(&policy_prefix) || policy.len() == policy_prefix.len() {
+            return Err(ConfigError::Policy(policy));
+        }
         let list = |variable: &'static str| {
             PrincipalList::parse(&get(variable).unwrap_or_default())
                 .map_err(|error| ConfigError::Principals { variable, error })
         };
         Ok(Config {
             threshold,
+            window_ms: hours * 3_600_000,
+            contained_sessions_policy: policy,
             never: list("NEVER_CONTAIN_PRINCIPAL_ARNS")?,
             stack_roles: list("STACK_ROLE_ARNS")?,
             topic_arn: topic.arn,
@@ -167,24 +220,37 @@ pub fn verdict(config: &Config, arn: &str) -> Verdict {
     }
 }
 
-/// What containment decided for one probing principal, and did.
+/// What containment decided for one reported principal, and did.
 #[derive(Debug)]
 pub enum Outcome {
     Quarantined {
         user: String,
     },
-    SessionsRevoked {
+    /// The role's probing session is denied; its other sessions work on.
+    SessionContained {
         role: String,
-        before: String,
+        session: String,
     },
     /// Already contained: its denials are the containment at work.
     AlreadyContained {
         redelivered: bool,
     },
+    /// Containment acted on this principal within the window: a person decides now.
+    AskingAPerson {
+        reason: String,
+        to_act: String,
+    },
     NotContained {
         reason: String,
         critical: bool,
     },
+    /// CloudTrail does not hold enough of the reported denials.
+    NotConfirmed {
+        reported: usize,
+        confirmed: usize,
+    },
+    /// CloudTrail may not hold the denials yet: they come back from the queue later.
+    Waiting,
     /// The user or role no longer exists.
     Gone,
     /// IAM refuses to change it (a service-linked or IAM Identity Center role).
@@ -193,6 +259,7 @@ pub enum Outcome {
     },
     Failed {
         error: QueryError,
+        doing: &'static str,
     },
 }
 
@@ -200,9 +267,12 @@ impl Outcome {
     pub fn name(&self) -> &'static str {
         match self {
             Outcome::Quarantined { .. } => "quarantined",
-            Outcome::SessionsRevoked { .. } => "sessions-revoked",
+            Outcome::SessionContained { .. } => "session-contained",
             Outcome::AlreadyContained { .. } => "already-contained",
+            Outcome::AskingAPerson { .. } => "asking-a-person",
             Outcome::NotContained { .. } => "not-contained",
+            Outcome::NotConfirmed { .. } => "not-confirmed",
+            Outcome::Waiting => "waiting-for-cloudtrail",
             Outcome::Gone => "gone",
             Outcome::Unmodifiable { .. } => "unmodifiable",
             Outcome::Failed { .. } => "failed",
@@ -212,82 +282,266 @@ impl Outcome {
     /// How much its Message matters; `None` when it says nothing.
     pub fn severity(&self) -> Option<Severity> {
         match self {
-            Outcome::AlreadyContained { redelivered: false } => None,
+            Outcome::AlreadyContained { redelivered: false } | Outcome::Waiting => None,
             Outcome::AlreadyContained { redelivered: true } | Outcome::Gone => {
                 Some(Severity::Medium)
             }
             Outcome::NotContained {
                 critical: false, ..
-            } => Some(Severity::High),
+            }
+            | Outcome::NotConfirmed { .. } => Some(Severity::High),
             _ => Some(Severity::Critical),
         }
     }
+
+    /// Its principal's Messages come back from the queue: to be tried, or looked up, again.
+    pub fn retried(&self) -> bool {
+        matches!(self, Outcome::Waiting | Outcome::Failed { .. })
+    }
 }
 
-/// Contains the probing principal, unless it may not be or already is.
-pub async fn contain(config: &Config, iam: &Iam, probe: &Probe, redelivered: bool) -> Outcome {
-    let target = match verdict(config, &probe.principal) {
+/// What CloudTrail confirmed of a reported probe.
+#[derive(Debug, Clone, Default)]
+pub struct Evidence {
+    pub reported: usize,
+    pub confirmed: Vec<Confirmed>,
+}
+
+impl Evidence {
+    /// The session that probed: the principal ID most of the confirmed denials name.
+    fn session(&self) -> Option<&str> {
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for denial in &self.confirmed {
+            *counts.entry(denial.principal_id.as_str()).or_default() += 1;
+        }
+        counts
+            .into_iter()
+            .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
+            .map(|(session, _)| session)
+    }
+
+    fn span(&self) -> Option<(String, String)> {
+        let first = self.confirmed.iter().map(|d| &d.event_time).min()?;
+        let last = self.confirmed.iter().map(|d| &d.event_time).max()?;
+        Some((first.clone(), last.clone()))
+    }
+}
+
+/// What CloudTrail holds of the reported denials, and what to do when it holds too few.
+async fn confirm(
+    config: &Config,
+    history: &CloudTrailHistory,
+    reported: &Reported,
+    receives: u32,
+    now_ms: i64,
+) -> Result<Evidence, Outcome> {
+    let (first, last) = reported.span_ms().unwrap_or((now_ms, now_ms));
+    let mut records = Vec::new();
+    for (region, key) in reported.lookups() {
+        match history
+            .calls(
+                &region,
+                &key,
+                first - LOOKUP_MARGIN_MS,
+                last + LOOKUP_MARGIN_MS,
+            )
+            .await
+        {
+            Ok(found) => records.extend(found),
+            Err(error) => {
+                return Err(Outcome::Failed {
+                    error,
+                    doing: "asking CloudTrail for the reported denials",
+                });
+            }
+        }
+    }
+    let evidence = Evidence {
+        reported: reported.hints.len(),
+        confirmed: confirmed_denials(&records, &reported.principal, &config.account),
+    };
+    if evidence.confirmed.len() >= config.threshold {
+        return Ok(evidence);
+    }
+    if now_ms - last < CONFIRMATION_WAIT_MS && receives < CONFIRMATION_RECEIVES {
+        return Err(Outcome::Waiting);
+    }
+    Err(Outcome::NotConfirmed {
+        reported: evidence.reported,
+        confirmed: evidence.confirmed.len(),
+    })
+}
+
+/// Whether containment acted at `tagged` (RFC 3339) within the window before `now_ms`.
+fn within_window(config: &Config, tagged: Option<&String>, now_ms: i64) -> Option<String> {
+    let tagged = tagged?;
+    let at = parse_rfc3339_ms(tagged)?;
+    (now_ms - at < config.window_ms).then(|| tagged.clone())
+}
+
+/// Confirms the reported probe with CloudTrail, then contains its principal, unless it may not
+/// be, already is, or was acted on within the window.
+pub async fn contain(
+    config: &Config,
+    iam: &Iam,
+    history: &CloudTrailHistory,
+    reported: &Reported,
+    receives: u32,
+    now_ms: i64,
+) -> (Outcome, Evidence) {
+    let no_evidence = || Evidence {
+        reported: reported.hints.len(),
+        confirmed: Vec::new(),
+    };
+    let target = match verdict(config, &reported.principal) {
         Verdict::Contain(target) => target,
         Verdict::Never { reason, critical } => {
-            return Outcome::NotContained { reason, critical };
+            return (Outcome::NotContained { reason, critical }, no_evidence());
         }
     };
-    let failed = |error: QueryError| {
-        if is_missing(&error) {
-            Outcome::Gone
-        } else if is_unmodifiable(&error) {
-            Outcome::Unmodifiable { error }
-        } else {
-            Outcome::Failed { error }
+    let evidence = match confirm(config, history, reported, receives, now_ms).await {
+        Ok(evidence) => evidence,
+        Err(outcome) => return (outcome, no_evidence()),
+    };
+    let outcome = act(config, iam, target, &evidence, receives > 1, now_ms).await;
+    (outcome, evidence)
+}
+
+async fn act(
+    config: &Config,
+    iam: &Iam,
+    target: Target,
+    evidence: &Evidence,
+    redelivered: bool,
+    now_ms: i64,
+) -> Outcome {
+    let failed = |doing: &'static str| {
+        move |error: QueryError| {
+            if is_missing(&error) {
+                Outcome::Gone
+            } else if is_unmodifiable(&error) {
+                Outcome::Unmodifiable { error }
+            } else {
+                Outcome::Failed { error, doing }
+            }
         }
     };
+    let now = format_rfc3339(now_ms);
+    let hours = config.window_ms / 3_600_000;
     match target {
         Target::User(user) => {
             let policy = quarantine_policy_arn(&config.partition);
             match iam.user_has_policy(&user, &policy).await {
-                Ok(None) => Outcome::Gone,
-                Ok(Some(true)) => Outcome::AlreadyContained { redelivered },
-                Ok(Some(false)) => match iam.attach_user_policy(&user, &policy).await {
-                    Ok(()) => Outcome::Quarantined { user },
-                    Err(error) => failed(error),
-                },
-                Err(error) => failed(error),
+                Ok(true) => return Outcome::AlreadyContained { redelivered },
+                Ok(false) => {}
+                Err(error) => return failed("reading the user's policies")(error),
             }
+            let tags = match iam.tags(Kind::User, &user).await {
+                Ok(tags) => tags,
+                Err(error) => return failed("reading the user's tags")(error),
+            };
+            if let Some(at) = within_window(config, tags.get(CONTAINED_AT_TAG), now_ms) {
+                return Outcome::AskingAPerson {
+                    reason: format!(
+                        "containment quarantined this user at {at} and someone released it since; within {hours} h it does not act on the same principal twice"
+                    ),
+                    to_act: format!(
+                        "aws iam attach-user-policy --user-name {user} --policy-arn {policy}"
+                    ),
+                };
+            }
+            if let Err(error) = iam.attach_user_policy(&user, &policy).await {
+                return failed("attaching the quarantine policy")(error);
+            }
+            if let Err(error) = iam
+                .tag(Kind::User, &user, &[(CONTAINED_AT_TAG, &now)])
+                .await
+            {
+                tracing::warn!(%user, %error, "quarantined, but the time of it could not be tagged");
+            }
+            Outcome::Quarantined { user }
         }
         Target::Role(role) => {
-            let revoked = match iam.sessions_revoked_before(&role).await {
-                Ok(revoked) => revoked,
-                Err(error) => return failed(error),
+            let Some(session) = evidence.session().map(str::to_owned) else {
+                return Outcome::NotConfirmed {
+                    reported: evidence.reported,
+                    confirmed: 0,
+                };
             };
-            // Denials of sessions the revoke already stopped are the revoke at work.
-            let uncontained = match &revoked {
-                Some(before) => probe.since(before).len(),
-                None => probe.denials.len(),
-            };
-            if uncontained < config.threshold {
-                return Outcome::AlreadyContained { redelivered };
+            let revoke_all = format!(
+                "revoke every session of the role in the IAM console (Roles, {role}, Revoke active sessions)"
+            );
+            if !is_tag_value(&session) {
+                return Outcome::NotContained {
+                    reason: format!(
+                        "its session ID {session:?} holds characters an IAM tag cannot, so its session alone cannot be denied: {revoke_all}"
+                    ),
+                    critical: true,
+                };
             }
-            let before = now_rfc3339();
-            if revoked
-                .as_deref()
-                .is_some_and(|earlier| !is_before(earlier, &before))
+            let tags = match iam.tags(Kind::Role, &role).await {
+                Ok(tags) => tags,
+                Err(error) => return failed("reading the role's tags")(error),
+            };
+            let contained_now = tags.get(CONTAINED_SESSION_TAG);
+            if contained_now == Some(&session) {
+                match iam
+                    .role_has_policy(&role, &config.contained_sessions_policy)
+                    .await
+                {
+                    Ok(true) => return Outcome::AlreadyContained { redelivered },
+                    Ok(false) => {}
+                    Err(error) => return failed("reading the role's policies")(error),
+                }
+            }
+            if let Some(at) = within_window(config, tags.get(CONTAINED_AT_TAG), now_ms) {
+                let before = match contained_now {
+                    Some(other) if other != &session => format!("session {other} of this role"),
+                    _ => "this session, and someone released it since".into(),
+                };
+                return Outcome::AskingAPerson {
+                    reason: format!(
+                        "containment contained {before} at {at}; within {hours} h it does not act on the same role twice"
+                    ),
+                    to_act: format!(
+                        "to stop this session: aws iam tag-role --role-name {role} --tags Key={CONTAINED_SESSION_TAG},Value={session} && aws iam attach-role-policy --role-name {role} --policy-arn {}; to stop every session: {revoke_all}",
+                        config.contained_sessions_policy
+                    ),
+                };
+            }
+            if let Err(error) = iam
+                .tag(
+                    Kind::Role,
+                    &role,
+                    &[(CONTAINED_SESSION_TAG, &session), (CONTAINED_AT_TAG, &now)],
+                )
+                .await
             {
-                return Outcome::AlreadyContained { redelivered };
+                return failed("tagging the role with the contained session")(error);
             }
-            match iam.revoke_sessions_before(&role, &before).await {
-                Ok(()) => Outcome::SessionsRevoked { role, before },
-                Err(error) => failed(error),
+            if let Err(error) = iam
+                .attach_role_policy(&role, &config.contained_sessions_policy)
+                .await
+            {
+                return failed("attaching the contained-session policy")(error);
             }
+            Outcome::SessionContained { role, session }
         }
     }
 }
 
 /// The Message an outcome is said in; `None` when there is nothing to say.
-pub fn message(config: &Config, probe: &Probe, outcome: &Outcome) -> Option<Message> {
+pub fn message(
+    config: &Config,
+    reported: &Reported,
+    evidence: &Evidence,
+    outcome: &Outcome,
+) -> Option<Message> {
     let severity = outcome.severity()?;
-    let principal = &probe.principal;
-    let count = probe.denials.len();
+    let principal = &reported.principal;
+    let count = evidence.confirmed.len();
     let policy = quarantine_policy_arn(&config.partition);
+    let contained_policy = &config.contained_sessions_policy;
     let (subject, response) = match outcome {
         Outcome::Quarantined { user } => (
             format!(
@@ -295,20 +549,42 @@ pub fn message(config: &Config, probe: &Probe, outcome: &Outcome) -> Option<Mess
             ),
             format!("Attached AWSCompromisedKeyQuarantineV3 to user {user}"),
         ),
-        Outcome::SessionsRevoked { role, before } => (
+        Outcome::SessionContained { role, session } => (
             format!(
-                "Contained {principal} after {count} denied calls: role {role}'s sessions revoked"
+                "Contained {principal} after {count} denied calls: its session denied, the role's other sessions untouched"
             ),
-            format!("Every session of role {role} issued before {before} is denied"),
+            format!(
+                "Denied everything to session {session} of role {role} (the role is tagged {CONTAINED_SESSION_TAG}={session} and has the stack's contained-session policy)"
+            ),
         ),
         Outcome::AlreadyContained { .. } => (
             format!("Still contained: {principal}, {count} more denied calls"),
             "Nothing more to do: it was already contained (a retried delivery)".to_owned(),
         ),
+        Outcome::AskingAPerson { reason, .. } => (
+            format!("Probe by {principal}: {count} denied calls, left to a person"),
+            format!("Not contained automatically: {reason}"),
+        ),
         Outcome::NotContained { reason, .. } => (
-            format!("Probe by {principal}: {count} denied calls, not contained"),
+            format!(
+                "Probe by {principal}: {} denied calls, not contained",
+                count.max(reported.hints.len())
+            ),
             format!("Not contained: {reason}"),
         ),
+        Outcome::NotConfirmed {
+            reported: said,
+            confirmed,
+        } => (
+            format!(
+                "Reported probe by {principal} not confirmed by CloudTrail: {confirmed} of {said} denials found"
+            ),
+            format!(
+                "Not contained: CloudTrail's event history holds {confirmed} of the {said} denials reported for it (ProbeContainmentThreshold: {}), and containment acts only on what CloudTrail recorded. Denials reported but not recorded may be forged: see who can publish to the topic, write to the trail's log group, or invoke containment",
+                config.threshold
+            ),
+        ),
+        Outcome::Waiting => return None,
         Outcome::Gone => (
             format!("Probe by {principal}: {count} denied calls; the principal no longer exists"),
             "Nothing to contain: IAM no longer has this user or role".to_owned(),
@@ -319,10 +595,10 @@ pub fn message(config: &Config, probe: &Probe, outcome: &Outcome) -> Option<Mess
                 "IAM does not let this role be changed ({error}): contain it where it is managed (IAM Identity Center, the service that owns it)"
             ),
         ),
-        Outcome::Failed { error } => (
+        Outcome::Failed { error, doing } => (
             format!("Could not contain {principal} after {count} denied calls"),
             format!(
-                "Containing it failed: {error}. Contain it by hand; its denials are kept in the containment failure queue"
+                "Containing it failed while {doing}: {error}. Contain it by hand; its denials are kept in the containment failure queue"
             ),
         ),
     };
@@ -330,21 +606,32 @@ pub fn message(config: &Config, probe: &Probe, outcome: &Outcome) -> Option<Mess
     let mut fields = vec![
         text("Response", response),
         text("Principal", principal.clone()),
-        text(
+    ];
+    if count > 0 {
+        fields.push(text(
             "Denied Calls",
             format!(
-                "{count} in one batch (ProbeContainmentThreshold: {})",
-                config.threshold
+                "{count} recorded by CloudTrail ({} reported; ProbeContainmentThreshold: {})",
+                evidence.reported, config.threshold
             ),
-        ),
-        text("Denied Actions", probe.top(|d| d.event.as_deref(), 8)),
-    ];
-    let sources = probe.top(|d| d.source_ip.as_deref(), 5);
-    if !sources.is_empty() {
-        fields.push(text("Source IPs", sources));
-    }
-    if let Some((first, last)) = probe.span() {
-        fields.push(text("Denied Between", format!("{first} and {last}")));
+        ));
+        fields.push(text(
+            "Denied Actions",
+            top(evidence.confirmed.iter().map(|d| d.event_name.as_str()), 8),
+        ));
+        let sources = top(
+            evidence
+                .confirmed
+                .iter()
+                .filter_map(|d| d.source_ip.as_deref()),
+            5,
+        );
+        if !sources.is_empty() {
+            fields.push(text("Source IPs", sources));
+        }
+        if let Some((first, last)) = evidence.span() {
+            fields.push(text("Denied Between", format!("{first} and {last}")));
+        }
     }
     match outcome {
         Outcome::Quarantined { user } => {
@@ -355,17 +642,20 @@ pub fn message(config: &Config, probe: &Probe, outcome: &Outcome) -> Option<Mess
             ));
             fields.push(text("Next", format!("Rotate the user's access keys (aws iam list-access-keys --user-name {user}), then read what it did in CloudTrail.")));
         }
-        Outcome::SessionsRevoked { role, .. } => {
-            fields.push(text("What It Stops", "Every call of the role's sessions issued until now fails, the intruder's included; a new session (a fresh AssumeRole) still works.".into()));
+        Outcome::SessionContained { role, session } => {
+            fields.push(text("What It Stops", format!("Every call of session {session} fails, from any address, as long as the role's tag names it; the role's other sessions (other instances or functions using it) work on.")));
             fields.push(text(
                 "To Undo",
-                format!("aws iam delete-role-policy --role-name {role} --policy-name {REVOKE_POLICY_NAME}"),
+                format!("aws iam untag-role --role-name {role} --tag-keys {CONTAINED_SESSION_TAG} && aws iam detach-role-policy --role-name {role} --policy-arn {contained_policy}"),
             ));
-            fields.push(text("Next", "Find who could assume the role (its trust policy) and whose credentials did; the instance or function using it gets new sessions.".into()));
+            fields.push(text("Next", "Find where the session's credentials are used (an instance's or a function's credentials, or whoever assumed the role) and replace them; if the intruder can assume the role again, revoke every session of the role in the IAM console.".into()));
+        }
+        Outcome::AskingAPerson { to_act, .. } => {
+            fields.push(text("To Act", to_act.clone()));
         }
         _ => {}
     }
-    let last = probe.span().map(|(_, last)| last);
+    let last = evidence.span().map(|(_, last)| last);
     let response = Response {
         name: RESPONSE_NAME,
         outcome: outcome.name(),
@@ -391,11 +681,19 @@ impl From<ContainmentError> for Diagnostic {
     }
 }
 
-/// One batch from the containment queue: count, contain, say so. Records that are no Message,
-/// and the denials of a principal whose containment failed, are the batch's item failures.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as i64)
+}
+
+/// One batch from the containment queue: count what is reported, confirm it with CloudTrail,
+/// contain, say so. Records that are no Message, and the reports of a principal whose
+/// containment failed or waits for CloudTrail, are the batch's item failures.
 pub async fn handle(
     config: &Config,
     iam: &Iam,
+    history: &CloudTrailHistory,
     publisher: &MessagePublisher,
     event: SqsEvent,
 ) -> Result<SqsBatchResponse, ContainmentError> {
@@ -405,15 +703,15 @@ pub async fn handle(
         failure.item_identifier = id.to_owned();
         response.batch_item_failures.push(failure);
     };
-    let mut denials = Vec::new();
-    let mut redelivered_ids = Vec::new();
+    let mut hints = Vec::new();
+    let mut receives: HashMap<String, u32> = HashMap::new();
     for record in &event.records {
         let id = record.message_id.clone().unwrap_or_default();
         let body = record.body.as_deref().unwrap_or_default();
         match Message::from_delivery_body(body) {
             Ok(message) => {
-                if let Some(denial) = Denial::of(&id, &message) {
-                    denials.push(denial);
+                if let Some(hint) = Hint::of(&id, &message) {
+                    hints.push(hint);
                 }
             }
             Err(error) => {
@@ -421,43 +719,49 @@ pub async fn handle(
                 fail(&id);
             }
         }
-        let receives = record
+        let count = record
             .attributes
             .get("ApproximateReceiveCount")
             .and_then(|count| count.parse::<u32>().ok())
             .unwrap_or(1);
-        if receives > 1 {
-            redelivered_ids.push(id);
-        }
+        receives.insert(id, count);
     }
+    let now = now_ms();
     let mut outgoing = Vec::new();
-    for probe in probes(denials)
+    for reported in reported(hints)
         .into_iter()
-        .filter(|probe| probe.denials.len() >= config.threshold)
+        .filter(|reported| reported.hints.len() >= config.threshold)
+        // The root user's every call is the root-activity detection, told on its own.
+        .filter(|reported| !reported.principal.ends_with(":root"))
     {
-        let redelivered = probe
-            .denials
-            .iter()
-            .any(|denial| redelivered_ids.contains(&denial.message_id));
-        let outcome = contain(config, iam, &probe, redelivered).await;
+        let received = reported
+            .message_ids()
+            .filter_map(|id| receives.get(id))
+            .copied()
+            .max()
+            .unwrap_or(1);
+        let (outcome, evidence) = contain(config, iam, history, &reported, received, now).await;
         tracing::info!(
-            principal = %probe.principal,
-            denials = probe.denials.len(),
+            principal = %reported.principal,
+            reported = reported.hints.len(),
+            confirmed = evidence.confirmed.len(),
             outcome = outcome.name(),
             "probe"
         );
-        if let Outcome::Failed { error } = &outcome {
-            tracing::error!(principal = %probe.principal, error = %error, "containment failed");
-            for denial in &probe.denials {
-                fail(&denial.message_id);
+        if let Outcome::Failed { error, doing } = &outcome {
+            tracing::error!(principal = %reported.principal, error = %error, doing, "containment failed");
+        }
+        if outcome.retried() {
+            for id in reported.message_ids() {
+                fail(id);
             }
         }
-        if let Some(message) = message(config, &probe, &outcome) {
+        if let Some(message) = message(config, &reported, &evidence, &outcome) {
             outgoing.push(OutgoingMessage {
-                label: format!("the {} of {}", outcome.name(), probe.principal),
+                label: format!("the {} of {}", outcome.name(), reported.principal),
                 body: message.to_json(),
                 severity: outcome.severity(),
-                detection: None,
+                ..OutgoingMessage::default()
             });
         }
     }
@@ -480,6 +784,9 @@ mod tests {
             ),
             "STACK_ROLE_ARNS" => {
                 Some("arn:aws:iam::111122223333:role/ids-DestinationSlackRole-X".into())
+            }
+            "CONTAINED_SESSIONS_POLICY_ARN" => {
+                Some("arn:aws:iam::111122223333:policy/ids-ContainedSessions".into())
             }
             _ => None,
         })
@@ -539,12 +846,35 @@ mod tests {
     fn bad_settings_are_clear_errors() {
         let with = |name: &'static str, value: &'static str| {
             Config::from_lookup(move |key| match key {
-                "SNS_TOPIC" => Some("arn:aws:sns:us-east-1:111122223333:t".into()),
                 key if key == name => Some(value.into()),
+                "SNS_TOPIC" => Some("arn:aws:sns:us-east-1:111122223333:t".into()),
+                "CONTAINED_SESSIONS_POLICY_ARN" => {
+                    Some("arn:aws:iam::111122223333:policy/ids-ContainedSessions".into())
+                }
                 _ => None,
             })
         };
-        assert_eq!(with("X", "").unwrap().threshold, DEFAULT_THRESHOLD);
+        let defaults = with("X", "").unwrap();
+        assert_eq!(defaults.threshold, DEFAULT_THRESHOLD);
+        assert_eq!(defaults.window_ms, 24 * 3_600_000);
+        assert!(matches!(
+            with("CONTAINMENT_WINDOW_HOURS", "0"),
+            Err(ConfigError::Window(_))
+        ));
+        // The policy must be a policy of this account: nothing else is attached to roles.
+        for policy in [
+            "",
+            "arn:aws:iam::aws:policy/AdministratorAccess",
+            "arn:aws:iam::444455556666:policy/x",
+        ] {
+            assert!(
+                matches!(
+                    with("CONTAINED_SESSIONS_POLICY_ARN", policy),
+                    Err(ConfigError::Policy(_))
+                ),
+                "{policy}"
+            );
+        }
         assert!(matches!(
             with("PROBE_CONTAINMENT_THRESHOLD", "3"),
             Err(ConfigError::Threshold(_))

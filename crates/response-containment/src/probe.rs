@@ -1,36 +1,28 @@
-//! Who is probing: the denial Messages of one batch, by principal.
+//! Who is said to be probing: the denial Messages of one batch, by principal. A Message is only
+//! a hint (anyone who can publish to the topic, write to the trail's log group or invoke the
+//! function can make one); what containment acts on is what CloudTrail confirms ([`crate::history`]).
 
-use activity_aware_detections::principals::session_role;
-use activity_aware_message::{
-    DETECTION_TAG, EVENT_TIME_TAG, Message, PRINCIPAL_TAG, SESSION_ISSUED_TAG,
-};
-use std::collections::BTreeMap;
+use activity_aware_message::time::parse_rfc3339_ms;
+use activity_aware_message::{ACCESS_KEY_TAG, EVENT_TIME_TAG, Message, PRINCIPAL_TAG};
+use std::collections::{BTreeMap, BTreeSet};
 
-/// The detection whose Messages containment counts.
-pub const DENIAL_DETECTION: &str = "access-denied";
-
-/// One denial, as its Message tells it.
+/// One denial, as a Message tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Denial {
+pub struct Hint {
     /// The SQS message it came in.
     pub message_id: String,
     pub principal: String,
-    pub session_issued: Option<String>,
+    /// The access key it was made with.
+    pub access_key: Option<String>,
+    pub region: Option<String>,
     pub event_time: Option<String>,
-    pub event: Option<String>,
-    pub source_ip: Option<String>,
 }
 
-impl Denial {
-    /// The denial a Message tells, when it is one with a principal's ARN.
-    pub fn of(message_id: &str, message: &Message) -> Option<Denial> {
-        let tag = |key: &str| {
-            message
-                .tags
-                .iter()
-                .find(|tag| tag.key == key)
-                .map(|tag| tag.value.clone())
-        };
+impl Hint {
+    /// The denial a Message tells, when it tells one of a principal with an ARN. The sources
+    /// publish every denied call's Message with the `denied` attribute, which the containment
+    /// queue's subscription selects; the Message itself says who, with which key, where, when.
+    pub fn of(message_id: &str, message: &Message) -> Option<Hint> {
         let field = |key: &str| {
             message
                 .fields
@@ -39,102 +31,102 @@ impl Denial {
                 .and_then(|field| field.value.as_str())
                 .map(str::to_owned)
         };
-        if tag(DETECTION_TAG).as_deref() != Some(DENIAL_DETECTION) {
-            return None;
-        }
-        Some(Denial {
+        message
+            .fields
+            .iter()
+            .find(|field| field.key == "Error Code")?;
+        Some(Hint {
             message_id: message_id.to_owned(),
-            principal: tag(PRINCIPAL_TAG).filter(|arn| arn.starts_with("arn:"))?,
-            session_issued: tag(SESSION_ISSUED_TAG),
-            event_time: tag(EVENT_TIME_TAG),
-            event: field("Event"),
-            source_ip: field("Source IP"),
+            principal: message
+                .tag(PRINCIPAL_TAG)
+                .filter(|arn| arn.starts_with("arn:"))?
+                .to_owned(),
+            access_key: message.tag(ACCESS_KEY_TAG).map(str::to_owned),
+            region: field("Region"),
+            event_time: message.tag(EVENT_TIME_TAG).map(str::to_owned),
         })
     }
 }
 
-/// One principal's denials in a batch.
+/// One principal's denials in a batch, as the Messages say them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Probe {
+pub struct Reported {
     pub principal: String,
-    pub denials: Vec<Denial>,
+    pub hints: Vec<Hint>,
 }
 
-impl Probe {
-    /// Its denials by sessions issued at or after `time` (RFC 3339), or whose session's issue
-    /// time is unknown: the ones a revoke at `time` did not already stop.
-    pub fn since(&self, time: &str) -> Vec<&Denial> {
-        self.denials
-            .iter()
-            .filter(|denial| {
-                denial
-                    .session_issued
-                    .as_deref()
-                    .is_none_or(|issued| !is_before(issued, time))
-            })
+/// Lookups at most per principal: access keys times regions.
+pub const MAX_LOOKUPS: usize = 8;
+
+impl Reported {
+    /// Where to ask CloudTrail: each (region, access key) the hints name, at most
+    /// [`MAX_LOOKUPS`], the most named first.
+    pub fn lookups(&self) -> Vec<(String, String)> {
+        let mut counts: BTreeMap<(String, String), usize> = BTreeMap::new();
+        for hint in &self.hints {
+            if let (Some(region), Some(key)) = (&hint.region, &hint.access_key) {
+                *counts.entry((region.clone(), key.clone())).or_default() += 1;
+            }
+        }
+        let mut counted: Vec<((String, String), usize)> = counts.into_iter().collect();
+        counted.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        counted
+            .into_iter()
+            .take(MAX_LOOKUPS)
+            .map(|(lookup, _)| lookup)
             .collect()
     }
 
-    /// Each distinct value of `of` with its count, most frequent first, at most `limit`.
-    pub fn top(&self, of: impl Fn(&Denial) -> Option<&str>, limit: usize) -> String {
-        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-        for denial in &self.denials {
-            if let Some(value) = of(denial) {
-                *counts.entry(value).or_default() += 1;
-            }
-        }
-        let mut counted: Vec<(&str, usize)> = counts.into_iter().collect();
-        counted.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        let shown: Vec<String> = counted
+    /// The first and last time the hints name (milliseconds since 1970).
+    pub fn span_ms(&self) -> Option<(i64, i64)> {
+        let times: BTreeSet<i64> = self
+            .hints
             .iter()
-            .take(limit)
-            .map(|(value, count)| format!("{value} ({count})"))
+            .filter_map(|hint| hint.event_time.as_deref().and_then(parse_rfc3339_ms))
             .collect();
-        match counted.len().saturating_sub(limit) {
-            0 => shown.join(", "),
-            more => format!("{} and {more} more", shown.join(", ")),
-        }
+        Some((*times.first()?, *times.last()?))
     }
 
-    /// The first and last event time of its denials.
-    pub fn span(&self) -> Option<(String, String)> {
-        let mut times: Vec<&str> = self
-            .denials
-            .iter()
-            .filter_map(|denial| denial.event_time.as_deref())
-            .collect();
-        times.sort_unstable();
-        Some((times.first()?.to_string(), times.last()?.to_string()))
-    }
-
-    /// The role of a session principal.
-    pub fn role(&self) -> Option<&str> {
-        session_role(&self.principal).map(|(_, role)| role)
+    pub fn message_ids(&self) -> impl Iterator<Item = &str> {
+        self.hints.iter().map(|hint| hint.message_id.as_str())
     }
 }
 
-/// Whether RFC 3339 time `a` is before `b`. Both are UTC as CloudTrail and this stack write
-/// them (`Z`), so comparing the text compares the times, once fractions are aligned.
-pub fn is_before(a: &str, b: &str) -> bool {
-    let seconds = |time: &str| time.get(..19).unwrap_or(time).to_owned();
-    seconds(a) < seconds(b)
-}
-
-/// The batch's denials, by principal, the most denied first.
-pub fn probes(denials: Vec<Denial>) -> Vec<Probe> {
-    let mut by_principal: BTreeMap<String, Vec<Denial>> = BTreeMap::new();
-    for denial in denials {
+/// The batch's hints, by principal, the most reported first.
+pub fn reported(hints: Vec<Hint>) -> Vec<Reported> {
+    let mut by_principal: BTreeMap<String, Vec<Hint>> = BTreeMap::new();
+    for hint in hints {
         by_principal
-            .entry(denial.principal.clone())
+            .entry(hint.principal.clone())
             .or_default()
-            .push(denial);
+            .push(hint);
     }
-    let mut probes: Vec<Probe> = by_principal
+    let mut reported: Vec<Reported> = by_principal
         .into_iter()
-        .map(|(principal, denials)| Probe { principal, denials })
+        .map(|(principal, hints)| Reported { principal, hints })
         .collect();
-    probes.sort_by_key(|probe| std::cmp::Reverse(probe.denials.len()));
-    probes
+    reported.sort_by_key(|reported| std::cmp::Reverse(reported.hints.len()));
+    reported
+}
+
+/// Each distinct value with its count, most frequent first, at most `limit`:
+/// `ListUsers (20), ListRoles (12) and 3 more`.
+pub fn top<'a>(values: impl Iterator<Item = &'a str>, limit: usize) -> String {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for value in values {
+        *counts.entry(value).or_default() += 1;
+    }
+    let mut counted: Vec<(&str, usize)> = counts.into_iter().collect();
+    counted.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let shown: Vec<String> = counted
+        .iter()
+        .take(limit)
+        .map(|(value, count)| format!("{value} ({count})"))
+        .collect();
+    match counted.len().saturating_sub(limit) {
+        0 => shown.join(", "),
+        more => format!("{} and {more} more", shown.join(", ")),
+    }
 }
 
 #[cfg(test)]
@@ -142,82 +134,71 @@ mod tests {
     use super::*;
     use activity_aware_message::{Field, Tag};
 
-    fn denial_message(principal: &str, issued: Option<&str>, event: &str) -> Message {
-        let mut message = Message::new("Error Message: denied", vec![Field::text("Event", event)]);
-        let mut tags = vec![("detection", "access-denied"), ("principal", principal)];
-        if let Some(issued) = issued {
-            tags.push(("session-issued", issued));
-        }
-        message.tags = tags
-            .into_iter()
-            .map(|(key, value)| Tag {
-                key: key.into(),
-                value: value.into(),
-            })
-            .collect();
+    fn denial_message(principal: &str, key: &str, region: &str, time: &str) -> Message {
+        let mut message = Message::new(
+            "Error Message: denied",
+            vec![
+                Field::text("Event", "ListUsers"),
+                Field::text("Error Code", "AccessDenied"),
+                Field::text("Region", region),
+            ],
+        );
+        message.tags = vec![
+            Tag::new("detection", "access-denied"),
+            Tag::new("principal", principal),
+            Tag::new("access-key", key),
+            Tag::new("event-time", time),
+        ];
         message
     }
 
     #[test]
-    fn denials_are_counted_by_principal_and_other_messages_ignored() {
+    fn hints_are_counted_by_principal_and_other_messages_ignored() {
+        let bob = "arn:aws:iam::1:user/bob";
         let mut messages: Vec<Message> = (0..3)
-            .map(|i| denial_message("arn:aws:iam::1:user/bob", None, &format!("List{}", i % 2)))
+            .map(|i| {
+                denial_message(
+                    bob,
+                    "AKIABOB0000000000000",
+                    ["us-east-1", "eu-west-1"][i % 2],
+                    &format!("2026-12-03T10:00:0{i}Z"),
+                )
+            })
             .collect();
-        messages.push(denial_message("arn:aws:iam::1:user/eve", None, "GetUser"));
-        let mut other = denial_message("arn:aws:iam::1:user/bob", None, "x");
-        other.tags[0].value = "root-activity".into();
-        messages.push(other);
-        let mut unattributed = denial_message("AWSService s3", None, "x");
+        messages.push(denial_message(
+            "arn:aws:iam::1:user/eve",
+            "AKIAEVE0000000000000",
+            "us-east-1",
+            "2026-12-03T10:00:00Z",
+        ));
+        let mut no_error = denial_message(bob, "AKIABOB0000000000000", "us-east-1", "x");
+        no_error.fields.retain(|field| field.key != "Error Code");
+        messages.push(no_error);
+        let mut unattributed = denial_message("AWSService s3", "k", "us-east-1", "x");
         unattributed.tags.retain(|tag| tag.key != "principal");
         messages.push(unattributed);
-        let denials = messages
+        let hints = messages
             .iter()
             .enumerate()
-            .filter_map(|(i, message)| Denial::of(&i.to_string(), message))
+            .filter_map(|(i, message)| Hint::of(&i.to_string(), message))
             .collect();
-        let probes = probes(denials);
+        let reported = reported(hints);
         assert_eq!(
-            probes
+            reported
                 .iter()
-                .map(|p| (p.principal.as_str(), p.denials.len()))
+                .map(|r| (r.principal.as_str(), r.hints.len()))
                 .collect::<Vec<_>>(),
-            [
-                ("arn:aws:iam::1:user/bob", 3),
-                ("arn:aws:iam::1:user/eve", 1)
-            ]
+            [(bob, 3), ("arn:aws:iam::1:user/eve", 1)]
         );
         assert_eq!(
-            probes[0].top(|d| d.event.as_deref(), 1),
-            "List0 (2) and 1 more"
-        );
-    }
-
-    #[test]
-    fn denials_of_sessions_issued_before_a_revoke_are_already_stopped() {
-        let probe = Probe {
-            principal: "arn:aws:sts::1:assumed-role/app/i-1".into(),
-            denials: [
-                Some("2026-12-03T09:00:00Z"),
-                Some("2026-12-03T11:00:00.500Z"),
-                None,
+            reported[0].lookups(),
+            [
+                ("us-east-1".to_owned(), "AKIABOB0000000000000".to_owned()),
+                ("eu-west-1".to_owned(), "AKIABOB0000000000000".to_owned())
             ]
-            .iter()
-            .enumerate()
-            .map(|(i, issued)| {
-                Denial::of(
-                    &i.to_string(),
-                    &denial_message("arn:aws:sts::1:assumed-role/app/i-1", *issued, "x"),
-                )
-                .unwrap()
-            })
-            .collect(),
-        };
-        assert_eq!(probe.role(), Some("app"));
-        let since: Vec<&str> = probe
-            .since("2026-12-03T10:00:00Z")
-            .iter()
-            .map(|d| d.message_id.as_str())
-            .collect();
-        assert_eq!(since, ["1", "2"]);
+        );
+        let (first, last) = reported[0].span_ms().unwrap();
+        assert_eq!(last - first, 2_000);
+        assert_eq!(top(["b", "a", "b", "c"].into_iter(), 1), "b (2) and 2 more");
     }
 }

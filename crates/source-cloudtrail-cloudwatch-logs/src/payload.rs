@@ -156,6 +156,7 @@ enum Mapped {
         truncated: bool,
         severity: Severity,
         detection: Option<String>,
+        denied: bool,
     },
 }
 
@@ -170,6 +171,7 @@ fn map_record(text: &str, detector: &Detector) -> Mapped {
         return Mapped::Dropped;
     }
     let severity = detected.severity;
+    let denied = detected.denied;
     let detection = detected
         .detection
         .as_ref()
@@ -181,6 +183,7 @@ fn map_record(text: &str, detector: &Detector) -> Mapped {
             truncated: false,
             severity,
             detection,
+            denied,
         },
         Some(_) => {
             let message =
@@ -191,6 +194,7 @@ fn map_record(text: &str, detector: &Detector) -> Mapped {
                 truncated,
                 severity,
                 detection,
+                denied,
             }
         }
     }
@@ -209,6 +213,7 @@ impl Mapper<'_> {
                 truncated,
                 severity,
                 detection,
+                denied,
             } => {
                 if truncated {
                     self.summary.truncated += 1;
@@ -219,6 +224,7 @@ impl Mapper<'_> {
                     body,
                     severity: Some(severity),
                     detection,
+                    denied,
                 });
             }
         }

@@ -215,7 +215,8 @@ fn assert_message_shape(message: &Value) {
                 "severity",
                 "detection",
                 "principal",
-                "session-issued"
+                "session-issued",
+                "access-key"
             ]
             .contains(&key),
             "{tag}"
@@ -347,6 +348,53 @@ async fn publishes_one_message_per_record_in_the_original_shape() {
             .unwrap()
             .starts_with("Error Message: User: arn:aws:sts::111122223333:assumed-role/ci-deployer")
     );
+    source.finish();
+}
+
+#[tokio::test]
+async fn denied_calls_reach_containments_subscription_with_their_access_key_and_nothing_else_does()
+{
+    let moto = MotoServer::start();
+    let topic = moto.create_topic("ids-topic").await;
+    let denied = moto
+        .capture_queue_filtered(&topic, Some(r#"{"denied": ["true"]}"#))
+        .await;
+    let source = Source::spawn(moto, &topic, None);
+    let mut denial = assumed_role_denial();
+    denial["userIdentity"]["accessKeyId"] = json!("ASIAEXAMPLE000000042");
+    let mut created = assumed_role_denial();
+    for key in ["errorCode", "errorMessage"] {
+        created.as_object_mut().unwrap().remove(key);
+    }
+    created["eventID"] = json!("a1b2c3d4-0000-4000-8000-000000000002");
+    // A denied attempt of a detection counts as much as a plain denial.
+    let mut denied_detection = created.clone();
+    denied_detection["eventName"] = json!("LeaveOrganization");
+    denied_detection["eventSource"] = json!("organizations.amazonaws.com");
+    denied_detection["errorCode"] = json!("AccessDenied");
+    denied_detection["eventID"] = json!("a1b2c3d4-0000-4000-8000-000000000003");
+    source
+        .invoke_records(&[
+            denial.to_string(),
+            created.to_string(),
+            denied_detection.to_string(),
+        ])
+        .await
+        .expect("the invocation succeeds");
+    let mut bodies: Vec<Value> = denied
+        .receive(2, RECEIVE_TIMEOUT)
+        .await
+        .iter()
+        .map(|body| serde_json::from_str(body).unwrap())
+        .collect();
+    denied.assert_quiet(Duration::from_secs(1)).await;
+    bodies.sort_by_key(|m| tag_values(m, "detection").concat());
+    assert_eq!(tag_values(&bodies[0], "detection"), ["access-denied"]);
+    assert_eq!(
+        tag_values(&bodies[0], "access-key"),
+        ["ASIAEXAMPLE000000042"]
+    );
+    assert_eq!(tag_values(&bodies[1], "detection"), ["organization-left"]);
     source.finish();
 }
 

@@ -100,6 +100,7 @@ pub enum Made {
         truncated: bool,
         severity: Severity,
         detection: Option<String>,
+        denied: bool,
     },
     /// A CloudTrail record with nothing to say (as the CloudWatch Logs source).
     WithoutFields,
@@ -126,6 +127,7 @@ pub fn message_json(event: &Event<'_>, detector: &Detector) -> Made {
                         truncated: false,
                         severity: detected.severity,
                         detection: detected.detection.as_ref().map(|d| d.id.clone()),
+                        denied: detected.denied,
                     },
                     Some(_) => match message_from_record(&view, &detected) {
                         Some(message) => made(&message, &detected),
@@ -169,6 +171,7 @@ fn made(message: &Message, detected: &Detected) -> Made {
         truncated,
         severity: detected.severity,
         detection: detected.detection.as_ref().map(|d| d.id.clone()),
+        denied: detected.denied,
     }
 }
 
@@ -261,6 +264,7 @@ pub async fn handle(
         truncated,
         severity,
         detection,
+        denied,
     } = made
     {
         if truncated {
@@ -276,6 +280,7 @@ pub async fn handle(
                 body,
                 severity: Some(severity),
                 detection,
+                denied,
             }])
             .await?;
     }

@@ -282,6 +282,7 @@ pub async fn handle(
             body: message.to_json(),
             severity: Some(severity),
             detection: None,
+            denied: false,
         }])
         .await?;
     tracing::info!(

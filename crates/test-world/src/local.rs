@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 
 use crate::events::sqs_record;
 use crate::pipeline::{self, Flow, OtherDestination, Pipeline};
-use crate::responders::{Accounts, MOTO_ACCOUNT, denial_message, public_ingress_event};
+use crate::responders::{
+    Accounts, Caller, MOTO_ACCOUNT, denial_message, denial_record, public_ingress_event,
+};
 use crate::{LambdaProcess, MotoServer, RateLimit, RuntimeApi, SlackSink, payloads};
 
 /// What to send through the pipeline.
@@ -584,7 +586,11 @@ async fn respond(moto: &MotoServer, topic: &str, bin_dir: &Path) -> Result<Value
     );
     accounts.create_user("mallory").await;
     let mallory = format!("arn:aws:iam::{MOTO_ACCOUNT}:user/mallory");
-    let records: Vec<Value> = (0..60)
+    let caller = Caller {
+        arn: &mallory,
+        access_key: "AKIAMALLORY000000001",
+    };
+    let denials: Vec<Value> = (0..60)
         .map(|i| {
             let event = [
                 "ListUsers",
@@ -592,19 +598,42 @@ async fn respond(moto: &MotoServer, topic: &str, bin_dir: &Path) -> Result<Value
                 "ListBuckets",
                 "GetAccountAuthorizationDetails",
             ][i % 4];
-            let body = denial_message(&mallory, None, event, &format!("2026-12-03T10:00:{i:02}Z"));
+            denial_record(
+                caller,
+                event,
+                "us-east-1",
+                &format!("2026-12-03T10:00:{i:02}Z"),
+                i,
+            )
+        })
+        .collect();
+    // CloudTrail recorded them: containment acts only on what its event history holds.
+    moto.record_in_cloudtrail(&denials);
+    let records: Vec<Value> = denials
+        .iter()
+        .enumerate()
+        .map(|(i, record)| {
             sqs_record(
                 &format!("denial-{i}"),
                 &format!("receipt-{i}"),
-                &body,
+                &denial_message(record),
                 1_700_000_000_000,
                 1,
             )
         })
         .collect();
+    let policy = accounts
+        .create_policy(
+            "Activity-Aware-IDS-Dev-ContainedSessions",
+            &crate::template::contained_sessions_policy_document(),
+        )
+        .await;
     let answer = run_once(
         "response-containment",
-        vec![("PROBE_CONTAINMENT_THRESHOLD".into(), "50".into())],
+        vec![
+            ("PROBE_CONTAINMENT_THRESHOLD".into(), "50".into()),
+            ("CONTAINED_SESSIONS_POLICY_ARN".into(), policy),
+        ],
         json!({"Records": records}),
     )
     .await?;

@@ -31,6 +31,8 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct MotoServer {
     process: Arc<ProcessShared>,
     port: u16,
+    /// CloudTrail's event history here: what [`MotoServer::record_in_cloudtrail`] wrote.
+    history: std::path::PathBuf,
 }
 
 const LAUNCHER: &str = include_str!("moto_server.py");
@@ -103,15 +105,26 @@ impl MotoServer {
         // The free port may be taken between our probe and moto's bind: try a few ports.
         for _attempt in 0..3 {
             let port = crate::free_port();
+            let history = std::env::temp_dir().join(format!(
+                "test-world-cloudtrail-{}-{port}",
+                std::process::id()
+            ));
+            std::fs::create_dir_all(&history)
+                .expect("test-world: a directory for CloudTrail's event history");
             let mut command = moto_command();
             command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+            command.env("ACTIVITY_AWARE_CLOUDTRAIL_HISTORY", &history);
             let process = ProcessShared::spawn("moto_server", command).unwrap_or_else(|e| {
                 panic!("test-world: cannot run moto_server (set MOTO_SERVER or put moto_server on PATH; `pip install 'moto[server]'`): {e}")
             });
             let give_up = Instant::now() + STARTUP_TIMEOUT;
             loop {
                 if moto_answers(port) {
-                    return MotoServer { process, port };
+                    return MotoServer {
+                        process,
+                        port,
+                        history,
+                    };
                 }
                 if let Some(status) = process.exit_status() {
                     process.kill_and_collect();
@@ -129,6 +142,21 @@ impl MotoServer {
             }
         }
         panic!("test-world: moto_server failed to start three times; last: {last_failure}");
+    }
+
+    /// Says CloudTrail recorded these records: its event history (LookupEvents, in each
+    /// record's `awsRegion`) holds them from now on.
+    pub fn record_in_cloudtrail(&self, records: &[serde_json::Value]) {
+        use std::io::Write as _;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.history.join("records.jsonl"))
+            .expect("test-world: CloudTrail's event history opens");
+        for record in records {
+            writeln!(file, "{record}")
+                .expect("test-world: CloudTrail's event history takes a record");
+        }
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -190,13 +218,23 @@ impl MotoServer {
     /// Subscribes a fresh SQS queue to `topic_arn` with `RawMessageDelivery=true`, so each
     /// queue message body is exactly one published SNS Message.
     pub async fn capture_queue(&self, topic_arn: &str) -> SnsCapture {
+        self.capture_queue_filtered(topic_arn, None).await
+    }
+
+    /// The same, for what passes a subscription filter policy on message attributes.
+    pub async fn capture_queue_filtered(
+        &self,
+        topic_arn: &str,
+        filter_policy: Option<&str>,
+    ) -> SnsCapture {
         let queue = self
             .create_queue(
                 &format!("capture-{}", fastrand::u64(..)),
                 Duration::from_secs(30),
             )
             .await;
-        self.subscribe_queue(topic_arn, &queue).await;
+        self.subscribe_queue_filtered(topic_arn, &queue, filter_policy)
+            .await;
         SnsCapture {
             sqs: aws_sdk_sqs::Client::new(&self.sdk_config().await),
             queue_url: queue.url,
@@ -377,6 +415,7 @@ impl MotoServer {
 impl Drop for MotoServer {
     fn drop(&mut self) {
         self.process.kill_and_collect();
+        let _ = std::fs::remove_dir_all(&self.history);
     }
 }
 

@@ -210,15 +210,63 @@ impl Accounts {
             .collect()
     }
 
-    /// The role's inline policy `name`, as IAM hands it back (URL-encoded), if it has it.
-    pub async fn role_policy(&self, role: &str, name: &str) -> Option<String> {
-        let answer = self
-            .iam("GetRolePolicy", &[("RoleName", role), ("PolicyName", name)])
+    /// The ARNs of the managed policies attached to the role.
+    pub async fn attached_role_policies(&self, role: &str) -> Vec<String> {
+        self.iam("ListAttachedRolePolicies", &[("RoleName", role)])
             .await
-            .ok()?;
-        answer
-            .find("PolicyDocument")
-            .map(|document| document.text().to_owned())
+            .unwrap_or_else(|error| panic!("test-world: ListAttachedRolePolicies {role}: {error}"))
+            .find("AttachedPolicies")
+            .into_iter()
+            .flat_map(|list| list.children_named("member"))
+            .filter_map(|policy| policy.child_text("PolicyArn").map(str::to_owned))
+            .collect()
+    }
+
+    /// The tags of a user (`user`) or role (`role`), as (key, value), sorted.
+    pub async fn tags(&self, kind: &str, name: &str) -> Vec<(String, String)> {
+        let (action, parameter) = match kind {
+            "user" => ("ListUserTags", "UserName"),
+            _ => ("ListRoleTags", "RoleName"),
+        };
+        let mut tags: Vec<(String, String)> = self
+            .iam(action, &[(parameter, name)])
+            .await
+            .unwrap_or_else(|error| panic!("test-world: {action} {name}: {error}"))
+            .find("Tags")
+            .into_iter()
+            .flat_map(|list| list.children_named("member"))
+            .filter_map(|tag| {
+                Some((
+                    tag.child_text("Key")?.to_owned(),
+                    tag.child_text("Value")?.to_owned(),
+                ))
+            })
+            .collect();
+        tags.sort();
+        tags
+    }
+
+    /// Detaches a managed policy from a user, as a person releasing it would.
+    pub async fn detach_user_policy(&self, user: &str, policy: &str) {
+        self.iam(
+            "DetachUserPolicy",
+            &[("UserName", user), ("PolicyArn", policy)],
+        )
+        .await
+        .unwrap_or_else(|error| panic!("test-world: DetachUserPolicy {user}: {error}"));
+    }
+
+    /// A customer managed policy, as the stack makes its contained-session policy; its ARN.
+    pub async fn create_policy(&self, name: &str, document: &str) -> String {
+        self.iam(
+            "CreatePolicy",
+            &[("PolicyName", name), ("PolicyDocument", document)],
+        )
+        .await
+        .unwrap_or_else(|error| panic!("test-world: CreatePolicy {name}: {error}"))
+        .find("Arn")
+        .map(|arn| arn.text().to_owned())
+        .expect("test-world: a policy ARN")
     }
 }
 
@@ -264,21 +312,70 @@ pub fn public_ingress_event(group: &str, rules: &[(Option<&str>, &str, i64, &str
     eventbridge_api_call(&record)
 }
 
-/// The Message a source publishes for the corpus's real denial, made by `arn` at `time`, in a
-/// session issued at `issued` when the principal is an assumed role's session.
-pub fn denial_message(arn: &str, issued: Option<&str>, event: &str, time: &str) -> String {
+/// Who made a denial, as CloudTrail records it.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a> {
+    /// The principal's ARN: a user's, root's, or a role session's
+    /// (`arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`).
+    pub arn: &'a str,
+    /// The access key the calls were made with (`AKIA…` for a user, `ASIA…` for a session).
+    pub access_key: &'a str,
+}
+
+impl Caller<'_> {
+    /// `userIdentity` as CloudTrail writes it: a session's principal ID is the role's ID and
+    /// the session name (`AROA…:SESSION`).
+    fn identity(&self) -> Value {
+        let account = self.arn.split(':').nth(4).unwrap_or(MOTO_ACCOUNT);
+        let name = self.arn.rsplit('/').next().unwrap_or_default();
+        if let Some((role, session)) = self
+            .arn
+            .split_once(":assumed-role/")
+            .and_then(|(_, rest)| rest.split_once('/'))
+        {
+            let role_id = format!("AROA{}", role.to_ascii_uppercase().replace('-', ""));
+            return json!({"type": "AssumedRole", "principalId": format!("{role_id}:{session}"),
+                "arn": self.arn, "accountId": account, "accessKeyId": self.access_key,
+                "sessionContext": {"sessionIssuer": {"type": "Role", "principalId": role_id,
+                    "arn": format!("arn:aws:iam::{account}:role/{role}"), "accountId": account, "userName": role},
+                    "attributes": {"creationDate": "2026-12-03T09:00:00Z", "mfaAuthenticated": "false"}}});
+        }
+        if self.arn.ends_with(":root") {
+            return json!({"type": "Root", "principalId": account, "arn": self.arn,
+                "accountId": account, "accessKeyId": self.access_key});
+        }
+        json!({"type": "IAMUser", "principalId": format!("AIDA{}", name.to_ascii_uppercase()),
+            "arn": self.arn, "accountId": account, "accessKeyId": self.access_key, "userName": name})
+    }
+
+    /// The principal ID CloudTrail records for it (`AROA…:SESSION` for a session).
+    pub fn principal_id(&self) -> String {
+        self.identity()["principalId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+/// The corpus's real denial, made by `caller` at `time` in `region`, as CloudTrail records it
+/// (`n` tells its event ID from its neighbours').
+pub fn denial_record(caller: Caller<'_>, event: &str, region: &str, time: &str, n: usize) -> Value {
     let mut record = corpus_denial();
     record["eventName"] = json!(event);
     record["eventTime"] = json!(time);
+    record["awsRegion"] = json!(region);
     record["recipientAccountId"] = json!(MOTO_ACCOUNT);
-    let account = arn.split(':').nth(4).unwrap_or(MOTO_ACCOUNT);
-    record["userIdentity"] = match issued {
-        Some(issued) => json!({"type": "AssumedRole", "arn": arn, "accountId": account,
-            "sessionContext": {"sessionIssuer": {"type": "Role", "userName": arn.split('/').nth(1)},
-                "attributes": {"creationDate": issued, "mfaAuthenticated": "false"}}}),
-        None if arn.ends_with(":root") => json!({"type": "Root", "arn": arn, "accountId": account}),
-        None => json!({"type": "IAMUser", "arn": arn, "accountId": account,
-            "userName": arn.rsplit('/').next()}),
-    };
+    record["eventID"] = json!(format!(
+        "{:08x}-0000-4000-8000-{n:012}",
+        caller.arn.bytes().fold(0u32, |hash, byte| hash
+            .wrapping_mul(31)
+            .wrapping_add(byte.into()))
+    ));
+    record["userIdentity"] = caller.identity();
+    record
+}
+
+/// The Message a source publishes for a record.
+pub fn denial_message(record: &Value) -> String {
     message_json_of_record(&record.to_string()).expect("test-world: a denial's Message")
 }

@@ -57,23 +57,32 @@ pub struct Lane {
     pub window: Duration,
 }
 
+/// The value a resource of the template writes on one line after `key: ` (flow JSON, such as
+/// a `FilterPolicy` or a `PolicyDocument`).
+pub fn resource_line(resource: &str, key: &str) -> String {
+    let prefix = format!("{key}: ");
+    TEMPLATE
+        .lines()
+        .skip_while(|line| line.trim_end() != format!("  {resource}:"))
+        .skip(1)
+        .take_while(|line| line.starts_with("    ") || line.trim().is_empty())
+        .find_map(|line| line.trim().strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("test-world: {resource} has no {key} on one line"))
+        .to_owned()
+}
+
 /// The subscription filter policies of the two lanes, bulk and priority, as the template
 /// writes them (JSON on the `FilterPolicy:` line of each subscription).
 pub fn lane_filter_policies() -> (String, String) {
-    let policy = |resource: &str| {
-        TEMPLATE
-            .lines()
-            .skip_while(|line| line.trim_end() != format!("  {resource}:"))
-            .skip(1)
-            .take_while(|line| line.starts_with("    ") || line.trim().is_empty())
-            .find_map(|line| line.trim().strip_prefix("FilterPolicy: "))
-            .unwrap_or_else(|| panic!("test-world: {resource} has no FilterPolicy"))
-            .to_owned()
-    };
     (
-        policy("DestinationSlackSubscription"),
-        policy("DestinationSlackPrioritySubscription"),
+        resource_line("DestinationSlackSubscription", "FilterPolicy"),
+        resource_line("DestinationSlackPrioritySubscription", "FilterPolicy"),
     )
+}
+
+/// The stack's contained-session policy (its `ContainedSessionsPolicy`), as JSON text.
+pub fn contained_sessions_policy_document() -> String {
+    resource_line("ContainedSessionsPolicy", "PolicyDocument")
 }
 
 /// The `SlackPace` mapping of a template: the `key: value` lines under `SlackPace:` and
