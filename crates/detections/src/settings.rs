@@ -2,6 +2,7 @@
 //! patterns name (`${AWS::StackName}`...), the ports that may be public, and the principals
 //! whose changes are expected.
 
+use crate::own::StackParts;
 use crate::ports::{PortsError, PublicPorts};
 use crate::principals::{PrincipalEntryError, PrincipalList};
 use activity_aware_message::{TOPIC_VARIABLE, Topic, TopicError};
@@ -41,19 +42,22 @@ impl ExpectedPrincipals {
         })
     }
 
-    /// Why the record's change was expected, when it was.
-    pub fn why(&self, record: &Value) -> Option<String> {
+    /// Why the record's change was expected, when it was. CloudFormation's changes are
+    /// expected only to the stack's own parts (`own_part`): that is this stack being updated.
+    /// Any other stack's, an intruder's own among them, are not.
+    pub fn why(&self, record: &Value, own_part: bool) -> Option<String> {
         let text = |path: &[&str]| {
             path.iter()
                 .try_fold(record, |node, key| node.get(*key))
                 .and_then(Value::as_str)
         };
         if self.cloudformation
+            && own_part
             && (text(&["userIdentity", "invokedBy"]) == Some(CLOUDFORMATION)
                 || text(&["sourceIPAddress"]) == Some(CLOUDFORMATION))
         {
             return Some(
-                "made by CloudFormation acting for a principal, which the stack expects".into(),
+                "made by CloudFormation to this stack's own part, as the stack's updates do".into(),
             );
         }
         let arn = text(&["userIdentity", "arn"])?;
@@ -76,6 +80,8 @@ pub struct Settings {
     pub placeholders: BTreeMap<String, String>,
     pub public_ports: PublicPorts,
     pub expected: ExpectedPrincipals,
+    /// The stack's own parts, for the self-protection detections.
+    pub parts: StackParts,
 }
 
 impl Settings {
@@ -86,8 +92,8 @@ impl Settings {
 
     /// Reads the same variables from `lookup`:
     /// - `SNS_TOPIC`: the topic's ARN, which names the partition, region and account;
-    /// - `STACK_NAME`, `STACK_KEY_ARN`, `CLOUDTRAIL_LOG_GROUP`, `HONEY_BUCKET_NAME`: what the
-    ///   self-protection and honey bucket detections name;
+    /// - `STACK_NAME`, `STACK_KEY_ARN`, `CLOUDTRAIL_LOG_GROUP`, `HONEY_BUCKET_NAME`,
+    ///   `OPERATIONS_TOPIC_ARN`: what the self-protection and honey bucket detections name;
     /// - `ALLOWED_PUBLIC_PORTS` (default `tcp:80,tcp:443`);
     /// - `EXPECTED_PRINCIPAL_ARNS`, `EXPECT_CLOUDFORMATION_CHANGES` (`true`, the default, or
     ///   `false`) and `EXPECTED_CHANGES` (`info`, the default, or `drop`).
@@ -122,6 +128,17 @@ impl Settings {
         {
             placeholders.insert("StackKey".into(), key_id);
         }
+        let placeholder = |name: &str| placeholders.get(name).cloned();
+        let parts = StackParts {
+            stack: placeholder("AWS::StackName").unwrap_or_default(),
+            account: placeholder("AWS::AccountId").unwrap_or_default(),
+            topics: placeholder("SNSTopic")
+                .into_iter()
+                .chain(get("OPERATIONS_TOPIC_ARN"))
+                .collect(),
+            keys: placeholder("StackKey.Arn").into_iter().collect(),
+            trail_log_group: placeholder("CloudTrailCloudWatchLogsGroupName"),
+        };
         let public_ports = match get("ALLOWED_PUBLIC_PORTS") {
             Some(ports) => PublicPorts::parse(&ports)?,
             None => PublicPorts::default(),
@@ -143,6 +160,7 @@ impl Settings {
             placeholders,
             public_ports,
             expected,
+            parts,
         })
     }
 }
@@ -228,42 +246,61 @@ mod tests {
         let record = |arn: &str, issuer: &str| json!({"userIdentity": {"arn": arn, "sessionContext": {"sessionIssuer": {"arn": issuer}}}});
         assert!(
             expected
-                .why(&record("arn:aws:iam::111122223333:user/deployer", ""))
+                .why(
+                    &record("arn:aws:iam::111122223333:user/deployer", ""),
+                    false
+                )
                 .is_some()
         );
         assert!(
             expected
-                .why(&record("arn:aws:iam::111122223333:user/deployer2", ""))
+                .why(
+                    &record("arn:aws:iam::111122223333:user/deployer2", ""),
+                    false
+                )
                 .is_none()
         );
         assert!(
             expected
-                .why(&record(
-                    "arn:aws:sts::111122223333:assumed-role/Pipeline/run-1",
-                    "arn:aws:iam::111122223333:role/Pipeline"
-                ))
+                .why(
+                    &record(
+                        "arn:aws:sts::111122223333:assumed-role/Pipeline/run-1",
+                        "arn:aws:iam::111122223333:role/Pipeline"
+                    ),
+                    false
+                )
                 .is_some()
         );
         assert!(
             expected
-                .why(&record(
-                    "arn:aws:sts::111122223333:assumed-role/Terraform/plan",
-                    ""
-                ))
+                .why(
+                    &record("arn:aws:sts::111122223333:assumed-role/Terraform/plan", ""),
+                    false
+                )
                 .is_some()
         );
         assert!(
             expected
-                .why(&record(
-                    "arn:aws:sts::111122223333:assumed-role/TerraformAdmin/x",
-                    ""
-                ))
+                .why(
+                    &record(
+                        "arn:aws:sts::111122223333:assumed-role/TerraformAdmin/x",
+                        ""
+                    ),
+                    false
+                )
                 .is_none()
         );
-        // CloudFormation only when the stack expects it.
+        // CloudFormation only when the stack expects it, and only to the stack's own parts:
+        // any other stack's change (an intruder's own stack's) is no update of this one.
         let by_stack = json!({"userIdentity": {"arn": "arn:aws:iam::1:user/x", "invokedBy": "cloudformation.amazonaws.com"}});
-        assert!(expected.why(&by_stack).is_none());
+        assert!(expected.why(&by_stack, true).is_none());
         let expected = ExpectedPrincipals::parse("", true, false).unwrap();
-        assert!(expected.why(&by_stack).unwrap().contains("CloudFormation"));
+        assert!(
+            expected
+                .why(&by_stack, true)
+                .unwrap()
+                .contains("CloudFormation")
+        );
+        assert!(expected.why(&by_stack, false).is_none());
     }
 }

@@ -320,31 +320,38 @@ async fn crafted_details_are_published_and_read_back() {
     source.finish();
 }
 
-/// Tampering with the stack's own parts is critical, said in seconds; the same change made by
-/// CloudFormation for someone (the stack's own update) is expected, and info.
+/// Tampering with the stack's own parts is critical, said in seconds, whatever form names them;
+/// the same change made by CloudFormation to the stack's own part (the stack's own update) is
+/// expected, and info. The catalogue's examples are of account 111122223333, the stack's here is
+/// moto's.
 #[tokio::test]
 async fn tampering_with_the_stack_itself_is_critical() {
+    const MOTO: &str = "123456789012";
+    let key = format!("arn:aws:kms:us-east-1:{MOTO}:key/0f0e0d0c-0000-4000-8000-000000000001");
+    let operations = format!("arn:aws:sns:us-east-1:{MOTO}:ids-OperationsTopic-1");
     let stack = [
         ("STACK_NAME", "ids"),
-        (
-            "STACK_KEY_ARN",
-            "arn:aws:kms:us-east-1:111122223333:key/0f0e0d0c-0000-4000-8000-000000000001",
-        ),
+        ("STACK_KEY_ARN", key.as_str()),
         ("CLOUDTRAIL_LOG_GROUP", "CloudTrail/DefaultLogGroup"),
+        ("OPERATIONS_TOPIC_ARN", operations.as_str()),
     ];
     let source = Source::start_with(&stack).await;
     let catalogue = source.detector.catalogue();
     let detections = [
         "ids-key-tampered",
         "ids-cloudtrail-feed-cut",
-        "ids-log-groups-tampered",
         "ids-rules-tampered",
+        "ids-functions-tampered",
+        "ids-queues-tampered",
+        "ids-alarms-tampered",
         "ids-stack-deleted",
     ];
     for id in detections {
         let detection = catalogue.detection(id).unwrap();
         for example in &detection.examples.alert {
-            let mut event = catalogue.example_event(example);
+            let example: Value =
+                serde_json::from_str(&example.to_string().replace("111122223333", MOTO)).unwrap();
+            let mut event = catalogue.example_event(&example);
             event["id"] = json!("6a7e8feb-b491-4cf7-a9f1-bf3703467718");
             event["account"] = json!("111122223333");
             let (answer, message) = source.publish(event.clone()).await;
@@ -354,7 +361,7 @@ async fn tampering_with_the_stack_itself_is_critical() {
             assert_eq!(field(&message, "Detection"), Some(detection.title.as_str()));
             // The same call made by CloudFormation for someone: expected, info, and saying so.
             event["detail"]["userIdentity"]["invokedBy"] = json!("cloudformation.amazonaws.com");
-            let (_, expected) = source.publish(event).await;
+            let (_, expected) = source.publish(event.clone()).await;
             assert_eq!(tag_values(&expected, "severity"), ["info"], "{id}");
             assert!(
                 field(&expected, "Expected")
@@ -364,6 +371,15 @@ async fn tampering_with_the_stack_itself_is_critical() {
             );
         }
     }
+    // Any other stack's change is no update of this one: an intruder's stack stopping the
+    // trail is as critical as the intruder doing it by hand.
+    let stopped = catalogue.detection("cloudtrail-stopped").unwrap();
+    let mut event = catalogue.example_event(&stopped.examples.alert[0]);
+    event["id"] = json!("6a7e8feb-b491-4cf7-a9f1-bf3703467719");
+    event["detail"]["userIdentity"]["invokedBy"] = json!("cloudformation.amazonaws.com");
+    let (_, message) = source.publish(event).await;
+    assert_eq!(tag_values(&message, "severity"), ["critical"], "{message}");
+    assert_eq!(field(&message, "Expected"), None);
     source.finish();
 }
 
