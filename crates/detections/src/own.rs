@@ -48,7 +48,7 @@ impl StackParts {
         }
         let at = |path: &[&str]| texts(record, path);
         let source = record.get("eventSource").and_then(Value::as_str)?;
-        let found = match source {
+        match source {
             "lambda.amazonaws.com" => at(&["requestParameters", "functionName"])
                 .into_iter()
                 .chain(at(&["requestParameters", "FunctionName"]))
@@ -94,8 +94,7 @@ impl StackParts {
                 .into_iter()
                 .find_map(|written| self.stack_named(written)),
             _ => None,
-        };
-        found
+        }
     }
 
     /// Whether `arn` is one of the stack's roles, or a session of one (CloudFormation names
