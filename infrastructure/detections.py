@@ -91,6 +91,22 @@ def rule_pattern(patterns):
     return {**common, "$or": rest} if common else {"$or": rest}
 
 
+SUCCESS_ONLY = {"errorCode": [{"exists": False}]}
+
+
+def with_attempts(branch):
+    """A high or critical detection's branch as its rule sends it: failed calls too, which the
+    source tells as attempts (the first of a burst high, the rest low)."""
+    branch = json.loads(json.dumps(branch))
+    detail = branch.get("detail", {})
+    if detail.get("errorCode") == SUCCESS_ONLY["errorCode"]:
+        del detail["errorCode"]
+    for alternative in detail.get("$or", []):
+        if alternative.get("errorCode") == SUCCESS_ONLY["errorCode"]:
+            del alternative["errorCode"]
+    return branch
+
+
 def rules(catalogue):
     """The rules, in catalogue order: name, family, pattern, state, detection ids."""
     out = {}
@@ -100,6 +116,8 @@ def rules(catalogue):
         if family.get("hand-written-rules"):
             continue
         for branch in branches(detection["pattern"]):
+            if detection["severity"] in ("high", "critical"):
+                branch = with_attempts(branch)
             key = (family["name"], service(branch))
             rule = out.setdefault(key, {"family": family, "patterns": [], "reads": False, "detections": []})
             rule["patterns"].append(branch)

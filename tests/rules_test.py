@@ -26,7 +26,8 @@ HONEY_BUCKET = "example-bucket"
 EXPECTED = {
     "api-call-cloudtrail-delete-trail.json": {"CloudTrailTamperingRule"},
     "api-call-cloudtrail-stop-logging.json": {"CloudTrailTamperingRule"},
-    "api-call-ec2-modify-image-attribute-unauthorized.json": {"FastDenialsRule"},
+    # A failed attempt to share an AMI: the sharing rule sends attempts of high detections too.
+    "api-call-ec2-modify-image-attribute-unauthorized.json": {"FastDenialsRule", "ResourceSharingEc2Rule"},
     "api-call-iam-attach-role-policy-admin.json": {"IamPolicyChangesRule"},
     "api-call-iam-create-access-key-by-root.json": {"AccessKeyChangesRule", "RootActivityRule"},
     "api-call-iam-get-role-access-denied.json": {"FastDenialsRule"},
@@ -75,6 +76,9 @@ VARIANTS = {
     "virtual MFA device deleted": ("api-call-iam-attach-role-policy-admin.json",
                                    detail(eventName="DeleteVirtualMFADevice"), {"MfaDeactivationRule"}),
     "MFA devices listed": ("api-call-iam-attach-role-policy-admin.json", detail(eventName="ListMFADevices"), set()),
+    # Reading an AMI's launch permissions, denied, is a denial and no attempt at sharing it.
+    "image attribute read, denied": ("api-call-ec2-modify-image-attribute-unauthorized.json",
+                                     detail(eventName="DescribeImageAttribute"), {"FastDenialsRule"}),
     # A trail created is a CloudTrail change (CIS CloudWatch.5), listing the trails is not.
     "trail created": ("api-call-cloudtrail-delete-trail.json", detail(eventName="CreateTrail"), {"CloudTrailTamperingRule"}),
     "trails listed": ("api-call-cloudtrail-delete-trail.json", detail(eventName="DescribeTrails"), set()),

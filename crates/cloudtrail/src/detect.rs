@@ -22,6 +22,8 @@ pub struct Detected {
     pub detection: Option<DetectionText>,
     /// The call was denied (a denial of any detection counts for containment).
     pub denied: bool,
+    /// The call failed with this code: an attempt of a high or critical detection.
+    pub attempt: Option<String>,
 }
 
 /// What a Message says of its detection.
@@ -48,25 +50,39 @@ impl Detected {
             severity: UNCLASSIFIED_SEVERITY,
             detection: None,
             denied: false,
+            attempt: None,
         }
     }
 
     pub fn of(found: &Found<'_>) -> Detected {
         let detection = found.detection;
+        let (title, reason) = match &found.attempt {
+            None => (detection.title.clone(), found.reason.clone()),
+            Some(code) => (
+                format!("Attempted: {}", detection.title),
+                Some(match &found.reason {
+                    Some(reason) => format!(
+                        "the call failed ({code}): nothing changed, but someone tried; {reason}"
+                    ),
+                    None => format!("the call failed ({code}): nothing changed, but someone tried"),
+                }),
+            ),
+        };
         Detected {
             severity: found.severity,
             detection: Some(DetectionText {
                 id: detection.id.clone(),
-                title: detection.title.clone(),
+                title,
                 tactic: detection.tactic.clone(),
                 why: detection.why.clone(),
                 what_happened: found.what_happened.clone(),
-                reason: found.reason.clone(),
+                reason,
                 expected: found.expected.clone(),
                 tags_only: detection.fallback,
                 dropped: found.dropped(),
             }),
             denied: false,
+            attempt: found.attempt.clone(),
         }
     }
 
@@ -101,6 +117,7 @@ impl Detected {
                 dropped: false,
             }),
             denied: false,
+            attempt: None,
         }
     }
 
@@ -177,6 +194,49 @@ pub enum DetectorError {
 #[derive(Debug, Clone)]
 pub struct Detector {
     catalogue: Arc<Catalogue>,
+    attempts: Arc<Attempts>,
+}
+
+/// How long a burst of one principal's attempts of one detection lasts: its first attempt is
+/// high, the others are low (they go to the bulk lane and are digested there), so a flood of
+/// cheap attempts never holds a success back in the priority lane.
+pub const ATTEMPT_BURST_MS: i64 = 10 * 60 * 1_000;
+
+/// Attempt bursts this container saw: (principal, detection) to when the burst started.
+#[derive(Debug, Default)]
+struct Attempts {
+    started: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+}
+
+/// Bursts remembered at most; older ones are forgotten first.
+const MAX_BURSTS: usize = 10_000;
+
+impl Attempts {
+    /// Whether this attempt starts a burst (and is told high).
+    fn starts_burst(&self, key: String, now_ms: i64) -> bool {
+        let mut started = self
+            .started
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if started.len() >= MAX_BURSTS {
+            started.retain(|_, at| now_ms - *at < ATTEMPT_BURST_MS);
+        }
+        match started.get(&key) {
+            Some(at) if now_ms - *at < ATTEMPT_BURST_MS => false,
+            _ => {
+                if started.len() < MAX_BURSTS {
+                    started.insert(key, now_ms);
+                }
+                true
+            }
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as i64)
 }
 
 impl Default for Detector {
@@ -191,6 +251,7 @@ impl Detector {
     pub fn new(settings: Settings) -> Result<Detector, DetectorError> {
         Ok(Detector {
             catalogue: Arc::new(Catalogue::load(settings)?),
+            attempts: Arc::default(),
         })
     }
 
@@ -211,10 +272,20 @@ impl Detector {
     /// The detection a record is. The whole record is read only when one may be it; a denial
     /// is told from the view alone.
     pub fn detect(&self, view: &RecordView<'_>) -> Detected {
-        Detected {
+        let mut detected = Detected {
             denied: view.is_denial(),
             ..self.detect_kind(view)
+        };
+        if detected.attempt.is_some()
+            && detected.severity >= Severity::High
+            && let Some(detection) = &detected.detection
+        {
+            let key = format!("{} {}", view.principal().unwrap_or_default(), detection.id);
+            if !self.attempts.starts_burst(key, now_ms()) {
+                detected.severity = Severity::Low;
+            }
         }
+        detected
     }
 
     fn detect_kind(&self, view: &RecordView<'_>) -> Detected {
@@ -251,5 +322,48 @@ impl Detector {
             .classify(event)
             .or_else(|| self.catalogue.classify_fallback(event))
             .map(|found| Detected::of(&found))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stop_logging(user: &str, error: Option<&str>) -> String {
+        let mut record = serde_json::json!({
+            "eventSource": "cloudtrail.amazonaws.com", "eventName": "StopLogging",
+            "eventTime": "2026-12-03T10:00:00Z", "awsRegion": "us-east-1",
+            "requestParameters": {"name": "main"},
+            "userIdentity": {"type": "IAMUser", "arn": format!("arn:aws:iam::111122223333:user/{user}"),
+                "accountId": "111122223333", "userName": user},
+        });
+        if let Some(code) = error {
+            record["errorCode"] = serde_json::json!(code);
+        }
+        record.to_string()
+    }
+
+    #[test]
+    fn a_flood_of_failed_attempts_is_high_once_per_principal_then_low() {
+        let detector = Detector::default();
+        let detect = |text: &str| detector.detect(&RecordView::parse(text).unwrap());
+        let first = detect(&stop_logging("mallory", Some("AccessDenied")));
+        assert_eq!(first.severity, Severity::High);
+        assert!(first.denied && first.attempt.as_deref() == Some("AccessDenied"));
+        let text = first.detection.as_ref().unwrap();
+        assert_eq!(text.id, "cloudtrail-stopped");
+        assert!(text.title.starts_with("Attempted: "), "{}", text.title);
+        for _ in 0..100 {
+            let again = detect(&stop_logging("mallory", Some("AccessDenied")));
+            assert_eq!(again.severity, Severity::Low);
+        }
+        // Another principal's burst is its own; a failure that is no denial is an attempt too.
+        let other = detect(&stop_logging("eve", Some("TrailNotFoundException")));
+        assert_eq!(other.severity, Severity::High);
+        assert!(!other.denied);
+        // A success is never held back by the attempts before it.
+        let done = detect(&stop_logging("mallory", None));
+        assert_eq!(done.severity, Severity::Critical);
+        assert_eq!(done.attempt, None);
     }
 }

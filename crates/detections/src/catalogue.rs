@@ -48,6 +48,9 @@ pub struct Examples {
     /// Near misses: events that must not.
     #[serde(default)]
     pub quiet: Vec<Value>,
+    /// Failed attempts that must alert as attempts of this (high or critical) detection.
+    #[serde(default)]
+    pub attempt: Vec<Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -120,6 +123,9 @@ pub struct Found<'c> {
     pub what_happened: Option<String>,
     /// Why the change was expected, when its principal is declared: its severity is info.
     pub expected: Option<String>,
+    /// The call failed with this error code: an attempt of a high or critical detection,
+    /// which nothing changed but which someone made.
+    pub attempt: Option<String>,
     drop_expected: bool,
 }
 
@@ -288,8 +294,35 @@ impl Catalogue {
     }
 
     /// The most severe detection the event is (an EventBridge event: `source`, `detail-type`,
-    /// `detail`), fallbacks aside; ties go to the one the catalogue lists first.
+    /// `detail`), fallbacks aside; ties go to the one the catalogue lists first. A call that
+    /// failed and would have been a high or critical detection had it worked is that detection's
+    /// attempt (high): a failed `StopLogging` is news too.
     pub fn classify(&self, event: &Value) -> Option<Found<'_>> {
+        if let Some(found) = self.classify_as_made(event) {
+            return Some(found);
+        }
+        let detail = event.get("detail")?;
+        let code = detail
+            .get("errorCode")
+            .and_then(Value::as_str)
+            .filter(|code| !code.is_empty())?;
+        let mut succeeded = event.clone();
+        if let Some(Value::Object(detail)) = succeeded.get_mut("detail") {
+            detail.remove("errorCode");
+            detail.remove("errorMessage");
+        }
+        let mut found = self.classify_as_made(&succeeded)?;
+        if found.detection.fallback || found.detection.severity < Severity::High {
+            return None;
+        }
+        found.attempt = Some(code.to_owned());
+        if found.expected.is_none() {
+            found.severity = Severity::High;
+        }
+        Some(found)
+    }
+
+    fn classify_as_made(&self, event: &Value) -> Option<Found<'_>> {
         let name = event
             .get("detail")
             .and_then(|detail| detail.get("eventName"))
@@ -352,6 +385,7 @@ impl Catalogue {
                 .as_deref()
                 .map(|template| explain(template, detail)),
             expected: None,
+            attempt: None,
             drop_expected: self.settings.expected.drop,
         })
     }

@@ -86,6 +86,26 @@ fn every_detection_alerts_on_its_examples_and_not_on_its_near_misses() {
                 best.id
             );
         }
+        // A failed call of a high or critical detection is its attempt: high, saying so.
+        assert!(
+            detection.examples.attempt.is_empty() || detection.severity >= Severity::High,
+            "{}: only high and critical detections have attempts",
+            detection.id
+        );
+        for example in &detection.examples.attempt {
+            let event = catalogue.example_event(example);
+            assert!(
+                !takes(&catalogue, detection, &event),
+                "{}: an attempt is no success: {example}",
+                detection.id
+            );
+            let found = catalogue
+                .classify(&event)
+                .unwrap_or_else(|| panic!("{}: attempt not alerted: {example}", detection.id));
+            assert_eq!(found.detection.id, detection.id, "{example}");
+            assert!(found.attempt.is_some(), "{example}");
+            assert_eq!(found.severity, Severity::High, "{example}");
+        }
         for example in &detection.examples.quiet {
             let event = catalogue.example_event(example);
             assert!(
@@ -382,7 +402,7 @@ fn expected_principals_make_a_change_info_and_may_drop_it() {
 fn a_detection_whose_value_the_stack_lacks_is_not_looked_for() {
     let catalogue = Catalogue::load(Settings::default()).unwrap();
     let honey = catalogue.detection("honey-bucket-touched").unwrap();
-    let event = catalogue.example_event(&honey.examples.alert[0]);
+    let event = catalogue.example_event(&honey.examples.attempt[0]);
     assert!(!takes(&catalogue, honey, &event));
     // The same call is still a denial.
     assert_eq!(

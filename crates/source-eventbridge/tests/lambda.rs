@@ -21,6 +21,7 @@ struct Source {
     api: RuntimeApi,
     capture: SnsCapture,
     moto: MotoServer,
+    topic: String,
     /// The catalogue with the settings the function has (its topic).
     detector: Detector,
 }
@@ -51,13 +52,14 @@ impl Source {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         );
-        env.push(("SNS_TOPIC".to_owned(), topic));
+        env.push(("SNS_TOPIC".to_owned(), topic.clone()));
         let process = LambdaProcess::spawn(BINARY, &api, env);
         Source {
             process,
             api,
             capture,
             moto,
+            topic,
             detector,
         }
     }
@@ -380,6 +382,53 @@ async fn tampering_with_the_stack_itself_is_critical() {
     let (_, message) = source.publish(event).await;
     assert_eq!(tag_values(&message, "severity"), ["critical"], "{message}");
     assert_eq!(field(&message, "Expected"), None);
+    source.finish();
+}
+
+/// A key with no rights calling LeaveOrganization in a loop: its first attempt is told high,
+/// the rest low, so the priority lane (the template's filter policy, as SNS applies it) takes
+/// one of them, and the real StopLogging among them goes straight through.
+#[tokio::test]
+async fn a_flood_of_failed_attempts_never_buries_a_success_in_the_priority_lane() {
+    let source = Source::start().await;
+    let (_, priority_policy) = test_world::template::lane_filter_policies();
+    let priority = source
+        .moto
+        .capture_queue_filtered(&source.topic, Some(&priority_policy))
+        .await;
+    let catalogue = source.detector.catalogue();
+    let leave = catalogue.detection("organization-left").unwrap();
+    let stopped = catalogue.detection("cloudtrail-stopped").unwrap();
+    for i in 0..30 {
+        let mut event = catalogue.example_event(&leave.examples.attempt[0]);
+        event["id"] = json!(format!("6a7e8feb-b491-4cf7-a9f1-{i:012}"));
+        event["detail"]["eventID"] = json!(format!("attempt-{i}"));
+        let (_, message) = source.publish(event).await;
+        let severity = if i == 0 { "high" } else { "low" };
+        assert_eq!(tag_values(&message, "severity"), [severity], "attempt {i}");
+        assert_eq!(tag_values(&message, "detection"), ["organization-left"]);
+        if i == 0 {
+            assert!(
+                field(&message, "Detection")
+                    .unwrap()
+                    .starts_with("Attempted: "),
+                "{message}"
+            );
+        }
+    }
+    let mut event = catalogue.example_event(&stopped.examples.alert[0]);
+    event["id"] = json!("6a7e8feb-b491-4cf7-a9f1-bf3703467799");
+    source.publish(event).await;
+    let mut lane: Vec<Value> = priority
+        .receive(2, RECEIVE_TIMEOUT)
+        .await
+        .iter()
+        .map(|body| serde_json::from_str(body).unwrap())
+        .collect();
+    priority.assert_quiet(Duration::from_secs(1)).await;
+    lane.sort_by_key(|m| tag_values(m, "severity").concat());
+    assert_eq!(tag_values(&lane[0], "detection"), ["cloudtrail-stopped"]);
+    assert_eq!(tag_values(&lane[1], "detection"), ["organization-left"]);
     source.finish();
 }
 
