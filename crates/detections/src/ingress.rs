@@ -1,6 +1,7 @@
 //! The ingress rules a security-group call adds, read from its CloudTrail record: for the
 //! detection (which ports a call opens to the internet) and for the response that revokes them.
 
+use crate::exposure::{covers_internet, is_wide};
 use crate::ports::{Protocol, PublicPorts, describe_ports};
 use serde_json::Value;
 
@@ -13,14 +14,29 @@ pub struct AddedRule {
     pub protocol: String,
     pub from: Option<i64>,
     pub to: Option<i64>,
-    /// The source range (`0.0.0.0/0`, `::/0`...).
+    /// The source range (`0.0.0.0/0`, `::/0`...), or the prefix list it names (`pl-...`).
     pub range: String,
 }
 
 impl AddedRule {
-    /// A range of prefix length 0 is every address: `0.0.0.0/0`, `::/0` (or any address /0).
+    /// Open to the internet on its own: a range holding at least a `/8` of public addresses
+    /// (see [`crate::exposure`]).
     pub fn is_public(&self) -> bool {
-        self.range.trim().ends_with("/0")
+        is_wide(&self.range)
+    }
+
+    /// The prefix list it names, whose entries say what it opens.
+    pub fn prefix_list(&self) -> Option<&str> {
+        self.range
+            .trim()
+            .starts_with("pl-")
+            .then(|| self.range.trim())
+    }
+
+    fn same_ports(&self, other: &AddedRule) -> bool {
+        Protocol::of_rule(&self.protocol) == Protocol::of_rule(&other.protocol)
+            && self.from == other.from
+            && self.to == other.to
     }
 
     /// Whether every port it opens is on the allowlist.
@@ -40,6 +56,26 @@ impl AddedRule {
             self.range
         )
     }
+}
+
+/// The rules of `rules` that open something to the internet: each that does alone, and each of
+/// a set on the same protocol and ports whose ranges together cover every public address
+/// (`0.0.0.0/1` with `128.0.0.0/1`). `context` are other rules of the same group (EC2's own
+/// list), which count towards a set but are not returned.
+pub fn exposed<'r>(rules: &'r [AddedRule], context: &[AddedRule]) -> Vec<&'r AddedRule> {
+    rules
+        .iter()
+        .filter(|rule| {
+            rule.is_public()
+                || covers_internet(
+                    rules
+                        .iter()
+                        .chain(context)
+                        .filter(|other| other.same_ports(rule))
+                        .map(|other| other.range.as_str()),
+                )
+        })
+        .collect()
 }
 
 /// A port as CloudTrail writes it: a number, or a number in a string.
@@ -76,7 +112,9 @@ pub fn added_rules(record: &Value) -> Vec<AddedRule> {
         .flatten()
         .filter(|rule| rule.get("isEgress") != Some(&Value::Bool(true)))
         .filter_map(|rule| {
-            let range = text(rule.get("cidrIpv4")).or_else(|| text(rule.get("cidrIpv6")))?;
+            let range = text(rule.get("cidrIpv4"))
+                .or_else(|| text(rule.get("cidrIpv6")))
+                .or_else(|| text(rule.get("prefixListId")))?;
             Some(AddedRule {
                 group_id: text(rule.get("groupId")).or_else(|| group.clone()),
                 rule_id: text(rule.get("securityGroupRuleId")),
@@ -112,7 +150,11 @@ pub fn added_rules(record: &Value) -> Vec<AddedRule> {
             port(permission.get("fromPort")),
             port(permission.get("toPort")),
         );
-        for (list, key) in [("ipRanges", "cidrIp"), ("ipv6Ranges", "cidrIpv6")] {
+        for (list, key) in [
+            ("ipRanges", "cidrIp"),
+            ("ipv6Ranges", "cidrIpv6"),
+            ("prefixListIds", "prefixListId"),
+        ] {
             let ranges = permission
                 .get(list)
                 .and_then(|ranges| ranges.get("items"))
@@ -142,7 +184,7 @@ pub fn added_rules(record: &Value) -> Vec<AddedRule> {
     };
     for entry in modified {
         let rule = entry.get("SecurityGroupRule").unwrap_or(entry);
-        for key in ["CidrIpv4", "CidrIpv6"] {
+        for key in ["CidrIpv4", "CidrIpv6", "PrefixListId"] {
             if let Some(range) = text(rule.get(key)) {
                 rules.push(AddedRule {
                     group_id: group.clone(),
@@ -194,6 +236,40 @@ mod tests {
         );
         assert!(rules[0].is_allowed(&PublicPorts::default()));
         assert!(!rules[1].is_public());
+    }
+
+    #[test]
+    fn the_internet_in_halves_is_the_internet() {
+        let record = json!({"requestParameters": {"groupId": "sg-1", "ipPermissions": {"items": [
+            {"ipProtocol": "tcp", "fromPort": 22, "toPort": 22, "ipRanges": {"items": [{"cidrIp": "0.0.0.0/9"}, {"cidrIp": "128.0.0.0/9"}]}},
+            {"ipProtocol": "tcp", "fromPort": 22, "toPort": 22, "ipRanges": {"items": [{"cidrIp": "203.0.113.0/24"}]}},
+            {"ipProtocol": "tcp", "fromPort": 443, "toPort": 443, "prefixListIds": {"items": [{"prefixListId": "pl-0abc"}]}}]}}});
+        let rules = added_rules(&record);
+        assert_eq!(rules.len(), 4);
+        assert_eq!(rules[3].prefix_list(), Some("pl-0abc"));
+        // Two /9s are no /8 each, and do not cover the rest: not exposed...
+        assert!(exposed(&rules, &[]).is_empty());
+        // ...until the group's other rules on the same port fill in the rest.
+        let rest: Vec<AddedRule> = ["0.128.0.0/9", "1.0.0.0/8"]
+            .iter()
+            .map(|range| AddedRule {
+                range: (*range).into(),
+                ..rules[0].clone()
+            })
+            .chain((2..=127u32).chain(129..=255).map(|first| AddedRule {
+                range: format!("{first}.0.0.0/8"),
+                ..rules[0].clone()
+            }))
+            .chain(std::iter::once(AddedRule {
+                range: "128.128.0.0/9".into(),
+                ..rules[0].clone()
+            }))
+            .collect();
+        let open: Vec<&str> = exposed(&rules, &rest)
+            .iter()
+            .map(|rule| rule.range.as_str())
+            .collect();
+        assert_eq!(open, ["0.0.0.0/9", "128.0.0.0/9", "203.0.113.0/24"]);
     }
 
     #[test]

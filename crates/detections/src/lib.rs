@@ -7,6 +7,7 @@
 //! event is, how severe, and why, and says so in its Message.
 
 mod catalogue;
+pub mod exposure;
 pub mod ingress;
 pub mod own;
 pub mod pattern;

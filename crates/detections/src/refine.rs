@@ -4,14 +4,14 @@
 
 use crate::Severity;
 use crate::catalogue::values_text;
-use crate::ingress::{AddedRule, added_rules};
+use crate::ingress::{AddedRule, added_rules, exposed};
 use crate::settings::Settings;
 use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refine {
-    /// Security-group rules open to `0.0.0.0/0` or `::/0`: info when every port they open is
-    /// on the allowlist.
+    /// Security-group rules open to the internet, however the ranges are cut (see
+    /// [`crate::exposure`]): info when every port they open is on the allowlist.
     PublicIngress,
     /// A bucket policy statement that allows `*` or another account.
     PolicyGrants,
@@ -72,10 +72,8 @@ impl Refine {
 }
 
 fn public_ingress(record: &Value, settings: &Settings) -> Refined {
-    let public: Vec<AddedRule> = added_rules(record)
-        .into_iter()
-        .filter(AddedRule::is_public)
-        .collect();
+    let added = added_rules(record);
+    let public: Vec<AddedRule> = exposed(&added, &[]).into_iter().cloned().collect();
     if public.is_empty() {
         return Refined::NotThis;
     }
@@ -209,6 +207,12 @@ mod tests {
             keep(public_ingress(&v6, &settings))
                 .1
                 .contains("all traffic from ::/0")
+        );
+        let halves = json!({"requestParameters": {"ipPermissions": {"items": [
+            {"ipProtocol": "tcp", "fromPort": 22, "toPort": 22, "ipRanges": {"items": [{"cidrIp": "0.0.0.0/1"}, {"cidrIp": "128.0.0.0/1"}]}}]}}});
+        assert_eq!(
+            keep(public_ingress(&halves, &settings)).1,
+            "open to the internet: tcp/22 from 0.0.0.0/1, tcp/22 from 128.0.0.0/1 (AllowedPublicPorts: tcp:80,tcp:443)"
         );
         let private = json!({"requestParameters": {"cidrIp": "10.0.0.0/8", "ipProtocol": "tcp", "fromPort": 22, "toPort": 22}});
         assert!(matches!(
