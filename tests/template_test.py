@@ -209,7 +209,7 @@ class Template(unittest.TestCase):
         # The open-port response describes groups and their rules, and revokes only when asked.
         responder = [
             ("ec2:DescribeSecurityGroups", "*", None), ("ec2:DescribeSecurityGroupRules", "*", None),
-            ("sns:Publish", ref("SNSTopic"), None),
+            ("ec2:GetManagedPrefixListEntries", "*", None), ("sns:Publish", ref("SNSTopic"), None),
             ("sqs:SendMessage", get_att("ResponseSecurityGroupFailureQueue", "Arn"), None),
             ("kms:GenerateDataKey", key, via("sns", "sqs")), ("kms:Decrypt", key, via("sns", "sqs")),
         ] + logs("ResponseSecurityGroup")

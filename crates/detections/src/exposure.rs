@@ -149,6 +149,15 @@ pub fn is_wide(range: &str) -> bool {
     }
 }
 
+/// Whether the range holds any public address at all (`10.0.0.0/8` holds none).
+pub fn holds_public(range: &str) -> bool {
+    match parse(range) {
+        Some(Interval::V4(start, end)) => overlap(&public_v4(), (start, end)) > 0,
+        Some(Interval::V6(start, end)) => overlap(&public_v6(), (start, end)) > 0,
+        None => false,
+    }
+}
+
 /// Whether the ranges together cover every public address of IPv4, or of IPv6.
 pub fn covers_internet<'a>(ranges: impl IntoIterator<Item = &'a str>) -> bool {
     let (mut v4, mut v6) = (Vec::new(), Vec::new());
@@ -219,5 +228,6 @@ mod tests {
         assert!(!covers_internet(["0.0.0.0/1"]));
         assert!(!covers_internet(["10.0.0.0/8", "pl-1"]));
         assert!(is_range("::/0") && !is_range("pl-1"));
+        assert!(!holds_public("203.0.113.8/29") && holds_public("52.1.2.3/32"));
     }
 }

@@ -1,7 +1,7 @@
 //! The ingress rules a security-group call adds, read from its CloudTrail record: for the
 //! detection (which ports a call opens to the internet) and for the response that revokes them.
 
-use crate::exposure::{covers_internet, is_wide};
+use crate::exposure::{covers_internet, holds_public, is_wide};
 use crate::ports::{Protocol, PublicPorts, describe_ports};
 use serde_json::Value;
 
@@ -60,20 +60,22 @@ impl AddedRule {
 
 /// The rules of `rules` that open something to the internet: each that does alone, and each of
 /// a set on the same protocol and ports whose ranges together cover every public address
-/// (`0.0.0.0/1` with `128.0.0.0/1`). `context` are other rules of the same group (EC2's own
+/// (`0.0.0.0/1` with `128.0.0.0/1`) and that holds public addresses itself (a `10.0.0.0/8`
+/// beside a `0.0.0.0/0` opens nothing more). `context` are other rules of the same group (EC2's own
 /// list), which count towards a set but are not returned.
 pub fn exposed<'r>(rules: &'r [AddedRule], context: &[AddedRule]) -> Vec<&'r AddedRule> {
     rules
         .iter()
         .filter(|rule| {
             rule.is_public()
-                || covers_internet(
-                    rules
-                        .iter()
-                        .chain(context)
-                        .filter(|other| other.same_ports(rule))
-                        .map(|other| other.range.as_str()),
-                )
+                || holds_public(&rule.range)
+                    && covers_internet(
+                        rules
+                            .iter()
+                            .chain(context)
+                            .filter(|other| other.same_ports(rule))
+                            .map(|other| other.range.as_str()),
+                    )
         })
         .collect()
 }
@@ -242,7 +244,7 @@ mod tests {
     fn the_internet_in_halves_is_the_internet() {
         let record = json!({"requestParameters": {"groupId": "sg-1", "ipPermissions": {"items": [
             {"ipProtocol": "tcp", "fromPort": 22, "toPort": 22, "ipRanges": {"items": [{"cidrIp": "0.0.0.0/9"}, {"cidrIp": "128.0.0.0/9"}]}},
-            {"ipProtocol": "tcp", "fromPort": 22, "toPort": 22, "ipRanges": {"items": [{"cidrIp": "203.0.113.0/24"}]}},
+            {"ipProtocol": "tcp", "fromPort": 22, "toPort": 22, "ipRanges": {"items": [{"cidrIp": "52.95.110.0/24"}]}},
             {"ipProtocol": "tcp", "fromPort": 443, "toPort": 443, "prefixListIds": {"items": [{"prefixListId": "pl-0abc"}]}}]}}});
         let rules = added_rules(&record);
         assert_eq!(rules.len(), 4);
@@ -269,7 +271,8 @@ mod tests {
             .iter()
             .map(|rule| rule.range.as_str())
             .collect();
-        assert_eq!(open, ["0.0.0.0/9", "128.0.0.0/9", "203.0.113.0/24"]);
+        // 0.0.0.0/9 holds no public address: it opens nothing more than the rest does.
+        assert_eq!(open, ["128.0.0.0/9", "52.95.110.0/24"]);
     }
 
     #[test]

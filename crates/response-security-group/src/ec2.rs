@@ -123,6 +123,38 @@ impl Ec2 {
         Ok(rules)
     }
 
+    /// The ranges a managed prefix list holds (at most a few thousand).
+    pub async fn prefix_list_entries(&self, list: &str) -> Result<Vec<String>, QueryError> {
+        let mut ranges = Vec::new();
+        let mut next: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let mut parameters = vec![
+                ("PrefixListId".to_owned(), list.to_owned()),
+                ("MaxResults".to_owned(), "100".to_owned()),
+            ];
+            if let Some(token) = &next {
+                parameters.push(("NextToken".into(), token.clone()));
+            }
+            let answer = self
+                .client
+                .call("GetManagedPrefixListEntries", &parameters)
+                .await?;
+            ranges.extend(
+                answer
+                    .items("entrySet")
+                    .filter_map(|entry| entry.child_text("cidr").map(str::to_owned)),
+            );
+            next = answer
+                .child_text("nextToken")
+                .filter(|token| !token.is_empty())
+                .map(str::to_owned);
+            if next.is_none() {
+                break;
+            }
+        }
+        Ok(ranges)
+    }
+
     /// Revokes these ingress rules of the group, by rule ID: its other rules stay.
     pub async fn revoke(&self, group_id: &str, rule_ids: &[String]) -> Result<(), QueryError> {
         let mut parameters = vec![("GroupId".to_owned(), group_id.to_owned())];
@@ -143,7 +175,8 @@ fn rule_of_item(item: &Element) -> Option<AddedRule> {
     let range = item
         .child_text("cidrIpv4")
         .or_else(|| item.child_text("cidrIpv6"))
-        // A rule naming another group or a prefix list is not open to the internet.
+        .or_else(|| item.child_text("prefixListId"))
+        // A rule naming another group opens nothing to the internet.
         .filter(|range| !range.is_empty())?;
     let port = |name: &str| item.child_text(name).and_then(|text| text.parse().ok());
     Some(AddedRule {

@@ -1,8 +1,10 @@
 //! Responder: a security group opened to the internet is closed again.
 //!
 //! An EventBridge rule sends every successful `AuthorizeSecurityGroupIngress` and
-//! `ModifySecurityGroupRules` call that opens a range ending in `/0`. The responder acts on each
-//! rule the call added that is open to every address, on a port or protocol not in
+//! `ModifySecurityGroupRules` call of AWS's own (`source` `aws.ec2`). The responder acts only on
+//! this account's events, only on the rules the call's record names by ID, and only on what EC2
+//! itself says of them: each that is open to the internet (alone, or with the group's other
+//! rules on the same ports; a prefix list by its entries), on a port or protocol not in
 //! `ALLOWED_PUBLIC_PORTS`, in a group not tagged `activity-aware-ids:public-ingress=allowed`:
 //! in `revoke` mode it revokes exactly those rules by their rule IDs, in `alert` mode it says
 //! what it would revoke. Either way it publishes a Message saying what was opened, by whom,
@@ -15,11 +17,11 @@
 pub mod ec2;
 mod plan;
 
-pub use plan::{Call, GroupRef, Outcome, matching_rules, read_call};
+pub use plan::{Call, Decision, GroupRef, Outcome, decide, read_call};
 
 use activity_aware_cloudtrail::cloudtrail_event_link;
 use activity_aware_detections::PublicPorts;
-use activity_aware_detections::ingress::AddedRule;
+use activity_aware_detections::ingress::{AddedRule, exposed};
 use activity_aware_message::{
     Field, Message, MessagePublisher, OutgoingMessage, PublishError, Response, Severity, Topic,
     TopicError,
@@ -29,6 +31,7 @@ use ec2::{Ec2, Group, is_group_gone, is_rule_gone};
 use lambda_runtime::Diagnostic;
 use serde::Serialize;
 use serde_json::Value;
+use std::collections::HashMap;
 
 /// The tag that exempts a group: its public rules are meant.
 pub const EXEMPT_TAG_KEY: &str = "activity-aware-ids:public-ingress";
@@ -60,6 +63,8 @@ pub enum ConfigError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub topic_arn: String,
+    /// This account: only its own events are acted on.
+    pub account: String,
     pub mode: Mode,
     pub ports: PublicPorts,
 }
@@ -77,7 +82,7 @@ impl Config {
                 .map(|value| value.trim().to_owned())
                 .filter(|value| !value.is_empty())
         };
-        let topic_arn = Topic::from_lookup(&lookup)?.arn;
+        let topic = Topic::from_lookup(&lookup)?;
         let mode = match get("RESPONSE_MODE").map(|mode| mode.to_ascii_lowercase()) {
             None => Mode::Alert,
             Some(mode) if mode == "alert" => Mode::Alert,
@@ -89,7 +94,8 @@ impl Config {
             None => PublicPorts::default(),
         };
         Ok(Config {
-            topic_arn,
+            topic_arn: topic.arn,
+            account: topic.account,
             mode,
             ports,
         })
@@ -148,8 +154,8 @@ pub async fn handle(
     publisher: &MessagePublisher,
     event: Value,
 ) -> Result<Summary, ResponseError> {
-    let call = read_call(&event, &config.ports).map_err(ResponseError::NotACall)?;
-    let outcome = respond(config, ec2, &call).await?;
+    let call = read_call(&event, &config.account).map_err(ResponseError::NotACall)?;
+    let (outcome, decision) = respond(config, ec2, &call).await?;
     let mut summary = Summary {
         outcome: outcome.name(),
         mode: config.mode,
@@ -163,7 +169,7 @@ pub async fn handle(
         rules = ?summary.rules,
         "responded"
     );
-    if let Some(message) = message(config, &call, &outcome) {
+    if let Some(message) = message(config, &call, &decision, &outcome) {
         let severity = outcome.severity().unwrap_or(Severity::High);
         summary.published = publisher
             .publish_all(vec![OutgoingMessage {
@@ -190,10 +196,18 @@ pub async fn handle(
     Ok(summary)
 }
 
-/// Decides and (in revoke mode) acts; every EC2 answer that decides nothing is an error.
-async fn respond(config: &Config, ec2: &Ec2, call: &Call) -> Result<Outcome, ResponseError> {
-    if call.to_close.is_empty() {
-        return Ok(Outcome::NothingToClose);
+/// Decides from EC2's own description of the group and (in revoke mode) acts; every EC2
+/// answer that decides nothing is an error.
+async fn respond(
+    config: &Config,
+    ec2: &Ec2,
+    call: &Call,
+) -> Result<(Outcome, Decision), ResponseError> {
+    let nothing = Ok((Outcome::NothingToClose, Decision::default()));
+    // A call that added no rule with an ID (it failed, or it opened nothing by range) has
+    // nothing the response may act on: it revokes by the IDs AWS recorded, or not at all.
+    if call.rule_ids.is_empty() {
+        return nothing;
     }
     let describe_error = |error: QueryError| ResponseError::Describe {
         group: call.group.to_string(),
@@ -206,58 +220,98 @@ async fn respond(config: &Config, ec2: &Ec2, call: &Call) -> Result<Outcome, Res
     }
     .map_err(describe_error)?;
     let Some(group) = group else {
-        return Ok(Outcome::GroupGone {
-            group: call.group.to_string(),
-        });
+        return Ok((
+            Outcome::GroupGone {
+                group: call.group.to_string(),
+            },
+            Decision::default(),
+        ));
     };
-    if group.tag(EXEMPT_TAG_KEY) == Some(EXEMPT_TAG_VALUE) {
-        return Ok(Outcome::Exempt { group });
-    }
     let existing = match ec2.ingress_rules(&group.id).await {
         Err(error) if is_group_gone(&error) => {
-            return Ok(Outcome::GroupGone { group: group.id });
+            return Ok((Outcome::GroupGone { group: group.id }, Decision::default()));
         }
         existing => existing.map_err(describe_error)?,
     };
-    let present = matching_rules(&call.to_close, &existing);
-    if present.is_empty() {
-        return Ok(Outcome::AlreadyClosed { group });
+    let mut entries = HashMap::new();
+    for list in existing.iter().filter_map(AddedRule::prefix_list) {
+        if !entries.contains_key(list) {
+            let ranges = ec2
+                .prefix_list_entries(list)
+                .await
+                .map_err(describe_error)?;
+            entries.insert(list.to_owned(), ranges);
+        }
     }
+    let decision = decide(call, &existing, &entries, &config.ports);
+    if decision.to_close.is_empty() {
+        // What the record says it opened that EC2 no longer holds: closed already (by this
+        // response, for a replayed event, or by someone), said once more.
+        let gone: Vec<AddedRule> = exposed(&call.recorded, &[])
+            .into_iter()
+            .filter(|rule| !rule.is_allowed(&config.ports))
+            .filter(|rule| {
+                !existing
+                    .iter()
+                    .any(|held| held.rule_id.is_some() && held.rule_id == rule.rule_id)
+            })
+            .cloned()
+            .collect();
+        if gone.is_empty() {
+            return Ok((Outcome::NothingToClose, decision));
+        }
+        let said = Decision {
+            to_close: gone,
+            left_open: decision.left_open,
+        };
+        return Ok((Outcome::AlreadyClosed { group }, said));
+    }
+    if group.tag(EXEMPT_TAG_KEY) == Some(EXEMPT_TAG_VALUE) {
+        return Ok((Outcome::Exempt { group }, decision));
+    }
+    let present = decision.to_close.clone();
     if config.mode == Mode::Alert {
-        return Ok(Outcome::WouldRevoke {
-            group,
-            rules: present,
-        });
+        return Ok((
+            Outcome::WouldRevoke {
+                group,
+                rules: present,
+            },
+            decision,
+        ));
     }
-    match ec2.revoke(&group.id, &ids(&present)).await {
-        Ok(()) => Ok(Outcome::Revoked {
+    let outcome = match ec2.revoke(&group.id, &ids(&present)).await {
+        Ok(()) => Outcome::Revoked {
             group,
             rules: present,
-        }),
-        Err(error) if is_group_gone(&error) => Ok(Outcome::GroupGone { group: group.id }),
+        },
+        Err(error) if is_group_gone(&error) => Outcome::GroupGone { group: group.id },
         // Another revoke got there first (a replayed event, a person): what is left?
         Err(error) if is_rule_gone(&error) => {
-            let still = ec2
+            let wanted = ids(&present);
+            let still: Vec<AddedRule> = ec2
                 .ingress_rules(&group.id)
                 .await
-                .map(|now| matching_rules(&present, &now))
-                .map_err(describe_error)?;
+                .map_err(describe_error)?
+                .into_iter()
+                .filter(|rule| rule.rule_id.as_ref().is_some_and(|id| wanted.contains(id)))
+                .collect();
             if still.is_empty() {
-                Ok(Outcome::AlreadyClosed { group })
+                Outcome::AlreadyClosed { group }
             } else {
-                Ok(Outcome::CouldNotRevoke {
+                Outcome::CouldNotRevoke {
                     group,
                     rules: still,
                     error,
-                })
+                }
             }
         }
-        Err(error) => Ok(Outcome::CouldNotRevoke {
+        Err(error) => Outcome::CouldNotRevoke {
             group,
             rules: present,
             error,
-        }),
-    }
+        },
+    };
+    Ok((outcome, decision))
 }
 
 fn ids(rules: &[AddedRule]) -> Vec<String> {
@@ -294,7 +348,9 @@ pub fn undo_command(group_id: &str, rule: &AddedRule) -> Option<String> {
     {
         return None;
     }
-    let ranges = if rule.range.contains(':') {
+    let ranges = if let Some(list) = rule.prefix_list() {
+        format!("PrefixListIds=[{{PrefixListId={list}}}]")
+    } else if rule.range.contains(':') {
         format!("Ipv6Ranges=[{{CidrIpv6={}}}]", rule.range)
     } else {
         format!("IpRanges=[{{CidrIp={}}}]", rule.range)
@@ -326,8 +382,17 @@ fn group_label(group: &Group) -> String {
 }
 
 /// The Message an outcome is said in; `None` when there is nothing to say.
-pub fn message(config: &Config, call: &Call, outcome: &Outcome) -> Option<Message> {
-    let opened = describe_all(&call.to_close);
+pub fn message(
+    config: &Config,
+    call: &Call,
+    decision: &Decision,
+    outcome: &Outcome,
+) -> Option<Message> {
+    let opened = if decision.to_close.is_empty() {
+        describe_all(&call.recorded)
+    } else {
+        describe_all(&decision.to_close)
+    };
     let (subject, response, group) = match outcome {
         Outcome::NothingToClose => return None,
         Outcome::Revoked { group, rules } => (
@@ -393,12 +458,12 @@ pub fn message(config: &Config, call: &Call, outcome: &Outcome) -> Option<Messag
         text("Security Group", group),
         text("Opened", opened),
     ];
-    if !call.left_open.is_empty() {
+    if !decision.left_open.is_empty() {
         fields.push(text(
             "Left Open",
             format!(
                 "{} (AllowedPublicPorts: {})",
-                describe_all(&call.left_open),
+                describe_all(&decision.left_open),
                 config.ports
             ),
         ));

@@ -2,7 +2,7 @@
 
 use crate::ec2::Group;
 use activity_aware_detections::PublicPorts;
-use activity_aware_detections::ingress::{AddedRule, added_rules};
+use activity_aware_detections::ingress::{AddedRule, added_rules, exposed};
 use activity_aware_message::Severity;
 use aws_query::QueryError;
 use serde_json::Value;
@@ -38,15 +38,27 @@ pub struct Call {
     pub event_time: Option<String>,
     pub event_id: Option<String>,
     pub group: GroupRef,
-    /// Rules it added that are open to every address on ports not on the allowlist.
-    pub to_close: Vec<AddedRule>,
-    /// Rules it added that are open to every address on allowlisted ports.
-    pub left_open: Vec<AddedRule>,
+    /// The rules the call added or changed, by the IDs its record names (its response
+    /// elements, or a ModifySecurityGroupRules request): the only rules the response acts on.
+    pub rule_ids: Vec<String>,
+    /// What the record says the call added, for the Message when EC2 no longer has it.
+    pub recorded: Vec<AddedRule>,
 }
 
-/// Reads the call from an EventBridge event of a CloudTrail record. A failed call opened
-/// nothing, so it has nothing to close.
-pub fn read_call(event: &Value, ports: &PublicPorts) -> Result<Call, String> {
+/// The detail-type of a CloudTrail API call's EventBridge event.
+const API_CALL: &str = "AWS API Call via CloudTrail";
+
+/// Reads the call from an EventBridge event of a CloudTrail record, when it is AWS's own event
+/// (`source` `aws.ec2`, which nobody can put on a bus) of this account. A failed call opened
+/// nothing, so it names no rule to act on.
+pub fn read_call(event: &Value, account: &str) -> Result<Call, String> {
+    let text = |value: Option<&Value>| value.and_then(Value::as_str).map(str::to_owned);
+    let source = text(event.get("source")).unwrap_or_default();
+    if source != "aws.ec2" || text(event.get("detail-type")).as_deref() != Some(API_CALL) {
+        return Err(format!(
+            "it is not EC2's own CloudTrail event (source {source:?}): only AWS's events are acted on"
+        ));
+    }
     let detail = event
         .get("detail")
         .filter(|detail| detail.is_object())
@@ -54,7 +66,16 @@ pub fn read_call(event: &Value, ports: &PublicPorts) -> Result<Call, String> {
     if detail.get("eventSource").and_then(Value::as_str) != Some("ec2.amazonaws.com") {
         return Err("its detail is no EC2 CloudTrail record".into());
     }
-    let text = |value: Option<&Value>| value.and_then(Value::as_str).map(str::to_owned);
+    for (what, value) in [
+        ("event", text(event.get("account"))),
+        ("record", text(detail.get("recipientAccountId"))),
+    ] {
+        if let Some(other) = value.filter(|other| other != account) {
+            return Err(format!(
+                "its {what} is of account {other}, not this one ({account}): only that account's own response acts on it"
+            ));
+        }
+    }
     let identity = detail.get("userIdentity");
     let principal = text(identity.and_then(|identity| identity.get("arn")))
         .or_else(|| text(identity.and_then(|identity| identity.get("type"))))
@@ -75,14 +96,16 @@ pub fn read_call(event: &Value, ports: &PublicPorts) -> Result<Call, String> {
         (None, None) => GroupRef::Unknown,
     };
     let failed = detail.get("errorCode").is_some_and(|code| !code.is_null());
-    let (left_open, to_close) = if failed {
-        (Vec::new(), Vec::new())
+    let recorded = if failed {
+        Vec::new()
     } else {
         added_rules(detail)
-            .into_iter()
-            .filter(AddedRule::is_public)
-            .partition(|rule| rule.is_allowed(ports))
     };
+    let mut rule_ids: Vec<String> = recorded
+        .iter()
+        .filter_map(|rule| rule.rule_id.clone())
+        .collect();
+    rule_ids.dedup();
     Ok(Call {
         event_name: text(detail.get("eventName")),
         principal,
@@ -91,46 +114,73 @@ pub fn read_call(event: &Value, ports: &PublicPorts) -> Result<Call, String> {
         event_time: text(detail.get("eventTime")),
         event_id: text(detail.get("eventID")),
         group,
-        to_close,
-        left_open,
+        rule_ids,
+        recorded,
     })
 }
 
-/// A protocol as EC2 names it: `tcp`, `udp`, `icmp`, `icmpv6`, `-1` for all.
-fn protocol_name(protocol: &str) -> String {
-    match protocol.trim().to_ascii_lowercase().as_str() {
-        "6" => "tcp".into(),
-        "17" => "udp".into(),
-        "1" => "icmp".into(),
-        "58" => "icmpv6".into(),
-        "all" => "-1".into(),
-        other => other.to_owned(),
-    }
+/// What the call opened to the internet, as EC2 itself describes the group's rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Decision {
+    /// The call's rules (EC2's description) open to the internet on ports off the allowlist.
+    pub to_close: Vec<AddedRule>,
+    /// The call's rules open to the internet on allowlisted ports.
+    pub left_open: Vec<AddedRule>,
 }
 
-fn same_rule(a: &AddedRule, b: &AddedRule) -> bool {
-    let ports = |rule: &AddedRule| (rule.from.unwrap_or(-1), rule.to.unwrap_or(-1));
-    let everything = |rule: &AddedRule| protocol_name(&rule.protocol) == "-1";
-    protocol_name(&a.protocol) == protocol_name(&b.protocol)
-        && (everything(a) || ports(a) == ports(b))
-        && a.range.trim().eq_ignore_ascii_case(b.range.trim())
-}
-
-/// The group's rules (`existing`, as EC2 lists them) that are the ones to close: the same rule
-/// ID, or (when the record names none, or the rule was replaced) the same protocol, ports and
-/// range. Each at most once.
-pub fn matching_rules(to_close: &[AddedRule], existing: &[AddedRule]) -> Vec<AddedRule> {
-    existing
+/// Decides from EC2's own list of the group's ingress rules (`existing`) and the entries of the
+/// prefix lists they name (`entries`): of the rules the call's record names by ID, those open to
+/// the internet alone or together with the group's other rules on the same ports.
+pub fn decide(
+    call: &Call,
+    existing: &[AddedRule],
+    entries: &std::collections::HashMap<String, Vec<String>>,
+    ports: &PublicPorts,
+) -> Decision {
+    // A prefix list's rule stands for one rule per entry, under the same ID.
+    let expand = |rule: &AddedRule| -> Vec<AddedRule> {
+        match rule.prefix_list().and_then(|list| entries.get(list)) {
+            Some(ranges) => ranges
+                .iter()
+                .map(|range| AddedRule {
+                    range: range.clone(),
+                    ..rule.clone()
+                })
+                .collect(),
+            None => vec![rule.clone()],
+        }
+    };
+    let named = |rule: &&AddedRule| {
+        rule.rule_id
+            .as_ref()
+            .is_some_and(|id| call.rule_ids.contains(id))
+    };
+    let ours: Vec<AddedRule> = existing.iter().filter(named).flat_map(expand).collect();
+    let others: Vec<AddedRule> = existing
         .iter()
-        .filter(|rule| {
-            to_close.iter().any(|wanted| {
-                (wanted.rule_id.is_some() && wanted.rule_id == rule.rule_id)
-                    || same_rule(wanted, rule)
-            })
-        })
-        .filter(|rule| rule.rule_id.is_some())
-        .cloned()
-        .collect()
+        .filter(|rule| !named(rule))
+        .flat_map(expand)
+        .collect();
+    let open_ids: Vec<&String> = exposed(&ours, &others)
+        .into_iter()
+        .filter_map(|rule| rule.rule_id.as_ref())
+        .collect();
+    let mut decision = Decision::default();
+    for rule in existing.iter().filter(named) {
+        if !rule
+            .rule_id
+            .as_ref()
+            .is_some_and(|id| open_ids.contains(&id))
+        {
+            continue;
+        }
+        if rule.is_allowed(ports) {
+            decision.left_open.push(rule.clone());
+        } else {
+            decision.to_close.push(rule.clone());
+        }
+    }
+    decision
 }
 
 /// What the responder decided, and did.
@@ -218,9 +268,10 @@ impl Outcome {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::collections::HashMap;
 
-    fn event(detail: Value) -> Value {
-        json!({"detail-type": "AWS API Call via CloudTrail", "source": "aws.ec2", "detail": detail})
+    fn event(account: &str, detail: Value) -> Value {
+        json!({"detail-type": "AWS API Call via CloudTrail", "source": "aws.ec2", "account": account, "detail": detail})
     }
 
     fn rule(id: &str, protocol: &str, port: i64, range: &str) -> AddedRule {
@@ -234,64 +285,103 @@ mod tests {
         }
     }
 
-    #[test]
-    fn only_public_rules_off_the_allowlist_are_to_close() {
-        let call = read_call(
-            &event(json!({
-                "eventSource": "ec2.amazonaws.com", "eventName": "AuthorizeSecurityGroupIngress",
-                "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::1:user/mallory"},
-                "requestParameters": {"groupId": "sg-1", "ipPermissions": {"items": [
-                    {"ipProtocol": "tcp", "fromPort": 22, "toPort": 22, "ipRanges": {"items": [{"cidrIp": "0.0.0.0/0"}, {"cidrIp": "10.0.0.0/8"}]}},
-                    {"ipProtocol": "tcp", "fromPort": 443, "toPort": 443, "ipv6Ranges": {"items": [{"cidrIpv6": "::/0"}]}},
-                    {"ipProtocol": "udp", "fromPort": 53, "toPort": 53, "ipv6Ranges": {"items": [{"cidrIpv6": "::/0"}]}}]}}
-            })),
-            &PublicPorts::default(),
-        )
-        .unwrap();
-        assert_eq!(call.group, GroupRef::Id("sg-1".into()));
-        assert_eq!(call.principal, "arn:aws:iam::1:user/mallory");
-        let described: Vec<String> = call.to_close.iter().map(AddedRule::describe).collect();
-        assert_eq!(described, ["tcp/22 from 0.0.0.0/0", "udp/53 from ::/0"]);
-        assert_eq!(call.left_open.len(), 1);
+    fn opened(ids_and_rules: &[(&str, &str, i64, &str)]) -> Value {
+        let items: Vec<Value> = ids_and_rules
+            .iter()
+            .map(|(id, protocol, port, range)| {
+                let key = if range.contains(':') { "cidrIpv6" } else { "cidrIpv4" };
+                json!({"groupId": "sg-1", "securityGroupRuleId": id, "isEgress": false, "ipProtocol": protocol,
+                    "fromPort": port, "toPort": port, key: range})
+            })
+            .collect();
+        json!({"eventSource": "ec2.amazonaws.com", "eventName": "AuthorizeSecurityGroupIngress",
+            "recipientAccountId": "111122223333",
+            "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/mallory"},
+            "requestParameters": {"groupId": "sg-1"},
+            "responseElements": {"_return": true, "securityGroupRuleSet": {"items": items}}})
     }
 
     #[test]
-    fn a_failed_call_opened_nothing_and_other_events_are_refused() {
-        let call = read_call(
-            &event(json!({"eventSource": "ec2.amazonaws.com", "errorCode": "Client.UnauthorizedOperation",
-                "requestParameters": {"groupId": "sg-1", "cidrIp": "0.0.0.0/0", "ipProtocol": "tcp", "fromPort": 22, "toPort": 22}})),
-            &PublicPorts::default(),
-        )
-        .unwrap();
-        assert!(call.to_close.is_empty());
-        assert!(read_call(&json!({"detail": "x"}), &PublicPorts::default()).is_err());
+    fn only_aws_own_events_of_this_account_are_read() {
+        let detail = opened(&[("sgr-1", "tcp", 22, "0.0.0.0/0")]);
+        let call = read_call(&event("111122223333", detail.clone()), "111122223333").unwrap();
+        assert_eq!(call.group, GroupRef::Id("sg-1".into()));
+        assert_eq!(call.rule_ids, ["sgr-1"]);
+        assert_eq!(call.principal, "arn:aws:iam::111122223333:user/mallory");
+        // Another account's event, another source (what events:PutEvents can send), no record.
         assert!(
-            read_call(
-                &event(json!({"eventSource": "s3.amazonaws.com"})),
-                &PublicPorts::default()
-            )
-            .is_err()
+            read_call(&event("444455556666", detail.clone()), "111122223333")
+                .unwrap_err()
+                .contains("account 444455556666")
+        );
+        let mut forged = event("111122223333", detail.clone());
+        forged["source"] = json!("custom.ec2");
+        assert!(
+            read_call(&forged, "111122223333")
+                .unwrap_err()
+                .contains("only AWS's events")
+        );
+        let mut elsewhere = detail;
+        elsewhere["recipientAccountId"] = json!("444455556666");
+        assert!(read_call(&event("111122223333", elsewhere), "111122223333").is_err());
+        assert!(read_call(&json!({"detail": "x"}), "111122223333").is_err());
+        // A failed call names nothing to act on.
+        let mut failed = opened(&[("sgr-1", "tcp", 22, "0.0.0.0/0")]);
+        failed["errorCode"] = json!("Client.UnauthorizedOperation");
+        assert!(
+            read_call(&event("111122223333", failed), "111122223333")
+                .unwrap()
+                .rule_ids
+                .is_empty()
         );
     }
 
     #[test]
-    fn rules_match_by_id_or_by_what_they_open() {
+    fn ec2s_own_rules_decide_by_the_ids_the_record_names() {
+        let call = read_call(
+            &event(
+                "111122223333",
+                opened(&[
+                    ("sgr-a", "tcp", 22, "0.0.0.0/0"),
+                    ("sgr-b", "tcp", 443, "::/0"),
+                    ("sgr-c", "tcp", 22, "10.0.0.0/8"),
+                    ("sgr-d", "tcp", 3389, "0.0.0.0/1"),
+                    ("sgr-e", "tcp", 5432, "pl-0abc"),
+                ]),
+            ),
+            "111122223333",
+        )
+        .unwrap();
+        // EC2 has sgr-a..e, and sgr-f (another call's, the other half of the internet on 3389),
+        // and sgr-z (another call's, open, not this call's business).
         let existing = vec![
             rule("sgr-a", "tcp", 22, "0.0.0.0/0"),
-            rule("sgr-b", "tcp", 22, "10.0.0.0/8"),
-            rule("sgr-c", "tcp", 3389, "::/0"),
+            rule("sgr-b", "tcp", 443, "::/0"),
+            rule("sgr-c", "tcp", 22, "10.0.0.0/8"),
+            rule("sgr-d", "tcp", 3389, "0.0.0.0/9"),
+            rule("sgr-e", "tcp", 5432, "pl-0abc"),
+            rule("sgr-f", "tcp", 3389, "0.128.0.0/9"),
+            rule("sgr-z", "tcp", 23, "0.0.0.0/0"),
         ];
-        // By ID.
-        let by_id = matching_rules(&[rule("sgr-c", "tcp", 1, "x")], &existing);
-        assert_eq!(by_id.len(), 1);
-        assert_eq!(by_id[0].rule_id.as_deref(), Some("sgr-c"));
-        // Without an ID: by protocol (a number in the record), ports and range.
-        let mut wanted = rule("", "6", 22, "0.0.0.0/0");
-        wanted.rule_id = None;
-        let by_shape = matching_rules(&[wanted], &existing);
-        assert_eq!(by_shape.len(), 1);
-        assert_eq!(by_shape[0].rule_id.as_deref(), Some("sgr-a"));
-        // Gone: nothing.
-        assert!(matching_rules(&[rule("sgr-z", "tcp", 23, "0.0.0.0/0")], &existing).is_empty());
+        let entries = HashMap::from([("pl-0abc".to_owned(), vec!["203.0.113.0/24".to_owned()])]);
+        let decision = decide(&call, &existing, &entries, &PublicPorts::default());
+        let ids = |rules: &[AddedRule]| -> Vec<String> {
+            rules
+                .iter()
+                .filter_map(|rule| rule.rule_id.clone())
+                .collect()
+        };
+        // sgr-d is EC2's 0.0.0.0/9 (the record said /1): EC2's word counts, and it is no /8.
+        assert_eq!(ids(&decision.to_close), ["sgr-a"]);
+        assert_eq!(ids(&decision.left_open), ["sgr-b"]);
+        // A prefix list whose entries are the internet is.
+        let wide = HashMap::from([(
+            "pl-0abc".to_owned(),
+            vec!["0.0.0.0/1".to_owned(), "128.0.0.0/1".to_owned()],
+        )]);
+        assert_eq!(
+            ids(&decide(&call, &existing, &wide, &PublicPorts::default()).to_close),
+            ["sgr-a", "sgr-e"]
+        );
     }
 }

@@ -147,18 +147,21 @@ async fn revoke_closes_exactly_the_public_rules_off_the_allowlist_and_a_replay_o
 }
 
 #[tokio::test]
-async fn alert_mode_changes_nothing_and_matches_rules_the_record_names_no_id_for() {
+async fn alert_mode_changes_nothing_and_a_record_naming_no_rule_is_not_acted_on() {
     let world = World::start().await;
     let group = world.group("db").await;
     world.open(&group, "tcp", 5432, "::/0").await;
-    // The request's shape only (older records): the rule is found by what it opens.
-    let event = opened(&group, &[(None, "tcp", 5432, "::/0")]);
+    let before = world.rules(&group).await;
     let (api, process) = world.responder("alert", None);
+    let event = opened(&group, &[(Some(&before[0].0), "tcp", 5432, "::/0")]);
     let answer = api.invoke(event).await.expect("responded");
     assert_eq!(answer["outcome"], "would-revoke", "{answer}");
-    let before = world.rules(&group).await;
     assert_eq!(answer["rules"], json!([id_of(&before, 5432, "::/0")]));
-    assert_eq!(before.len(), 1, "alert mode revokes nothing");
+    assert_eq!(
+        world.rules(&group).await.len(),
+        1,
+        "alert mode revokes nothing"
+    );
     let [message] = world.published(1).await.try_into().expect("one Message");
     assert_eq!(tag(&message, "severity"), Some("high"));
     assert!(
@@ -167,7 +170,15 @@ async fn alert_mode_changes_nothing_and_matches_rules_the_record_names_no_id_for
             .contains("OpenSecurityGroupResponse is Alert, so nothing was changed")
     );
     assert_eq!(field(&message, "To Undo"), None);
+    // The request's shape only (older records name no rule): the response acts by the IDs AWS
+    // recorded, or not at all.
+    let (api, process2) = world.responder("revoke", None);
+    let event = opened(&group, &[(None, "tcp", 5432, "::/0")]);
+    let answer = api.invoke(event).await.expect("responded");
+    assert_eq!(answer["outcome"], "nothing-to-close", "{answer}");
+    assert_eq!(world.rules(&group).await.len(), 1);
     process.stop();
+    process2.stop();
 }
 
 #[tokio::test]
@@ -183,12 +194,14 @@ async fn the_allowlist_and_the_exempt_tag_leave_a_group_open() {
         .await;
     let (api, process) = world.responder("revoke", None);
 
-    let allowlisted = opened(&web, &[(None, "tcp", 443, "0.0.0.0/0")]);
+    let web_rule = world.rules(&web).await[0].0.clone();
+    let allowlisted = opened(&web, &[(Some(&web_rule), "tcp", 443, "0.0.0.0/0")]);
     let answer = api.invoke(allowlisted).await.expect("responded");
     assert_eq!(answer["outcome"], "nothing-to-close", "{answer}");
     assert_eq!(answer["published"], 0);
 
-    let exempt = opened(&bastion, &[(None, "tcp", 22, "0.0.0.0/0")]);
+    let bastion_rule = world.rules(&bastion).await[0].0.clone();
+    let exempt = opened(&bastion, &[(Some(&bastion_rule), "tcp", 22, "0.0.0.0/0")]);
     let answer = api.invoke(exempt).await.expect("responded");
     assert_eq!(answer["outcome"], "exempt", "{answer}");
     assert_eq!(
@@ -205,6 +218,81 @@ async fn the_allowlist_and_the_exempt_tag_leave_a_group_open() {
             .starts_with("Left open on purpose")
     );
     world.capture.assert_quiet(Duration::from_secs(1)).await;
+    process.stop();
+}
+
+#[tokio::test]
+async fn the_internet_cut_in_halves_or_behind_a_prefix_list_is_closed_as_ec2_describes_it() {
+    let world = World::start().await;
+    let group = world.group("halves").await;
+    world.open(&group, "tcp", 22, "0.0.0.0/1").await;
+    world.open(&group, "tcp", 22, "128.0.0.0/1").await;
+    let list = world
+        .accounts
+        .create_prefix_list("everyone", &["0.0.0.0/1", "128.0.0.0/1"])
+        .await;
+    world
+        .accounts
+        .open_to_prefix_list(&group, "tcp", 3389, &list)
+        .await;
+    world.open(&group, "tcp", 5432, "10.0.0.0/8").await;
+    let rules = world.rules(&group).await;
+    assert_eq!(rules.len(), 4, "{rules:?}");
+    let id = |port: i64, range: &str| id_of(&rules, port, range).to_owned();
+    // The record says what the call opened; EC2 says what the group holds. The record of the
+    // 5432 rule claims 0.0.0.0/0, but EC2 says 10.0.0.0/8: EC2's word is what counts.
+    let event = opened(
+        &group,
+        &[
+            (Some(&id(22, "0.0.0.0/1")), "tcp", 22, "0.0.0.0/1"),
+            (Some(&id(22, "128.0.0.0/1")), "tcp", 22, "128.0.0.0/1"),
+            (Some(&id(3389, &list)), "tcp", 3389, "10.1.0.0/16"),
+            (Some(&id(5432, "10.0.0.0/8")), "tcp", 5432, "0.0.0.0/0"),
+        ],
+    );
+    let (api, process) = world.responder("revoke", None);
+    let answer = api.invoke(event).await.expect("responded");
+    assert_eq!(answer["outcome"], "revoked", "{answer}");
+    let left: Vec<(i64, String)> = world
+        .rules(&group)
+        .await
+        .into_iter()
+        .map(|(_, port, range)| (port, range))
+        .collect();
+    assert_eq!(left, [(5432, "10.0.0.0/8".to_owned())]);
+    let [message] = world.published(1).await.try_into().expect("one Message");
+    let undo = field(&message, "To Undo").unwrap();
+    assert!(
+        undo.contains(&format!("PrefixListIds=[{{PrefixListId={list}}}]")),
+        "{undo}"
+    );
+    process.stop();
+}
+
+#[tokio::test]
+async fn events_that_are_not_this_accounts_own_aws_events_are_refused_and_change_nothing() {
+    let world = World::start().await;
+    let group = world.group("web").await;
+    world.open(&group, "tcp", 22, "0.0.0.0/0").await;
+    let rule = world.rules(&group).await[0].0.clone();
+    let genuine = opened(&group, &[(Some(&rule), "tcp", 22, "0.0.0.0/0")]);
+    let (api, process) = world.responder("revoke", None);
+    // Another account's event (a member account's, forwarded): only that account's own
+    // response may act on it. A custom source: what events:PutEvents or an invoke can send.
+    let mut other_account = genuine.clone();
+    other_account["account"] = json!("444455556666");
+    other_account["detail"]["recipientAccountId"] = json!("444455556666");
+    let mut forged = genuine.clone();
+    forged["source"] = json!("my.ec2");
+    for event in [other_account, forged] {
+        let error = api.invoke(event).await.expect_err("refused");
+        assert_eq!(error.error_type, "UnrecognisedEvent", "{error:?}");
+    }
+    assert_eq!(world.rules(&group).await.len(), 1, "nothing was revoked");
+    world.capture.assert_quiet(Duration::from_secs(1)).await;
+    // The genuine event is still acted on.
+    let answer = api.invoke(genuine).await.expect("responded");
+    assert_eq!(answer["outcome"], "revoked", "{answer}");
     process.stop();
 }
 

@@ -153,6 +153,41 @@ impl Accounts {
         .await;
     }
 
+    /// A managed prefix list of these ranges; its ID.
+    pub async fn create_prefix_list(&self, name: &str, ranges: &[&str]) -> String {
+        let mut parameters = vec![
+            ("PrefixListName".to_owned(), name.to_owned()),
+            ("AddressFamily".to_owned(), "IPv4".to_owned()),
+            ("MaxEntries".to_owned(), "10".to_owned()),
+        ];
+        for (index, range) in ranges.iter().enumerate() {
+            parameters.push((format!("Entry.{}.Cidr", index + 1), (*range).to_owned()));
+        }
+        self.ec2
+            .call("CreateManagedPrefixList", &parameters)
+            .await
+            .unwrap_or_else(|error| panic!("test-world: EC2 CreateManagedPrefixList: {error}"))
+            .find("prefixListId")
+            .map(|id| id.text().to_owned())
+            .expect("test-world: a prefix list ID")
+    }
+
+    /// Opens `protocol/port` to a prefix list on the group.
+    pub async fn open_to_prefix_list(&self, group: &str, protocol: &str, port: i64, list: &str) {
+        let port = port.to_string();
+        self.ec2(
+            "AuthorizeSecurityGroupIngress",
+            &[
+                ("GroupId", group),
+                ("IpPermissions.1.IpProtocol", protocol),
+                ("IpPermissions.1.FromPort", &port),
+                ("IpPermissions.1.ToPort", &port),
+                ("IpPermissions.1.PrefixListIds.1.PrefixListId", list),
+            ],
+        )
+        .await;
+    }
+
     /// The group's ingress rules: (rule ID, port, range).
     pub async fn ingress_rules(&self, group: &str) -> Vec<(String, i64, String)> {
         let answer = self
@@ -166,9 +201,11 @@ impl Accounts {
             .filter(|rule| rule.child_text("isEgress") == Some("false"))
             .map(|rule| {
                 let text = |name: &str| rule.child_text(name).unwrap_or_default().to_owned();
-                let range = Some(text("cidrIpv4"))
-                    .filter(|range| !range.is_empty())
-                    .unwrap_or_else(|| text("cidrIpv6"));
+                let range = ["cidrIpv4", "cidrIpv6", "prefixListId"]
+                    .iter()
+                    .map(|name| text(name))
+                    .find(|range| !range.is_empty())
+                    .unwrap_or_default();
                 (
                     text("securityGroupRuleId"),
                     text("fromPort").parse().unwrap_or(-1),
