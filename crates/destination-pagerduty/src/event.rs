@@ -30,15 +30,31 @@ pub fn pagerduty_severity(severity: Option<Severity>) -> &'static str {
     }
 }
 
-/// Stable for the same digest group (the principal, for a probe) and detection, and for the
-/// same Message when it has no group: PagerDuty folds every trigger with it into one incident.
+/// How long one incident gathers a group's triggers: a probe is one incident, but an incident
+/// left open does not swallow the same principal's next attack, days later.
+pub const DEDUP_WINDOW_MS: i64 = 4 * 3_600_000;
+
+/// Stable for the same digest group (the principal, for a probe) and detection within a
+/// [`DEDUP_WINDOW_MS`] window of the event's time, and for the same Message when it has no
+/// group: PagerDuty folds every trigger with it into one incident.
 pub fn dedup_key(message: &Message) -> String {
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as i64)
+    };
+    let at = message
+        .tag(EVENT_TIME_TAG)
+        .and_then(parse_rfc3339_ms)
+        .unwrap_or_else(now);
+    let window = at.div_euclid(DEDUP_WINDOW_MS).to_string();
     let parts = match message.tag(DIGEST_GROUP_TAG) {
         Some(group) => vec![
             "group",
             group,
             message.tag(DETECTION_TAG).unwrap_or_default(),
             message.metadata.source_name.as_deref().unwrap_or_default(),
+            &window,
         ],
         None => vec!["message", &message.subject],
     };
@@ -243,6 +259,17 @@ mod tests {
         let c = dedup_key(&denial("mallory", Some("arn:aws:iam::1:user/eve")));
         assert_eq!(a, b);
         assert_ne!(a, c);
+        // The same principal's probe the next day is a new incident; an hour later it is not.
+        let at = |time: &str| {
+            let mut message = denial("mallory", Some("arn:aws:iam::1:user/mallory"));
+            message.tags.retain(|tag| tag.key != EVENT_TIME_TAG);
+            message
+                .tags
+                .push(activity_aware_message::Tag::new(EVENT_TIME_TAG, time));
+            dedup_key(&message)
+        };
+        assert_eq!(at("2026-12-03T10:05:00Z"), at("2026-12-03T11:55:00Z"));
+        assert_ne!(at("2026-12-03T10:05:00Z"), at("2026-12-04T10:05:00Z"));
         // Without a group, the same Message is the same incident, another is another.
         assert_eq!(dedup_key(&denial("x", None)), dedup_key(&denial("x", None)));
         assert_ne!(dedup_key(&denial("x", None)), dedup_key(&denial("y", None)));

@@ -32,23 +32,61 @@ const MAX_LISTED_BLOCK_CHARS: usize = 600;
 /// Text a digest's summary may take before the first Message's lines get the rest.
 const MAX_SUMMARY_TEXT_CHARS: usize = 24_000;
 
-/// Neutralises Slack markup: `<!channel>`, `<@U123>`, `<https://x|label>` and entities become
-/// plain text. Everything CloudTrail-derived is attacker-controlled, so everything goes through this.
-/// Text for inside a code block: escaped, and no run of backticks left that could end the
-/// block early (a zero-width space parts each backtick from the next).
+/// Text for inside a code block: escaped, and no backtick left that could run into another or
+/// into the fence and end the block early (a zero-width space parts them).
 pub fn escape_code(text: &str) -> String {
     let escaped = escape(text);
     let mut out = String::with_capacity(escaped.len());
+    // A backtick first or last would run into the fence around it.
+    if escaped.starts_with('`') {
+        out.push('\u{200B}');
+    }
     let mut chars = escaped.chars().peekable();
     while let Some(character) = chars.next() {
         out.push(character);
-        if character == '`' && chars.peek() == Some(&'`') {
+        if character == '`' && matches!(chars.peek(), Some('`') | None) {
             out.push('\u{200B}');
         }
     }
     out
 }
 
+/// A mrkdwn text object Slack takes literally but for the stack's own markup (`verbatim`): no
+/// URL in it becomes a link, no channel name or mention is parsed.
+pub(crate) fn mrkdwn(text: impl Into<String>) -> Value {
+    json!({"type": "mrkdwn", "text": text.into(), "verbatim": true})
+}
+
+/// A value as Slack inline code: nothing in it can bold, strike, quote or link. A backtick is
+/// shown as `ˋ` and a line break as a space, so the value cannot end its own code span.
+pub fn literal(value: &str) -> String {
+    let inert: String = value
+        .chars()
+        .map(|c| match c {
+            '`' => 'ˋ',
+            '\n' | '\r' => ' ',
+            other => other,
+        })
+        .collect();
+    if inert.trim().is_empty() {
+        return "` `".into();
+    }
+    format!("`{}`", escape(&inert))
+}
+
+/// A label in bold, without formatting characters of its own (a publisher chooses labels).
+pub fn bold(label: &str) -> String {
+    let plain: String = label
+        .chars()
+        .filter(|c| !matches!(c, '*' | '_' | '~' | '`'))
+        .collect();
+    format!("*{}*", escape(&plain))
+}
+
+/// Neutralises Slack markup: `<!channel>`, `<@U123>`, `<https://x|label>` and entities become
+/// plain text. Everything CloudTrail-derived is attacker-controlled, so everything goes through
+/// this; values also go into code spans or blocks ([`literal`], [`escape_code`]), so that no
+/// `*`, `_` or `~` of theirs formats either.
 pub fn escape(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for character in text.chars() {
@@ -102,13 +140,13 @@ pub fn digest_body(digest: &Digest<'_>, accounts: &AccountNames) -> Value {
     );
 
     let mut blocks = vec![header(&headline(digest.first))];
-    let mut facts = vec![format!("*{COUNT_LABEL}*\n{}", digest.count)];
+    let mut facts = vec![format!("{}\n{}", bold(COUNT_LABEL), digest.count)];
     if let Some(span) = time_span(digest) {
-        facts.push(format!("*{TIME_SPAN_LABEL}*\n{}", escape(&span)));
+        facts.push(format!("{}\n{}", bold(TIME_SPAN_LABEL), literal(&span)));
     }
     blocks.push(json!({
         "type": "section",
-        "fields": facts.iter().map(|text| json!({"type": "mrkdwn", "text": text})).collect::<Vec<_>>(),
+        "fields": facts.into_iter().map(mrkdwn).collect::<Vec<_>>(),
     }));
     // Summaries first (they are what a digest adds), leaving room for the first Message; when
     // there are more than fit, the last block names the fields left out (the text lists them).
@@ -119,11 +157,7 @@ pub fn digest_body(digest: &Digest<'_>, accounts: &AccountNames) -> Value {
         digest.fields.len()
     };
     for field in &digest.fields[..shown_fields] {
-        let heading = format!(
-            "*{}* ({} distinct)\n",
-            escape(&field.key),
-            field.values.len()
-        );
+        let heading = format!("{} ({} distinct)\n", bold(&field.key), field.values.len());
         // A few lines on a phone: the most frequent values, then "+K more"; the text beside
         // the blocks lists more.
         let budget = MAX_LISTED_BLOCK_CHARS.min(MAX_SECTION_CHARS - heading.chars().count());
@@ -134,7 +168,7 @@ pub fn digest_body(digest: &Digest<'_>, accounts: &AccountNames) -> Value {
     }
     let left_out = &digest.fields[shown_fields..];
     if !left_out.is_empty() {
-        let names: Vec<String> = left_out.iter().map(|field| escape(&field.key)).collect();
+        let names: Vec<String> = left_out.iter().map(|field| literal(&field.key)).collect();
         blocks.push(section(&format!(
             "*+{} more fields vary* (each listed in the text): {}",
             left_out.len(),
@@ -186,12 +220,22 @@ pub fn plain_fallback(body: &Value) -> Value {
 fn summary_line(field: &FieldSummary, max_chars: usize) -> String {
     let heading = format!("{} ({} distinct): ", escape(&field.key), field.values.len());
     let budget = max_chars.saturating_sub(heading.chars().count());
-    format!("{heading}{}", listed(field, budget, ", ", &show_value))
+    format!("{heading}{}", listed(field, budget, ", ", &show_text))
 }
 
-/// A listed value, escaped and cut.
-fn show_value(value: &str) -> String {
+/// A listed value in the text beside the blocks (never rendered as mrkdwn), escaped and cut.
+fn show_text(value: &str) -> String {
     cut_escaped(value, MAX_LISTED_VALUE_CHARS)
+}
+
+/// A listed value in a block, cut and shown as inline code.
+fn show_value(value: &str) -> String {
+    let cut: String = value.chars().take(MAX_LISTED_VALUE_CHARS).collect();
+    if cut.len() < value.len() {
+        literal(&format!("{cut}{CUT_MARKER}"))
+    } else {
+        literal(value)
+    }
 }
 
 /// Shares `total` among lines wanting `wanted[i]` each: those wanting less than an equal share
@@ -224,7 +268,7 @@ fn share_budget(wanted: &[usize], total: usize) -> Vec<usize> {
 pub(crate) fn section(escaped_text: &str) -> Value {
     json!({
         "type": "section",
-        "text": {"type": "mrkdwn", "text": cut_chars(escaped_text, MAX_SECTION_CHARS)},
+        "text": mrkdwn(cut_chars(escaped_text, MAX_SECTION_CHARS)),
     })
 }
 
@@ -418,7 +462,8 @@ mod tests {
         let blocks = body["blocks"].as_array().unwrap();
         assert_eq!(blocks[0]["type"], "header");
         assert_eq!(blocks[0]["text"]["text"], "Some subject");
-        assert_eq!(blocks[1]["fields"][0]["text"], "*Action*\nGetPolicy");
+        assert_eq!(blocks[1]["fields"][0]["text"], "*Action*\n`GetPolicy`");
+        assert_eq!(blocks[1]["fields"][0]["verbatim"], true);
         assert_eq!(
             blocks[2]["text"]["text"],
             "*Request Parameters*\n```{\n  \"a\": 1\n}```"
@@ -583,13 +628,13 @@ mod tests {
             assert_eq!(blocks[1]["fields"][0]["text"], "*Count*\n3");
             assert_eq!(
                 blocks[2]["text"]["text"],
-                "*Event* (2 distinct)\nListRoles ×2, ListUsers ×1"
+                "*Event* (2 distinct)\n`ListRoles` ×2, `ListUsers` ×1"
             );
             assert_eq!(blocks[4]["type"], "divider");
-            assert_eq!(blocks[5]["fields"][0]["text"], "*Region*\nus-east-1");
+            assert_eq!(blocks[5]["fields"][0]["text"], "*Region*\n`us-east-1`");
             assert_eq!(
                 blocks[6]["text"]["text"],
-                "*Error Message*\n>not authorized to perform: ListUsers"
+                "*Error Message*\n```not authorized to perform: ListUsers```"
             );
         }
 
@@ -683,7 +728,7 @@ mod tests {
                     "*+{} more fields vary* (each listed in the text): {}",
                     80 - shown_f,
                     (shown_f..80)
-                        .map(|i| format!("F{i}"))
+                        .map(|i| format!("`F{i}`"))
                         .collect::<Vec<_>>()
                         .join(", ")
                 )

@@ -6,8 +6,8 @@ use activity_aware_message::Message;
 use serde_json::{Value, json};
 
 use crate::body::{
-    COUNT_LABEL, MAX_BLOCKS, MAX_SECTION_CHARS, MAX_TEXT_CHARS, body_of, cut_escaped, escape,
-    section,
+    COUNT_LABEL, MAX_BLOCKS, MAX_SECTION_CHARS, MAX_TEXT_CHARS, body_of, bold, cut_escaped,
+    escape_code, mrkdwn, section,
 };
 use crate::layout::header;
 
@@ -26,19 +26,21 @@ pub fn summary_body(messages: &[&Message]) -> Value {
         json!({
             "type": "section",
             "fields": [
-                {"type": "mrkdwn", "text": format!("*{COUNT_LABEL}*\n{}", summary.count)},
-                {"type": "mrkdwn", "text": format!("*Principals*\n{}", summary.principals)},
+                mrkdwn(format!("{}\n{}", bold(COUNT_LABEL), summary.count)),
+                mrkdwn(format!("{}\n{}", bold("Principals"), summary.principals)),
             ],
         }),
     ];
-    // The lines, as few sections as hold them, within Slack's 50 blocks.
+    // The lines (principals and actions: attacker's text) as code blocks, as few sections as
+    // hold them, within Slack's 50 blocks.
+    let fenced = |chunk: &str| section(&format!("```{chunk}```"));
     let mut chunk = String::new();
     for line in &summary.lines {
-        let escaped = escape(line);
+        let escaped = escape_code(line);
         if !chunk.is_empty()
-            && chunk.chars().count() + escaped.chars().count() + 1 > MAX_SECTION_CHARS
+            && chunk.chars().count() + escaped.chars().count() + 7 > MAX_SECTION_CHARS
         {
-            blocks.push(section(&chunk));
+            blocks.push(fenced(&chunk));
             chunk.clear();
         }
         if !chunk.is_empty() {
@@ -47,12 +49,11 @@ pub fn summary_body(messages: &[&Message]) -> Value {
         chunk.push_str(&escaped);
     }
     if !chunk.is_empty() {
-        blocks.push(section(&chunk));
+        blocks.push(fenced(&chunk));
     }
     blocks.truncate(MAX_BLOCKS - 1);
-    blocks.push(
-        json!({"type": "context", "elements": [{"type": "mrkdwn", "text": escape(&summary.why)}]}),
-    );
+    blocks
+        .push(json!({"type": "context", "elements": [mrkdwn(crate::body::escape(&summary.why))]}));
     body_of(messages[0], cut_escaped(&text, MAX_TEXT_CHARS), blocks)
 }
 

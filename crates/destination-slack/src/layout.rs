@@ -7,7 +7,7 @@ pub use activity_aware_delivery::accounts::AccountNames;
 pub use activity_aware_delivery::reading::{Reading, field_text, headline, severity};
 use serde_json::{Value, json};
 
-use crate::body::{cut_chars, cut_escaped, escape, escape_code, section};
+use crate::body::{bold, cut_chars, cut_escaped, escape_code, literal, mrkdwn, section};
 
 /// Slack rejects a section field's text beyond 2,000 characters.
 const MAX_FACT_CHARS: usize = 2_000;
@@ -18,6 +18,8 @@ const MAX_BUTTON_TEXT_CHARS: usize = 75;
 /// JSON values (request parameters) are trimmed to this much in their code block; the text
 /// beside the blocks keeps them whole (within its own limit).
 const MAX_CODE_CHARS: usize = 1_500;
+/// Other long values (an error message, a description) in their code block.
+const MAX_LONG_TEXT_CHARS: usize = 2_900;
 
 pub fn header(text: &str) -> Value {
     json!({
@@ -37,31 +39,30 @@ pub fn message_blocks(
     if !reading.facts.is_empty() {
         blocks.push(json!({
             "type": "section",
-            "fields": reading.facts.iter().map(|(name, value)| json!({
-                "type": "mrkdwn",
-                "text": cut_chars(&format!("*{}*\n{}", escape(name), escape(value)), MAX_FACT_CHARS),
-            })).collect::<Vec<_>>(),
+            "fields": reading.facts.iter().map(|(name, value)| mrkdwn(
+                cut_chars(&format!("{}\n{}", bold(name), literal(value)), MAX_FACT_CHARS),
+            )).collect::<Vec<_>>(),
         }));
     }
+    // Long values as code blocks: whatever they hold stays text.
     for long in &reading.long {
-        let text = if long.is_code {
-            let code = cut_chars(&escape_code(&long.text), MAX_CODE_CHARS);
-            format!("*{}*\n```{code}```", escape(&long.label))
+        let limit = if long.is_code {
+            MAX_CODE_CHARS
         } else {
-            let quoted = escape(&long.text).replace('\n', "\n>");
-            format!("*{}*\n>{quoted}", escape(&long.label))
+            MAX_LONG_TEXT_CHARS
         };
-        blocks.push(section(&text));
+        let code = cut_chars(&escape_code(&long.text), limit);
+        blocks.push(section(&format!("{}\n```{code}```", bold(&long.label))));
     }
     if !reading.small_print.is_empty() {
         let small_print: Vec<String> = reading
             .small_print
             .iter()
-            .map(|(label, value)| format!("{}: {}", escape(label), escape(value)))
+            .map(|(label, value)| format!("{}: {}", bold(label), literal(value)))
             .collect();
         blocks.push(json!({
             "type": "context",
-            "elements": [{"type": "mrkdwn", "text": cut_chars(&small_print.join("  ·  "), MAX_CONTEXT_CHARS)}],
+            "elements": [mrkdwn(cut_chars(&small_print.join("  ·  "), MAX_CONTEXT_CHARS))],
         }));
     }
     if let Some(link) = &reading.link {
@@ -166,6 +167,74 @@ mod tests {
         serde_json::to_string(blocks).unwrap()
     }
 
+    /// A mrkdwn text with its code spans and blocks taken out: what Slack would format.
+    fn formatted_part(text: &str) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        loop {
+            let fence = rest.find("```");
+            let tick = rest.find('`');
+            match (fence, tick) {
+                (Some(at), _) if tick == Some(at) => {
+                    out.push_str(&rest[..at]);
+                    let after = &rest[at + 3..];
+                    let end = after.find("```").expect("a closed code block");
+                    rest = &after[end + 3..];
+                }
+                (_, Some(at)) => {
+                    out.push_str(&rest[..at]);
+                    let after = &rest[at + 1..];
+                    let end = after.find('`').expect("a closed code span");
+                    rest = &after[end + 1..];
+                }
+                _ => {
+                    out.push_str(rest);
+                    return out;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn attacker_text_never_formats_links_or_mentions() {
+        // A failed console sign-in's user agent: anyone on the internet writes it.
+        let agent = "Mozilla <https://evil.example|Reset your MFA> *Severity*\nLow @channel <!here> https://evil.example/x _it_ ~gone~ `tick`";
+        let mut hostile = denial();
+        hostile.fields.push(Field::text("User Agent", agent));
+        hostile.fields.push(Field::text("Description", agent));
+        hostile.fields[5].value = json!(agent);
+        let blocks = message_blocks(&hostile, &AccountNames::default(), 50);
+        assert_valid(&json!({"text": "t", "blocks": blocks}));
+        let mut mrkdwn_texts = Vec::new();
+        for block in &blocks {
+            let texts = [&block["text"]]
+                .into_iter()
+                .chain(block["fields"].as_array().into_iter().flatten())
+                .chain(block["elements"].as_array().into_iter().flatten());
+            for text in texts {
+                if text["type"] == "mrkdwn" {
+                    assert_eq!(text["verbatim"], true, "{text}");
+                    mrkdwn_texts.push(text["text"].as_str().unwrap().to_owned());
+                }
+            }
+        }
+        assert!(mrkdwn_texts.len() >= 4);
+        for text in &mrkdwn_texts {
+            let formatted = formatted_part(text);
+            for never in [
+                "evil",
+                "@channel",
+                "here",
+                "_it_",
+                "~gone~",
+                "Severity*\nLow",
+            ] {
+                assert!(!formatted.contains(never), "{never} formats in {text:?}");
+            }
+            assert!(!text.contains('<'), "{text}");
+        }
+    }
+
     #[test]
     fn backticks_in_a_value_never_end_its_code_block() {
         let hostile = message(
@@ -204,20 +273,20 @@ mod tests {
         assert_eq!(
             facts,
             [
-                "*User*\nmallory",
-                "*Account*\nprod (111122223333)",
-                "*Region*\nus-east-1",
-                "*Time*\n2024-06-02T20:16:32Z",
-                "*Source IP*\n203.0.113.7",
-                "*Error Code*\nAccessDenied",
-                "*Action*\nListUsers",
+                "*User*\n`mallory`",
+                "*Account*\n`prod (111122223333)`",
+                "*Region*\n`us-east-1`",
+                "*Time*\n`2024-06-02T20:16:32Z`",
+                "*Source IP*\n`203.0.113.7`",
+                "*Error Code*\n`AccessDenied`",
+                "*Action*\n`ListUsers`",
             ]
         );
         assert!(
             blocks[1]["text"]["text"]
                 .as_str()
                 .unwrap()
-                .starts_with("*Error Message*\n>User: arn:aws:iam::111122223333:user/mallory")
+                .starts_with("*Error Message*\n```User: arn:aws:iam::111122223333:user/mallory")
         );
         assert_eq!(
             blocks[2]["text"]["text"],
@@ -225,7 +294,7 @@ mod tests {
         );
         assert_eq!(
             blocks[3]["elements"][0]["text"],
-            "Source: iam.amazonaws.com  ·  User Account ID: prod (111122223333)  ·  User ARN: arn:aws:iam::111122223333:user/mallory  ·  Event ID: 57b719ad-f2fa-4d18-bd84-000000000001"
+            "*Source*: `iam.amazonaws.com`  ·  *User Account ID*: `prod (111122223333)`  ·  *User ARN*: `arn:aws:iam::111122223333:user/mallory`  ·  *Event ID*: `57b719ad-f2fa-4d18-bd84-000000000001`"
         );
         assert_eq!(
             blocks[4]["elements"][0]["text"]["text"],

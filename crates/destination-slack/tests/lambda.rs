@@ -1200,7 +1200,7 @@ async fn accounts_are_shown_by_name_and_the_text_stays_the_originals() {
     );
     let blocks = body["blocks"].to_string();
     assert!(
-        blocks.contains(&format!("*Account*\\nprod ({account})")),
+        blocks.contains(&format!("*Account*\\n`prod ({account})`")),
         "{blocks}"
     );
     let text = body["text"].as_str().unwrap();
@@ -1477,8 +1477,8 @@ async fn accounts_are_named_as_the_organisation_names_them_unless_named_here() {
             let body = request.body_json();
             block_kit::assert_valid(&body);
             let blocks = body["blocks"].to_string();
-            let at = blocks.find("*Account*\\n").expect("an Account fact") + "*Account*\\n".len();
-            blocks[at..].split('"').next().unwrap().to_owned()
+            let at = blocks.find("*Account*\\n`").expect("an Account fact") + "*Account*\\n`".len();
+            blocks[at..].split('`').next().unwrap().to_owned()
         })
         .collect();
     assert_eq!(
@@ -1510,7 +1510,7 @@ async fn a_failed_organisation_lookup_is_logged_and_posts_go_on_with_ids() {
     assert_eq!(answer, json!({"batchItemFailures": []}));
     let posts = destination.sink.requests();
     assert_eq!(posts.len(), 1);
-    assert!(posts[0].body_text().contains("*Account*\\n111122223333"));
+    assert!(posts[0].body_text().contains("*Account*\\n`111122223333`"));
     let output = destination.finish();
     assert!(
         output.contains("could not look up the organisation's account names")

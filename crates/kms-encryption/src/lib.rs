@@ -37,18 +37,35 @@ pub struct Answered {
     pub physical_resource_id: String,
 }
 
-/// Where answers may go: CloudFormation's pre-signed S3 URLs (https, an `amazonaws.com` host),
-/// or, for a local test world, the prefixes `ALLOWED_RESPONSE_URL_PREFIXES` lists.
+/// Where answers may go, and for which stack. In AWS: CloudFormation's own response bucket of
+/// this function's region (`cloudformation-custom-resource-response-<region>`, https, its own
+/// key naming the stack), for this stack's requests only; so a direct invoke cannot make the
+/// function encrypt for someone else, or send a ciphertext to a bucket of theirs. For a local
+/// test world: the prefixes `ALLOWED_RESPONSE_URL_PREFIXES` lists.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
     response_url_prefixes: Vec<String>,
+    /// `AWS_REGION`: the region whose response bucket answers go to.
+    region: String,
+    /// `STACK_ID`: the stack whose requests are answered; any other's are refused.
+    stack_id: Option<String>,
 }
 
 impl Config {
     pub fn from_env() -> Config {
-        Config::with_response_url_prefixes(
-            &std::env::var("ALLOWED_RESPONSE_URL_PREFIXES").unwrap_or_default(),
-        )
+        let get = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .map(|value| value.trim().to_owned())
+                .filter(|value| !value.is_empty())
+        };
+        Config {
+            region: get("AWS_REGION").unwrap_or_default(),
+            stack_id: get("STACK_ID"),
+            ..Config::with_response_url_prefixes(
+                &get("ALLOWED_RESPONSE_URL_PREFIXES").unwrap_or_default(),
+            )
+        }
     }
 
     /// Answers go only to URLs starting with one of these (comma-separated); none: AWS's.
@@ -60,7 +77,15 @@ impl Config {
                 .filter(|prefix| !prefix.is_empty())
                 .map(str::to_owned)
                 .collect(),
+            ..Config::default()
         }
+    }
+
+    /// The same, for this region and stack.
+    pub fn for_stack(mut self, region: &str, stack_id: Option<&str>) -> Config {
+        self.region = region.to_owned();
+        self.stack_id = stack_id.map(str::to_owned);
+        self
     }
 
     /// Whether an answer may be sent to `url`: nothing else ever receives the ciphertext.
@@ -74,12 +99,51 @@ impl Config {
         let Ok(url) = reqwest::Url::parse(url) else {
             return false;
         };
+        if url.scheme() != "https"
+            || !url.username().is_empty()
+            || url.password().is_some()
+            || url.port().is_some_and(|port| port != 443)
+        {
+            return false;
+        }
+        let region = self.region.as_str();
+        if region.is_empty()
+            || !region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return false;
+        }
+        let bucket = format!(
+            "cloudformation-custom-resource-response-{}",
+            region.replace('-', "")
+        );
+        let suffix = if region.starts_with("cn-") {
+            "amazonaws.com.cn"
+        } else {
+            "amazonaws.com"
+        };
         let host = url.host_str().unwrap_or_default();
-        url.scheme() == "https"
-            && url.username().is_empty()
-            && url.password().is_none()
-            && url.port().is_none_or(|port| port == 443)
-            && (host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn"))
+        let allowed = [
+            format!("{bucket}.s3.{suffix}"),
+            format!("{bucket}.s3.{region}.{suffix}"),
+            format!("{bucket}.s3-{region}.{suffix}"),
+        ];
+        if !allowed.iter().any(|name| name == host) {
+            return false;
+        }
+        // The object's key names the stack and the resource: `<stack ARN>|<resource>|<request>`.
+        match &self.stack_id {
+            Some(stack) => percent_decoded(url.path())
+                .strip_prefix('/')
+                .is_some_and(|key| key.starts_with(&format!("{stack}|"))),
+            None => true,
+        }
+    }
+
+    /// Whether the request is this stack's (when the function knows its stack).
+    pub fn serves_stack(&self, stack_id: &str) -> bool {
+        self.stack_id.as_deref().is_none_or(|own| own == stack_id)
     }
 
     /// A client that follows no redirect: the answer goes to the URL given, or nowhere.
@@ -91,14 +155,42 @@ impl Config {
     }
 }
 
+/// `%3A` as `:` and so on, as S3 keys are written in URLs.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let hex = |at: usize| {
+            bytes
+                .get(at)
+                .and_then(|byte| (*byte as char).to_digit(16))
+                .map(|digit| digit as u8)
+        };
+        match (bytes[index], hex(index + 1), hex(index + 2)) {
+            (b'%', Some(high), Some(low)) => {
+                out.push(high << 4 | low);
+                index += 3;
+            }
+            (byte, _, _) => {
+                out.push(byte);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CustomResourceError {
     #[error("the request has no ResponseURL, so it cannot be answered")]
     NoResponseUrl,
     #[error(
-        "the ResponseURL is not CloudFormation's (an https URL of an amazonaws.com host), so nothing was answered"
+        "the ResponseURL is not CloudFormation's response bucket of this region for this stack, so nothing was answered"
     )]
     ResponseUrlRefused,
+    #[error("the request is not this stack's, so nothing was answered")]
+    StackRefused,
     #[error("could not deliver the answer to the ResponseURL after {PUT_ATTEMPTS} tries: {0}")]
     AnswerNotDelivered(String),
 }
@@ -133,6 +225,13 @@ pub async fn handle(
         .to_owned();
     if !config.allows_response_url(&response_url) {
         return Err(CustomResourceError::ResponseUrlRefused);
+    }
+    let stack = request
+        .get("StackId")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if !config.serves_stack(stack) {
+        return Err(CustomResourceError::StackRefused);
     }
     let text = |key: &str| {
         request
@@ -286,26 +385,49 @@ mod tests {
     }
 
     #[test]
-    fn answers_go_to_cloudformations_urls_only() {
-        let aws = Config::default();
-        for url in [
-            "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/arn%3A...?X-Amz-Signature=x",
-            "https://cloudformation-custom-resource-response-euwest1.s3.eu-west-1.amazonaws.com/a",
-            "https://cloudformation-custom-resource-response-cnnorth1.s3.cn-north-1.amazonaws.com.cn/a",
+    fn answers_go_to_cloudformations_bucket_of_this_region_for_this_stack_only() {
+        let stack = "arn:aws:cloudformation:eu-west-1:111122223333:stack/ids/5b4f3a10-0000-11ef-8000-0a1b2c3d4e5f";
+        let key = "arn%3Aaws%3Acloudformation%3Aeu-west-1%3A111122223333%3Astack/ids/5b4f3a10-0000-11ef-8000-0a1b2c3d4e5f%7CEncryptedSlackWebhookURL%7Crequest-1";
+        let aws = Config::default().for_stack("eu-west-1", Some(stack));
+        for host in [
+            "cloudformation-custom-resource-response-euwest1.s3.amazonaws.com",
+            "cloudformation-custom-resource-response-euwest1.s3.eu-west-1.amazonaws.com",
+            "cloudformation-custom-resource-response-euwest1.s3-eu-west-1.amazonaws.com",
         ] {
-            assert!(aws.allows_response_url(url), "{url}");
+            let url = format!("https://{host}/{key}?X-Amz-Signature=x");
+            assert!(aws.allows_response_url(&url), "{url}");
         }
+        let china = Config::default().for_stack("cn-north-1", None);
+        assert!(china.allows_response_url(
+            "https://cloudformation-custom-resource-response-cnnorth1.s3.cn-north-1.amazonaws.com.cn/a"
+        ));
         for url in [
-            "http://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/a",
-            "https://attacker.example/a",
-            "https://s3.amazonaws.com.attacker.example/a",
-            "https://user:pass@bucket.s3.amazonaws.com/a",
-            "https://bucket.s3.amazonaws.com:8443/a",
-            "https://127.0.0.1/a",
-            "not a url",
+            format!("http://cloudformation-custom-resource-response-euwest1.s3.amazonaws.com/{key}"),
+            // Another region's bucket: anyone may own a bucket of that name for a region that
+            // is not this one.
+            format!("https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/{key}"),
+            format!("https://cloudformation-custom-resource-response-euwest1x.s3.amazonaws.com/{key}"),
+            format!("https://attacker-bucket.s3.amazonaws.com/{key}"),
+            // Another stack's response (an attacker's own stack, say).
+            "https://cloudformation-custom-resource-response-euwest1.s3.amazonaws.com/arn%3Aaws%3Acloudformation%3Aeu-west-1%3A444455556666%3Astack/evil/1%7CR%7Cq".to_owned(),
+            "https://attacker.example/a".into(),
+            "https://s3.amazonaws.com.attacker.example/a".into(),
+            format!("https://user:pass@cloudformation-custom-resource-response-euwest1.s3.amazonaws.com/{key}"),
+            format!("https://cloudformation-custom-resource-response-euwest1.s3.amazonaws.com:8443/{key}"),
+            "not a url".into(),
         ] {
-            assert!(!aws.allows_response_url(url), "{url}");
+            assert!(!aws.allows_response_url(&url), "{url}");
         }
+        assert!(
+            aws.serves_stack(stack)
+                && !aws.serves_stack("arn:aws:cloudformation:eu-west-1:111122223333:stack/other/1")
+        );
+        assert!(
+            !Config::default().allows_response_url(&format!(
+                "https://cloudformation-custom-resource-response-euwest1.s3.amazonaws.com/{key}"
+            )),
+            "no region known: nowhere"
+        );
         let local =
             Config::with_response_url_prefixes("https://127.0.0.1:4443/, http://127.0.0.1:5000/");
         assert!(local.allows_response_url("http://127.0.0.1:5000/cfn"));

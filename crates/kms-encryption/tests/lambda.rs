@@ -17,6 +17,8 @@ const PLAIN_TEXT: &str =
 const SIGNATURE: &str = "SignatureSecret0123456789abcdef";
 /// The context the stack encrypts the webhook URL with.
 const CONTEXT: [(&str, &str); 1] = [("purpose", "activity-aware-ids/slack-webhook-url")];
+/// The stack of the requests test-world makes (its `cfn_request`).
+const STACK_ID: &str = "arn:aws:cloudformation:us-east-1:123456789012:stack/Activity-Aware-IDS-Dev/5b4f3a10-0000-11ef-8000-0a1b2c3d4e5f";
 const RESPONSE_PATH: &str = "/cfn-responses/arn%3Aaws%3Acloudformation%3Aus-east-1%3A123456789012%3Astack/Activity-Aware-IDS-Dev/request";
 
 struct Encryption {
@@ -43,6 +45,8 @@ impl Encryption {
             "ALLOWED_RESPONSE_URL_PREFIXES".to_owned(),
             sink.url("/cfn-responses/"),
         ));
+        // The stack it serves, as the template tells it.
+        env.push(("STACK_ID".to_owned(), STACK_ID.to_owned()));
         let process = LambdaProcess::spawn(BINARY, &api, env);
         Encryption {
             process,
@@ -300,6 +304,13 @@ async fn answers_go_nowhere_but_the_allowed_response_url() {
         error.error_message.contains("not CloudFormation's"),
         "{error}"
     );
+    assert_eq!(encryption.sink.requests().len(), before, "nothing was sent");
+    // Another stack's request (a direct invoke, to use the function as an encryption oracle)
+    // is refused at the allowed URL too: nothing is encrypted or answered.
+    let mut other = encryption.request("Create", &encryption.key.clone());
+    other["StackId"] = json!("arn:aws:cloudformation:us-east-1:123456789012:stack/attacker/0000");
+    let error = encryption.invoke(other).await.expect_err("refused");
+    assert!(error.error_message.contains("not this stack's"), "{error}");
     assert_eq!(encryption.sink.requests().len(), before, "nothing was sent");
     // A redirect from the allowed URL is answered by nobody else.
     encryption.sink.respond_with(vec![

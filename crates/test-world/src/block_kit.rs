@@ -252,6 +252,12 @@ fn check_text(at: &str, text: &Value, kinds: &[&str], max: usize, found: &mut Ve
         }
         None => found.push(format!("{at}: text object without a text string")),
     }
+    // Attacker text stays text: no mrkdwn object lets Slack link URLs or parse mentions.
+    if kind == "mrkdwn" && text.get("verbatim") != Some(&Value::Bool(true)) {
+        found.push(format!(
+            "{at}: a mrkdwn text object without \"verbatim\": true"
+        ));
+    }
     if let Some(keys) = text.as_object() {
         for key in keys.keys() {
             if !["type", "text", "emoji", "verbatim"].contains(&key.as_str()) {
