@@ -172,10 +172,28 @@ class Template(unittest.TestCase):
             self.assertGreaterEqual(props["MemorySize"], 128)
             self.assertEqual(self.template["Outputs"][camel(fn) + "FunctionName"]["Value"], ref(camel(fn) + "Lambda"))
 
-    def test_no_concurrency_is_reserved(self):
-        # A new account's concurrency quota can be 10, where any reservation fails the stack.
+    def test_the_sources_and_only_they_reserve_concurrency_and_their_throttles_are_alarmed(self):
+        # The sources keep instances of their own (the account's other functions cannot starve
+        # them), unless SourceReservedConcurrency is 0: a new account's concurrency quota can be
+        # 10, where any reservation fails the stack. Throttles, dropped events and late events
+        # (someone setting the concurrency to 0, or a minute's event age) are alarmed.
+        sources = ["SourceCloudtrailCloudwatchLogsLambda", "SourceEventbridgeLambda"]
         for name, function in self.of_type("AWS::Lambda::Function").items():
-            self.assertNotIn("ReservedConcurrentExecutions", function["Properties"], name)
+            reserved = function["Properties"].get("ReservedConcurrentExecutions")
+            if name in sources:
+                self.assertEqual(reserved, {"Fn::If": ["ReservesSourceConcurrency", ref("SourceReservedConcurrency"),
+                                                       ref("AWS::NoValue")]}, name)
+            else:
+                self.assertIsNone(reserved, name)
+        self.assertEqual(self.template["Parameters"]["SourceReservedConcurrency"]["MinValue"], 0)
+        alarms = self.of_type("AWS::CloudWatch::Alarm")
+        for source in sources:
+            prefix = source.removesuffix("Lambda")
+            for suffix, metric in [("Throttles", "Throttles"), ("EventsDropped", "AsyncEventsDropped"),
+                                   ("EventsDelayed", "AsyncEventAge")]:
+                alarm = alarms[prefix + suffix]["Properties"]
+                self.assertEqual((alarm["MetricName"], alarm["Dimensions"][0]["Value"], alarm["AlarmActions"]),
+                                 (metric, ref(source), [ref("OperationsTopic")]), suffix)
 
     def test_least_privilege(self):
         key = get_att("StackKey", "Arn")
@@ -305,7 +323,7 @@ class Template(unittest.TestCase):
                          sorted(failure_queues + ["DestinationSlackQueue", "DestinationSlackPriorityQueue",
                                                   "ResponseContainmentQueue"]
                                 + [prefix + "Queue" for prefix in OTHER_DESTINATIONS]))
-        self.assertEqual(watched("Errors"), sorted(camel(fn) + "Lambda" for fn in self.functions if fn != "kms-encryption"))
+        self.assertEqual(watched("Errors"), sorted(camel(fn) + "Lambda" for fn in self.functions))
         self.assertEqual(watched("DestinationDeliveryFailures"),
                          sorted(camel(fn) + "Lambda" for fn in ["source-cloudtrail-cloudwatch-logs", "source-eventbridge",
                                                                 "response-security-group"]))
@@ -435,7 +453,9 @@ class Template(unittest.TestCase):
         variables = self.props("DestinationSlackLambda")["Environment"]["Variables"]
         self.assertEqual(variables["SLACK_WEBHOOK_URL"], get_att("EncryptedSlackWebhookURL", "CipherText"))
         self.assertEqual(variables["ACCOUNT_NAMES"], ref("AccountNames"))
-        self.assertNotIn("Environment", self.props("KmsEncryptionLambda"))
+        # The custom resource knows its stack only: it answers that stack's requests alone.
+        self.assertEqual(self.props("KmsEncryptionLambda")["Environment"],
+                         {"Variables": {"STACK_ID": ref("AWS::StackId")}})
         # The plain webhook URL reaches nothing but the custom resource.
         uses = [name for name, r in self.resources.items() if json.dumps(ref("SlackWebhookURL")) in json.dumps(r)]
         self.assertEqual(uses, ["EncryptedSlackWebhookURL"])
