@@ -23,8 +23,9 @@ DEFAULT_EVENT="events/source-cloudtrail-cloudwatch-logs.json"
 VENV="$ROOT/.venv"
 REQUIREMENTS="$ROOT/requirements.txt"
 
-# The functions, as the template deploys them: each `Code: ../dist/<crate>/<crate>.zip`.
-mapfile -t FUNCTIONS < <(sed -n 's#^ *Code: \.\./dist/\([a-z0-9-]*\)/\1\.zip$#\1#p' "$TEMPLATE")
+# The functions, as the template deploys them: each `Code: ../dist/<crate>/<crate>.zip`, once
+# (the operations relay runs the Slack function's code).
+mapfile -t FUNCTIONS < <(sed -n 's#^ *Code: \.\./dist/\([a-z0-9-]*\)/\1\.zip$#\1#p' "$TEMPLATE" | awk '!seen[$0]++')
 
 # Exit codes.
 E_FAILED=1    # a build, test or AWS call failed

@@ -232,6 +232,10 @@ def rules_text(catalogue):
         description = "; ".join(titles[d] for d in rule["detections"])
         if len(description) > 480:
             description = description[:477] + "..."
+        # Self-protection is also told to the operations topic, which shares neither the stack's
+        # topic nor its key: what it reports cut does not stop it being told.
+        operations = ["        - Id: OperationsTopic",
+                      "          Arn: !Ref OperationsTopic"] if family["name"] == "SelfProtection" else []
         lines += [f"  {rule['name']}:",
                   "    Type: AWS::Events::Rule",
                   f"    Condition: {condition(family)}",
@@ -251,6 +255,7 @@ def rules_text(catalogue):
                   "          Arn: !GetAtt SourceEventbridgeLambda.Arn",
                   "          DeadLetterConfig:",
                   "            Arn: !GetAtt SourceEventbridgeFailureQueue.Arn",
+                  *operations,
                   "",
                   f"  {rule['name']}Permission:",
                   "    Type: AWS::Lambda::Permission",
@@ -291,21 +296,42 @@ def event_names(pattern):
     return names
 
 
+def answer_text(answer):
+    """One public rule or technique a detection answers, as the table shows it: ATT&CK ids bare,
+    Sigma ids by their first eight characters, Stratus techniques without `aws.`."""
+    kind, _, rest = answer.partition(" ")
+    if kind == "ATT&CK":
+        return rest
+    if kind == "Sigma":
+        return f"Sigma {rest[:8]}"
+    if kind == "Stratus":
+        return f"Stratus {rest.removeprefix('aws.')}"
+    return answer
+
+
+def answers_text(answers, most=6):
+    shown = [answer_text(a) for a in answers]
+    if len(shown) > most:
+        return "; ".join(shown[:most]) + f" and {len(shown) - most} more"
+    return "; ".join(shown)
+
+
 def readme_text(catalogue):
     families = {f["name"]: f for f in catalogue["families"]}
-    lines = ["| Detection | Severity | ATT&CK | Calls | Why it matters | Noise to expect |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| Detection | Severity | ATT&CK | Answers | Calls | Why it matters | Noise to expect |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     current = None
     for d in catalogue["detections"]:
         family = families[d["family"]]
         if d["family"] != current:
             current = d["family"]
-            lines.append(f"| **{family['parameter']}** | | | | {family['description']} | |")
+            lines.append(f"| **{family['parameter']}** | | | | | {family['description']} | |")
         names = event_names(d["pattern"])
         calls = ", ".join(names) if names else "(any)"
         if len(calls) > 160:
             calls = ", ".join(names[:6]) + f" and {len(names) - 6} more"
-        cells = [f"`{d['id']}`: {d['title']}", d["severity"], d["tactic"], calls, d["why"], d["noise"]]
+        cells = [f"`{d['id']}`: {d['title']}", d["severity"], d["tactic"], answers_text(d.get("answers", [])), calls,
+                 d["why"], d["noise"]]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return lines
 

@@ -79,7 +79,8 @@ def functions_in(template):
             match = re.fullmatch(r"\.\./dist/([a-z0-9-]+)/\1\.zip", resource["Properties"]["Code"])
             assert match, resource["Properties"]["Code"]
             found.append(match.group(1))
-    return sorted(found)
+    # Each crate once: the operations relay runs the Slack function's code.
+    return sorted(set(found))
 
 
 class Template(unittest.TestCase):
@@ -171,6 +172,11 @@ class Template(unittest.TestCase):
             self.assertNotIn("FunctionName", props, "a fixed name would cap the stack name's length")
             self.assertGreaterEqual(props["MemorySize"], 128)
             self.assertEqual(self.template["Outputs"][camel(fn) + "FunctionName"]["Value"], ref(camel(fn) + "Lambda"))
+        # The one function that is no crate of its own: the Slack function's code as the relay.
+        others = sorted(set(functions) - {camel(fn) + "Lambda" for fn in self.functions})
+        self.assertEqual(others, ["OperationsRelayLambda"])
+        self.assertEqual(functions["OperationsRelayLambda"]["Properties"]["Code"],
+                         "../dist/destination-slack/destination-slack.zip")
 
     def test_the_sources_and_only_they_reserve_concurrency_and_their_throttles_are_alarmed(self):
         # The sources keep instances of their own (the account's other functions cannot starve
@@ -223,7 +229,13 @@ class Template(unittest.TestCase):
         # Reading the organisation's account names only when asked for.
         self.expect_statements("DestinationSlackRole", destination + [("organizations:ListAccounts", "*", None)],
                                conditions_on={"AccountNamesFromOrganizationsOn"})
-        self.expect_statements("KmsEncryptionRole", [("kms:Encrypt", key, None)] + logs("KmsEncryption"))
+        self.expect_statements("KmsEncryptionRole", [("kms:Encrypt", [key, get_att("OperationsKey", "Arn")], None)]
+                               + logs("KmsEncryption"))
+        # The operations relay decrypts its own webhook with the operations key, and nothing else.
+        self.expect_statements("OperationsRelayRole", [
+            ("kms:Decrypt", get_att("OperationsKey", "Arn"),
+             {"StringEquals": {"kms:EncryptionContext:purpose": "activity-aware-ids/operations-slack-webhook-url"}}),
+            ("sqs:SendMessage", get_att("OperationsRelayFailureQueue", "Arn"), None)] + logs("OperationsRelay"))
         # The open-port response describes groups and their rules, and revokes only when asked.
         responder = [
             ("ec2:DescribeSecurityGroups", "*", None), ("ec2:DescribeSecurityGroupRules", "*", None),
@@ -317,13 +329,14 @@ class Template(unittest.TestCase):
                           for a in alarms.values() if a["Properties"]["MetricName"] == metric)
 
         failure_queues = sorted(n for n in self.of_type("AWS::SQS::Queue") if n.endswith("FailureQueue"))
-        self.assertEqual(len(failure_queues), 8)
+        self.assertEqual(len(failure_queues), 9)
         self.assertEqual(watched("ApproximateNumberOfMessagesVisible"), failure_queues)
         self.assertEqual(watched("ApproximateAgeOfOldestMessage"),
                          sorted(failure_queues + ["DestinationSlackQueue", "DestinationSlackPriorityQueue",
                                                   "ResponseContainmentQueue"]
                                 + [prefix + "Queue" for prefix in OTHER_DESTINATIONS]))
-        self.assertEqual(watched("Errors"), sorted(camel(fn) + "Lambda" for fn in self.functions))
+        self.assertEqual(watched("Errors"), sorted([camel(fn) + "Lambda" for fn in self.functions]
+                                                   + ["OperationsRelayLambda"]))
         self.assertEqual(watched("DestinationDeliveryFailures"),
                          sorted(camel(fn) + "Lambda" for fn in ["source-cloudtrail-cloudwatch-logs", "source-eventbridge",
                                                                 "response-security-group"]))
@@ -359,9 +372,21 @@ class Template(unittest.TestCase):
         self.assertEqual(missing["DatapointsToAlarm"], missing["EvaluationPeriods"])
         # The operations topic works when the stack key does not.
         self.assertNotIn("KmsMasterKeyId", self.props("OperationsTopic"))
-        [allow, tls] = self.props("OperationsTopicPolicy")["PolicyDocument"]["Statement"]
-        self.assertEqual(allow["Principal"], {"Service": "cloudwatch.amazonaws.com"})
+        [alarms_publish, rules_publish, nobody_else, tls] = self.props("OperationsTopicPolicy")["PolicyDocument"]["Statement"]
+        self.assertEqual(alarms_publish["Principal"], {"Service": "cloudwatch.amazonaws.com"})
+        self.assertEqual((rules_publish["Principal"], rules_publish["Condition"]), (
+            {"Service": "events.amazonaws.com"},
+            {"ArnLike": {"aws:SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/${AWS::StackName}-*"}}}))
+        # Nobody else publishes to it: no forged "OK", no flood to bury an alarm.
+        self.assertEqual((nobody_else["Effect"], nobody_else["Principal"], nobody_else["Action"], nobody_else["Condition"]), (
+            "Deny", "*", "sns:Publish",
+            {"StringNotEquals": {"aws:PrincipalServiceName": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]}}))
         self.assertEqual(tls["Condition"], {"Bool": {"aws:SecureTransport": "false"}})
+        # It has a subscriber by default: the relay, which posts to Slack with a key of its own.
+        relay = self.props("OperationsRelaySubscription")
+        self.assertEqual((relay["TopicArn"], relay["Protocol"], relay["Endpoint"]),
+                         (ref("OperationsTopic"), "lambda", get_att("OperationsRelayLambda", "Arn")))
+        self.assertNotIn("Condition", self.resources["OperationsRelaySubscription"])
         email = self.resources["OperationsEmailSubscription"]
         self.assertEqual((email["Condition"], email["Properties"]["Protocol"]), ("HasOperationsEmail", "email"))
         self.assertEqual(self.template["Parameters"]["OperationsEmail"]["Default"], "")
@@ -415,7 +440,12 @@ class Template(unittest.TestCase):
         queues = self.of_type("AWS::SQS::Queue")
         self.assertGreaterEqual(len(queues), 3)
         for name in queues:
-            self.assertEqual(self.props(name)["KmsMasterKeyId"], get_att("StackKey", "Arn"), name)
+            if name == "OperationsRelayFailureQueue":
+                # The operations path shares no key with what it watches: SQS's own key.
+                self.assertEqual(self.props(name)["SqsManagedSseEnabled"], True)
+                self.assertNotIn("KmsMasterKeyId", self.props(name))
+            else:
+                self.assertEqual(self.props(name)["KmsMasterKeyId"], get_att("StackKey", "Arn"), name)
             self.assertEqual(self.props(name)["MessageRetentionPeriod"], 1209600, name)
         # The key is named one way everywhere: its ARN.
         with open(TEMPLATE, encoding="utf-8") as f:
@@ -458,7 +488,25 @@ class Template(unittest.TestCase):
                          {"Variables": {"STACK_ID": ref("AWS::StackId")}})
         # The plain webhook URL reaches nothing but the custom resource.
         uses = [name for name, r in self.resources.items() if json.dumps(ref("SlackWebhookURL")) in json.dumps(r)]
-        self.assertEqual(uses, ["EncryptedSlackWebhookURL"])
+        self.assertEqual(sorted(uses), ["EncryptedOperationsSlackWebhookURL", "EncryptedSlackWebhookURL"])
+        # The operations relay's copy: the operations key, a purpose of its own.
+        self.assertEqual(self.props("EncryptedOperationsSlackWebhookURL"), {
+            "ServiceToken": get_att("KmsEncryptionLambda", "Arn"), "ServiceTimeout": 300,
+            "KeyId": get_att("OperationsKey", "Arn"), "PlainText": ref("SlackWebhookURL"),
+            "EncryptionContext": {"purpose": self.webhook_purpose("OPERATIONS_WEBHOOK_ENCRYPTION_CONTEXT")}})
+        relay = self.props("OperationsRelayLambda")["Environment"]["Variables"]
+        self.assertEqual((relay["OPERATIONS_RELAY"], relay["SLACK_WEBHOOK_URL"]),
+                         ("true", get_att("EncryptedOperationsSlackWebhookURL", "CipherText")))
+        # Only the destinations' roles may decrypt a secret, whatever else a principal may do.
+        for key in ["StackKey", "OperationsKey"]:
+            [deny] = [s for s in self.props(key)["KeyPolicy"]["Statement"] if s["Effect"] == "Deny"]
+            self.assertEqual(deny["Condition"], {
+                "StringLike": {"kms:EncryptionContext:purpose": "activity-aware-ids/*"},
+                "StringNotEquals": {"aws:PrincipalTag/ActivityAwareIdsSecrets": ref("AWS::StackName")}}, key)
+        readers = sorted(name for name, role in self.of_type("AWS::IAM::Role").items()
+                         if {"Key": "ActivityAwareIdsSecrets", "Value": ref("AWS::StackName")} in role["Properties"].get("Tags", []))
+        self.assertEqual(readers, ["DestinationPagerdutyRole", "DestinationSlackRole", "DestinationTeamsRole",
+                                   "OperationsRelayRole"])
 
     def test_webhook_routes_are_encrypted_for_a_purpose_of_their_own_when_given(self):
         parameter = self.template["Parameters"]["SlackWebhookRoutes"]
@@ -548,8 +596,8 @@ class Template(unittest.TestCase):
 
     def test_every_asynchronously_invoked_function_keeps_its_failures(self):
         configs = self.of_type("AWS::Lambda::EventInvokeConfig")
-        self.assertEqual(sorted(configs), ["ResponseSecurityGroupInvokeConfig", "SourceCloudtrailCloudwatchLogsInvokeConfig",
-                                           "SourceEventbridgeInvokeConfig"])
+        self.assertEqual(sorted(configs), ["OperationsRelayInvokeConfig", "ResponseSecurityGroupInvokeConfig",
+                                           "SourceCloudtrailCloudwatchLogsInvokeConfig", "SourceEventbridgeInvokeConfig"])
         for name, config in configs.items():
             fn = name.replace("InvokeConfig", "")
             props = config["Properties"]
@@ -614,9 +662,13 @@ class Template(unittest.TestCase):
         self.assert_only_the_topic_sends_and_only_the_reader_reads(
             "DestinationSlackQueuePolicy",
             [get_att("DestinationSlackQueue", "Arn"), get_att("DestinationSlackPriorityQueue", "Arn")], "DestinationSlackRole")
-        # No function is invoked by the topic itself any more.
-        principals = [p["Properties"]["Principal"] for p in self.of_type("AWS::Lambda::Permission").values()]
-        self.assertNotIn("sns.amazonaws.com", principals)
+        # No function is invoked by the alert topic itself: only the operations relay, by the
+        # operations topic.
+        by_sns = {name: p["Properties"] for name, p in self.of_type("AWS::Lambda::Permission").items()
+                  if p["Properties"]["Principal"] == "sns.amazonaws.com"}
+        self.assertEqual(by_sns, {"OperationsRelayPermission": {
+            "FunctionName": get_att("OperationsRelayLambda", "Arn"), "Action": "lambda:InvokeFunction",
+            "Principal": "sns.amazonaws.com", "SourceArn": ref("OperationsTopic")}})
 
     def test_the_priority_lane_is_small_quick_and_kept(self):
         props = self.props("DestinationSlackPriorityEventSourceMapping")
@@ -1043,7 +1095,11 @@ class Template(unittest.TestCase):
         responders = {"OpenSecurityGroupResponseRule": "ResponseSecurityGroup"}
         for name, rule in rules.items():
             function = responders.get(name, "SourceEventbridge")
-            [target] = rule["Properties"]["Targets"]
+            target, *others = rule["Properties"]["Targets"]
+            # Self-protection is told on the operations path too, which shares neither the
+            # topic nor the key it reports cut.
+            self.assertEqual(others, [{"Id": "OperationsTopic", "Arn": ref("OperationsTopic")}]
+                             if name.startswith("SelfProtection") else [], name)
             self.assertEqual(target["Arn"], get_att(function + "Lambda", "Arn"), name)
             self.assertEqual(target["DeadLetterConfig"], {"Arn": get_att(function + "FailureQueue", "Arn")}, name)
             permission = self.resources[name + "Permission"]

@@ -23,8 +23,9 @@ pub use body::{
 };
 pub use routes::{WebhookRoutes, Webhooks};
 pub use webhook::{
-    SERVICE, SlackError, SlackWebhook, WEBHOOK_ENCRYPTION_CONTEXT, WEBHOOK_ROUTES,
-    WEBHOOK_ROUTES_ENCRYPTION_CONTEXT, WEBHOOK_URL, WebhookUrl, decrypt_webhook_url,
+    OPERATIONS_WEBHOOK_ENCRYPTION_CONTEXT, OPERATIONS_WEBHOOK_URL, SERVICE, SlackError,
+    SlackWebhook, WEBHOOK_ENCRYPTION_CONTEXT, WEBHOOK_ROUTES, WEBHOOK_ROUTES_ENCRYPTION_CONTEXT,
+    WEBHOOK_URL, WebhookUrl, decrypt_webhook_url,
 };
 
 use activity_aware_delivery::{
@@ -59,6 +60,10 @@ pub struct Config {
     pub organization_names: bool,
     /// MINIMUM_SEVERITY: Messages below it are not posted (default: every one).
     pub minimum_severity: Severity,
+    /// OPERATIONS_RELAY: this is the operations relay, subscribed to the operations topic: it
+    /// reads CloudWatch's alarm notifications and the self-protection rules' events as well as
+    /// Messages, and its webhook is encrypted with the operations key for its own purpose.
+    pub operations: bool,
 }
 
 impl Config {
@@ -72,6 +77,7 @@ impl Config {
             accounts,
             organization_names: flag_from_env("ACCOUNT_NAMES_FROM_ORGANIZATIONS")?,
             minimum_severity: activity_aware_delivery::minimum_severity_from_env(Severity::Info)?,
+            operations: flag_from_env("OPERATIONS_RELAY")?,
         })
     }
 }
@@ -97,6 +103,10 @@ pub struct Destination {
     minimum_severity: Severity,
     accounts: AccountDirectory,
     webhooks: OnceCell<Webhooks>,
+    /// Which purpose the webhook is encrypted for (the operations relay's is its own).
+    webhook_secret: activity_aware_delivery::Secret,
+    /// As the operations relay: the catalogue that reads the events it is sent.
+    operations: Option<source_eventbridge::Detector>,
 }
 
 impl Destination {
@@ -116,7 +126,18 @@ impl Destination {
             minimum_severity: Severity::Info,
             accounts: AccountDirectory::default(),
             webhooks: OnceCell::new(),
+            webhook_secret: WEBHOOK_URL,
+            operations: None,
         }
+    }
+
+    /// The operations relay: its webhook encrypted for its own purpose, and what reaches the
+    /// operations topic (alarm notifications, self-protection events) read as Messages with
+    /// this catalogue.
+    pub fn as_operations_relay(mut self, detector: source_eventbridge::Detector) -> Self {
+        self.webhook_secret = OPERATIONS_WEBHOOK_URL;
+        self.operations = Some(detector);
+        self
     }
 
     /// The destination a [`Config`] describes, with the clients `main` built once: KMS,
@@ -165,7 +186,9 @@ impl Destination {
     async fn webhooks(&self) -> Result<&Webhooks, ConfigError> {
         self.webhooks
             .get_or_try_init(|| async {
-                let url = decrypt_webhook_url(&self.kms, &self.encrypted_webhook_url).await?;
+                let url =
+                    decrypt_webhook_url(&self.kms, self.webhook_secret, &self.encrypted_webhook_url)
+                        .await?;
                 let (routes, notice) = match self.webhook_routes().await {
                     Ok(routes) => (routes, None),
                     Err(error) => {
@@ -200,8 +223,19 @@ impl Destination {
     /// failure fails the invocation, so Lambda retries it.
     pub async fn handle(
         &self,
-        event: LambdaEvent<DestinationEvent>,
+        mut event: LambdaEvent<DestinationEvent>,
     ) -> Result<Answer, DestinationError> {
+        if let (Some(detector), DestinationEvent::Sns(sns)) = (&self.operations, &mut event.payload)
+        {
+            for record in &mut sns.records {
+                if let Some(message) = source_eventbridge::operations::operations_message(
+                    &record.sns.message,
+                    detector,
+                ) {
+                    record.sns.message = message;
+                }
+            }
+        }
         handle_event(event, self.minimum_severity, |deadline| async move {
             let webhooks = self.webhooks().await?;
             webhooks.post_notice(deadline).await;

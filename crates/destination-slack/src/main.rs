@@ -13,12 +13,16 @@ async fn main() -> Result<(), Error> {
     let organizations = config
         .organization_names
         .then(|| aws_sdk_organizations::Client::new(&aws));
-    let destination = Destination::from_config(
+    let operations = config.operations;
+    let mut destination = Destination::from_config(
         config,
         aws_sdk_kms::Client::new(&aws),
         organizations,
         activity_aware_delivery::http_client(),
     );
+    if operations {
+        destination = destination.as_operations_relay(source_eventbridge::Detector::from_env()?);
+    }
     lambda_runtime::run(service_fn(|event: LambdaEvent<DestinationEvent>| {
         destination.handle(event)
     }))

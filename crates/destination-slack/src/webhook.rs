@@ -24,6 +24,14 @@ pub const WEBHOOK_URL: Secret = Secret {
     holds: "the webhook URL",
 };
 
+/// SLACK_WEBHOOK_URL of the operations relay: the same webhook, encrypted with the operations
+/// key for a purpose of its own, so that the health path shares no key with what it watches.
+pub const OPERATIONS_WEBHOOK_URL: Secret = Secret {
+    variable: "SLACK_WEBHOOK_URL",
+    purpose: "activity-aware-ids/operations-slack-webhook-url",
+    holds: "the webhook URL",
+};
+
 /// SLACK_WEBHOOK_ROUTES: webhooks of their own for some accounts and channels.
 pub const WEBHOOK_ROUTES: Secret = Secret {
     variable: "SLACK_WEBHOOK_ROUTES",
@@ -33,6 +41,10 @@ pub const WEBHOOK_ROUTES: Secret = Secret {
 
 /// The encryption context of the stack's webhook URL.
 pub const WEBHOOK_ENCRYPTION_CONTEXT: [(&str, &str); 1] = WEBHOOK_URL.encryption_context();
+
+/// The encryption context of the operations relay's webhook URL.
+pub const OPERATIONS_WEBHOOK_ENCRYPTION_CONTEXT: [(&str, &str); 1] =
+    OPERATIONS_WEBHOOK_URL.encryption_context();
 
 /// The encryption context of the routes to webhooks of their own.
 pub const WEBHOOK_ROUTES_ENCRYPTION_CONTEXT: [(&str, &str); 1] =
@@ -48,12 +60,14 @@ pub fn slack_webhook(
     Endpoint::new(SERVICE, http, url, policy, pace)
 }
 
-/// Decrypts the webhook URL held, KMS-encrypted and base64-encoded, in SLACK_WEBHOOK_URL.
+/// Decrypts the webhook URL held, KMS-encrypted and base64-encoded, in SLACK_WEBHOOK_URL (for
+/// the purpose of `secret`: the stack's webhook, or the operations relay's).
 pub async fn decrypt_webhook_url(
     kms: &aws_sdk_kms::Client,
+    secret: Secret,
     ciphertext_base64: &str,
 ) -> Result<WebhookUrl, ConfigError> {
-    decrypt_secret_url(kms, WEBHOOK_URL, ciphertext_base64).await
+    decrypt_secret_url(kms, secret, ciphertext_base64).await
 }
 
 #[cfg(test)]

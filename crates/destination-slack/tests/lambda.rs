@@ -1575,6 +1575,7 @@ async fn the_handler_in_process_posts_one_digest_a_principal_and_fails_an_unread
         accounts: AccountNames::default(),
         organization_names: false,
         minimum_severity: activity_aware_message::Severity::Info,
+        operations: false,
     };
     let kms = aws_sdk_kms::Client::new(&moto.sdk_config().await);
     let slack =
@@ -1626,4 +1627,89 @@ async fn the_handler_in_process_posts_one_digest_a_principal_and_fails_an_unread
         "the event is neither an SQS batch nor an SNS event: it has no Records array"
     );
     assert_eq!(sink.accepted().len(), 2);
+}
+
+/// The operations relay: subscribed to the operations topic, which the stack's key does not
+/// encrypt, it posts CloudWatch's alarm notifications and the self-protection rules' raw events
+/// with a webhook encrypted for its own purpose (with the operations key, in the stack): the
+/// path that still tells when the topic, its queues or the stack key are cut.
+#[tokio::test]
+async fn the_operations_relay_posts_alarms_and_self_protection_events_with_its_own_secret() {
+    use destination_slack::{Config, OPERATIONS_WEBHOOK_URL, PaceLimit, layout::AccountNames};
+    use lambda_runtime::{Context, LambdaEvent};
+
+    let moto = MotoServer::start();
+    let sink = SlackSink::start();
+    let key = moto.create_kms_key().await;
+    let relay = |context: [(&'static str, &'static str); 1]| {
+        let moto = &moto;
+        let sink = &sink;
+        let key = key.clone();
+        async move {
+            let config = Config {
+                encrypted_webhook_url: moto.kms_encrypt(&key, &sink.webhook_url(), &context).await,
+                encrypted_webhook_routes: String::new(),
+                pace: PaceLimit::default(),
+                accounts: AccountNames::default(),
+                organization_names: false,
+                minimum_severity: activity_aware_message::Severity::Info,
+                operations: true,
+            };
+            let kms = aws_sdk_kms::Client::new(&moto.sdk_config().await);
+            destination_slack::Destination::from_config(config, kms, None, sink.trusting_client())
+                .as_operations_relay(source_eventbridge::Detector::default())
+        }
+    };
+    let alarm = json!({
+        "AlarmName": "ids-SourceEventbridgeThrottles", "AlarmDescription": "The EventBridge source was throttled.",
+        "NewStateValue": "ALARM", "NewStateReason": "Threshold Crossed", "StateChangeTime": "2026-12-03T10:00:00.000+0000",
+        "OldStateValue": "OK", "AlarmArn": "arn:aws:cloudwatch:us-east-1:111122223333:alarm:ids-SourceEventbridgeThrottles"
+    });
+    let stopped = json!({"version": "0", "id": "1", "detail-type": "AWS API Call via CloudTrail", "source": "aws.cloudtrail",
+        "account": "111122223333", "time": "2026-12-03T10:00:00Z", "region": "us-east-1", "resources": [],
+        "detail": {"eventSource": "cloudtrail.amazonaws.com", "eventName": "StopLogging", "awsRegion": "us-east-1",
+            "eventTime": "2026-12-03T10:00:00Z", "requestParameters": {"name": "main"},
+            "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/mallory", "accountId": "111122223333"}}});
+    let event = || -> destination_slack::DestinationEvent {
+        events::sns_event(&[alarm.to_string(), stopped.to_string()]).into()
+    };
+    // The stack's own webhook ciphertext (the Slack function's purpose) is no use to it.
+    let wrong = relay(WEBHOOK_ENCRYPTION_CONTEXT).await;
+    assert!(
+        wrong
+            .handle(LambdaEvent::new(event(), Context::default()))
+            .await
+            .is_err()
+    );
+    assert_eq!(sink.accepted().len(), 0);
+    let relay = relay(OPERATIONS_WEBHOOK_URL.encryption_context()).await;
+    relay
+        .handle(LambdaEvent::new(event(), Context::default()))
+        .await
+        .expect("posted");
+    let posts = sink.accepted();
+    assert_eq!(posts.len(), 2);
+    let headers: Vec<String> = posts
+        .iter()
+        .map(|post| {
+            let body = post.body_json();
+            block_kit::assert_valid(&body);
+            body["blocks"][0]["text"]["text"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert!(
+        headers
+            .iter()
+            .any(|h| h.starts_with("[Critical] CloudTrail logging stopped")),
+        "{headers:?}"
+    );
+    assert!(
+        headers
+            .iter()
+            .any(|h| h.contains("ids-SourceEventbridgeThrottles")),
+        "{headers:?}"
+    );
 }

@@ -12,6 +12,7 @@
 pub mod alarm;
 pub mod generic;
 pub mod guardduty;
+pub mod operations;
 pub mod sign_in;
 
 pub use activity_aware_cloudtrail::{

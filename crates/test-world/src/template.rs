@@ -14,16 +14,23 @@ pub fn template_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infrastructure/cloudformation.yaml")
 }
 
-/// The function crates the template deploys, in template order.
+/// The function crates the template deploys, in template order, each once (the operations
+/// relay runs the Slack function's code).
 pub fn functions_in(template: &str) -> Vec<String> {
-    template
+    let mut functions: Vec<String> = Vec::new();
+    for name in template
         .lines()
         .filter_map(|line| line.trim().strip_prefix("Code: ../dist/"))
         .filter_map(|rest| {
             let (name, file) = rest.split_once('/')?;
             (file == format!("{name}.zip")).then(|| name.to_owned())
         })
-        .collect()
+    {
+        if !functions.contains(&name) {
+            functions.push(name);
+        }
+    }
+    functions
 }
 
 /// The function crates of this workspace's template.
