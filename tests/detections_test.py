@@ -96,7 +96,8 @@ class Stack:
             on_default_bus = properties.get("EventBusName", "default") == "default"
             if not on_default_bus:
                 continue
-            if targets == [{"Fn::GetAtt": ["SourceEventbridgeLambda", "Arn"]}]:
+            # The source's rules (self-protection's also tell the operations topic).
+            if targets[:1] == [{"Fn::GetAtt": ["SourceEventbridgeLambda", "Arn"]}]:
                 self.rules[name] = (eventbridge.matcher(pattern), properties["State"], pattern)
             elif targets:
                 # A responder's: it acts on what a detection matched.

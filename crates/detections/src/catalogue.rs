@@ -74,6 +74,8 @@ struct Entry {
     fallback: bool,
     #[serde(default)]
     examples: Examples,
+    #[serde(default)]
+    answers: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,6 +109,9 @@ pub struct Detection {
     /// Its EventBridge pattern as the catalogue writes it, placeholders and all.
     pub pattern: Value,
     pub examples: Examples,
+    /// The public rules and techniques it answers: `ATT&CK T1562.008`, `Sigma <id>`,
+    /// `Panther <RuleID>`, `Elastic: <rule name>`, `Stratus <technique>`.
+    pub answers: Vec<String>,
     refine: Option<Refine>,
     /// `None` when a placeholder has no value here (no honey bucket, say).
     compiled: Option<Pattern>,
@@ -229,6 +234,7 @@ impl Catalogue {
                 fallback: entry.fallback,
                 pattern: entry.pattern,
                 examples: entry.examples,
+                answers: entry.answers,
                 refine,
                 compiled,
             });

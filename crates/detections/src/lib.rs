@@ -7,10 +7,12 @@
 //! event is, how severe, and why, and says so in its Message.
 
 mod catalogue;
+mod conditions;
 pub mod exposure;
 pub mod ingress;
 pub mod own;
 pub mod pattern;
+pub mod policy;
 pub mod ports;
 pub mod principals;
 mod refine;

@@ -1,10 +1,12 @@
 //! Conditions finer than an EventBridge pattern can say, checked by the source on the record a
-//! pattern matched: which ports a rule opens to the internet, whether a bucket policy's
-//! statement grants everyone or another account.
+//! pattern matched: which ports a rule opens to the internet, whether a resource policy, a
+//! permission or a grant lets in everyone or another account, and the conditions of
+//! [`crate::conditions`].
 
 use crate::Severity;
-use crate::catalogue::values_text;
+use crate::conditions;
 use crate::ingress::{AddedRule, added_rules, exposed};
+use crate::policy;
 use crate::settings::Settings;
 use serde_json::Value;
 
@@ -13,8 +15,31 @@ pub enum Refine {
     /// Security-group rules open to the internet, however the ranges are cut (see
     /// [`crate::exposure`]): info when every port they open is on the allowlist.
     PublicIngress,
-    /// A bucket policy statement that allows `*` or another account.
+    /// A resource policy, permission or grant that lets in everyone (critical) or another
+    /// account (see [`crate::policy`]).
     PolicyGrants,
+    /// The same, everyone no worse than another account.
+    GrantsOutside,
+    /// An IAM policy that allows every action on every resource.
+    PolicyAllowsAll,
+    /// A credential made or changed for a user other than the caller.
+    OtherUser,
+    /// A Lambda layer of another account.
+    LayerOutside,
+    /// Trail event selectors that leave management events out.
+    TrailRecordsLess,
+    /// Security Hub findings closed in bulk.
+    FindingsInBulk,
+    /// A lifecycle rule that deletes objects within a week.
+    LifecycleExpires,
+    /// A KMS key of another account made a default.
+    KeyOutside,
+    /// A session of an EC2 instance's role.
+    InstanceSession,
+    /// An EKS API endpoint open to the internet.
+    EksEndpointOpen,
+    /// Containers that read their role's credentials.
+    ContainerReadsCredentials,
     /// One of this stack's own parts, however the call named it.
     StackPart,
     /// A principal that is none of the stack's own roles.
@@ -35,6 +60,17 @@ impl Refine {
         match name {
             "public-ingress" => Some(Refine::PublicIngress),
             "policy-grants" => Some(Refine::PolicyGrants),
+            "grants-outside" => Some(Refine::GrantsOutside),
+            "policy-allows-all" => Some(Refine::PolicyAllowsAll),
+            "other-user" => Some(Refine::OtherUser),
+            "layer-outside" => Some(Refine::LayerOutside),
+            "trail-records-less" => Some(Refine::TrailRecordsLess),
+            "findings-in-bulk" => Some(Refine::FindingsInBulk),
+            "lifecycle-expires" => Some(Refine::LifecycleExpires),
+            "key-outside" => Some(Refine::KeyOutside),
+            "instance-session" => Some(Refine::InstanceSession),
+            "eks-endpoint-open" => Some(Refine::EksEndpointOpen),
+            "container-reads-credentials" => Some(Refine::ContainerReadsCredentials),
             "stack-part" => Some(Refine::StackPart),
             "not-stack-principal" => Some(Refine::NotStackPrincipal),
             _ => None,
@@ -44,7 +80,18 @@ impl Refine {
     pub fn apply(self, record: &Value, settings: &Settings) -> Refined {
         match self {
             Refine::PublicIngress => public_ingress(record, settings),
-            Refine::PolicyGrants => policy_grants(record),
+            Refine::PolicyGrants => policy_grants(record, true),
+            Refine::GrantsOutside => policy_grants(record, false),
+            Refine::PolicyAllowsAll => conditions::policy_allows_all(record),
+            Refine::OtherUser => conditions::other_user(record),
+            Refine::LayerOutside => conditions::layer_outside(record),
+            Refine::TrailRecordsLess => conditions::trail_records_less(record),
+            Refine::FindingsInBulk => conditions::findings_in_bulk(record),
+            Refine::LifecycleExpires => conditions::lifecycle_expires(record),
+            Refine::KeyOutside => conditions::key_outside(record),
+            Refine::InstanceSession => conditions::instance_session(record),
+            Refine::EksEndpointOpen => conditions::eks_endpoint_open(record),
+            Refine::ContainerReadsCredentials => conditions::container_reads_credentials(record),
             Refine::StackPart => match settings.parts.touched(record) {
                 Some(part) => Refined::Keep {
                     severity: None,
@@ -107,69 +154,17 @@ fn public_ingress(record: &Value, settings: &Settings) -> Refined {
     }
 }
 
-fn policy_grants(record: &Value) -> Refined {
-    let Some(policy) = record
-        .get("requestParameters")
-        .and_then(|parameters| parameters.get("bucketPolicy"))
-    else {
-        return Refined::NotThis;
-    };
-    let own_account = record
-        .get("recipientAccountId")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let statements: Vec<&Value> = match policy.get("Statement") {
-        Some(Value::Array(statements)) => statements.iter().collect(),
-        Some(statement) => vec![statement],
-        None => vec![],
-    };
-    let mut grants = Vec::new();
-    for statement in statements {
-        if statement.get("Effect").and_then(Value::as_str) != Some("Allow") {
-            continue;
-        }
-        let principals: Vec<String> = match statement.get("Principal") {
-            Some(Value::String(everyone)) => vec![everyone.clone()],
-            Some(principal @ Value::Object(_)) => values_text(principal, "AWS")
-                .map_or_else(Vec::new, |text| {
-                    text.split(", ").map(str::to_owned).collect()
-                }),
-            _ => vec![],
-        };
-        let actions = values_text(statement, "Action").unwrap_or_else(|| "its actions".into());
-        for principal in principals {
-            let whom = if principal == "*" {
-                Some("everyone (*)".to_owned())
-            } else {
-                account_of(&principal)
-                    .filter(|account| *account != own_account)
-                    .map(|account| format!("account {account}"))
-            };
-            if let Some(whom) = whom {
-                grants.push(format!("{actions} to {whom}"));
-            }
-        }
-    }
+/// Grants to everyone or another account: critical when everyone is let in and `escalate`.
+fn policy_grants(record: &Value, escalate: bool) -> Refined {
+    let grants = policy::grants(record);
     if grants.is_empty() {
         return Refined::NotThis;
     }
-    grants.dedup();
+    let everyone = grants.iter().any(|grant| grant.everyone);
     Refined::Keep {
-        severity: None,
-        reason: format!("the policy allows {}", grants.join("; ")),
+        severity: (everyone && escalate).then_some(Severity::Critical),
+        reason: format!("the policy allows {}", policy::describe(&grants)),
     }
-}
-
-/// The account of a principal: a 12-digit ID, or the account in its ARN.
-fn account_of(principal: &str) -> Option<&str> {
-    let is_account = |text: &str| text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit());
-    if is_account(principal) {
-        return Some(principal);
-    }
-    principal
-        .split(':')
-        .nth(4)
-        .filter(|account| is_account(account))
 }
 
 #[cfg(test)]
@@ -234,15 +229,22 @@ mod tests {
         let public =
             policy(json!([{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject"}]));
         assert_eq!(
-            keep(policy_grants(&public)).1,
-            "the policy allows s3:GetObject to everyone (*)"
+            keep(policy_grants(&public, true)),
+            (
+                Some(Severity::Critical),
+                "the policy allows s3:GetObject to everyone (*)".to_owned()
+            )
         );
+        assert_eq!(keep(policy_grants(&public, false)).0, None);
         let other = policy(
             json!({"Effect": "Allow", "Principal": {"AWS": ["arn:aws:iam::111122223333:root", "arn:aws:iam::444455556666:root"]}, "Action": ["s3:*"]}),
         );
         assert_eq!(
-            keep(policy_grants(&other)).1,
-            "the policy allows s3:* to account 444455556666"
+            keep(policy_grants(&other, true)),
+            (
+                None,
+                "the policy allows s3:* to account 444455556666".to_owned()
+            )
         );
         // Deny statements (TLS only) and grants to this account are no exposure.
         let tls_only = policy(json!([
@@ -250,6 +252,6 @@ mod tests {
             {"Effect": "Allow", "Principal": {"AWS": "111122223333"}, "Action": "s3:GetObject"},
             {"Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"}, "Action": "s3:PutObject"}
         ]));
-        assert!(matches!(policy_grants(&tls_only), Refined::NotThis));
+        assert!(matches!(policy_grants(&tls_only, true), Refined::NotThis));
     }
 }
