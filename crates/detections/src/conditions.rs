@@ -192,11 +192,18 @@ pub fn trail_records_less(record: &Value) -> Refined {
 
 /// Findings closed in bulk: ten or more in one call.
 pub fn findings_in_bulk(record: &Value) -> Refined {
-    let count = items(at(record, &["requestParameters", "FindingIdentifiers"])).len();
+    // Security Hub's own casing, or CloudTrail's lower camel case.
+    let count = items(
+        at(record, &["requestParameters", "FindingIdentifiers"])
+            .or_else(|| at(record, &["requestParameters", "findingIdentifiers"])),
+    )
+    .len();
     if count < 10 {
         return Refined::NotThis;
     }
-    let status = text(record, &["requestParameters", "Workflow", "Status"]).unwrap_or("closed");
+    let status = text(record, &["requestParameters", "Workflow", "Status"])
+        .or_else(|| text(record, &["requestParameters", "workflow", "status"]))
+        .unwrap_or("closed");
     keep(format!("{count} findings set to {status} in one call"))
 }
 
