@@ -61,6 +61,10 @@ def merged(patterns):
     return [pattern for _, pattern in out]
 
 
+def keyed(values):
+    return {json.dumps(v, sort_keys=True) for v in values}
+
+
 def subsumes(wide, narrow):
     """Whether every event `narrow` matches, `wide` matches too: the same fields but for fewer
     conditions, and event names among its own."""
@@ -69,7 +73,8 @@ def subsumes(wide, narrow):
     wide_detail, narrow_detail = wide.get("detail", {}), narrow.get("detail", {})
     for key, value in wide_detail.items():
         if key == "eventName":
-            if not set(narrow_detail.get(key, [None])) <= set(value):
+            # Names compare as written (a prefix filter is kept as it is, never expanded).
+            if not keyed(narrow_detail.get(key, [None])) <= keyed(value):
                 return False
         elif narrow_detail.get(key) != value:
             return False
