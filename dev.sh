@@ -3,8 +3,9 @@
 #
 # Every AWS call honours AWS_ENDPOINT_URL (and AWS_ENDPOINT_URL_<SERVICE>, such as
 # AWS_ENDPOINT_URL_LAMBDA), so the whole workflow also runs against a local moto server. The
-# Python tools it needs (requirements.txt: cargo-lambda, awscli, moto, cfn-lint, checkov and
-# the shellcheck binary) are installed on first use into a project-local virtualenv, .venv/.
+# Python tools it needs (requirements.txt: cargo-lambda and the zig it links with, awscli, moto,
+# cfn-lint, checkov and the shellcheck binary, each pinned by version and hash) are installed on
+# first use into a project-local virtualenv, .venv/.
 set -euo pipefail
 
 if [[ -z "${BASH_VERSINFO[0]:-}" || "${BASH_VERSINFO[0]}" -lt 4 ]]; then
@@ -74,10 +75,16 @@ usage: $0 <command> [arguments]
                           detection table from crates/detections/catalogue.json
   bench                   the benchmark table (speed, cold start, memory, zip sizes, floods)
   fuzz [seconds]          libFuzzer on the decoder, the record mapping and the Message parser
+  release                 dist/release/<version>/: every function's zip for arm64 and x86_64,
+                          the installable template (no build, no bucket of yours: it copies
+                          the zips, checked by SHA-256, from the GitHub release), SHA256SUMS
+                          and QUICK-INSTALL.md; prints a quick-create link for each region.
+                          Reproducible: needs the Rust of release/toolchain
   help                    this text
 
 functions: ${FUNCTIONS[*]}
 env: STACK_NAME ($STACK_NAME), BUILD_ARTIFACT_BUCKET ($BUILD_ARTIFACT_BUCKET),
+     TEMPLATE_BASE_URL (release: where the template is published, $TEMPLATE_BASE_URL),
      ARCH (arm64|x86_64, now $ARCH), AWS_ENDPOINT_URL (send every AWS call there, e.g. moto),
      SLACK_WEBHOOK_URL (create: the webhook to encrypt; local: post there, not to the stand-in),
      SLACK_WEBHOOK_ROUTES (create: account:ID=URL,channel:NAME=URL pairs to encrypt),
@@ -137,7 +144,8 @@ need_command() {
 }
 
 # Installs requirements.txt into .venv (again whenever it changes), and puts .venv/bin first on
-# PATH.
+# PATH. Every package in it, the dependencies of dependencies too, is pinned with its SHA-256
+# (made from requirements.in by pip-compile --generate-hashes), and pip refuses anything else.
 ensure_tools() {
     install_tools
     export PATH="$VENV/bin:$PATH"
@@ -153,7 +161,7 @@ install_tools() {
     local marker="$VENV/.requirements-installed"
     if ! cmp -s "$REQUIREMENTS" "$marker"; then
         echo "Installing requirements.txt into .venv ..." >&2
-        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes -r "$REQUIREMENTS"
         cp "$REQUIREMENTS" "$marker"
     fi
 }
@@ -601,6 +609,108 @@ summarize_tests() {
     fi
 }
 
+# --- release: what anyone can install in any region, and rebuild to the same bytes ---
+
+# The Rust toolchain of a release (the first line of release/toolchain that is not a comment).
+RELEASE_TOOLCHAIN_FILE="release/toolchain"
+# Where the release's installable template is published (CloudFormation reads a quick-create
+# link's template from S3): <TEMPLATE_BASE_URL>/<version>/cloudformation.yaml.
+TEMPLATE_BASE_URL="${TEMPLATE_BASE_URL:-https://activity-aware-ids-templates.s3.amazonaws.com}"
+
+# Builds the functions for arm64 and x86_64 with the pinned toolchain and linker, zips each the
+# same way every time, makes the installable template (infrastructure/release.py) and
+# SHA256SUMS, and prints the quick-create links: dist/release/<version>/. The same commit gives
+# the same bytes from any clone, path or CARGO_TARGET_DIR: the paths the binaries would carry
+# are remapped, the profile is Cargo.toml's release profile alone and SOURCE_DATE_EPOCH is the
+# commit's time. Two fat-LTO builds: about half an hour on 2 cores from an empty target/.
+cmd_release() {
+    [[ $# -eq 0 ]] || die "$E_USAGE" "usage: $0 release"
+    need_command cargo "https://rustup.rs"
+    need_command rustc "https://rustup.rs"
+    need_command git
+    ensure_tools
+    local python="$VENV/bin/python" release_py="$ROOT/infrastructure/release.py"
+    local version pinned actual zig zig_pinned
+    version="$("$python" "$release_py" version)" || die "$E_BAD_VALUE" "Cargo.toml needs [workspace.package] version"
+    pinned="$(grep -v '^[[:space:]]*#' "$RELEASE_TOOLCHAIN_FILE" | tr -d '[:space:]')"
+    actual="$(rustc --version | awk '{print $2}')"
+    [[ -n "$pinned" ]] || die "$E_NO_FILE" "$RELEASE_TOOLCHAIN_FILE names no toolchain"
+    if [[ "$actual" != "$pinned" ]]; then
+        die "$E_NO_TOOL" "a release is built with Rust $pinned ($RELEASE_TOOLCHAIN_FILE), not $actual: rustup toolchain install $pinned --profile minimal --target aarch64-unknown-linux-gnu,x86_64-unknown-linux-gnu, then RUSTUP_TOOLCHAIN=$pinned ./dev.sh release"
+    fi
+    # The linker: zig from the pinned ziglang package, never another zig on PATH.
+    zig_pinned="$(sed -n 's/^ziglang==\([^ ]*\).*/\1/p' "$REQUIREMENTS")"
+    zig="$("$python" -m ziglang version)" || die "$E_NO_TOOL" "the ziglang package is not installed in .venv"
+    [[ "$zig" == "$zig_pinned" ]] || die "$E_NO_TOOL" "zig is $zig, requirements.txt pins $zig_pinned: remove .venv and run again"
+    export CARGO_ZIGBUILD_PYTHON_PATH="$python"
+    unset CARGO_ZIGBUILD_ZIG_PATH CARGO_ZIGBUILD_ZIG_COMMAND CARGO_ZIGBUILD_ZIG_COMMAND_ARGS
+
+    # Nothing from this shell changes what is built: only Cargo.toml's release profile and the
+    # flags below.
+    local variable
+    while IFS= read -r variable; do
+        unset "$variable"
+    done < <(compgen -e | grep -E '^(CARGO_PROFILE_|CARGO_ENCODED_RUSTFLAGS$|CARGO_BUILD_RUSTFLAGS$|RUSTC_WRAPPER$|RUSTC_WORKSPACE_WRAPPER$|CARGO_INCREMENTAL$|CARGO_TARGET_[A-Z0-9_]+_RUSTFLAGS$)')
+    local root target_dir cargo_home path
+    root="$(pwd -P)"
+    target_dir="${CARGO_TARGET_DIR:-$root/target}"
+    mkdir -p "$target_dir"
+    target_dir="$(cd "$target_dir" && pwd -P)"
+    cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+    [[ -d "$cargo_home" ]] && cargo_home="$(cd "$cargo_home" && pwd -P)"
+    for path in "$root" "$target_dir" "$cargo_home"; do
+        [[ "$path" != *[[:space:]]* ]] || die "$E_BAD_VALUE" "the release build needs paths without spaces (RUSTFLAGS cannot quote them): '$path'"
+    done
+    # The last prefix that matches wins: the target directory, then the checkout, then Cargo's
+    # home (registry sources) become fixed names. cargo lambda adds its -C target-cpu.
+    export RUSTFLAGS="--remap-path-prefix=$cargo_home=/cargo --remap-path-prefix=$root=/build --remap-path-prefix=$target_dir=/build/target"
+    SOURCE_DATE_EPOCH="$(git log -1 --format=%ct)" || die "$E_FAILED" "not a git checkout: a release is built from a commit"
+    export SOURCE_DATE_EPOCH
+    if [[ -n "$(git status --porcelain --untracked-files=no)" ]]; then
+        echo "note: this checkout has uncommitted changes: this release is of the working tree, not of commit $(git rev-parse --short HEAD)" >&2
+    fi
+
+    local out="dist/release/$version" arch target flag fn lambda_dir bins=()
+    for fn in "${FUNCTIONS[@]}"; do bins+=(--bin "$fn"); done
+    rm -rf "$out"
+    mkdir -p "$out"
+    for arch in arm64 x86_64; do
+        target="$(ARCH=$arch rust_target)"
+        [[ "$arch" == arm64 ]] && flag=--arm64 || flag=--x86-64
+        if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep -qx "$target"; then
+            rustup target add "$target"
+        fi
+        echo "== Release build, $arch (Rust $actual, zig $zig)"
+        lambda_dir="$target_dir/lambda-release/$arch"
+        rm -rf "$lambda_dir"
+        cargo lambda build --release --locked "$flag" --lambda-dir "$lambda_dir" "${bins[@]}"
+        for fn in "${FUNCTIONS[@]}"; do
+            "$python" "$release_py" zip --binary "$lambda_dir/$fn/bootstrap" --out "$out/$fn-$arch.zip"
+        done
+    done
+
+    echo "== The installable template"
+    "$python" "$release_py" installable-template --zips "$out" --out "$out/cloudformation.yaml" --version "$version"
+    # The member accounts' template, when there is one: it deploys no function of its own, so it
+    # installs as it is.
+    if [[ -f infrastructure/member.yaml ]]; then
+        if grep -q 'Type: AWS::Lambda::Function' infrastructure/member.yaml; then
+            "$python" "$release_py" installable-template --template infrastructure/member.yaml --zips "$out" \
+                --out "$out/member.yaml" --version "$version"
+        else
+            cp infrastructure/member.yaml "$out/member.yaml"
+        fi
+    fi
+    local template_url="${TEMPLATE_BASE_URL%/}/$version/cloudformation.yaml"
+    echo
+    echo "Install release $version in one click (the template published at $template_url):"
+    "$python" "$release_py" quick-install --version "$version" --template-url "$template_url" --out "$out/QUICK-INSTALL.md"
+    "$python" "$release_py" sums "$out" >/dev/null
+    echo
+    echo "Release $version in $out/ (check with: cd $out && sha256sum -c SHA256SUMS):"
+    (cd "$out" && sha256sum -- *)
+}
+
 # --- bench: the README's Performance table ---
 
 # Builds what it measures (the functions with the tuned release profile, their arm64 and x86_64
@@ -678,6 +788,7 @@ case "$command" in
     test) cmd_test "$@" ;;
     bench) cmd_bench "$@" ;;
     fuzz) cmd_fuzz "$@" ;;
+    release) cmd_release "$@" ;;
     functions) printf '%s\n' "${FUNCTIONS[@]}" ;;
     detections)
         [[ $# -eq 0 ]] || die "$E_USAGE" "usage: $0 detections"
