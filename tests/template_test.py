@@ -218,12 +218,15 @@ class Template(unittest.TestCase):
                 ("sns:Publish", ref("SNSTopic"), None),
                 ("sqs:SendMessage", get_att(source + "FailureQueue", "Arn"), None),
                 ("kms:GenerateDataKey", key, via("sns", "sqs")), ("kms:Decrypt", key, via("sns", "sqs")),
+                # Signing heartbeat legs: the sources sign, the Slack function verifies.
+                ("kms:GenerateMac", get_att("HeartbeatKey", "Arn"), None),
             ] + logs(source))
         queue = [get_att("DestinationSlackQueue", "Arn"), get_att("DestinationSlackPriorityQueue", "Arn")]
         destination = [
             ("sqs:ReceiveMessage", queue, None), ("sqs:DeleteMessage", queue, None),
             ("sqs:ChangeMessageVisibility", queue, None), ("sqs:GetQueueAttributes", queue, None),
             ("kms:Decrypt", key, via("sqs")), ("kms:Decrypt", key, webhook_context),
+            ("kms:VerifyMac", get_att("HeartbeatKey", "Arn"), None),
         ] + logs("DestinationSlack")
         self.expect_statements("DestinationSlackRole", destination)
         # Reading the organisation's account names only when asked for.
@@ -351,25 +354,31 @@ class Template(unittest.TestCase):
         for queue in failure_queues:
             oldest = alarms[queue + "Oldest"]["Properties"]
             self.assertLessEqual(oldest["Threshold"], self.props(queue)["MessageRetentionPeriod"] // 2)
-        # The dead man's switch: the metric the Slack function writes, missing for the span and
-        # an hour is an alarm.
-        with open(os.path.join(ROOT, "crates", "destination-slack", "src", "lib.rs"), encoding="utf-8") as f:
+        # The dead man's switch: the heartbeat's canary, through each source, counted by the
+        # Slack function in a metric of its path; three hours without one is an alarm.
+        with open(os.path.join(ROOT, "crates", "destination-slack", "src", "heartbeat.rs"), encoding="utf-8") as f:
             source = f.read()
         namespace = re.search(r'HEARTBEAT_METRIC_NAMESPACE: &str = "([^"]+)"', source).group(1)
         metric = re.search(r'HEARTBEAT_METRIC: &str = "([^"]+)"', source).group(1)
-        missing = alarms["HeartbeatMissing"]["Properties"]
-        self.assertEqual((missing["Namespace"], missing["MetricName"]), (namespace, metric))
-        self.assertEqual((missing["Period"], missing["Statistic"], missing["TreatMissingData"], missing["Threshold"],
-                          missing["ComparisonOperator"]), (3600, "Sum", "breaching", 1, "LessThanThreshold"))
-        heartbeat = self.template["Mappings"]["Heartbeat"]
-        self.assertEqual(sorted(heartbeat, key=int), self.template["Parameters"]["HeartbeatHours"]["AllowedValues"])
-        for hours, values in heartbeat.items():
-            self.assertEqual(values["AlarmHours"], int(hours) + 1)
-            expected = {"1": "rate(1 hour)", "24": "rate(1 day)"}.get(hours, f"rate({hours} hours)")
-            self.assertEqual(values["Schedule"], expected)
-            self.assertLessEqual(3600 * values["AlarmHours"], 604800)
-        self.assertEqual(missing["EvaluationPeriods"], {"Fn::FindInMap": ["Heartbeat", ref("HeartbeatHours"), "AlarmHours"]})
-        self.assertEqual(missing["DatapointsToAlarm"], missing["EvaluationPeriods"])
+        for name, path, condition in [("HeartbeatMissingEventBridge", "eventbridge", None),
+                                      ("HeartbeatMissingCloudWatchLogs", "cloudwatch-logs", "CloudTrailConfigured")]:
+            missing = alarms[name]["Properties"]
+            self.assertEqual(alarms[name].get("Condition"), condition, name)
+            self.assertEqual((missing["Namespace"], missing["MetricName"]), (namespace, metric))
+            self.assertEqual(missing["Dimensions"], [{"Name": "Stack", "Value": ref("AWS::StackName")},
+                                                     {"Name": "Path", "Value": path}])
+            self.assertEqual((missing["Period"], missing["EvaluationPeriods"], missing["DatapointsToAlarm"],
+                              missing["Statistic"], missing["TreatMissingData"], missing["Threshold"],
+                              missing["ComparisonOperator"]), (3600, 3, 3, "Sum", "breaching", 1, "LessThanThreshold"))
+        self.assertNotIn("HeartbeatMissing", alarms)
+        # The canary: a call the heartbeat's role is denied, to the parameter the sources know.
+        self.assertEqual(self.props("HeartbeatScheduleRule")["ScheduleExpression"], "rate(1 hour)")
+        canary = self.props("HeartbeatCanaryRule")
+        self.assertEqual(canary["EventPattern"]["detail"]["requestParameters"]["name"],
+                         [{"Fn::Sub": "/activity-aware-ids/${AWS::StackName}/heartbeat"}])
+        self.assertEqual([t["Arn"] for t in canary["Targets"]], [get_att("SourceEventbridgeLambda", "Arn")])
+        heartbeat_key = self.props("HeartbeatKey")
+        self.assertEqual((heartbeat_key["KeySpec"], heartbeat_key["KeyUsage"]), ("HMAC_256", "GENERATE_VERIFY_MAC"))
         # The operations topic works when the stack key does not.
         self.assertNotIn("KmsMasterKeyId", self.props("OperationsTopic"))
         [alarms_publish, rules_publish, nobody_else, tls] = self.props("OperationsTopicPolicy")["PolicyDocument"]["Statement"]
@@ -391,6 +400,9 @@ class Template(unittest.TestCase):
         self.assertEqual((email["Condition"], email["Properties"]["Protocol"]), ("HasOperationsEmail", "email"))
         self.assertEqual(self.template["Parameters"]["OperationsEmail"]["Default"], "")
         # The heartbeat's function counts and publishes, and nothing else.
+        statements = self.props("SourceHeartbeatRole")["Policies"][0]["PolicyDocument"]["Statement"]
+        self.props("SourceHeartbeatRole")["Policies"][0]["PolicyDocument"]["Statement"] = [
+            st for st in statements if st["Effect"] == "Allow"]
         self.expect_statements("SourceHeartbeatRole", [
             ("sns:Publish", ref("SNSTopic"), None),
             ("kms:GenerateDataKey", get_att("StackKey", "Arn"), {"StringEquals": {"kms:ViaService": {"Fn::Sub": "sns.${AWS::Region}.amazonaws.com"}}}),
@@ -407,8 +419,11 @@ class Template(unittest.TestCase):
             ("logs:CreateLogStream", get_att("SourceHeartbeatLogGroup", "Arn"), None),
             ("logs:PutLogEvents", get_att("SourceHeartbeatLogGroup", "Arn"), None),
         ])
+        self.props("SourceHeartbeatRole")["Policies"][0]["PolicyDocument"]["Statement"] = statements
+        [deny] = [st for st in statements if st["Effect"] == "Deny"]
+        self.assertEqual((deny["Action"], deny["Resource"]), ("ssm:PutParameter", {"Fn::Sub":
+            "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/activity-aware-ids/${AWS::StackName}/heartbeat"}))
         schedule = self.props("HeartbeatScheduleRule")
-        self.assertEqual(schedule["ScheduleExpression"], {"Fn::FindInMap": ["Heartbeat", ref("HeartbeatHours"), "Schedule"]})
         self.assertEqual([t["Arn"] for t in schedule["Targets"]], [get_att("SourceHeartbeatLambda", "Arn")])
 
     def test_every_function_logs_json(self):
@@ -551,6 +566,7 @@ class Template(unittest.TestCase):
             "ACCOUNT_NAMES": parameters["AccountNames"]["MaxLength"],
             "SLACK_POST_INTERVAL_MS": len(str(self.pace("PostIntervalMs"))),
             "ACCOUNT_NAMES_FROM_ORGANIZATIONS": len("false"),
+            "HEARTBEAT_KEY_ARN": len("arn:aws-us-gov:kms:us-gov-west-1:111122223333:key/") + 36,
         }
         variables = self.props("DestinationSlackLambda")["Environment"]["Variables"]
         self.assertEqual(sorted(variables), sorted(longest))
@@ -569,6 +585,8 @@ class Template(unittest.TestCase):
             "OPERATIONS_TOPIC_ARN": ref("OperationsTopic"),
             "CLOUDTRAIL_LOG_GROUP": ref("CloudTrailCloudWatchLogsGroupName"),
             "HONEY_BUCKET_NAME": ref("HoneyBucketName"),
+            "HEARTBEAT_ROLE_ARN": get_att("SourceHeartbeatRole", "Arn"),
+            "HEARTBEAT_KEY_ARN": get_att("HeartbeatKey", "Arn"),
             "ALLOWED_PUBLIC_PORTS": ref("AllowedPublicPorts"),
             "EXPECTED_PRINCIPAL_ARNS": ref("ExpectedPrincipalArns"),
             "EXPECT_CLOUDFORMATION_CHANGES": {"Fn::If": ["ExpectCloudFormationChangesOn", "true", "false"]},
@@ -1121,7 +1139,7 @@ class Template(unittest.TestCase):
         for name, rule in self.of_type("AWS::Events::Rule").items():
             if "Condition" not in rule:
                 # The health path's rules: always there.
-                self.assertIn(name, ["HealthAlarmsRule", "HeartbeatScheduleRule"])
+                self.assertIn(name, ["HealthAlarmsRule", "HeartbeatScheduleRule", "HeartbeatCanaryRule"])
                 on.append((name, True))
                 continue
             condition = conditions[rule["Condition"]]

@@ -25,6 +25,10 @@ pub enum Service {
     Sts,
     /// JSON protocol: [`JsonClient`].
     CloudTrail,
+    /// JSON protocol: [`JsonClient`].
+    Kms,
+    /// JSON protocol: [`JsonClient`].
+    Ssm,
 }
 
 impl Service {
@@ -34,6 +38,8 @@ impl Service {
             Service::Iam => "iam",
             Service::Sts => "sts",
             Service::CloudTrail => "cloudtrail",
+            Service::Kms => "kms",
+            Service::Ssm => "ssm",
         }
     }
 
@@ -43,6 +49,8 @@ impl Service {
             Service::Iam => "2010-05-08",
             Service::Sts => "2011-06-15",
             Service::CloudTrail => "2013-11-01",
+            Service::Kms => "2014-11-01",
+            Service::Ssm => "2014-11-06",
         }
     }
 
@@ -53,6 +61,8 @@ impl Service {
             Service::Iam => "AWS_ENDPOINT_URL_IAM",
             Service::Sts => "AWS_ENDPOINT_URL_STS",
             Service::CloudTrail => "AWS_ENDPOINT_URL_CLOUDTRAIL",
+            Service::Kms => "AWS_ENDPOINT_URL_KMS",
+            Service::Ssm => "AWS_ENDPOINT_URL_SSM",
         }
     }
 
@@ -459,6 +469,8 @@ impl JsonClient {
 fn json_target_prefix(service: Service) -> &'static str {
     match service {
         Service::CloudTrail => "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101",
+        Service::Kms => "TrentService",
+        Service::Ssm => "AmazonSSM",
         _ => "",
     }
 }

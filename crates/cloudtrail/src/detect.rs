@@ -2,6 +2,7 @@
 //! the few values the record view holds, and from the whole record only when a detection may
 //! be it.
 
+use crate::heartbeat::{Canary, Path};
 use crate::record::{CONSOLE_LINK_LABEL, RecordView};
 use activity_aware_detections::{
     Catalogue, CatalogueError, Found, Settings, SettingsError, Severity, event_of_record,
@@ -195,6 +196,8 @@ pub enum DetectorError {
 pub struct Detector {
     catalogue: Arc<Catalogue>,
     attempts: Arc<Attempts>,
+    /// The heartbeat's canary call, when the stack says which role makes it.
+    canary: Option<Canary>,
 }
 
 /// How long a burst of one principal's attempts of one detection lasts: its first attempt is
@@ -252,17 +255,34 @@ impl Detector {
         Ok(Detector {
             catalogue: Arc::new(Catalogue::load(settings)?),
             attempts: Arc::default(),
+            canary: None,
         })
     }
 
-    /// Reads the settings the template gives the sources (see [`Settings::from_lookup`]).
+    /// The same detector, recognising the heartbeat's canary call (see [`crate::heartbeat`]).
+    pub fn with_canary(mut self, canary: Option<Canary>) -> Detector {
+        self.canary = canary;
+        self
+    }
+
+    /// The heartbeat leg a record is, when it is the stack's canary call: its Message
+    /// (unsigned) and what its MAC covers.
+    pub fn heartbeat(&self, view: &RecordView<'_>, path: Path) -> Option<(Message, String)> {
+        let canary = self.canary.as_ref()?;
+        let leg = canary.leg(view)?;
+        Some((canary.message(&leg, path), canary.mac_text(&leg, path)))
+    }
+
+    /// Reads the settings the template gives the sources (see [`Settings::from_lookup`]), and
+    /// the heartbeat's role (`HEARTBEAT_ROLE_ARN`).
     pub fn from_env() -> Result<Detector, DetectorError> {
-        Detector::new(Settings::from_env()?)
+        Detector::from_lookup(|name| std::env::var(name).ok())
     }
 
     /// Reads the same settings from `lookup`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Detector, DetectorError> {
-        Detector::new(Settings::from_lookup(lookup)?)
+        let canary = Canary::from_lookup(&lookup);
+        Ok(Detector::new(Settings::from_lookup(lookup)?)?.with_canary(canary))
     }
 
     pub fn catalogue(&self) -> &Catalogue {

@@ -4,6 +4,7 @@
 
 mod config;
 mod detect;
+pub mod heartbeat;
 mod record;
 
 pub use config::{SourceConfig, SourceConfigError};

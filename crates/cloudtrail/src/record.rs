@@ -196,6 +196,16 @@ impl<'a> RecordView<'a> {
             .is_some_and(|code| is_denial_code(&code))
     }
 
+    /// The role behind an assumed-role session (`sessionContext.sessionIssuer.userName`).
+    pub fn role(&self) -> Option<String> {
+        self.string(slot::ROLE)
+    }
+
+    /// The request parameters, as the record's JSON text.
+    pub fn request_parameters(&self) -> Option<&'a str> {
+        self.values[slot::REQUEST_PARAMETERS].map(RawValue::get)
+    }
+
     /// The value in a slot when JavaScript would call it truthy.
     fn truthy(&self, slot: usize) -> Option<&'a RawValue> {
         self.values[slot].filter(|raw| is_truthy(raw.get()))

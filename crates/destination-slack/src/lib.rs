@@ -5,6 +5,7 @@
 
 mod body;
 mod fold;
+pub mod heartbeat;
 pub mod layout;
 pub mod routes;
 mod webhook;
@@ -31,7 +32,7 @@ pub use webhook::{
 use activity_aware_delivery::{
     AccountDirectory, Channel, DeliveryError, Post, decrypt_secret, handle_event,
 };
-use activity_aware_message::{HEARTBEAT_TAG, Message, Severity};
+use activity_aware_message::{Message, Severity};
 use lambda_runtime::LambdaEvent;
 use layout::AccountNames;
 use std::sync::Arc;
@@ -107,6 +108,8 @@ pub struct Destination {
     webhook_secret: activity_aware_delivery::Secret,
     /// As the operations relay: the catalogue that reads the events it is sent.
     operations: Option<source_eventbridge::Detector>,
+    /// Counts the heartbeat's legs it can verify, and posts none.
+    heartbeats: Option<HeartbeatVerifier>,
 }
 
 impl Destination {
@@ -128,7 +131,14 @@ impl Destination {
             webhooks: OnceCell::new(),
             webhook_secret: WEBHOOK_URL,
             operations: None,
+            heartbeats: None,
         }
+    }
+
+    /// Counts the heartbeat legs it verifies with this verifier (and posts none).
+    pub fn with_heartbeats(mut self, verifier: Option<HeartbeatVerifier>) -> Self {
+        self.heartbeats = verifier;
+        self
     }
 
     /// The operations relay: its webhook encrypted for its own purpose, and what reaches the
@@ -225,6 +235,11 @@ impl Destination {
         &self,
         mut event: LambdaEvent<DestinationEvent>,
     ) -> Result<Answer, DestinationError> {
+        if let Some(verifier) = &self.heartbeats {
+            verifier
+                .take_legs(&mut event.payload, now_ms() as i64)
+                .await;
+        }
         if let (Some(detector), DestinationEvent::Sns(sns)) = (&self.operations, &mut event.payload)
         {
             for record in &mut sns.records {
@@ -302,38 +317,11 @@ impl Channel for SlackChannel<'_> {
             outcome => outcome,
         }
     }
-
-    fn delivered(&self, messages: &[&Message]) {
-        for message in messages {
-            if let Some(stack) = message.tag(HEARTBEAT_TAG) {
-                // CloudWatch reads this line as the metric the missing-heartbeat alarm watches.
-                println!("{}", heartbeat_metric(stack, now_ms()));
-            }
-        }
-    }
 }
 
-/// The metric namespace and name the Slack function counts delivered heartbeats in.
-pub const HEARTBEAT_METRIC_NAMESPACE: &str = "ActivityAwareIDS";
-pub const HEARTBEAT_METRIC: &str = "HeartbeatsDelivered";
-
-/// One delivered heartbeat, as a CloudWatch embedded metric format line: CloudWatch Logs turns
-/// it into the `HeartbeatsDelivered` metric of the stack, no API call needed.
-pub fn heartbeat_metric(stack: &str, timestamp_ms: u64) -> String {
-    serde_json::json!({
-        "_aws": {
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": HEARTBEAT_METRIC_NAMESPACE,
-                "Dimensions": [["Stack"]],
-                "Metrics": [{"Name": HEARTBEAT_METRIC, "Unit": "Count"}],
-            }],
-        },
-        "Stack": stack,
-        HEARTBEAT_METRIC: 1,
-    })
-    .to_string()
-}
+pub use heartbeat::{
+    HEARTBEAT_METRIC, HEARTBEAT_METRIC_NAMESPACE, HeartbeatVerifier, heartbeat_metric,
+};
 
 fn now_ms() -> u64 {
     SystemTime::now()

@@ -14,12 +14,14 @@ async fn main() -> Result<(), Error> {
         .organization_names
         .then(|| aws_sdk_organizations::Client::new(&aws));
     let operations = config.operations;
+    let kms = aws_sdk_kms::Client::new(&aws);
     let mut destination = Destination::from_config(
         config,
-        aws_sdk_kms::Client::new(&aws),
+        kms.clone(),
         organizations,
         activity_aware_delivery::http_client(),
-    );
+    )
+    .with_heartbeats(destination_slack::HeartbeatVerifier::from_env(kms));
     if operations {
         destination = destination.as_operations_relay(source_eventbridge::Detector::from_env()?);
     }

@@ -511,39 +511,113 @@ async fn an_attackers_newlines_never_forge_a_log_line() {
     }
 }
 
-/// A heartbeat the function posts is counted in the stack's HeartbeatsDelivered metric: one
-/// embedded-metric line, which CloudWatch Logs reads; nothing else writes one.
+/// The heartbeat's legs (its canary call, through each source, signed with the heartbeat key)
+/// are counted in the stack's HeartbeatsDelivered metric of their path, one embedded-metric
+/// line each, and posted nowhere. A leg without the key's signature (someone who may publish to
+/// the topic, hiding a dead source), or another stack's, or an old one, is not counted, and is
+/// posted as what it is.
 #[tokio::test]
-async fn a_delivered_heartbeat_is_counted_in_the_metric_the_alarm_watches() {
-    let destination = Destination::start().await;
-    let heartbeat = message(
-        "Pipeline healthy: 37 Messages in the last 24 h, 0 waiting in failure queues",
-        json!([{"key": "Messages Published", "value": 37}]),
-        json!({"sourceName": "Activity Aware IDS"}),
-        json!([{"key": "heartbeat", "value": "ids"}, {"key": "severity", "value": "info"}]),
+async fn heartbeat_legs_are_counted_by_path_and_a_forged_one_is_told_not_counted() {
+    let moto = MotoServer::start();
+    let sink = SlackSink::start();
+    let key = moto.create_kms_key().await;
+    let heartbeat_key = moto.create_kms_hmac_key().await;
+    let ciphertext = moto
+        .kms_encrypt(&key, &sink.webhook_url(), &WEBHOOK_ENCRYPTION_CONTEXT)
+        .await;
+    let now = activity_aware_message::time::now_rfc3339();
+    let leg = |stack: &str, path: &str, id: &str, time: &str, mac: Option<&str>| {
+        let mut tags = vec![
+            json!({"key": "heartbeat", "value": stack}),
+            json!({"key": "heartbeat-path", "value": path}),
+            json!({"key": "severity", "value": "info"}),
+            json!({"key": "event-time", "value": time}),
+        ];
+        if let Some(mac) = mac {
+            tags.push(json!({"key": "heartbeat-mac", "value": mac}));
+        }
+        message(
+            &format!("Heartbeat through the {path} source"),
+            json!([{"key": "Path", "value": path}, {"key": "Event ID", "value": id}, {"key": "Event Time", "value": time}]),
+            json!({"sourceName": "Activity Aware IDS"}),
+            Value::Array(tags),
+        )
+    };
+    let sign = |path: &str, id: &str, time: &str| {
+        let text = activity_aware_message::heartbeat_mac_text("ids", path, id, time);
+        let moto = &moto;
+        let heartbeat_key = heartbeat_key.clone();
+        async move { moto.kms_generate_mac(&heartbeat_key, &text).await }
+    };
+    let through_eventbridge = sign("eventbridge", "e-1", &now).await;
+    let through_logs = sign("cloudwatch-logs", "e-2", &now).await;
+    let old_time = "2026-01-01T00:00:00Z";
+    let old = sign("eventbridge", "e-3", old_time).await;
+    let batch = [
+        leg(
+            "ids",
+            "eventbridge",
+            "e-1",
+            &now,
+            Some(&through_eventbridge),
+        ),
+        leg("ids", "cloudwatch-logs", "e-2", &now, Some(&through_logs)),
+        // Forged: no signature, a signature of another leg, another stack, an old call.
+        leg("ids", "cloudwatch-logs", "e-9", &now, None),
+        leg("ids", "cloudwatch-logs", "e-9", &now, Some(&through_logs)),
+        leg(
+            "other",
+            "eventbridge",
+            "e-1",
+            &now,
+            Some(&through_eventbridge),
+        ),
+        leg("ids", "eventbridge", "e-3", old_time, Some(&old)),
+        simple("not a heartbeat"),
+    ];
+    let env = [("HEARTBEAT_KEY_ARN", heartbeat_key.as_str())];
+    let destination =
+        Destination::spawn_with(moto, sink, &ciphertext, RuntimeApiOptions::default(), &env);
+    destination.invoke(&batch).await.expect("posted");
+    let posted: Vec<String> = destination
+        .sink
+        .accepted()
+        .iter()
+        .map(|post| post.body_json()["text"].as_str().unwrap().to_owned())
+        .collect();
+    let forged = posted
+        .iter()
+        .filter(|text| text.starts_with("Why: Not counted: "))
+        .count();
+    assert_eq!(forged, 4, "{posted:#?}");
+    assert!(posted.iter().any(|text| text.contains("not a heartbeat")));
+    assert_eq!(
+        posted.len(),
+        5,
+        "the two genuine legs are posted nowhere: {posted:#?}"
     );
-    destination
-        .invoke(&[heartbeat, simple("not a heartbeat")])
-        .await
-        .expect("posted");
     let output = destination.finish();
     let metrics: Vec<Value> = output
         .lines()
         .filter(|line| line.contains("\"_aws\""))
         .map(|line| serde_json::from_str(line).expect("a metric line is JSON"))
         .collect();
-    assert_eq!(metrics.len(), 1, "{output}");
-    let metric = &metrics[0];
-    assert_eq!(metric["HeartbeatsDelivered"], 1);
-    assert_eq!(metric["Stack"], "ids");
-    assert_eq!(
-        metric["_aws"]["CloudWatchMetrics"][0]["Namespace"],
-        "ActivityAwareIDS"
-    );
-    assert_eq!(
-        metric["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
-        json!([["Stack"]])
-    );
+    let mut paths: Vec<&str> = metrics
+        .iter()
+        .map(|metric| {
+            assert_eq!(
+                (&metric["HeartbeatsDelivered"], &metric["Stack"]),
+                (&json!(1), &json!("ids"))
+            );
+            assert_eq!(
+                metric["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+                json!([["Stack", "Path"]])
+            );
+            metric["Path"].as_str().unwrap()
+        })
+        .collect();
+    paths.sort_unstable();
+    assert_eq!(paths, ["cloudwatch-logs", "eventbridge"], "{output}");
 }
 
 /// Slack refusing a post's blocks (400) does not lose the alert: its text goes alone.

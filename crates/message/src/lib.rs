@@ -50,6 +50,23 @@ pub const SEVERITY_TAG: &str = "severity";
 /// it posts in the `HeartbeatsDelivered` metric, which the missing-heartbeat alarm watches.
 pub const HEARTBEAT_TAG: &str = "heartbeat";
 
+/// Tag of a heartbeat's leg: which source it came through (`eventbridge`, `cloudwatch-logs`).
+/// With [`HEARTBEAT_MAC_TAG`], the Slack function counts it (per source) in the
+/// `HeartbeatsDelivered` metric the missing-heartbeat alarms watch, and posts nothing.
+pub const HEARTBEAT_PATH_TAG: &str = "heartbeat-path";
+
+/// Tag holding a heartbeat leg's HMAC (hex, KMS `GenerateMac` with the stack's heartbeat key)
+/// of [`heartbeat_mac_text`]: only the sources can make one, so a publisher on the topic cannot
+/// forge a heartbeat.
+pub const HEARTBEAT_MAC_TAG: &str = "heartbeat-mac";
+
+/// What a heartbeat leg's MAC covers: the stack, the source it came through, and the canary
+/// call CloudTrail recorded (its event ID and time), so that a leg is good for one stack, one
+/// path and one hour's call.
+pub fn heartbeat_mac_text(stack: &str, path: &str, event_id: &str, event_time: &str) -> String {
+    format!("activity-aware-ids heartbeat|{stack}|{path}|{event_id}|{event_time}")
+}
+
 /// Tag naming the detection of the catalogue a Message is (`cloudtrail-stopped`...).
 pub const DETECTION_TAG: &str = "detection";
 

@@ -26,6 +26,9 @@ pub struct OutgoingMessage {
     /// A denied call: published as the message attribute `denied` = `true`, which
     /// containment's subscription selects by.
     pub denied: bool,
+    /// What to sign before it is published (a heartbeat leg's [`crate::heartbeat_mac_text`]):
+    /// the signature goes into the Message's `heartbeat-mac` tag.
+    pub to_sign: Option<String>,
 }
 
 /// The message attribute a Message's severity is published as.

@@ -2,6 +2,7 @@
 //! events into outgoing Messages as they are parsed, so no record is held longer than needed.
 
 use crate::Summary;
+use activity_aware_cloudtrail::heartbeat::Path;
 use activity_aware_cloudtrail::{
     Detector, RecordView, message_from_record, message_json_from_record,
 };
@@ -157,6 +158,8 @@ enum Mapped {
         severity: Severity,
         detection: Option<String>,
         denied: bool,
+        /// A heartbeat leg: what to sign before publishing.
+        to_sign: Option<String>,
     },
 }
 
@@ -166,6 +169,16 @@ fn map_record(text: &str, detector: &Detector) -> Mapped {
         Ok(view) => view,
         Err(error) => return Mapped::NotJson(error.to_string()),
     };
+    if let Some((message, to_sign)) = detector.heartbeat(&view, Path::CloudWatchLogs) {
+        return Mapped::Message {
+            body: message.to_json(),
+            truncated: false,
+            severity: Severity::Info,
+            detection: None,
+            denied: false,
+            to_sign: Some(to_sign),
+        };
+    }
     let detected = detector.detect(&view);
     if detected.dropped() {
         return Mapped::Dropped;
@@ -184,6 +197,7 @@ fn map_record(text: &str, detector: &Detector) -> Mapped {
             severity,
             detection,
             denied,
+            to_sign: None,
         },
         Some(_) => {
             let message =
@@ -195,6 +209,7 @@ fn map_record(text: &str, detector: &Detector) -> Mapped {
                 severity,
                 detection,
                 denied,
+                to_sign: None,
             }
         }
     }
@@ -214,6 +229,7 @@ impl Mapper<'_> {
                 severity,
                 detection,
                 denied,
+                to_sign,
             } => {
                 if truncated {
                     self.summary.truncated += 1;
@@ -225,6 +241,7 @@ impl Mapper<'_> {
                     severity: Some(severity),
                     detection,
                     denied,
+                    to_sign,
                 });
             }
         }

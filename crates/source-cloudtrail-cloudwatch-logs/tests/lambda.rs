@@ -739,40 +739,88 @@ async fn the_handler_in_process_publishes_each_record_and_refuses_an_undecodable
     let moto = MotoServer::start();
     let topic = moto.create_topic("ids-topic").await;
     let capture = moto.capture_queue(&topic).await;
-    let config = Config::from_lookup(|name| (name == "SNS_TOPIC").then(|| topic.clone()))
-        .expect("the topic is all a source needs");
+    let config = Config::from_lookup(|name| match name {
+        "SNS_TOPIC" => Some(topic.clone()),
+        "STACK_NAME" => Some("ids".into()),
+        "HEARTBEAT_ROLE_ARN" => {
+            Some("arn:aws:iam::111122223333:role/ids-SourceHeartbeatRole-H1".into())
+        }
+        _ => None,
+    })
+    .expect("the topic is all a source needs");
     let publisher = MessagePublisher::new(
         aws_sdk_sns::Client::new(&moto.sdk_config().await),
         config.topic_arn.clone(),
     );
+    let key = moto.create_kms_hmac_key().await;
+    let signer =
+        activity_aware_cloudtrail::heartbeat::HeartbeatSigner::new(&moto.sdk_config().await, &key)
+            .unwrap();
     let event = |payload: Value| -> CloudWatchLogsEvent {
         serde_json::from_value(payload).expect("a CloudWatch Logs event")
     };
 
+    // The heartbeat's hourly canary call, denied as its role's policy says, as CloudTrail
+    // records it.
+    let mut canary = assumed_role_denial();
+    canary["eventSource"] = json!("ssm.amazonaws.com");
+    canary["eventName"] = json!("PutParameter");
+    canary["eventID"] = json!("a1b2c3d4-0000-4000-8000-0000000000ca");
+    canary["requestParameters"] =
+        json!({"name": "/activity-aware-ids/ids/heartbeat", "type": "String", "overwrite": true});
+    canary["userIdentity"]["sessionContext"]["sessionIssuer"]["userName"] =
+        json!("ids-SourceHeartbeatRole-H1");
     let records = [
         iam_user_denial().to_string(),
         "not { json".to_owned(),
         assumed_role_denial().to_string(),
+        canary.to_string(),
     ];
     let summary = handle(
         &publisher,
         &config.detector,
+        Some(&signer),
         event(events::awslogs_event(&events::data_message(&records))),
     )
     .await
     .expect("published");
     assert_eq!(
         (summary.log_events, summary.published, summary.not_json),
-        (3, 2, 1),
+        (4, 3, 1),
         "{summary:?}"
     );
-    let mut subjects: Vec<String> = capture
-        .receive(2, RECEIVE_TIMEOUT)
+    let mut messages: Vec<Value> = capture
+        .receive(3, RECEIVE_TIMEOUT)
         .await
         .iter()
-        .map(|body| {
-            let message: Value = serde_json::from_str(body).expect("a Message is JSON");
-            assert_message_shape(&message);
+        .map(|body| serde_json::from_str(body).expect("a Message is JSON"))
+        .collect();
+    // The canary is no alert but a heartbeat leg, signed with the heartbeat key.
+    let position = messages
+        .iter()
+        .position(|m| m["subject"] == "Heartbeat through the CloudWatch Logs source")
+        .expect("a heartbeat leg");
+    let leg = messages.remove(position);
+    assert_eq!(tag_values(&leg, "heartbeat-path"), ["cloudwatch-logs"]);
+    let [mac] = tag_values(&leg, "heartbeat-mac")[..] else {
+        panic!("one MAC: {leg}")
+    };
+    let covered = activity_aware_message::heartbeat_mac_text(
+        "ids",
+        "cloudwatch-logs",
+        "a1b2c3d4-0000-4000-8000-0000000000ca",
+        "2024-03-01T12:40:00Z",
+    );
+    assert!(moto.kms_verify_mac(&key, &covered, mac).await, "{leg}");
+    assert!(
+        !moto
+            .kms_verify_mac(&key, &covered.replace("ids", "idz"), mac)
+            .await
+    );
+    let mut subjects: Vec<String> = messages
+        .iter()
+        .map(|message| {
+            assert_message_shape(message);
             message["subject"].as_str().unwrap().to_owned()
         })
         .collect();
@@ -786,6 +834,7 @@ async fn the_handler_in_process_publishes_each_record_and_refuses_an_undecodable
     let error = handle(
         &publisher,
         &config.detector,
+        None,
         event(events::awslogs_event_with_data("%%% not base64 %%%")),
     )
     .await

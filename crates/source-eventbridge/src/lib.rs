@@ -19,6 +19,7 @@ pub use activity_aware_cloudtrail::{
     Detector, SourceConfig as Config, SourceConfigError as ConfigError,
 };
 
+use activity_aware_cloudtrail::heartbeat::{HeartbeatSigner, Path};
 use activity_aware_cloudtrail::{
     Detected, RecordView, message_from_record, message_json_from_record,
 };
@@ -102,6 +103,8 @@ pub enum Made {
         severity: Severity,
         detection: Option<String>,
         denied: bool,
+        /// A heartbeat leg: what to sign before publishing.
+        to_sign: Option<String>,
     },
     /// A CloudTrail record with nothing to say (as the CloudWatch Logs source).
     WithoutFields,
@@ -117,6 +120,16 @@ pub fn message_json(event: &Event<'_>, detector: &Detector) -> Made {
         API_CALL => match RecordView::parse(event.detail.get()) {
             // Written straight from the record, as the CloudWatch Logs source writes it.
             Ok(view) => {
+                if let Some((message, to_sign)) = detector.heartbeat(&view, Path::EventBridge) {
+                    return Made::Message {
+                        body: message.to_json(),
+                        truncated: false,
+                        severity: Severity::Info,
+                        detection: None,
+                        denied: false,
+                        to_sign: Some(to_sign),
+                    };
+                }
                 let detected = detector.detect(&view);
                 if detected.dropped() {
                     return Made::Dropped;
@@ -129,6 +142,7 @@ pub fn message_json(event: &Event<'_>, detector: &Detector) -> Made {
                         severity: detected.severity,
                         detection: detected.detection.as_ref().map(|d| d.id.clone()),
                         denied: detected.denied,
+                        to_sign: None,
                     },
                     Some(_) => match message_from_record(&view, &detected) {
                         Some(message) => made(&message, &detected),
@@ -173,6 +187,7 @@ fn made(message: &Message, detected: &Detected) -> Made {
         severity: detected.severity,
         detection: detected.detection.as_ref().map(|d| d.id.clone()),
         denied: detected.denied,
+        to_sign: None,
     }
 }
 
@@ -249,6 +264,7 @@ pub fn parse_event(text: &str) -> Result<Event<'_>, SourceError> {
 pub async fn handle(
     publisher: &MessagePublisher,
     detector: &Detector,
+    signer: Option<&HeartbeatSigner>,
     event: Box<RawValue>,
 ) -> Result<Summary, SourceError> {
     let event = parse_event(event.get())?;
@@ -266,6 +282,7 @@ pub async fn handle(
         severity,
         detection,
         denied,
+        to_sign,
     } = made
     {
         if truncated {
@@ -275,15 +292,18 @@ pub async fn handle(
             );
         }
         summary.truncated = truncated;
-        summary.published = publisher
-            .publish_all(vec![OutgoingMessage {
-                label: format!("event {}", event.id.as_deref().unwrap_or("without an id")),
-                body,
-                severity: Some(severity),
-                detection,
-                denied,
-            }])
-            .await?;
+        let mut outgoing = vec![OutgoingMessage {
+            label: format!("event {}", event.id.as_deref().unwrap_or("without an id")),
+            body,
+            severity: Some(severity),
+            detection,
+            denied,
+            to_sign,
+        }];
+        if let Some(signer) = signer {
+            signer.sign_all(&mut outgoing).await;
+        }
+        summary.published = publisher.publish_all(outgoing).await?;
     }
     tracing::info!(
         detail_type = ?summary.detail_type,

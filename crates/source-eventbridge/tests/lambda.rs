@@ -33,7 +33,11 @@ impl Source {
 
     /// The function with these variables besides its topic, as the template sets them.
     async fn start_with(variables: &[(&str, &str)]) -> Source {
-        let moto = MotoServer::start();
+        Source::start_in(MotoServer::start(), variables).await
+    }
+
+    /// The same, in a moto of the test's own.
+    async fn start_in(moto: MotoServer, variables: &[(&str, &str)]) -> Source {
         let topic = moto.create_topic("ids-topic").await;
         let capture = moto.capture_queue(&topic).await;
         let api = RuntimeApi::start();
@@ -432,6 +436,60 @@ async fn a_flood_of_failed_attempts_never_buries_a_success_in_the_priority_lane(
     source.finish();
 }
 
+/// The heartbeat's canary call, as EventBridge delivers it, is a signed heartbeat leg, never an
+/// alert; the same call by anyone else is what it is.
+#[tokio::test]
+async fn the_heartbeats_canary_call_is_a_signed_leg_and_nothing_else() {
+    let moto = MotoServer::start();
+    let key = moto.create_kms_hmac_key().await;
+    let vars = [
+        ("STACK_NAME", "ids"),
+        (
+            "HEARTBEAT_ROLE_ARN",
+            "arn:aws:iam::111122223333:role/ids-SourceHeartbeatRole-H1",
+        ),
+        ("HEARTBEAT_KEY_ARN", key.as_str()),
+    ];
+    let source = Source::start_in(moto, &vars).await;
+    let record = json!({
+        "eventVersion": "1.09", "eventTime": "2026-12-03T10:00:00Z", "eventSource": "ssm.amazonaws.com",
+        "eventName": "PutParameter", "awsRegion": "us-east-1", "sourceIPAddress": "54.1.2.3",
+        "errorCode": "AccessDenied", "errorMessage": "explicit deny", "eventID": "canary-1",
+        "requestParameters": {"name": "/activity-aware-ids/ids/heartbeat", "type": "String", "overwrite": true},
+        "recipientAccountId": "111122223333",
+        "userIdentity": {"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/ids-SourceHeartbeatRole-H1/ids-SourceHeartbeatLambda-X",
+            "accountId": "111122223333", "principalId": "AROAHB:ids-SourceHeartbeatLambda-X", "accessKeyId": "ASIAHEARTBEAT0000001",
+            "sessionContext": {"sessionIssuer": {"type": "Role", "userName": "ids-SourceHeartbeatRole-H1",
+                "arn": "arn:aws:iam::111122223333:role/ids-SourceHeartbeatRole-H1"}}}
+    });
+    let (_, leg) = source
+        .publish(test_world::events::eventbridge_api_call(&record))
+        .await;
+    assert_eq!(leg["subject"], "Heartbeat through the EventBridge source");
+    assert_eq!(tag_values(&leg, "heartbeat-path"), ["eventbridge"]);
+    assert_eq!(tag_values(&leg, "detection"), Vec::<&str>::new());
+    let [mac] = tag_values(&leg, "heartbeat-mac")[..] else {
+        panic!("signed: {leg}")
+    };
+    let covered = activity_aware_message::heartbeat_mac_text(
+        "ids",
+        "eventbridge",
+        "canary-1",
+        "2026-12-03T10:00:00Z",
+    );
+    assert!(source.moto.kms_verify_mac(&key, &covered, mac).await);
+    // Anyone else writing the same parameter: a denial like any other.
+    let mut other = record.clone();
+    other["userIdentity"]["sessionContext"]["sessionIssuer"]["userName"] = json!("PowerUser");
+    other["eventID"] = json!("canary-2");
+    let (_, denial) = source
+        .publish(test_world::events::eventbridge_api_call(&other))
+        .await;
+    assert_eq!(tag_values(&denial, "heartbeat-path"), Vec::<&str>::new());
+    assert_eq!(tag_values(&denial, "detection"), ["access-denied"]);
+    source.finish();
+}
+
 /// One of the stack's own alarms going off reaches Slack too, high, saying what to do.
 #[tokio::test]
 async fn the_stacks_alarms_are_posted_high() {
@@ -489,7 +547,7 @@ async fn the_handler_in_process_publishes_tampering_and_drops_what_is_expected()
     let mut event = catalogue.example_event(&detection.examples.alert[0]);
     event["id"] = json!("6a7e8feb-b491-4cf7-a9f1-bf3703467718");
     event["account"] = json!("111122223333");
-    let summary = handle(&publisher, &config.detector, raw(&event))
+    let summary = handle(&publisher, &config.detector, None, raw(&event))
         .await
         .expect("published");
     assert_eq!(
@@ -507,7 +565,7 @@ async fn the_handler_in_process_publishes_tampering_and_drops_what_is_expected()
     assert_eq!(tag_values(&message, "severity"), ["critical"]);
 
     event["detail"]["userIdentity"]["invokedBy"] = json!("cloudformation.amazonaws.com");
-    let summary = handle(&publisher, &config.detector, raw(&event))
+    let summary = handle(&publisher, &config.detector, None, raw(&event))
         .await
         .expect("dropped");
     assert_eq!(
@@ -519,6 +577,7 @@ async fn the_handler_in_process_publishes_tampering_and_drops_what_is_expected()
     let error = handle(
         &publisher,
         &config.detector,
+        None,
         raw(&json!({"awslogs": {"data": "H4sI"}})),
     )
     .await

@@ -1,17 +1,23 @@
-//! Source: the heartbeat. On a schedule (daily by default), a Message through the whole
-//! pipeline (the topic, a lane, the Slack function) that says how many Messages the topic took
-//! since the last one and how many wait in the failure queues. The Slack function counts each
-//! heartbeat it posts in a metric, and an alarm fires when none arrives for a heartbeat and an
-//! hour: a dead man's switch that needs nothing it watches to work.
+//! Source: the heartbeat. Every hour it makes one call its own role is denied, the canary
+//! (`ssm:PutParameter` of `/activity-aware-ids/<stack>/heartbeat`): CloudTrail records it, and
+//! it reaches each source the way any denial does, which turns it into a signed heartbeat leg
+//! (see `activity_aware_cloudtrail::heartbeat`); the Slack function counts the legs it
+//! verifies, per source, and an alarm per source fires when they stop for three hours. A source
+//! switched off, throttled or cut off from CloudTrail stops its own heartbeat: a dead man's
+//! switch that travels the path it watches.
+//!
+//! Every `HEARTBEAT_HOURS` (daily by default), and whenever something waits in a failure
+//! queue, it also posts a summary: how many Messages the topic took and what waits.
 
 use activity_aware_message::{
-    DIGEST_GROUP_TAG, Field, HEARTBEAT_TAG, Message, MessagePublisher, Metadata, OutgoingMessage,
-    PublishError, SEVERITY_TAG, Severity, Tag, Topic, TopicError,
+    DIGEST_GROUP_TAG, Field, Message, MessagePublisher, Metadata, OutgoingMessage, PublishError,
+    SEVERITY_TAG, Severity, Tag, Topic, TopicError,
 };
+use aws_query::{JsonClient, QueryError, Service};
 use lambda_runtime::Diagnostic;
 use serde::Serialize;
 use serde_json::Value;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub const SOURCE_NAME: &str = "Activity Aware IDS";
 
@@ -83,6 +89,16 @@ impl Config {
     fn topic_name(&self) -> &str {
         self.topic_arn.rsplit(':').next().unwrap_or_default()
     }
+
+    /// The parameter the canary call names (its role is denied writing it).
+    pub fn canary_parameter(&self) -> String {
+        format!("/activity-aware-ids/{}/heartbeat", self.stack_name)
+    }
+
+    /// Whether the hour starting at `now_s` (seconds since 1970) is one the summary is posted in.
+    pub fn summary_due(&self, now_s: u64) -> bool {
+        (now_s / 3600).is_multiple_of(u64::from(self.hours))
+    }
 }
 
 /// What the heartbeat found.
@@ -145,11 +161,10 @@ pub fn message(config: &Config, health: &Health) -> Message {
         ));
     }
     fields.push(Field::text(
-        "Next Heartbeat",
+        "Next Summary",
         format!(
-            "in {} h; an alarm fires when none arrives for {} h",
-            config.hours,
-            config.hours + 1
+            "in {} h; meanwhile a heartbeat goes through each source every hour, and an alarm fires when one stops for 3 h",
+            config.hours
         ),
     ));
     let severity = if health.healthy() {
@@ -165,9 +180,11 @@ pub fn message(config: &Config, health: &Health) -> Message {
             source_icon_url: None,
         },
         tags: vec![
-            Tag::new(HEARTBEAT_TAG, config.stack_name.as_str()),
             Tag::new(SEVERITY_TAG, severity.as_str()),
-            Tag::new(DIGEST_GROUP_TAG, format!("heartbeat {}", config.stack_name)),
+            Tag::new(
+                DIGEST_GROUP_TAG,
+                format!("pipeline summary {}", config.stack_name),
+            ),
         ],
     }
 }
@@ -176,6 +193,45 @@ pub fn message(config: &Config, health: &Health) -> Message {
 pub struct Readers {
     pub sqs: aws_sdk_sqs::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    /// SSM, for the canary call.
+    pub ssm: JsonClient,
+}
+
+/// What became of the canary call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Canary {
+    /// Denied, as the role's policy says: CloudTrail records the denial.
+    Denied,
+    /// It went through (the role's policy lets it): CloudTrail records it all the same, but
+    /// the CloudWatch Logs subscription's default pattern takes denials only.
+    Made,
+    /// No answer: the sources will not see it this hour.
+    Failed,
+}
+
+impl Readers {
+    /// Makes the canary call: a write its role is denied, which CloudTrail records.
+    pub async fn canary(&self, config: &Config) -> Canary {
+        let request = serde_json::json!({
+            "Name": config.canary_parameter(), "Value": "heartbeat", "Type": "String", "Overwrite": true,
+        });
+        match self.ssm.call("PutParameter", &request).await {
+            Ok(_) => Canary::Made,
+            Err(QueryError::Service { code, .. }) if code.starts_with("AccessDenied") => {
+                Canary::Denied
+            }
+            Err(error) => {
+                tracing::error!(%error, "the heartbeat's canary call got no answer");
+                Canary::Failed
+            }
+        }
+    }
+}
+
+/// The SSM client of the canary call.
+pub fn ssm_client(config: &aws_config::SdkConfig) -> Result<JsonClient, QueryError> {
+    JsonClient::new(config, Service::Ssm, None)
 }
 
 impl Readers {
@@ -241,8 +297,10 @@ impl Readers {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
+    pub canary: Canary,
     pub healthy: bool,
     pub waiting: u64,
+    /// Summaries published (one when due or when something waits, else none).
     pub published: usize,
 }
 
@@ -261,40 +319,54 @@ impl From<HeartbeatError> for Diagnostic {
     }
 }
 
-/// One heartbeat: counts, then publishes. A count that fails is said in the Message; only a
-/// Message that cannot be published fails the invocation (and the missing-heartbeat alarm
-/// follows).
+/// One heartbeat: the canary call, then the summary when it is due or something waits. A
+/// count that fails is said in the summary; only a summary that cannot be published fails the
+/// invocation.
 pub async fn handle(
     config: &Config,
     readers: &Readers,
     publisher: &MessagePublisher,
+    now_s: u64,
 ) -> Result<Summary, HeartbeatError> {
+    let canary = readers.canary(config).await;
     let health = readers.health(config).await;
-    let message = message(config, &health);
-    let severity = if health.healthy() {
-        Severity::Info
-    } else {
-        Severity::High
-    };
-    let published = publisher
-        .publish_all(vec![OutgoingMessage {
-            label: "the heartbeat".into(),
-            body: message.to_json(),
-            severity: Some(severity),
-            detection: None,
-            denied: false,
-        }])
-        .await?;
+    let mut published = 0;
+    if config.summary_due(now_s) || !health.healthy() {
+        let message = message(config, &health);
+        let severity = if health.healthy() {
+            Severity::Info
+        } else {
+            Severity::High
+        };
+        published = publisher
+            .publish_all(vec![OutgoingMessage {
+                label: "the pipeline summary".into(),
+                body: message.to_json(),
+                severity: Some(severity),
+                ..OutgoingMessage::default()
+            }])
+            .await?;
+    }
     tracing::info!(
+        ?canary,
         healthy = health.healthy(),
         waiting = health.waiting_total(),
-        "heartbeat published"
+        published,
+        "heartbeat"
     );
     Ok(Summary {
+        canary,
         healthy: health.healthy(),
         waiting: health.waiting_total(),
         published,
     })
+}
+
+/// Seconds since 1970.
+pub fn now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
 }
 
 #[cfg(test)]
@@ -366,7 +438,15 @@ mod tests {
             "Pipeline healthy: 37 Messages in the last 24 h, 0 waiting in failure queues"
         );
         assert_eq!(message.tag(SEVERITY_TAG), Some("info"));
-        assert_eq!(message.tag(HEARTBEAT_TAG), Some("ids"));
+        // The summary is no heartbeat leg: nothing counts it.
+        assert_eq!(message.tag(activity_aware_message::HEARTBEAT_TAG), None);
+        assert_eq!(
+            config().canary_parameter(),
+            "/activity-aware-ids/ids/heartbeat"
+        );
+        // Daily: the summary is posted in the hour starting at midnight UTC only.
+        assert!(config().summary_due(1_764_979_200));
+        assert!(!config().summary_due(1_764_979_200 + 3_600));
         assert!(!message.fields.iter().any(|f| f.key == "What To Do"));
     }
 

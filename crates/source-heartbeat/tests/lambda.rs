@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use test_world::{
-    DUMMY_SECRET_ACCESS_KEY, LambdaProcess, MotoServer, RuntimeApi, assert_no_secrets,
+    DUMMY_SECRET_ACCESS_KEY, LambdaProcess, MotoServer, RefusingEndpoint, RuntimeApi,
+    assert_no_secrets,
 };
 
 const BINARY: &str = env!("CARGO_BIN_EXE_source-heartbeat");
@@ -41,8 +42,15 @@ async fn a_heartbeat_says_how_the_pipeline_is_and_what_waits_where() {
             .await
             .unwrap();
     }
+    // The canary call is denied, as the heartbeat role's policy says (moto allows everything).
+    let denying = RefusingEndpoint::start(
+        &moto.endpoint_url(),
+        &["PutParameter"],
+        "AccessDeniedException",
+    );
     let api = RuntimeApi::start();
     let mut env = moto.lambda_env();
+    env.push(("AWS_ENDPOINT_URL_SSM".into(), denying.endpoint_url()));
     env.push(("SNS_TOPIC".into(), topic));
     env.push(("STACK_NAME".into(), "ids".into()));
     env.push((
@@ -58,8 +66,9 @@ async fn a_heartbeat_says_how_the_pipeline_is_and_what_waits_where() {
     let answer = api.invoke(scheduled.clone()).await.expect("published");
     assert_eq!(
         answer,
-        json!({"healthy": false, "waiting": 3, "published": 1})
+        json!({"canary": "denied", "healthy": false, "waiting": 3, "published": 1})
     );
+    assert_eq!(denying.refused(), 1, "one canary call an hour");
     let [body] = capture
         .receive(1, Duration::from_secs(30))
         .await
@@ -70,31 +79,28 @@ async fn a_heartbeat_says_how_the_pipeline_is_and_what_waits_where() {
         message["subject"],
         "Pipeline needs attention: 0 Messages in the last 24 h, 3 waiting in failure queues"
     );
-    assert_eq!(tag(&message, "heartbeat"), Some("ids"));
+    // The summary is no heartbeat leg: nothing counts it as one.
+    assert_eq!(tag(&message, "heartbeat"), None);
     assert_eq!(tag(&message, "severity"), Some("high"));
     activity_aware_message::Message::from_json(&body).expect("a Message");
 
-    // Drained: healthy, and info.
+    // Drained: healthy, and no summary until it is due (daily, at midnight UTC).
     sqs.purge_queue()
         .queue_url(&waiting.url)
         .send()
         .await
         .unwrap();
-    let answer = api.invoke(scheduled).await.expect("published");
+    let answer = api.invoke(scheduled).await.expect("the canary");
     assert_eq!(answer["healthy"], true, "{answer}");
-    let [body] = capture
-        .receive(1, Duration::from_secs(30))
-        .await
-        .try_into()
-        .expect("one heartbeat");
-    let message: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(tag(&message, "severity"), Some("info"));
-    assert!(
-        message["subject"]
-            .as_str()
-            .unwrap()
-            .starts_with("Pipeline healthy: ")
-    );
+    assert_eq!(answer["canary"], "denied", "{answer}");
+    let due = source_heartbeat::Config::from_lookup(|name| match name {
+        "SNS_TOPIC" => Some("arn:aws:sns:us-east-1:123456789012:t".into()),
+        "STACK_NAME" => Some("ids".into()),
+        _ => None,
+    })
+    .unwrap()
+    .summary_due(source_heartbeat::now_s());
+    assert_eq!(answer["published"], u8::from(due), "{answer}");
     let output = process.stop();
     assert_no_secrets("the function's output", &output, &[DUMMY_SECRET_ACCESS_KEY]);
 }
@@ -133,16 +139,19 @@ async fn the_handler_in_process_counts_what_waits_and_fails_when_the_heartbeat_c
     let readers = Readers {
         sqs,
         cloudwatch: aws_sdk_cloudwatch::Client::new(&aws),
+        ssm: source_heartbeat::ssm_client(&aws).unwrap(),
     };
     let sns = aws_sdk_sns::Client::new(&aws);
     let publisher = MessagePublisher::new(sns.clone(), config.topic_arn.clone());
 
-    let summary = handle(&config, &readers, &publisher)
+    // An hour when no summary is due: still published, because something waits.
+    let not_due = 1_764_979_200 + 3_600;
+    let summary = handle(&config, &readers, &publisher, not_due)
         .await
         .expect("published");
     assert_eq!(
         serde_json::to_value(&summary).unwrap(),
-        json!({"healthy": false, "waiting": 2, "published": 1})
+        json!({"canary": "made", "healthy": false, "waiting": 2, "published": 1})
     );
     let [body] = capture
         .receive(1, Duration::from_secs(30))
@@ -163,13 +172,13 @@ async fn the_handler_in_process_counts_what_waits_and_fails_when_the_heartbeat_c
 
     // A topic that is gone: the heartbeat cannot go, and the invocation fails saying so.
     let gone = MessagePublisher::new(sns, "arn:aws:sns:us-east-1:123456789012:no-such-topic");
-    let error = handle(&config, &readers, &gone)
+    let error = handle(&config, &readers, &gone, not_due)
         .await
         .expect_err("not published");
     let diagnostic = lambda_runtime::Diagnostic::from(error);
     assert_eq!(diagnostic.error_type, "PublishFailed");
     assert!(
-        diagnostic.error_message.contains("the heartbeat"),
+        diagnostic.error_message.contains("the pipeline summary"),
         "{}",
         diagnostic.error_message
     );

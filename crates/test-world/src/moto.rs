@@ -300,6 +300,61 @@ impl MotoServer {
             .unwrap_or_else(|e| panic!("test-world: moto Subscribe sqs to {topic_arn}: {e:?}"));
     }
 
+    /// Creates an HMAC-SHA-256 KMS key (the heartbeat's); returns its key id.
+    pub async fn create_kms_hmac_key(&self) -> String {
+        let kms = aws_sdk_kms::Client::new(&self.sdk_config().await);
+        kms.create_key()
+            .key_spec(aws_sdk_kms::types::KeySpec::Hmac256)
+            .key_usage(aws_sdk_kms::types::KeyUsageType::GenerateVerifyMac)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("test-world: moto CreateKey HMAC: {e:?}"))
+            .key_metadata()
+            .map(|metadata| metadata.key_id().to_owned())
+            .expect("test-world: a key id")
+    }
+
+    /// The key's HMAC-SHA-256 of `text` (KMS GenerateMac), hex.
+    pub async fn kms_generate_mac(&self, key: &str, text: &str) -> String {
+        let kms = aws_sdk_kms::Client::new(&self.sdk_config().await);
+        let answer = kms
+            .generate_mac()
+            .key_id(key)
+            .mac_algorithm(aws_sdk_kms::types::MacAlgorithmSpec::HmacSha256)
+            .message(aws_sdk_kms::primitives::Blob::new(text.as_bytes()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("test-world: moto GenerateMac: {e:?}"));
+        answer
+            .mac()
+            .map(|mac| mac.as_ref().iter().map(|b| format!("{b:02x}")).collect())
+            .expect("test-world: a MAC")
+    }
+
+    /// Whether `mac_hex` is the key's HMAC-SHA-256 of `text` (KMS VerifyMac).
+    pub async fn kms_verify_mac(&self, key: &str, text: &str, mac_hex: &str) -> bool {
+        let Some(mac) = (0..mac_hex.len())
+            .step_by(2)
+            .map(|at| {
+                mac_hex
+                    .get(at..at + 2)
+                    .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+            })
+            .collect::<Option<Vec<u8>>>()
+        else {
+            return false;
+        };
+        let kms = aws_sdk_kms::Client::new(&self.sdk_config().await);
+        kms.verify_mac()
+            .key_id(key)
+            .mac_algorithm(aws_sdk_kms::types::MacAlgorithmSpec::HmacSha256)
+            .message(aws_sdk_kms::primitives::Blob::new(text.as_bytes()))
+            .mac(aws_sdk_kms::primitives::Blob::new(mac))
+            .send()
+            .await
+            .is_ok_and(|answer| answer.mac_valid())
+    }
+
     /// Creates a symmetric KMS key; returns its key id.
     pub async fn create_kms_key(&self) -> String {
         let kms = aws_sdk_kms::Client::new(&self.sdk_config().await);

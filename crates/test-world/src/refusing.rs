@@ -39,7 +39,8 @@ impl Refusal {
 impl RefusingEndpoint {
     /// Forwards to `upstream` (moto's endpoint URL) everything but `refused_actions`, which get
     /// a 403 with the error `code` in the XML shape of EC2 (`Response/Errors/Error`) and IAM
-    /// (`ErrorResponse/Error`) alike.
+    /// (`ErrorResponse/Error`) alike, or, for the JSON protocol (SSM, KMS, CloudTrail), a 400
+    /// with the code as its `__type`.
     pub fn start(upstream: &str, refused_actions: &[&str], code: &str) -> RefusingEndpoint {
         let upstream = upstream.trim_end_matches('/').to_owned();
         let actions: Vec<String> = refused_actions.iter().map(|a| (*a).to_owned()).collect();
@@ -49,16 +50,37 @@ impl RefusingEndpoint {
         let http = reqwest::Client::new();
         let server = Server::start("refusing-endpoint", None, move |request: Received| {
             let body = String::from_utf8_lossy(&request.body).into_owned();
-            let action = body
-                .split('&')
-                .find_map(|pair| pair.strip_prefix("Action="))
-                .unwrap_or_default();
-            let refuse = actions.iter().any(|refused| refused == action);
+            // The Query protocol names the action in the form, the JSON protocol in a header.
+            let target = request
+                .headers
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case("x-amz-target"))
+                .and_then(|(_, value)| value.rsplit('.').next())
+                .map(str::to_owned);
+            let action = target.clone().unwrap_or_else(|| {
+                body.split('&')
+                    .find_map(|pair| pair.strip_prefix("Action="))
+                    .unwrap_or_default()
+                    .to_owned()
+            });
+            let refuse = actions.contains(&action);
+            let json = target.is_some();
             let upstream = upstream.clone();
             let code = code.clone();
             let http = http.clone();
             let count = count.clone();
             async move {
+                if refuse && json {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    let answer = format!(
+                        "{{\"__type\": \"{code}\", \"message\": \"refused by the test world\"}}"
+                    );
+                    return reply(
+                        400,
+                        &[("content-type", "application/x-amz-json-1.1")],
+                        answer,
+                    );
+                }
                 if refuse {
                     count.fetch_add(1, Ordering::SeqCst);
                     let xml = format!(
