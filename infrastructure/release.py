@@ -403,6 +403,8 @@ def new_resources(release_version, prefix, files, default_base_url, project_rele
 def remove_cfn_lint_exception(lines):
     """The source template asks cfn-lint to ignore W3002 (its Code names local zips); the
     installable template's Code is in S3, so it is linted without that exception."""
+    if not any(line.rstrip() == "Metadata:" for line in lines):
+        return
     start, end = top_level_span(lines, "Metadata")
     for i in range(start, end):
         if lines[i].rstrip() == "  cfn-lint:":
