@@ -12,6 +12,7 @@
 pub mod alarm;
 pub mod generic;
 pub mod guardduty;
+pub mod noise;
 pub mod operations;
 pub mod sign_in;
 
@@ -70,6 +71,9 @@ pub struct Summary {
     pub truncated: bool,
     /// An expected change, not published because the stack drops those (ExpectedChanges).
     pub dropped: bool,
+    /// An API call no detection takes, not published.
+    #[serde(default)]
+    pub no_detection: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +114,9 @@ pub enum Made {
     WithoutFields,
     /// An expected change, and the stack drops those.
     Dropped,
+    /// A CloudTrail API call no detection takes: the rules send broadly (a pattern cannot say
+    /// everything a detection means), and what no detection's finer condition keeps is no alert.
+    NoDetection,
 }
 
 /// The Message an event becomes, with its detection and severity.
@@ -133,6 +140,9 @@ pub fn message_json(event: &Event<'_>, detector: &Detector) -> Made {
                 let detected = detector.detect(&view);
                 if detected.dropped() {
                     return Made::Dropped;
+                }
+                if detected.detection.is_none() {
+                    return Made::NoDetection;
                 }
                 return match message_json_from_record(&view, &detected) {
                     None => Made::WithoutFields,
@@ -273,9 +283,11 @@ pub async fn handle(
         published: 0,
         truncated: false,
         dropped: false,
+        no_detection: false,
     };
     let made = message_json(&event, detector);
     summary.dropped = made == Made::Dropped;
+    summary.no_detection = made == Made::NoDetection;
     if let Made::Message {
         body,
         truncated,

@@ -1,0 +1,101 @@
+//! The noise figure: of real records of ordinary activity that are not denials, how many the
+//! stack would post (a rule sends the event, and a detection keeps it), and how severe. A team
+//! mutes a channel that cries wolf on every deploy; this is the number that says it does not.
+
+use crate::{Detector, Made, message_json, parse_event};
+use activity_aware_cloudtrail::is_denial_code;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// What a corpus of ordinary activity makes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Noise {
+    /// Records read.
+    pub records: usize,
+    /// Records that are denials (told by design: the CloudWatch Logs subscription's pattern).
+    pub denials: usize,
+    /// Records that are not denials and would be posted.
+    pub posted: usize,
+    /// Of those, how many at each severity.
+    pub by_severity: BTreeMap<String, usize>,
+    /// Of those, how many of each detection.
+    pub by_detection: BTreeMap<String, usize>,
+}
+
+impl Noise {
+    /// Records that are not denials.
+    pub fn others(&self) -> usize {
+        self.records - self.denials
+    }
+
+    /// Posted at high or critical.
+    pub fn urgent(&self) -> usize {
+        ["high", "critical"]
+            .iter()
+            .map(|severity| self.by_severity.get(*severity).copied().unwrap_or(0))
+            .sum()
+    }
+
+    /// `posted` as a share of the records that are not denials, in percent.
+    pub fn posted_percent(&self) -> f64 {
+        100.0 * self.posted as f64 / self.others().max(1) as f64
+    }
+
+    pub fn urgent_percent(&self) -> f64 {
+        100.0 * self.urgent() as f64 / self.others().max(1) as f64
+    }
+}
+
+/// What the stack makes of each record: the EventBridge path, as the template's rules and the
+/// source decide (a read-only call reaches only a detection that reads).
+pub fn measure<'r>(records: impl IntoIterator<Item = &'r Value>, detector: &Detector) -> Noise {
+    let mut noise = Noise::default();
+    for record in records {
+        noise.records += 1;
+        if record
+            .get("errorCode")
+            .and_then(Value::as_str)
+            .is_some_and(is_denial_code)
+        {
+            noise.denials += 1;
+            continue;
+        }
+        let source = record
+            .get("eventSource")
+            .and_then(Value::as_str)
+            .and_then(|source| source.split('.').next())
+            .unwrap_or_default();
+        let detail_type = match record.get("eventType").and_then(Value::as_str) {
+            Some("AwsConsoleSignIn") => "AWS Console Sign In via CloudTrail",
+            Some("AwsServiceEvent") => continue,
+            _ => "AWS API Call via CloudTrail",
+        };
+        let event = serde_json::json!({
+            "version": "0", "id": "noise", "detail-type": detail_type, "source": format!("aws.{source}"),
+            "account": record.get("recipientAccountId"), "time": record.get("eventTime"),
+            "region": record.get("awsRegion"), "resources": [], "detail": record,
+        })
+        .to_string();
+        let Ok(parsed) = parse_event(&event) else {
+            continue;
+        };
+        let Made::Message { body, severity, detection, .. } = message_json(&parsed, detector) else {
+            continue;
+        };
+        let detection = detection.unwrap_or_default();
+        // A read-only call reaches a rule only when its detection needs read-only calls.
+        let read_only = record.get("readOnly") == Some(&Value::Bool(true));
+        let reads = detector
+            .catalogue()
+            .detection(&detection)
+            .is_some_and(|found| found.reads);
+        if read_only && !reads && detail_type != "AWS Console Sign In via CloudTrail" {
+            continue;
+        }
+        let _ = body;
+        noise.posted += 1;
+        *noise.by_severity.entry(severity.as_str().to_owned()).or_default() += 1;
+        *noise.by_detection.entry(detection).or_default() += 1;
+    }
+    noise
+}
