@@ -16,7 +16,6 @@ infrastructure/cloudformation.yaml with small fake zips.
 """
 import hashlib
 import http.server
-import io
 import json
 import logging
 import os
@@ -33,6 +32,7 @@ import zipfile
 from unittest import mock
 
 import boto3
+import yaml
 from cfnlint.decode import cfn_yaml
 from moto import mock_aws
 
@@ -92,7 +92,7 @@ class Server:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
     def close(self):
@@ -123,6 +123,8 @@ class Release(unittest.TestCase):
         # The linters take seconds each: they run while the other tests do.
         cls.lint = subprocess.Popen([tool("cfn-lint"), "--", cls.out], stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, text=True)
+        cls.shellcheck = subprocess.Popen([tool("shellcheck"), os.path.join(ROOT, "dev.sh")], stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT, text=True)
         cls.checkov = subprocess.Popen([tool("checkov"), "--config-file", os.path.join(ROOT, "infrastructure", ".checkov.yaml"),
                                         "-f", cls.out], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         with open(cls.out, encoding="utf-8") as f:
@@ -133,7 +135,7 @@ class Release(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        for process in (cls.lint, cls.checkov):
+        for process in (cls.lint, cls.checkov, cls.shellcheck):
             if process.poll() is None:
                 process.kill()
                 process.communicate()
@@ -286,7 +288,17 @@ class Release(unittest.TestCase):
             with open(os.path.join(self.zips, name), "rb") as f:
                 server.files[f"/v0.1.0/{name}"] = f.read()
         from moto.cloudformation import cloudformation_backends
+        from moto.cloudformation import models as cloudformation_models
         from moto.events import models as events_models
+
+        # moto reads every template with PyYAML first, seconds for this one: JSON is read as JSON.
+        read_template = cloudformation_models.Stack.parse_template
+
+        def parse_template(template):
+            try:
+                return json.loads(template)
+            except ValueError:
+                return read_template(template)
 
         # moto's CloudFormation encodes an EventPattern that Fn::Sub made (a JSON string) once
         # more; EventBridge takes it as the JSON it is.
@@ -302,7 +314,9 @@ class Release(unittest.TestCase):
         with mock.patch.dict(os.environ, AWS_ENV), mock_aws(config={"lambda": {"use_docker": False}}), \
                 mock.patch.object(events_models.EventPattern, "load", classmethod(load)), \
                 mock.patch("moto.awslambda.models.LambdaFunction.invoke", lambda *args, **kwargs: None), \
-                mock.patch("moto.settings.is_docker", lambda: False), warnings.catch_warnings():
+                mock.patch("moto.settings.is_docker", lambda: False), \
+                mock.patch.object(cloudformation_models.Stack, "parse_template", staticmethod(parse_template)), \
+                warnings.catch_warnings():
             # What moto's CloudFormation does not make (subscriptions, filters, queue policies) is
             # the template test's to check.
             warnings.simplefilter("ignore")
@@ -414,8 +428,23 @@ class Release(unittest.TestCase):
         self.assertIn("--require-hashes", dev_sh)
 
     def test_dev_sh_passes_shellcheck(self):
-        checked = subprocess.run([tool("shellcheck"), os.path.join(ROOT, "dev.sh")], capture_output=True, text=True)
-        self.assertEqual(checked.returncode, 0, checked.stdout)
+        output, _ = self.shellcheck.communicate(timeout=120)
+        self.assertEqual(self.shellcheck.returncode, 0, output)
+
+    def test_the_release_workflow_builds_on_a_tag_with_actions_pinned_by_commit(self):
+        with open(os.path.join(ROOT, ".github", "workflows", "release.yml"), encoding="utf-8") as f:
+            text = f.read()
+        workflow = yaml.safe_load(text)
+        triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare on as true
+        self.assertEqual(triggers, {"push": {"tags": ["v*"]}})
+        uses = re.findall(r"uses: ([^\s]+)", text)
+        self.assertTrue(uses)
+        for action in uses:
+            self.assertRegex(action, r"^[\w.-]+/[\w.-]+@[0-9a-f]{40}$")
+        for needed in ["actions/attest-build-provenance@", "aws-actions/configure-aws-credentials@",
+                       "./dev.sh release", "release/toolchain", "sha256sum -c SHA256SUMS", "id-token: write"]:
+            self.assertIn(needed, text)
+        self.assertNotIn("secrets.AWS", text, "AWS through OIDC only, no stored keys")
 
     def test_every_python_package_is_pinned_with_its_hash(self):
         with open(os.path.join(ROOT, "requirements.txt"), encoding="utf-8") as f:
@@ -508,8 +537,18 @@ class CodeCopyRequests(unittest.TestCase):
             with open(os.path.join(zips, name), "rb") as f:
                 cls.zips[name] = f.read()
 
+        # One moto for all the requests, and a bucket of its own for each test.
+        cls.environment = mock.patch.dict(os.environ, AWS_ENV)
+        cls.environment.start()
+        cls.aws = mock_aws()
+        cls.aws.start()
+        cls.s3 = boto3.client("s3", region_name="eu-west-3")
+        cls.buckets = 0
+
     @classmethod
     def tearDownClass(cls):
+        cls.aws.stop()
+        cls.environment.stop()
         shutil.rmtree(cls.work, ignore_errors=True)
 
     def setUp(self):
@@ -517,32 +556,27 @@ class CodeCopyRequests(unittest.TestCase):
         self.addCleanup(self.server.close)
         for name, body in self.zips.items():
             self.server.files[f"/v0.2.0/{name}"] = body
-        patcher = mock.patch.dict(os.environ, AWS_ENV)
-        patcher.start()
-        self.addCleanup(patcher.stop)
-        aws = mock_aws()
-        aws.start()
-        self.addCleanup(aws.stop)
-        self.s3 = boto3.client("s3", region_name="eu-west-3")
-        self.s3.create_bucket(Bucket="code", CreateBucketConfiguration={"LocationConstraint": "eu-west-3"})
+        type(self).buckets += 1
+        self.bucket = f"code-{self.buckets}"
+        self.s3.create_bucket(Bucket=self.bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-3"})
 
     def properties(self, architecture="arm64", **overrides):
-        return CodeCopy.properties(self.template, bucket="code", architecture=architecture,
+        return CodeCopy.properties(self.template, bucket=self.bucket, architecture=architecture,
                                    base_url=f"{self.server.url}/v0.2.0/", **overrides)
 
     def run_request(self, kind, properties, physical=None):
         return self.copier.run(self.server, kind, properties, physical=physical, region="eu-west-3")
 
     def stored(self):
-        return {item["Key"]: self.s3.get_object(Bucket="code", Key=item["Key"])["Body"].read()
-                for item in self.s3.list_objects_v2(Bucket="code").get("Contents", [])}
+        return {item["Key"]: self.s3.get_object(Bucket=self.bucket, Key=item["Key"])["Body"].read()
+                for item in self.s3.list_objects_v2(Bucket=self.bucket).get("Contents", [])}
 
     def test_good_zips_are_copied_for_the_stacks_architecture(self):
         properties = self.properties()
         answer = self.run_request("Create", properties)
         self.assertEqual(answer["Status"], "SUCCESS", answer)
         prefix = properties["Prefix"]
-        self.assertEqual(answer["PhysicalResourceId"], f"s3://code/{prefix}*-arm64.zip")
+        self.assertEqual(answer["PhysicalResourceId"], f"s3://{self.bucket}/{prefix}*-arm64.zip")
         self.assertEqual(answer["Data"], {"Prefix": prefix})
         self.assertEqual(self.stored(), {prefix + name: body for name, body in self.zips.items() if name.endswith("-arm64.zip")})
 
@@ -574,7 +608,7 @@ class CodeCopyRequests(unittest.TestCase):
         answer = self.run_request("Delete", properties, physical=created["PhysicalResourceId"])
         self.assertEqual((answer["Status"], answer["PhysicalResourceId"]), ("SUCCESS", created["PhysicalResourceId"]))
         self.assertEqual(self.stored(), {})
-        self.s3.delete_bucket(Bucket="code")
+        self.s3.delete_bucket(Bucket=self.bucket)
         answer = self.run_request("Delete", properties, physical=created["PhysicalResourceId"])
         self.assertEqual(answer["Status"], "SUCCESS", answer)
 
