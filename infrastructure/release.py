@@ -431,8 +431,6 @@ def rewrite_functions(lines, prefix):
         if code and not is_function:
             raise ReleaseError(f"{header.group(1)} has a Code line but is no AWS::Lambda::Function")
         if is_function and code:
-            if any(re.match(r"    DependsOn:", line) for line in block):
-                raise ReleaseError(f"{header.group(1)} already has DependsOn: release.py cannot add CodeCopy to it yet")
             if any(re.match(r"      CodeSigningConfigArn:", line) for line in block):
                 raise ReleaseError(f"{header.group(1)} already has a CodeSigningConfigArn")
             (k,) = code
@@ -444,8 +442,7 @@ def rewrite_functions(lines, prefix):
                 f"{pad}  S3Key: !Sub \"{prefix}{function}-${{Architecture}}.zip\"\n",
                 f"{pad}CodeSigningConfigArn: !If [HasCodeSigningProfile, !GetAtt CodeSigningConfig.CodeSigningConfigArn, !Ref AWS::NoValue]\n",
             ]
-            type_line = next(k for k, line in enumerate(block) if line.rstrip() == "    Type: AWS::Lambda::Function")
-            block.insert(type_line + 1, "    DependsOn: CodeCopy\n")
+            depends_on(block, header.group(1))
             lines[i:stop] = block
             grown = len(block) - (stop - i)
             end += grown
@@ -453,6 +450,26 @@ def rewrite_functions(lines, prefix):
             rewritten.append(header.group(1))
         i = stop
     return rewritten
+
+
+def depends_on(block, name):
+    """The resource's DependsOn, with CodeCopy first: `DependsOn: X` and `DependsOn: [X, Y]`
+    become lists; a block list takes CodeCopy as its first item."""
+    found = [k for k, line in enumerate(block) if re.match(r"    DependsOn:", line)]
+    if not found:
+        type_line = next(k for k, line in enumerate(block) if line.rstrip() == "    Type: AWS::Lambda::Function")
+        block.insert(type_line + 1, "    DependsOn: CodeCopy\n")
+        return
+    (k,) = found
+    value = block[k].split(":", 1)[1].split(" #", 1)[0].strip()
+    if not value:
+        block.insert(k + 1, "      - CodeCopy\n")
+    elif re.fullmatch(r"[A-Za-z0-9]+", value):
+        block[k] = f"    DependsOn: [CodeCopy, {value}]\n"
+    elif re.fullmatch(r"\[\s*[A-Za-z0-9]+(\s*,\s*[A-Za-z0-9]+)*\s*\]", value):
+        block[k] = f"    DependsOn: [CodeCopy, {value[1:-1].strip()}]\n"
+    else:
+        raise ReleaseError(f"{name}'s DependsOn ({value}) is not a form release.py can add CodeCopy to")
 
 
 def installable_template(source_text, zips_dir, release_version, base_url=None, cargo_toml=CARGO_TOML):
@@ -527,7 +544,8 @@ def check_installable(text, rewritten, files, prefix):
         code = resources[name]["Properties"]["Code"]
         if code.get("S3Bucket") != {"Ref": "CodeBucket"} or not code.get("S3Key", {}).get("Fn::Sub", "").startswith(prefix):
             raise ReleaseError(f"{name}'s Code is not in CodeBucket: {code}")
-        if resources[name].get("DependsOn") != "CodeCopy":
+        depends = resources[name].get("DependsOn")
+        if "CodeCopy" not in ([depends] if isinstance(depends, str) else depends or []):
             raise ReleaseError(f"{name} does not depend on CodeCopy")
     listed = {(f["Name"], f["Sha256"]) for f in resources["CodeCopy"]["Properties"]["Files"]}
     if listed != set(files):

@@ -214,7 +214,8 @@ class Release(unittest.TestCase):
             function = re.fullmatch(r"\.\./dist/([a-z0-9-]+)/\1\.zip", resource["Properties"]["Code"]).group(1)
             seen.add(function)
             new = self.resources[name]
-            self.assertEqual(new["DependsOn"], "CodeCopy", name)
+            listed = lambda depends: [depends] if isinstance(depends, str) else list(depends or [])  # noqa: E731
+            self.assertEqual(listed(new["DependsOn"]), ["CodeCopy"] + listed(resource.get("DependsOn")), name)
             self.assertEqual(new["Properties"]["Code"], {
                 "S3Bucket": {"Ref": "CodeBucket"},
                 "S3Key": {"Fn::Sub": f"{prefix}{function}-${{Architecture}}.zip"}}, name)
