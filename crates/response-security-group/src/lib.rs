@@ -176,8 +176,7 @@ pub async fn handle(
                 label: format!("the {} response", outcome.name()),
                 body: message.to_json(),
                 severity: Some(severity),
-                detection: None,
-                denied: false,
+                ..OutgoingMessage::default()
             }])
             .await?;
     }
