@@ -9,9 +9,7 @@ fn outgoing(label: &str, body: String) -> OutgoingMessage {
     OutgoingMessage {
         label: label.to_owned(),
         body,
-        severity: None,
-        detection: None,
-        denied: false,
+        ..OutgoingMessage::default()
     }
 }
 
