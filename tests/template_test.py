@@ -220,6 +220,8 @@ class Template(unittest.TestCase):
                 ("kms:GenerateDataKey", key, via("sns", "sqs")), ("kms:Decrypt", key, via("sns", "sqs")),
                 # Signing heartbeat legs: the sources sign, the Slack function verifies.
                 ("kms:GenerateMac", get_att("HeartbeatKey", "Arn"), None),
+                # Remembering routine changes, one item at a time.
+                ("dynamodb:UpdateItem", get_att("FamiliarityTable", "Arn"), None),
             ] + logs(source))
         queue = [get_att("DestinationSlackQueue", "Arn"), get_att("DestinationSlackPriorityQueue", "Arn")]
         destination = [
@@ -567,10 +569,44 @@ class Template(unittest.TestCase):
             "SLACK_POST_INTERVAL_MS": len(str(self.pace("PostIntervalMs"))),
             "ACCOUNT_NAMES_FROM_ORGANIZATIONS": len("false"),
             "HEARTBEAT_KEY_ARN": len("arn:aws-us-gov:kms:us-gov-west-1:111122223333:key/") + 36,
+            "MINIMUM_SEVERITY": len("critical"),
         }
         variables = self.props("DestinationSlackLambda")["Environment"]["Variables"]
         self.assertEqual(sorted(variables), sorted(longest))
         self.assertLessEqual(sum(len(name) + size for name, size in longest.items()), 4096, longest)
+
+    def test_only_the_sources_write_what_is_remembered_of_routine_changes(self):
+        table = self.props("FamiliarityTable")
+        self.assertEqual(table["BillingMode"], "PAY_PER_REQUEST")
+        self.assertEqual(table["TimeToLiveSpecification"], {"AttributeName": "expires", "Enabled": True})
+        self.assertEqual(table["KeySchema"], [{"AttributeName": "key", "KeyType": "HASH"}])
+        self.assertTrue(table["SSESpecification"]["SSEEnabled"])
+        self.assertTrue(table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"])
+        [deny] = table["ResourcePolicy"]["PolicyDocument"]["Statement"]
+        self.assertEqual((deny["Effect"], deny["Principal"]), ("Deny", "*"))
+        for write in ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
+                      "dynamodb:PartiQLInsert", "dynamodb:PartiQLUpdate", "dynamodb:PartiQLDelete"]:
+            self.assertIn(write, deny["Action"])
+        # The policy names the table CloudFormation makes.
+        self.assertEqual(table["TableName"], {"Fn::Sub": "${AWS::StackName}-familiarity"})
+        self.assertTrue(deny["Resource"]["Fn::Sub"].endswith(":table/${AWS::StackName}-familiarity"))
+        self.assertEqual(deny["Condition"], {"StringNotEquals": {
+            "aws:PrincipalTag/ActivityAwareIdsFamiliarity": ref("AWS::StackName")}})
+        # The tag is the sources' alone.
+        tagged = sorted(name for name, role in self.of_type("AWS::IAM::Role").items()
+                        if {"Key": "ActivityAwareIdsFamiliarity", "Value": ref("AWS::StackName")}
+                        in role["Properties"].get("Tags", []))
+        self.assertEqual(tagged, ["SourceCloudtrailCloudwatchLogsRole", "SourceEventbridgeRole"])
+        days = self.template["Parameters"]["FamiliarityDays"]
+        self.assertEqual((days["Default"], days["MinValue"], days["MaxValue"]), (90, 1, 3650))
+
+    def test_slack_and_teams_post_from_low_and_the_operations_relay_everything(self):
+        parameters = self.template["Parameters"]
+        for destination in ["Slack", "Teams"]:
+            self.assertEqual(parameters[destination + "MinimumSeverity"]["Default"], "low")
+        self.assertEqual(self.props("DestinationSlackLambda")["Environment"]["Variables"]["MINIMUM_SEVERITY"],
+                         ref("SlackMinimumSeverity"))
+        self.assertEqual(self.props("OperationsRelayLambda")["Environment"]["Variables"]["MINIMUM_SEVERITY"], "info")
 
     def test_organization_account_names_are_off_by_default(self):
         self.assertEqual(self.template["Parameters"]["AccountNamesFromOrganizations"]["Default"], "Disabled")
@@ -591,6 +627,8 @@ class Template(unittest.TestCase):
             "EXPECTED_PRINCIPAL_ARNS": ref("ExpectedPrincipalArns"),
             "EXPECT_CLOUDFORMATION_CHANGES": {"Fn::If": ["ExpectCloudFormationChangesOn", "true", "false"]},
             "EXPECTED_CHANGES": {"Fn::If": ["DropExpectedChanges", "drop", "info"]},
+            "FAMILIARITY_TABLE": ref("FamiliarityTable"),
+            "FAMILIARITY_DAYS": ref("FamiliarityDays"),
         }
         for source in ["SourceCloudtrailCloudwatchLogsLambda", "SourceEventbridgeLambda"]:
             self.assertEqual(self.props(source)["Environment"], {"Variables": expected})

@@ -29,6 +29,8 @@ pub enum Service {
     Kms,
     /// JSON protocol: [`JsonClient`].
     Ssm,
+    /// JSON protocol (1.0): [`JsonClient`].
+    DynamoDb,
 }
 
 impl Service {
@@ -40,6 +42,7 @@ impl Service {
             Service::CloudTrail => "cloudtrail",
             Service::Kms => "kms",
             Service::Ssm => "ssm",
+            Service::DynamoDb => "dynamodb",
         }
     }
 
@@ -51,6 +54,7 @@ impl Service {
             Service::CloudTrail => "2013-11-01",
             Service::Kms => "2014-11-01",
             Service::Ssm => "2014-11-06",
+            Service::DynamoDb => "2012-08-10",
         }
     }
 
@@ -63,6 +67,7 @@ impl Service {
             Service::CloudTrail => "AWS_ENDPOINT_URL_CLOUDTRAIL",
             Service::Kms => "AWS_ENDPOINT_URL_KMS",
             Service::Ssm => "AWS_ENDPOINT_URL_SSM",
+            Service::DynamoDb => "AWS_ENDPOINT_URL_DYNAMODB",
         }
     }
 
@@ -429,7 +434,7 @@ impl JsonClient {
         let (status, text) = self
             .signer
             .send(
-                "application/x-amz-json-1.1",
+                json_content_type(self.signer.service),
                 Some(&target),
                 body.to_string(),
             )
@@ -465,12 +470,21 @@ impl JsonClient {
     }
 }
 
+/// The JSON protocol's version a service speaks.
+fn json_content_type(service: Service) -> &'static str {
+    match service {
+        Service::DynamoDb => "application/x-amz-json-1.0",
+        _ => "application/x-amz-json-1.1",
+    }
+}
+
 /// The `X-Amz-Target` prefix of a JSON-protocol service.
 fn json_target_prefix(service: Service) -> &'static str {
     match service {
         Service::CloudTrail => "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101",
         Service::Kms => "TrentService",
         Service::Ssm => "AmazonSSM",
+        Service::DynamoDb => "DynamoDB_20120810",
         _ => "",
     }
 }

@@ -25,6 +25,9 @@ pub struct Detected {
     pub denied: bool,
     /// The call failed with this code: an attempt of a high or critical detection.
     pub attempt: Option<String>,
+    /// A routine change: what the stack remembers of it, to tell whether it is news (see
+    /// [`crate::familiar`]).
+    pub familiar_key: Option<String>,
 }
 
 /// What a Message says of its detection.
@@ -39,6 +42,8 @@ pub struct DetectionText {
     pub reason: Option<String>,
     /// Why the change was expected, when it was.
     pub expected: Option<String>,
+    /// Why a routine change is told for the record, when it is.
+    pub routine: Option<String>,
     /// Said in tags only (a denial, a GuardDuty finding): the Message is its own.
     pub tags_only: bool,
     /// Expected, and expected changes are dropped.
@@ -52,6 +57,7 @@ impl Detected {
             detection: None,
             denied: false,
             attempt: None,
+            familiar_key: None,
         }
     }
 
@@ -79,11 +85,13 @@ impl Detected {
                 what_happened: found.what_happened.clone(),
                 reason,
                 expected: found.expected.clone(),
+                routine: found.routine.clone(),
                 tags_only: detection.fallback,
                 dropped: found.dropped(),
             }),
             denied: false,
             attempt: found.attempt.clone(),
+            familiar_key: found.familiar_key.clone(),
         }
     }
 
@@ -114,16 +122,18 @@ impl Detected {
                 what_happened: None,
                 reason: None,
                 expected: None,
+                routine: None,
                 tags_only: true,
                 dropped: false,
             }),
             denied: false,
             attempt: None,
+            familiar_key: None,
         }
     }
 
     /// What the Message says of its detection, after its own fields: what it is, what
-    /// happened, why it alerted, why it was expected, why it matters, its ATT&CK tactic.
+    /// happened, why it alerted, why it was expected or is routine, why it matters, its ATT&CK tactic.
     pub fn fields(&self) -> Vec<(&'static str, String)> {
         let Some(detection) = self.shown() else {
             return Vec::new();
@@ -133,6 +143,7 @@ impl Detected {
             (WHAT_HAPPENED_LABEL, &detection.what_happened),
             (WHY_IT_ALERTED_LABEL, &detection.reason),
             (EXPECTED_LABEL, &detection.expected),
+            (ROUTINE_LABEL, &detection.routine),
         ] {
             if let Some(value) = value {
                 fields.push((label, value.clone()));
@@ -180,6 +191,7 @@ pub const DETECTION_LABEL: &str = "Detection";
 pub const WHAT_HAPPENED_LABEL: &str = "What Happened";
 pub const WHY_IT_ALERTED_LABEL: &str = "Why It Alerted";
 pub const EXPECTED_LABEL: &str = "Expected";
+pub const ROUTINE_LABEL: &str = "Routine";
 pub const WHY_IT_MATTERS_LABEL: &str = "Why It Matters";
 pub const TACTIC_LABEL: &str = "ATT&CK Tactic";
 

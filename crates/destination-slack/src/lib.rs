@@ -59,7 +59,8 @@ pub struct Config {
     pub accounts: AccountNames,
     /// ACCOUNT_NAMES_FROM_ORGANIZATIONS: also name the organisation's accounts.
     pub organization_names: bool,
-    /// MINIMUM_SEVERITY: Messages below it are not posted (default: every one).
+    /// MINIMUM_SEVERITY: Messages below it are not posted (default: low, so what is told for
+    /// the record is not; the operations relay's template sets info).
     pub minimum_severity: Severity,
     /// OPERATIONS_RELAY: this is the operations relay, subscribed to the operations topic: it
     /// reads CloudWatch's alarm notifications and the self-protection rules' events as well as
@@ -77,7 +78,7 @@ impl Config {
             pace: activity_aware_delivery::pace_from_env("SLACK_POST", PaceLimit::default())?,
             accounts,
             organization_names: flag_from_env("ACCOUNT_NAMES_FROM_ORGANIZATIONS")?,
-            minimum_severity: activity_aware_delivery::minimum_severity_from_env(Severity::Info)?,
+            minimum_severity: activity_aware_delivery::minimum_severity_from_env(Severity::Low)?,
             operations: flag_from_env("OPERATIONS_RELAY")?,
         })
     }

@@ -49,7 +49,8 @@ pub struct Config {
     pub pace: PaceLimit,
     /// ACCOUNT_NAMES: `111122223333=prod`, shown as `prod (111122223333)`.
     pub accounts: AccountNames,
-    /// MINIMUM_SEVERITY: Messages below it are not posted (default: every one).
+    /// MINIMUM_SEVERITY: Messages below it are not posted (default: low, so what is told for
+    /// the record is not).
     pub minimum_severity: Severity,
 }
 
@@ -60,7 +61,7 @@ impl Config {
             pace: activity_aware_delivery::pace_from_env("TEAMS_POST", DEFAULT_PACE)?,
             accounts: AccountNames::parse(&std::env::var("ACCOUNT_NAMES").unwrap_or_default())
                 .map_err(|error| format!("ACCOUNT_NAMES: {error}"))?,
-            minimum_severity: activity_aware_delivery::minimum_severity_from_env(Severity::Info)?,
+            minimum_severity: activity_aware_delivery::minimum_severity_from_env(Severity::Low)?,
         })
     }
 }

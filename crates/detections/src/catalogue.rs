@@ -3,6 +3,7 @@
 use crate::Severity;
 use crate::pattern::{Pattern, PatternError, substitute};
 use crate::refine::{Refine, Refined};
+use crate::routine::{Familiar, made_by_code, made_by_code_reason};
 use crate::settings::Settings;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -76,6 +77,8 @@ struct Entry {
     examples: Examples,
     #[serde(default)]
     answers: Vec<String>,
+    #[serde(default)]
+    familiar: Option<Familiar>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,6 +115,9 @@ pub struct Detection {
     /// The public rules and techniques it answers: `ATT&CK T1562.008`, `Sigma <id>`,
     /// `Panther <RuleID>`, `Elastic: <rule name>`, `Stratus <technique>`.
     pub answers: Vec<String>,
+    /// A routine change: news the first time, then told for the record (see
+    /// [`crate::routine`]).
+    pub familiar: Option<Familiar>,
     refine: Option<Refine>,
     /// `None` when a placeholder has no value here (no honey bucket, say).
     compiled: Option<Pattern>,
@@ -131,6 +137,12 @@ pub struct Found<'c> {
     /// The call failed with this error code: an attempt of a high or critical detection,
     /// which nothing changed but which someone made.
     pub attempt: Option<String>,
+    /// Why a routine change is told for the record (made by infrastructure as code): its
+    /// severity is info.
+    pub routine: Option<String>,
+    /// What the stack remembers of a routine change, to tell whether it is news (see
+    /// [`crate::routine`]); `None` when it is not routine, or already told for the record.
+    pub familiar_key: Option<String>,
     drop_expected: bool,
 }
 
@@ -235,6 +247,7 @@ impl Catalogue {
                 pattern: entry.pattern,
                 examples: entry.examples,
                 answers: entry.answers,
+                familiar: entry.familiar,
                 refine,
                 compiled,
             });
@@ -392,6 +405,8 @@ impl Catalogue {
                 .map(|template| explain(template, detail)),
             expected: None,
             attempt: None,
+            routine: None,
+            familiar_key: None,
             drop_expected: self.settings.expected.drop,
         })
     }
@@ -425,6 +440,14 @@ impl Catalogue {
         {
             found.expected = Some(why);
             found.severity = Severity::Info;
+        } else if let Some(familiar) = &found.detection.familiar {
+            match made_by_code(detail).filter(|_| familiar.code) {
+                Some(tool) => {
+                    found.routine = Some(made_by_code_reason(tool));
+                    found.severity = Severity::Info;
+                }
+                None => found.familiar_key = familiar.key(&found.detection.id, detail),
+            }
         }
         Some(found)
     }

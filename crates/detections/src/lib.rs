@@ -16,6 +16,7 @@ pub mod policy;
 pub mod ports;
 pub mod principals;
 mod refine;
+pub mod routine;
 mod settings;
 
 pub use catalogue::{

@@ -1,7 +1,7 @@
 //! Whether a call touched one of this stack's own parts, however it named it. AWS takes a
 //! function by name, partial ARN (`ACCOUNT:function:NAME`) or ARN, each with a qualifier; a queue
 //! by any of its URLs (regional, legacy, dual-stack, FIPS, a VPC endpoint's) or its ARN; a log
-//! group by name or ARN; a key by ID, ARN, alias or alias ARN. An EventBridge pattern can list
+//! group by name or ARN; a key by ID, ARN, alias or alias ARN; a table by name or ARN. An EventBridge pattern can list
 //! some of these forms, never all: the rules send every such call, and the source decides here.
 
 use serde_json::Value;
@@ -90,6 +90,11 @@ impl StackParts {
                 .iter()
                 .flat_map(|key| at(&["requestParameters", key]))
                 .find_map(|written| self.named("alarm", written, "alarm:")),
+            // A table by name or ARN (the sources' memory of routine changes).
+            "dynamodb.amazonaws.com" => ["tableName", "TableName", "resourceArn", "ResourceArn"]
+                .iter()
+                .flat_map(|key| at(&["requestParameters", key]))
+                .find_map(|written| self.named("table", written, ":table/")),
             "cloudformation.amazonaws.com" => at(&["requestParameters", "stackName"])
                 .into_iter()
                 .find_map(|written| self.stack_named(written)),
@@ -403,6 +408,29 @@ mod tests {
             .unwrap()
             .contains("alarm ids-HeartbeatMissing")
         );
+        for table in [
+            "ids-FamiliarityTable-1A2B",
+            "arn:aws:dynamodb:eu-west-1:111122223333:table/ids-FamiliarityTable-1A2B",
+        ] {
+            assert!(
+                touched("dynamodb.amazonaws.com", json!({"tableName": table})).is_some(),
+                "{table}"
+            );
+            assert!(
+                touched("dynamodb.amazonaws.com", json!({"resourceArn": table})).is_some(),
+                "{table}"
+            );
+        }
+        for other in [
+            "orders",
+            "arn:aws:dynamodb:eu-west-1:444455556666:table/ids-FamiliarityTable-1A2B",
+            "idsx-FamiliarityTable",
+        ] {
+            assert!(
+                touched("dynamodb.amazonaws.com", json!({"tableName": other})).is_none(),
+                "{other}"
+            );
+        }
         assert!(
             touched(
                 "cloudformation.amazonaws.com",

@@ -29,6 +29,9 @@ pub struct OutgoingMessage {
     /// What to sign before it is published (a heartbeat leg's [`crate::heartbeat_mac_text`]):
     /// the signature goes into the Message's `heartbeat-mac` tag.
     pub to_sign: Option<String>,
+    /// A routine change: what the source remembers of it, to tell whether it is news before
+    /// it is published (never published itself).
+    pub familiar: Option<String>,
 }
 
 /// The message attribute a Message's severity is published as.
@@ -311,11 +314,9 @@ mod tests {
 
     fn outgoing(label: usize, bytes: usize) -> OutgoingMessage {
         OutgoingMessage {
-            severity: None,
-            detection: None,
-            denied: false,
             label: label.to_string(),
             body: "x".repeat(bytes),
+            ..OutgoingMessage::default()
         }
     }
 

@@ -13,7 +13,7 @@ pub use payload::{
     transform_payload, transform_payload_with,
 };
 
-use activity_aware_cloudtrail::heartbeat::HeartbeatSigner;
+use activity_aware_cloudtrail::BeforePublishing;
 use activity_aware_message::{MessagePublisher, OutgoingMessage, PublishError};
 use lambda_runtime::Diagnostic;
 use serde::Serialize;
@@ -76,7 +76,7 @@ const MESSAGES_PER_ROUND: usize = 400;
 pub async fn handle(
     publisher: &MessagePublisher,
     detector: &Detector,
-    signer: Option<&HeartbeatSigner>,
+    before_publishing: &BeforePublishing,
     event: CloudWatchLogsEvent,
 ) -> Result<Summary, SourceError> {
     let json = decode(event.awslogs.data)?;
@@ -95,9 +95,7 @@ pub async fn handle(
     let mut round = Vec::with_capacity(MESSAGES_PER_ROUND);
     while made.recv_many(&mut round, MESSAGES_PER_ROUND).await > 0 {
         total += round.len();
-        if let Some(signer) = signer {
-            signer.sign_all(&mut round).await;
-        }
+        before_publishing.settle(&mut round).await;
         match publisher.publish_all(std::mem::take(&mut round)).await {
             Ok(count) => published += count,
             Err(PublishError::NotPublished {

@@ -160,6 +160,8 @@ enum Mapped {
         denied: bool,
         /// A heartbeat leg: what to sign before publishing.
         to_sign: Option<String>,
+        /// A routine change: what is remembered of it.
+        familiar: Option<String>,
     },
 }
 
@@ -177,6 +179,7 @@ fn map_record(text: &str, detector: &Detector) -> Mapped {
             detection: None,
             denied: false,
             to_sign: Some(to_sign),
+            familiar: None,
         };
     }
     let detected = detector.detect(&view);
@@ -185,6 +188,7 @@ fn map_record(text: &str, detector: &Detector) -> Mapped {
     }
     let severity = detected.severity;
     let denied = detected.denied;
+    let familiar = detected.familiar_key.clone();
     let detection = detected
         .detection
         .as_ref()
@@ -198,6 +202,7 @@ fn map_record(text: &str, detector: &Detector) -> Mapped {
             detection,
             denied,
             to_sign: None,
+            familiar,
         },
         Some(_) => {
             let message =
@@ -210,6 +215,7 @@ fn map_record(text: &str, detector: &Detector) -> Mapped {
                 detection,
                 denied,
                 to_sign: None,
+                familiar,
             }
         }
     }
@@ -230,6 +236,7 @@ impl Mapper<'_> {
                 detection,
                 denied,
                 to_sign,
+                familiar,
             } => {
                 if truncated {
                     self.summary.truncated += 1;
@@ -242,6 +249,7 @@ impl Mapper<'_> {
                     detection,
                     denied,
                     to_sign,
+                    familiar,
                 });
             }
         }

@@ -753,9 +753,16 @@ async fn the_handler_in_process_publishes_each_record_and_refuses_an_undecodable
         config.topic_arn.clone(),
     );
     let key = moto.create_kms_hmac_key().await;
-    let signer =
-        activity_aware_cloudtrail::heartbeat::HeartbeatSigner::new(&moto.sdk_config().await, &key)
-            .unwrap();
+    let before_publishing = activity_aware_cloudtrail::BeforePublishing {
+        signer: Some(
+            activity_aware_cloudtrail::heartbeat::HeartbeatSigner::new(
+                &moto.sdk_config().await,
+                &key,
+            )
+            .unwrap(),
+        ),
+        ..Default::default()
+    };
     let event = |payload: Value| -> CloudWatchLogsEvent {
         serde_json::from_value(payload).expect("a CloudWatch Logs event")
     };
@@ -779,7 +786,7 @@ async fn the_handler_in_process_publishes_each_record_and_refuses_an_undecodable
     let summary = handle(
         &publisher,
         &config.detector,
-        Some(&signer),
+        &before_publishing,
         event(events::awslogs_event(&events::data_message(&records))),
     )
     .await
@@ -834,7 +841,7 @@ async fn the_handler_in_process_publishes_each_record_and_refuses_an_undecodable
     let error = handle(
         &publisher,
         &config.detector,
-        None,
+        &activity_aware_cloudtrail::BeforePublishing::default(),
         event(events::awslogs_event_with_data("%%% not base64 %%%")),
     )
     .await

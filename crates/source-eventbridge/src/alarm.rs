@@ -27,10 +27,11 @@ pub fn message(detail: &RawValue, region: Option<&str>) -> Result<(Message, Seve
     let state = text(&alarm, &["state", "value"]).unwrap_or_else(|| "UNKNOWN".into());
     let previous = text(&alarm, &["previousState", "value"]);
     let description = text(&alarm, &["configuration", "description"]);
+    // A recovery is good to know (low, which Slack posts by default).
     let severity = if state == "ALARM" {
         Severity::High
     } else {
-        Severity::Info
+        Severity::Low
     };
     let subject = match (state.as_str(), &description) {
         ("ALARM", Some(description)) => format!("Alarm {name}: {description}"),
@@ -100,7 +101,7 @@ mod tests {
             "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#alarmsV2:alarm/ids-DestinationSlackFailureQueue-waiting"
         );
         let (back, severity) = message(&change("OK"), None).unwrap();
-        assert_eq!(severity, Severity::Info);
+        assert_eq!(severity, Severity::Low);
         assert_eq!(
             back.subject,
             "Alarm ids-DestinationSlackFailureQueue-waiting is OK again"

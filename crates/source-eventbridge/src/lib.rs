@@ -20,7 +20,8 @@ pub use activity_aware_cloudtrail::{
     Detector, SourceConfig as Config, SourceConfigError as ConfigError,
 };
 
-use activity_aware_cloudtrail::heartbeat::{HeartbeatSigner, Path};
+use activity_aware_cloudtrail::BeforePublishing;
+use activity_aware_cloudtrail::heartbeat::Path;
 use activity_aware_cloudtrail::{
     Detected, RecordView, message_from_record, message_json_from_record,
 };
@@ -109,6 +110,8 @@ pub enum Made {
         denied: bool,
         /// A heartbeat leg: what to sign before publishing.
         to_sign: Option<String>,
+        /// A routine change: what is remembered of it.
+        familiar: Option<String>,
     },
     /// A CloudTrail record with nothing to say (as the CloudWatch Logs source).
     WithoutFields,
@@ -135,6 +138,7 @@ pub fn message_json(event: &Event<'_>, detector: &Detector) -> Made {
                         detection: None,
                         denied: false,
                         to_sign: Some(to_sign),
+                        familiar: None,
                     };
                 }
                 let detected = detector.detect(&view);
@@ -153,6 +157,7 @@ pub fn message_json(event: &Event<'_>, detector: &Detector) -> Made {
                         detection: detected.detection.as_ref().map(|d| d.id.clone()),
                         denied: detected.denied,
                         to_sign: None,
+                        familiar: detected.familiar_key.clone(),
                     },
                     Some(_) => match message_from_record(&view, &detected) {
                         Some(message) => made(&message, &detected),
@@ -167,7 +172,11 @@ pub fn message_json(event: &Event<'_>, detector: &Detector) -> Made {
         },
         CONSOLE_SIGN_IN => match sign_in::message(event.detail) {
             Ok(message) => {
-                let detected = detect_whole(event, detector).unwrap_or_else(Detected::unclassified);
+                // A sign-in no detection takes (one with MFA from a known address, a passed
+                // MFA check) is no alert.
+                let Some(detected) = detect_whole(event, detector) else {
+                    return Made::NoDetection;
+                };
                 if detected.dropped() {
                     return Made::Dropped;
                 }
@@ -198,6 +207,7 @@ fn made(message: &Message, detected: &Detected) -> Made {
         detection: detected.detection.as_ref().map(|d| d.id.clone()),
         denied: detected.denied,
         to_sign: None,
+        familiar: detected.familiar_key.clone(),
     }
 }
 
@@ -274,7 +284,7 @@ pub fn parse_event(text: &str) -> Result<Event<'_>, SourceError> {
 pub async fn handle(
     publisher: &MessagePublisher,
     detector: &Detector,
-    signer: Option<&HeartbeatSigner>,
+    before_publishing: &BeforePublishing,
     event: Box<RawValue>,
 ) -> Result<Summary, SourceError> {
     let event = parse_event(event.get())?;
@@ -295,6 +305,7 @@ pub async fn handle(
         detection,
         denied,
         to_sign,
+        familiar,
     } = made
     {
         if truncated {
@@ -311,10 +322,9 @@ pub async fn handle(
             detection,
             denied,
             to_sign,
+            familiar,
         }];
-        if let Some(signer) = signer {
-            signer.sign_all(&mut outgoing).await;
-        }
+        before_publishing.settle(&mut outgoing).await;
         summary.published = publisher.publish_all(outgoing).await?;
     }
     tracing::info!(

@@ -1,4 +1,4 @@
-use activity_aware_cloudtrail::heartbeat::HeartbeatSigner;
+use activity_aware_cloudtrail::BeforePublishing;
 use activity_aware_message::MessagePublisher;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::value::RawValue;
@@ -10,9 +10,14 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let aws = aws_config::load_from_env().await;
     let publisher = MessagePublisher::new(aws_sdk_sns::Client::new(&aws), config.topic_arn.clone());
-    let signer = HeartbeatSigner::from_env(&aws)?;
+    let before_publishing = BeforePublishing::from_env(&aws)?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Box<RawValue>>| {
-        handle(&publisher, &config.detector, signer.as_ref(), event.payload)
+        handle(
+            &publisher,
+            &config.detector,
+            &before_publishing,
+            event.payload,
+        )
     }))
     .await
 }

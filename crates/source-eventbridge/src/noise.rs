@@ -1,11 +1,18 @@
 //! The noise figure: of real records of ordinary activity that are not denials, how many the
-//! stack would post (a rule sends the event, and a detection keeps it), and how severe. A team
-//! mutes a channel that cries wolf on every deploy; this is the number that says it does not.
+//! stack would post to Slack with the template's defaults (a rule sends the event, a detection
+//! keeps it, and it is at least low), and how severe. A team mutes a channel that cries wolf
+//! on every deploy; this is the number that says it does not. Routine changes are remembered
+//! across the corpus as the sources' table remembers them: news the first time.
 
 use crate::{Detector, Made, message_json, parse_event};
 use activity_aware_cloudtrail::is_denial_code;
+use activity_aware_detections::Severity;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+
+/// Slack's default minimum severity (SlackMinimumSeverity): what is told for the record (info)
+/// is published on the topic but not posted.
+pub const POSTED_AT: Severity = Severity::Low;
 
 /// What a corpus of ordinary activity makes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -14,12 +21,17 @@ pub struct Noise {
     pub records: usize,
     /// Records that are denials (told by design: the CloudWatch Logs subscription's pattern).
     pub denials: usize,
-    /// Records that are not denials and would be posted.
+    /// Records that are not denials and would be published on the topic (info included).
+    pub published: usize,
+    /// Of those, the ones posted to Slack (at least [`POSTED_AT`]).
     pub posted: usize,
-    /// Of those, how many at each severity.
+    /// Of the posted, how many at each severity.
     pub by_severity: BTreeMap<String, usize>,
     /// Of those, how many of each detection.
     pub by_detection: BTreeMap<String, usize>,
+    /// Each posted record in a line: its place in the corpus, detection, severity, event,
+    /// caller, agent.
+    pub posted_records: Vec<String>,
 }
 
 impl Noise {
@@ -50,7 +62,8 @@ impl Noise {
 /// source decide (a read-only call reaches only a detection that reads).
 pub fn measure<'r>(records: impl IntoIterator<Item = &'r Value>, detector: &Detector) -> Noise {
     let mut noise = Noise::default();
-    for record in records {
+    let mut remembered = HashSet::new();
+    for (index, record) in records.into_iter().enumerate() {
         noise.records += 1;
         if record
             .get("errorCode")
@@ -79,7 +92,13 @@ pub fn measure<'r>(records: impl IntoIterator<Item = &'r Value>, detector: &Dete
         let Ok(parsed) = parse_event(&event) else {
             continue;
         };
-        let Made::Message { body, severity, detection, .. } = message_json(&parsed, detector) else {
+        let Made::Message {
+            severity,
+            detection,
+            familiar,
+            ..
+        } = message_json(&parsed, detector)
+        else {
             continue;
         };
         let detection = detection.unwrap_or_default();
@@ -92,9 +111,34 @@ pub fn measure<'r>(records: impl IntoIterator<Item = &'r Value>, detector: &Dete
         if read_only && !reads && detail_type != "AWS Console Sign In via CloudTrail" {
             continue;
         }
-        let _ = body;
+        noise.published += 1;
+        let severity = match familiar.map(|key| remembered.insert(key)) {
+            // Remembered: told for the record.
+            Some(false) => Severity::Info,
+            _ => severity,
+        };
+        if severity < POSTED_AT {
+            continue;
+        }
+        let text = |pointer: &str| {
+            record
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .unwrap_or("-")
+        };
+        noise.posted_records.push(format!(
+            "{index} {detection} {} {} {} {} {}",
+            severity.as_str(),
+            text("/eventName"),
+            text("/userIdentity/type"),
+            text("/userIdentity/invokedBy"),
+            text("/userAgent"),
+        ));
         noise.posted += 1;
-        *noise.by_severity.entry(severity.as_str().to_owned()).or_default() += 1;
+        *noise
+            .by_severity
+            .entry(severity.as_str().to_owned())
+            .or_default() += 1;
         *noise.by_detection.entry(detection).or_default() += 1;
     }
     noise

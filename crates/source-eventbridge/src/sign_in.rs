@@ -1,5 +1,7 @@
-//! `AWS Console Sign In via CloudTrail`: a CloudTrail `ConsoleLogin` record. The subject says
-//! plainly what matters: a root sign-in, a sign-in without MFA, a failed sign-in.
+//! `AWS Console Sign In via CloudTrail`: a CloudTrail sign-in record (`ConsoleLogin`, and the
+//! sign-in service's other events: a password changed or recovered, an MFA check). The subject
+//! says plainly what matters: a root sign-in, a sign-in without MFA, a failed sign-in, a root
+//! password changed.
 
 use crate::{digest_tags, text};
 use activity_aware_cloudtrail::{
@@ -14,17 +16,27 @@ const DIGEST_FIELDS: [&str; 3] = ["Result", "Source IP", "MFA Used"];
 
 /// How a sign-in went, as the record tells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SignIn {
+pub struct SignIn<'r> {
+    /// The sign-in service's event: `ConsoleLogin`, `PasswordUpdated`, `CheckMfa`...
+    pub event: &'r str,
     pub succeeded: bool,
     /// `None` when the record does not say (a failed sign-in often does not).
     pub mfa_used: Option<bool>,
     pub root: bool,
 }
 
-impl SignIn {
-    pub fn of(record: &Value) -> SignIn {
-        let result = text(record, &["responseElements", "ConsoleLogin"]);
+impl<'r> SignIn<'r> {
+    pub fn of(record: &'r Value) -> SignIn<'r> {
+        let event = record
+            .get("eventName")
+            .and_then(Value::as_str)
+            .filter(|name| !name.is_empty())
+            .unwrap_or("ConsoleLogin");
+        // Each event writes its result under its own name.
+        let result = text(record, &["responseElements", event])
+            .or_else(|| text(record, &["responseElements", "ConsoleLogin"]));
         SignIn {
+            event,
             succeeded: result.as_deref() == Some("Success"),
             mfa_used: match text(record, &["additionalEventData", "MFAUsed"]).as_deref() {
                 Some("Yes") => Some(true),
@@ -37,6 +49,26 @@ impl SignIn {
 
     /// The subject: what a person must know first.
     pub fn subject(&self, who: &str) -> String {
+        let whom = if self.root { "the root user" } else { who };
+        let failed = if self.succeeded { "" } else { "Failed " };
+        match self.event {
+            "ConsoleLogin" => {}
+            "PasswordUpdated" if self.root && self.succeeded => {
+                return "Root user's password changed".to_owned();
+            }
+            "PasswordUpdated" if self.succeeded => {
+                return format!("Console password changed by {who}");
+            }
+            "PasswordUpdated" => return format!("Failed password change by {whom}"),
+            "PasswordRecoveryRequested" => {
+                return format!("{failed}Password recovery requested for {whom}");
+            }
+            "PasswordRecoveryCompleted" => {
+                return format!("{failed}Password recovered for {whom}");
+            }
+            "CheckMfa" => return format!("{failed}MFA check by {whom}"),
+            other => return format!("{failed}{other} by {whom}"),
+        }
         match (self.root, self.succeeded, self.mfa_used) {
             (true, false, _) => "Failed root sign-in to the AWS console".to_owned(),
             (true, true, Some(false)) => {
@@ -199,6 +231,48 @@ mod tests {
         ];
         for (record, subject) in cases {
             assert_eq!(message_of(record).subject, subject);
+        }
+    }
+
+    #[test]
+    fn the_subject_names_sign_in_events_other_than_a_sign_in() {
+        let event = |kind: &str, name: &str, result: &str| {
+            let mut record = sign_in(kind, "Success", None);
+            record["eventName"] = json!(name);
+            record["responseElements"] = json!({ name: result });
+            record
+        };
+        let cases = [
+            (
+                event("Root", "PasswordUpdated", "Success"),
+                "Root user's password changed",
+            ),
+            (
+                event("IAMUser", "PasswordUpdated", "Success"),
+                "Console password changed by alice",
+            ),
+            (
+                event("Root", "PasswordUpdated", "Failure"),
+                "Failed password change by the root user",
+            ),
+            (
+                event("IAMUser", "CheckMfa", "Failure"),
+                "Failed MFA check by alice",
+            ),
+            (
+                event("Root", "PasswordRecoveryRequested", "Success"),
+                "Password recovery requested for the root user",
+            ),
+            (
+                event("IAMUser", "SwitchRole", "Success"),
+                "SwitchRole by alice",
+            ),
+        ];
+        for (record, subject) in cases {
+            let message = message_of(record);
+            assert_eq!(message.subject, subject);
+            // A root password change is no failed sign-in.
+            assert!(!message.subject.contains("sign-in"), "{}", message.subject);
         }
     }
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use activity_aware_cloudtrail::{Detector, RecordView, message_json_from_record};
+use activity_aware_cloudtrail::{BeforePublishing, Detector, RecordView, message_json_from_record};
 use activity_aware_detections::Settings;
 use serde_json::{Value, json};
 use test_world::payloads::EVENTBRIDGE_SAMPLES;
@@ -303,7 +303,7 @@ async fn crafted_details_are_published_and_read_back() {
     for (detail_type, detail) in [
         (
             "AWS Console Sign In via CloudTrail",
-            r#"{"errorMessage":"\ud800"}"#.to_owned(),
+            r#"{"userIdentity":{"type":"IAMUser"},"responseElements":{"ConsoleLogin":"Failure"},"errorMessage":"\ud800"}"#.to_owned(),
         ),
         (
             "GuardDuty Finding",
@@ -547,9 +547,14 @@ async fn the_handler_in_process_publishes_tampering_and_drops_what_is_expected()
     let mut event = catalogue.example_event(&detection.examples.alert[0]);
     event["id"] = json!("6a7e8feb-b491-4cf7-a9f1-bf3703467718");
     event["account"] = json!("111122223333");
-    let summary = handle(&publisher, &config.detector, None, raw(&event))
-        .await
-        .expect("published");
+    let summary = handle(
+        &publisher,
+        &config.detector,
+        &BeforePublishing::default(),
+        raw(&event),
+    )
+    .await
+    .expect("published");
     assert_eq!(
         (summary.published, summary.dropped),
         (1, false),
@@ -565,9 +570,14 @@ async fn the_handler_in_process_publishes_tampering_and_drops_what_is_expected()
     assert_eq!(tag_values(&message, "severity"), ["critical"]);
 
     event["detail"]["userIdentity"]["invokedBy"] = json!("cloudformation.amazonaws.com");
-    let summary = handle(&publisher, &config.detector, None, raw(&event))
-        .await
-        .expect("dropped");
+    let summary = handle(
+        &publisher,
+        &config.detector,
+        &BeforePublishing::default(),
+        raw(&event),
+    )
+    .await
+    .expect("dropped");
     assert_eq!(
         (summary.published, summary.dropped),
         (0, true),
@@ -577,7 +587,7 @@ async fn the_handler_in_process_publishes_tampering_and_drops_what_is_expected()
     let error = handle(
         &publisher,
         &config.detector,
-        None,
+        &BeforePublishing::default(),
         raw(&json!({"awslogs": {"data": "H4sI"}})),
     )
     .await
@@ -592,4 +602,62 @@ async fn the_handler_in_process_publishes_tampering_and_drops_what_is_expected()
         diagnostic.error_message
     );
     capture.assert_quiet(Duration::from_secs(1)).await;
+}
+
+/// A routine change through the real binary and moto's DynamoDB: posted the first time its
+/// principal makes it, told for the record (info, saying why) the next; made by Terraform, told
+/// for the record at once; with no table to ask, posted.
+#[tokio::test]
+async fn a_routine_change_is_news_once_then_told_for_the_record() {
+    let moto = MotoServer::start();
+    let table = moto.create_familiarity_table("ids-familiarity").await;
+    let source = Source::start_in(moto, &[("FAMILIARITY_TABLE", &table)]).await;
+    let change = |agent: &str| {
+        json!({"version": "0", "id": "5b1c2d3e-0000-4000-8000-00000000000a",
+            "detail-type": "AWS API Call via CloudTrail", "source": "aws.ec2",
+            "account": "111122223333", "time": "2026-12-01T10:00:00Z", "region": "eu-west-1",
+            "resources": [], "detail": {
+                "eventVersion": "1.08", "eventSource": "ec2.amazonaws.com",
+                "eventName": "CreateSecurityGroup", "awsRegion": "eu-west-1",
+                "eventTime": "2026-12-01T10:00:00Z", "recipientAccountId": "111122223333",
+                "sourceIPAddress": "203.0.113.9", "userAgent": agent,
+                "eventID": "5b1c2d3e-0000-4000-8000-00000000000b",
+                "requestParameters": {"groupName": "web", "groupDescription": "web"},
+                "userIdentity": {"type": "IAMUser", "userName": "alice",
+                    "arn": "arn:aws:iam::111122223333:user/alice", "accountId": "111122223333"}}})
+    };
+    let (answer, first) = source.publish(change("aws-cli/2.15.0")).await;
+    assert_eq!(answer["published"], 1, "{answer}");
+    assert_eq!(tag_values(&first, "detection"), ["security-group-changed"]);
+    assert_eq!(tag_values(&first, "severity"), ["low"]);
+    assert_eq!(field(&first, "Routine"), None);
+
+    let (_, again) = source.publish(change("aws-cli/2.15.0")).await;
+    assert_eq!(tag_values(&again, "severity"), ["info"]);
+    let routine = field(&again, "Routine").expect("says why it is told for the record");
+    assert!(
+        routine.contains("made before") && routine.contains("90 days"),
+        "{routine}"
+    );
+
+    let (_, by_code) = source
+        .publish(change(
+            "APN/1.0 HashiCorp/1.0 Terraform/1.6.2 (+https://www.terraform.io)",
+        ))
+        .await;
+    assert_eq!(tag_values(&by_code, "severity"), ["info"]);
+    assert!(
+        field(&by_code, "Routine")
+            .unwrap()
+            .contains("made by Terraform")
+    );
+    source.finish();
+
+    // The table cannot be asked: the change is posted as news, and the invocation succeeds.
+    let source = Source::start_with(&[("FAMILIARITY_TABLE", "no-such-table")]).await;
+    let (answer, posted) = source.publish(change("aws-cli/2.15.0")).await;
+    assert_eq!(answer["published"], 1, "{answer}");
+    assert_eq!(tag_values(&posted, "severity"), ["low"]);
+    let output = source.finish();
+    assert!(output.contains("could not be looked up"), "{output}");
 }

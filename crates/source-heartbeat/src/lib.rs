@@ -167,11 +167,7 @@ pub fn message(config: &Config, health: &Health) -> Message {
             config.hours
         ),
     ));
-    let severity = if health.healthy() {
-        Severity::Info
-    } else {
-        Severity::High
-    };
+    let severity = summary_severity(&health);
     Message {
         subject,
         fields,
@@ -333,11 +329,7 @@ pub async fn handle(
     let mut published = 0;
     if config.summary_due(now_s) || !health.healthy() {
         let message = message(config, &health);
-        let severity = if health.healthy() {
-            Severity::Info
-        } else {
-            Severity::High
-        };
+        let severity = summary_severity(&health);
         published = publisher
             .publish_all(vec![OutgoingMessage {
                 label: "the pipeline summary".into(),
@@ -367,6 +359,16 @@ pub fn now_s() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_secs())
+}
+
+/// A healthy pipeline's summary is good to know (low, which Slack posts by default); one
+/// with something wrong takes the priority lane.
+fn summary_severity(health: &Health) -> Severity {
+    if health.healthy() {
+        Severity::Low
+    } else {
+        Severity::High
+    }
 }
 
 #[cfg(test)]

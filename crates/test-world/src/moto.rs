@@ -314,6 +314,43 @@ impl MotoServer {
             .expect("test-world: a key id")
     }
 
+    /// The sources' table of routine changes, as the template makes it (a string `key`, TTL on
+    /// `expires`), unless this moto has it already; returns its name.
+    pub async fn create_familiarity_table(&self, name: &str) -> String {
+        let dynamodb = aws_query::JsonClient::new(
+            &self.sdk_config().await,
+            aws_query::Service::DynamoDb,
+            None,
+        )
+        .expect("test-world: a DynamoDB client");
+        let call = |operation: &'static str, body: serde_json::Value| {
+            let dynamodb = dynamodb.clone();
+            async move {
+                match dynamodb.call(operation, &body).await {
+                    Ok(_) => {}
+                    // Made before in this moto: the same table.
+                    Err(aws_query::QueryError::Service { code, .. })
+                        if code == "ResourceInUseException" => {}
+                    Err(e) => panic!("test-world: moto {operation}: {e}"),
+                }
+            }
+        };
+        call(
+            "CreateTable",
+            serde_json::json!({"TableName": name, "BillingMode": "PAY_PER_REQUEST",
+                "AttributeDefinitions": [{"AttributeName": "key", "AttributeType": "S"}],
+                "KeySchema": [{"AttributeName": "key", "KeyType": "HASH"}]}),
+        )
+        .await;
+        call(
+            "UpdateTimeToLive",
+            serde_json::json!({"TableName": name,
+                "TimeToLiveSpecification": {"AttributeName": "expires", "Enabled": true}}),
+        )
+        .await;
+        name.to_owned()
+    }
+
     /// The key's HMAC-SHA-256 of `text` (KMS GenerateMac), hex.
     pub async fn kms_generate_mac(&self, key: &str, text: &str) -> String {
         let kms = aws_sdk_kms::Client::new(&self.sdk_config().await);

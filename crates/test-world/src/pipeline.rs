@@ -248,6 +248,9 @@ pub async fn run(moto: &MotoServer, pipeline: &Pipeline, flow: Flow) -> Result<F
     }));
     let mut source_env = moto.lambda_env();
     source_env.push(("SNS_TOPIC".into(), pipeline.topic.clone()));
+    // What the sources remember of routine changes, as the template gives them.
+    let table = moto.create_familiarity_table("ids-familiarity").await;
+    source_env.push(("FAMILIARITY_TABLE".into(), table));
     let source = LambdaProcess::spawn(&flow.source_binary, &source_api, source_env.clone());
     let eventbridge_api = Arc::new(RuntimeApi::start_with(RuntimeApiOptions {
         function_name: "source-eventbridge".into(),
