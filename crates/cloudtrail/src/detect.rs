@@ -328,17 +328,26 @@ impl Detector {
         {
             return Detected::of(&found);
         }
-        // A denial needs no more than the view's values.
+        // A denial needs no more than the view's values: what was denied, and to whom (what
+        // is remembered of it).
         let mut small = Map::new();
-        for (key, path) in [
-            ("eventSource", "eventSource"),
-            ("eventName", "eventName"),
-            ("errorCode", "errorCode"),
+        for key in [
+            "eventSource",
+            "eventName",
+            "errorCode",
+            "recipientAccountId",
         ] {
-            if let Some(Some(text)) = view.known_text(path) {
+            if let Some(Some(text)) = view.known_text(key) {
                 small.insert(key.into(), Value::String(text));
             }
         }
+        let mut identity = Map::new();
+        for key in ["type", "arn", "invokedBy", "accountId"] {
+            if let Some(Some(text)) = view.known_text(&format!("userIdentity.{key}")) {
+                identity.insert(key.into(), Value::String(text));
+            }
+        }
+        small.insert("userIdentity".into(), Value::Object(identity));
         match self
             .catalogue
             .classify_fallback(&event_of_record(Value::Object(small)))

@@ -10,7 +10,9 @@ use activity_aware_message::{
     Field, MESSAGE_BODY_LIMIT_BYTES, Message, OutgoingMessage, SEVERITY_TAG, Severity, Tag,
 };
 use aws_query::{JsonClient, QueryError, Service};
+use futures::StreamExt;
 use serde_json::{Value, json};
+use std::collections::HashSet;
 
 /// How long a routine change is remembered after it was last seen, unless the stack says
 /// (`FAMILIARITY_DAYS`).
@@ -119,30 +121,61 @@ impl Familiarity {
 
     /// Settles each routine change (`familiar`) in place: remembered ones become info and say
     /// so. One that cannot be looked up stays news (it is posted at its severity): a table
-    /// that fails never hides an alert.
+    /// that fails never hides an alert. Each key is asked once a batch, several at once; the
+    /// same change again in the batch is told for the record beside the first.
     pub async fn settle_all(&self, outgoing: &mut [OutgoingMessage]) {
         let now_s = now_s();
-        for message in outgoing.iter_mut() {
+        let mut asked = HashSet::new();
+        let mut asks = Vec::new();
+        let mut repeats = Vec::new();
+        for (index, message) in outgoing.iter_mut().enumerate() {
             let Some(key) = message.familiar.take() else {
                 continue;
             };
-            match self.see(&key, now_s).await {
+            if asked.insert(key.clone()) {
+                asks.push((index, key));
+            } else {
+                repeats.push(index);
+            }
+        }
+        let answers: Vec<(usize, Result<Seen, QueryError>)> = futures::stream::iter(asks)
+            .map(|(index, key)| async move { (index, self.see(&key, now_s).await) })
+            .buffer_unordered(CONCURRENT_LOOKUPS)
+            .collect()
+            .await;
+        for (index, answer) in answers {
+            let message = &mut outgoing[index];
+            match answer {
                 Ok(Seen::New) => {}
-                Ok(Seen::Before(last)) => {
-                    let said = format!(
+                Ok(Seen::Before(last)) => told(
+                    message,
+                    &format!(
                         "made before (last seen at {last}), within the {} days the stack remembers: a routine change, told for the record",
                         self.days
-                    );
-                    if let Some(body) = told_for_the_record(&message.body, &said) {
-                        message.body = body;
-                        message.severity = Some(Severity::Info);
-                    }
-                }
+                    ),
+                ),
                 Err(error) => {
                     tracing::error!(%error, label = %message.label, "a routine change could not be looked up; it is posted as news");
                 }
             }
         }
+        for index in repeats {
+            told(
+                &mut outgoing[index],
+                "made again in the same delivery, beside the first: a routine change, told for the record",
+            );
+        }
+    }
+}
+
+/// Lookups of one batch in flight at once.
+const CONCURRENT_LOOKUPS: usize = 16;
+
+/// Tells `message` for the record, saying why.
+fn told(message: &mut OutgoingMessage, said: &str) {
+    if let Some(body) = told_for_the_record(&message.body, said) {
+        message.body = body;
+        message.severity = Some(Severity::Info);
     }
 }
 
