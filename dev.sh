@@ -84,7 +84,8 @@ usage: $0 <command> [arguments]
 
 functions: ${FUNCTIONS[*]}
 env: STACK_NAME ($STACK_NAME), BUILD_ARTIFACT_BUCKET ($BUILD_ARTIFACT_BUCKET),
-     TEMPLATE_BASE_URL (release: where the template is published, $TEMPLATE_BASE_URL),
+     TEMPLATE_BASE_URL (release: where the template is published,
+     $TEMPLATE_BASE_URL),
      ARCH (arm64|x86_64, now $ARCH), AWS_ENDPOINT_URL (send every AWS call there, e.g. moto),
      SLACK_WEBHOOK_URL (create: the webhook to encrypt; local: post there, not to the stand-in),
      SLACK_WEBHOOK_ROUTES (create: account:ID=URL,channel:NAME=URL pairs to encrypt),
@@ -708,7 +709,7 @@ cmd_release() {
     "$python" "$release_py" sums "$out" >/dev/null
     echo
     echo "Release $version in $out/ (check with: cd $out && sha256sum -c SHA256SUMS):"
-    (cd "$out" && sha256sum -- *)
+    cat "$out/SHA256SUMS"
 }
 
 # --- bench: the README's Performance table ---
