@@ -62,6 +62,8 @@ def handler(event, context):
             reason = "removed %d zip(s)" % removed
         else:
             raise Refused("not a request this resource understands (RequestType %r)" % kind)
+    except KeyError as error:
+        status, reason = "FAILED", "the resource's properties lack %s" % error
     except Exception as error:
         status, reason = "FAILED", str(error) or repr(error)
     LOG.info(json.dumps({"request": kind, "status": status, "reason": reason, "physical": physical}))

@@ -269,7 +269,8 @@ class Detections(unittest.TestCase):
             _, state, _ = self.every_rule.rules[rule["name"]]
             self.assertEqual(state == ALL_EVENTS, needs, rule["name"])
         reading = sorted(r["name"] for r in detections.rules(CATALOGUE) if r["state"] == ALL_EVENTS)
-        self.assertLessEqual(len(reading), 10, reading)
+        # Sessions, bucket listings and tools' user agents are reads: a budget, not a limit AWS sets.
+        self.assertLessEqual(len(reading), 14, reading)
 
     def test_the_attack_benchmark_is_alerted_on_the_techniques_own_calls(self):
         with_log, alerted, by_rule = 0, [], []
@@ -352,7 +353,8 @@ class Detections(unittest.TestCase):
                       **longest)
         self.assertLessEqual(len(stack.rules), MAX_RULES // 3)
         wildcards = [name for name, (_, _, pattern) in stack.rules.items() if '"wildcard"' in json.dumps(pattern)]
-        self.assertLessEqual(len(wildcards), 1, wildcards)
+        # Fast denials, and the user agents of tools intruders use.
+        self.assertLessEqual(len(wildcards), 2, wildcards)
         self.assertLess(len(wildcards), MAX_WILDCARD_RULES)
         for name, (_, _, pattern) in stack.rules.items():
             size = len(json.dumps(pattern, separators=(",", ":")))

@@ -648,10 +648,16 @@ class CodeCopyRequests(unittest.TestCase):
         self.assertEqual(answer["Status"], "FAILED")
         self.assertIn("/mirror/", answer["Reason"])
 
-    def test_an_unknown_request_is_answered_failed(self):
+    def test_an_unknown_request_or_missing_properties_are_answered_failed(self):
         answer = self.run_request("Rename", self.properties())
         self.assertEqual(answer["Status"], "FAILED")
         self.assertIn("Rename", answer["Reason"])
+        properties = self.properties()
+        del properties["Files"]
+        answer = self.run_request("Create", properties)
+        self.assertEqual(answer["Status"], "FAILED")
+        self.assertIn("lack 'Files'", answer["Reason"])
+        self.assertEqual(self.stored(), {})
 
 
 if __name__ == "__main__":

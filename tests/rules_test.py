@@ -35,10 +35,10 @@ EXPECTED = {
     "api-call-iam-update-assume-role-policy.json": {"IamPolicyChangesRule"},
     "api-call-s3-create-bucket-by-root.json": {"RootActivityRule"},
     "api-call-s3-get-object-access-denied.json": {"FastDenialsRule", "HoneyBucketRule"},
-    "console-sign-in-iam-user-failure.json": {"ConsoleSignInRule"},
+    "console-sign-in-iam-user-failure.json": {"ConsoleSignInSigninRule"},
     # A sign-in from a new address is news (told for the record once the address is known).
-    "console-sign-in-iam-user-mfa-success.json": {"ConsoleSignInRule"},
-    "console-sign-in-iam-user-no-mfa.json": {"ConsoleSignInRule"},
+    "console-sign-in-iam-user-mfa-success.json": {"ConsoleSignInSigninRule"},
+    "console-sign-in-iam-user-no-mfa.json": {"ConsoleSignInSigninRule"},
     "console-sign-in-root-failure.json": {"RootActivitySigninRule"},
     "console-sign-in-root-success.json": {"RootActivitySigninRule"},
     "guardduty-accesskey-tor-caller-medium.json": {"GuardDutyFindingsRule"},

@@ -344,7 +344,15 @@ pub fn eks_endpoint_open(record: &Value) -> Refined {
 /// A task definition whose containers read the task role's credentials endpoint or the
 /// instance metadata service themselves.
 pub fn container_reads_credentials(record: &Value) -> Refined {
-    let Some(containers) = at(record, &["requestParameters", "containerDefinitions"]) else {
+    // A task definition's containers, or a task's overrides of them (RunTask, StartTask).
+    let Some(containers) =
+        at(record, &["requestParameters", "containerDefinitions"]).or_else(|| {
+            at(
+                record,
+                &["requestParameters", "overrides", "containerOverrides"],
+            )
+        })
+    else {
         return Refined::NotThis;
     };
     let text = containers.to_string();
@@ -576,5 +584,22 @@ mod tests {
         let task = json!({"requestParameters": {"family": "f", "containerDefinitions": [{"name": "c", "image": "alpine",
             "command": ["sh", "-c", "curl 169.254.170.2$AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"]}]}});
         assert!(kept(container_reads_credentials(&task)).is_some());
+        let run = |command: &str| {
+            json!({"requestParameters": {"taskDefinition": "f:1", "overrides": {"containerOverrides": [
+                {"name": "c", "command": ["sh", "-c", command]}]}}})
+        };
+        assert!(
+            kept(container_reads_credentials(&run(
+                "wget -qO- 169.254.170.2$AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"
+            )))
+            .is_some()
+        );
+        assert!(kept(container_reads_credentials(&run("./migrate.sh"))).is_none());
+        assert!(
+            kept(container_reads_credentials(
+                &json!({"requestParameters": {}})
+            ))
+            .is_none()
+        );
     }
 }

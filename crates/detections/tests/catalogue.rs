@@ -271,8 +271,10 @@ fn is_read_only(name: &str) -> bool {
     (["Describe", "Get", "List"]
         .iter()
         .any(|prefix| name.starts_with(prefix))
-        && !["GetFederationToken", "GetSessionToken"].contains(&name))
+        && name != "GetFederationToken")
         || name == "Decrypt"
+        // STS records the sessions it makes as reads.
+        || name.starts_with("AssumeRole")
 }
 
 fn event_names(pattern: &Value) -> Vec<String> {
