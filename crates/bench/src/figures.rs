@@ -17,6 +17,12 @@ const ZIP_TARGET_BYTES: u64 = 5 * 1024 * 1024;
 pub const BATCH_RECORDS: usize = 1_000;
 const FLOOD_POSTS_TARGET: usize = 12;
 const DESTINATION_RSS_TARGET_BYTES: u64 = 128 * 1024 * 1024;
+/// At most this share of ordinary records that are not denials is posted to Slack, and at most
+/// the second at high or critical, in percent.
+const NOISE_POSTED_TARGET_PERCENT: f64 = 1.0;
+const NOISE_URGENT_TARGET_PERCENT: f64 = 0.1;
+/// Of a peer's high and critical rules, at least this share alerted on their own tests.
+const RECALL_TARGET_PERCENT: f64 = 90.0;
 
 /// The source only needs an ARN to start; nothing is published during a cold start.
 pub fn fake_topic() -> String {
@@ -249,6 +255,74 @@ pub fn flood_rss_row(result: &Result<measure::Flood, String>) -> Row {
 }
 
 /// `25761` -> `25,761`.
+/// The noise figure on the repository's real ordinary activity, and what it posts.
+pub fn noise_rows(result: &Result<source_eventbridge::noise::Noise, String>) -> Vec<Row> {
+    let figure = "Noise: real ordinary activity (fixtures/noise real records and the dashboards-observability sample) posted to Slack, template defaults, routine changes remembered";
+    let urgent_figure = "Noise at high or critical, same records";
+    let posted_target = format!("<= {NOISE_POSTED_TARGET_PERCENT}%");
+    let urgent_target = format!("<= {NOISE_URGENT_TARGET_PERCENT}%");
+    match result {
+        Ok(noise) => vec![
+            Row::new(
+                figure,
+                format!(
+                    "{} of {} records that are not denials ({:.2}%): {}",
+                    noise.posted,
+                    thousands(noise.others()),
+                    noise.posted_percent(),
+                    noise
+                        .by_detection
+                        .iter()
+                        .map(|(detection, count)| format!("{detection} {count}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                posted_target,
+                Verdict::of(noise.posted_percent() <= NOISE_POSTED_TARGET_PERCENT),
+            ),
+            Row::new(
+                urgent_figure,
+                format!("{} ({:.2}%)", noise.urgent(), noise.urgent_percent()),
+                urgent_target,
+                Verdict::of(noise.urgent_percent() <= NOISE_URGENT_TARGET_PERCENT),
+            ),
+        ],
+        Err(e) => vec![
+            Row::not_measured(figure, e.clone(), posted_target),
+            Row::not_measured(urgent_figure, e.clone(), urgent_target),
+        ],
+    }
+}
+
+/// Panther's high and critical CloudTrail rules, judged by their own unit tests.
+pub fn recall_row(result: &Result<source_eventbridge::noise::Recall, String>) -> Row {
+    let figure = "Recall: Panther's high and critical CloudTrail rules (fixtures/recall/panther) alerted on every unit test they expect to alert";
+    let target = format!(">= {RECALL_TARGET_PERCENT}%");
+    match result {
+        Ok(recall) => {
+            let percent = 100.0 * recall.alerted() as f64 / recall.rules.len().max(1) as f64;
+            let missed: Vec<&str> = recall
+                .rules
+                .iter()
+                .filter(|(_, (expected, posted, _))| posted < expected)
+                .map(|(rule, _)| rule.as_str())
+                .collect();
+            Row::new(
+                figure,
+                format!(
+                    "{} of {} ({percent:.0}%); missed: {}",
+                    recall.alerted(),
+                    recall.rules.len(),
+                    missed.join(", ")
+                ),
+                target,
+                Verdict::of(percent >= RECALL_TARGET_PERCENT),
+            )
+        }
+        Err(e) => Row::not_measured(figure, e.clone(), target),
+    }
+}
+
 pub fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
@@ -330,5 +404,45 @@ mod tests {
             sequential_batches: vec![],
         }));
         assert_eq!(row.verdict, Verdict::Miss);
+    }
+
+    #[test]
+    fn noise_rows_judge_both_shares_and_recall_its_share() {
+        let noise = |posted: usize, urgent: usize| {
+            let mut noise = source_eventbridge::noise::Noise {
+                records: 1_000,
+                posted,
+                ..Default::default()
+            };
+            noise.by_severity.insert("low".into(), posted - urgent);
+            noise.by_severity.insert("high".into(), urgent);
+            noise
+        };
+        let rows = noise_rows(&Ok(noise(10, 1)));
+        assert_eq!(
+            rows.iter().map(|row| row.verdict).collect::<Vec<_>>(),
+            [Verdict::Pass, Verdict::Pass]
+        );
+        let rows = noise_rows(&Ok(noise(11, 2)));
+        assert_eq!(
+            rows.iter().map(|row| row.verdict).collect::<Vec<_>>(),
+            [Verdict::Miss, Verdict::Miss]
+        );
+        let mut recall = source_eventbridge::noise::Recall::default();
+        for rule in 0..10 {
+            let posted = if rule == 0 { 0 } else { 1 };
+            recall
+                .rules
+                .insert(format!("R{rule}"), (1, posted, Vec::new()));
+        }
+        let row = recall_row(&Ok(recall.clone()));
+        assert_eq!(row.verdict, Verdict::Pass);
+        assert!(
+            row.measured.starts_with("9 of 10 (90%); missed: R0"),
+            "{}",
+            row.measured
+        );
+        recall.rules.insert("R10".into(), (1, 0, Vec::new()));
+        assert_eq!(recall_row(&Ok(recall)).verdict, Verdict::Miss);
     }
 }

@@ -108,6 +108,18 @@ async fn main() {
     }
     drop(world);
 
+    eprintln!("bench: the noise figure and the recall of Panther's rules ...");
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
+    let detector = source_eventbridge::noise::measuring_detector();
+    let noise = source_eventbridge::noise::corpus(&fixtures).map(|corpus| {
+        let real = corpus
+            .iter()
+            .filter(|(class, _)| class == "real")
+            .map(|(_, record)| record);
+        source_eventbridge::noise::measure(real, &detector)
+    });
+    let recall = source_eventbridge::noise::panther_recall(&fixtures, &detector);
+
     let mut rows = vec![figures::batch_row(batch), figures::decode_row(&options)];
     rows.extend(cold_rows);
     rows.extend([
@@ -124,6 +136,8 @@ async fn main() {
         figures::flood_drain_row(&floods[1]),
         figures::flood_rss_row(&floods[1]),
     ]);
+    rows.extend(figures::noise_rows(&noise));
+    rows.push(figures::recall_row(&recall));
     rows.extend(figures::zip_rows(&functions, &options.zips));
 
     let text = format!("{}\n{}", figures::machine(), report::table(&rows));

@@ -143,3 +143,104 @@ pub fn measure<'r>(records: impl IntoIterator<Item = &'r Value>, detector: &Dete
     }
     noise
 }
+
+/// The repository's noise corpus, each record with its class: `real` (fixtures/noise's real
+/// records and the CloudTrail corpus's dashboards-observability sample), `doc-example` or
+/// `test-negative` (written to show a call, or to miss a rule).
+pub fn corpus(fixtures: &std::path::Path) -> Result<Vec<(String, Value)>, String> {
+    let read = |path: &str| {
+        std::fs::read_to_string(fixtures.join(path))
+            .map_err(|error| format!("{}: {error}", fixtures.join(path).display()))
+    };
+    let parse = |line: &str| {
+        serde_json::from_str::<Value>(line).map_err(|error| format!("a corpus record: {error}"))
+    };
+    let index = read("noise/records.index.tsv")?;
+    let mut corpus = Vec::new();
+    for (line, row) in read("noise/records.jsonl")?
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .zip(index.lines())
+    {
+        let note = row.split('\t').nth(5).unwrap_or_default();
+        let class = note.split(';').next().unwrap_or_default().trim().to_owned();
+        corpus.push((class, parse(line)?));
+    }
+    let index = read("cloudtrail/records.index.tsv")?;
+    let sources = index
+        .lines()
+        .skip(1)
+        .map(|line| line.split('\t').nth(1).unwrap_or_default());
+    for (line, source) in read("cloudtrail/records.jsonl")?.lines().zip(sources) {
+        if source == "dashboards-observability" {
+            corpus.push(("real".into(), parse(line)?));
+        }
+    }
+    Ok(corpus)
+}
+
+/// A peer rule set's rules, judged by their own unit tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recall {
+    /// Rule -> (tests expected to alert, those posted, the names of those missed).
+    pub rules: BTreeMap<String, (usize, usize, Vec<String>)>,
+}
+
+impl Recall {
+    /// Rules every test of which that expects an alert is posted.
+    pub fn alerted(&self) -> usize {
+        self.rules
+            .values()
+            .filter(|(expected, posted, _)| expected == posted)
+            .count()
+    }
+}
+
+/// Panther's high and critical CloudTrail rules' unit tests (fixtures/recall/panther), through
+/// the stack: a test expected to alert counts when its record is posted.
+pub fn panther_recall(fixtures: &std::path::Path, detector: &Detector) -> Result<Recall, String> {
+    let path = fixtures.join("recall/panther/tests.jsonl");
+    let text =
+        std::fs::read_to_string(&path).map_err(|error| format!("{}: {error}", path.display()))?;
+    let mut recall = Recall::default();
+    for line in text.lines().filter(|line| !line.trim().is_empty()) {
+        let test: Value =
+            serde_json::from_str(line).map_err(|error| format!("a Panther test: {error}"))?;
+        let rule = recall
+            .rules
+            .entry(test["rule"].as_str().unwrap_or_default().to_owned())
+            .or_default();
+        if test["expected"] != Value::Bool(true) {
+            continue;
+        }
+        let mut record = test["log"].clone();
+        // Panther's events are case-insensitive, and a few tests lean on it.
+        for (lower, camel) in [
+            ("eventname", "eventName"),
+            ("eventsource", "eventSource"),
+            ("useridentity", "userIdentity"),
+        ] {
+            if let Some(value) = record.get(lower).cloned() {
+                record[camel] = value;
+            }
+        }
+        rule.0 += 1;
+        if measure([&record], detector).posted > 0 {
+            rule.1 += 1;
+        } else {
+            rule.2
+                .push(test["test"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    Ok(recall)
+}
+
+/// The settings of a stack named `ids`, as the measures judge with them.
+pub fn measuring_detector() -> Detector {
+    Detector::from_lookup(|name| match name {
+        "SNS_TOPIC" => Some("arn:aws:sns:us-east-1:111122223333:ids-SNSTopic-1".into()),
+        "STACK_NAME" => Some("ids".into()),
+        _ => None,
+    })
+    .expect("the catalogue compiled into the binary loads")
+}

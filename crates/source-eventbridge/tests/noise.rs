@@ -7,48 +7,15 @@
 
 use serde_json::Value;
 use source_eventbridge::Detector;
-use source_eventbridge::noise::{Noise, measure};
+use source_eventbridge::noise::{self, Noise, measure};
+use std::path::Path;
 
-fn fixture(path: &str) -> String {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures");
-    std::fs::read_to_string(format!("{root}/{path}")).unwrap()
-}
-
-/// Records of the corpus, each with its class (`real`, `doc-example`, `test-negative`).
 fn corpus() -> Vec<(String, Value)> {
-    let index = fixture("noise/records.index.tsv");
-    let records = fixture("noise/records.jsonl");
-    let mut corpus: Vec<(String, Value)> = records
-        .lines()
-        .filter(|line| !line.trim().is_empty())
-        .zip(index.lines())
-        .map(|(line, row)| {
-            let note = row.split('\t').nth(5).unwrap_or_default();
-            let class = note.split(';').next().unwrap_or_default().trim().to_owned();
-            (class, serde_json::from_str(line).unwrap())
-        })
-        .collect();
-    let index = fixture("cloudtrail/records.index.tsv");
-    let sources = index
-        .lines()
-        .skip(1)
-        .map(|line| line.split('\t').nth(1).unwrap_or_default());
-    for (line, source) in fixture("cloudtrail/records.jsonl").lines().zip(sources) {
-        if source == "dashboards-observability" {
-            corpus.push(("real".into(), serde_json::from_str(line).unwrap()));
-        }
-    }
-    corpus
+    noise::corpus(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")).unwrap()
 }
 
 fn detector() -> Detector {
-    // The stack's settings as a stack named ids would have them.
-    Detector::from_lookup(|name| match name {
-        "SNS_TOPIC" => Some("arn:aws:sns:us-east-1:111122223333:ids-SNSTopic-1".into()),
-        "STACK_NAME" => Some("ids".into()),
-        _ => None,
-    })
-    .unwrap()
+    noise::measuring_detector()
 }
 
 fn told(name: &str, noise: &Noise) {
