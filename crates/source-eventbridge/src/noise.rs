@@ -21,6 +21,8 @@ pub struct Noise {
     pub records: usize,
     /// Records that are denials (told by design: the CloudWatch Logs subscription's pattern).
     pub denials: usize,
+    /// Records that are not denials and that a rule sends to the source (an invocation each).
+    pub sent: usize,
     /// Records that are not denials and would be published on the topic (info included).
     pub published: usize,
     /// Of those, the ones posted to Slack (at least [`POSTED_AT`]).
@@ -89,6 +91,17 @@ pub fn measure<'r>(records: impl IntoIterator<Item = &'r Value>, detector: &Dete
             "region": record.get("awsRegion"), "resources": [], "detail": record,
         })
         .to_string();
+        // What the template's rules send: a read-only call only to a rule that reads.
+        let read_only = record.get("readOnly") == Some(&Value::Bool(true));
+        if let Ok(whole) = serde_json::from_str::<Value>(&event)
+            && detector
+                .catalogue()
+                .matching(&whole)
+                .iter()
+                .any(|detection| !read_only || detection.reads)
+        {
+            noise.sent += 1;
+        }
         let Ok(parsed) = parse_event(&event) else {
             continue;
         };
@@ -103,7 +116,6 @@ pub fn measure<'r>(records: impl IntoIterator<Item = &'r Value>, detector: &Dete
         };
         let detection = detection.unwrap_or_default();
         // A read-only call reaches a rule only when its detection needs read-only calls.
-        let read_only = record.get("readOnly") == Some(&Value::Bool(true));
         let reads = detector
             .catalogue()
             .detection(&detection)

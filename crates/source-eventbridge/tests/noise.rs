@@ -20,11 +20,12 @@ fn detector() -> Detector {
 
 fn told(name: &str, noise: &Noise) {
     eprintln!(
-        "{name}: {} of {} records that are not denials posted ({:.2}%; {} published, info included), {} at high or critical ({:.2}%): {:?} {:?}",
+        "{name}: {} of {} records that are not denials posted ({:.2}%; {} published, info included; {} sent to the source), {} at high or critical ({:.2}%): {:?} {:?}",
         noise.posted,
         noise.others(),
         noise.posted_percent(),
         noise.published,
+        noise.sent,
         noise.urgent(),
         noise.urgent_percent(),
         noise.by_severity,
