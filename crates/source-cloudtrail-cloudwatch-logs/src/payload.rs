@@ -337,11 +337,26 @@ impl<'de> Visitor<'de> for PayloadSeed<'_, '_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let mut saw_log_events = false;
+        let (mut log_group, mut log_stream) = (None::<String>, None::<String>);
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             match key.as_ref() {
                 "messageType" => self.0.summary.message_type = map.next_value()?,
+                "logGroup" => log_group = Some(map.next_value()?),
+                "logStream" => log_stream = Some(map.next_value()?),
                 "logEvents" => {
                     saw_log_events = true;
+                    if self.0.summary.message_type != CONTROL_MESSAGE {
+                        let trail_group = self
+                            .0
+                            .detector
+                            .catalogue()
+                            .settings()
+                            .parts
+                            .trail_log_group
+                            .as_deref();
+                        provenance(log_group.as_deref(), log_stream.as_deref(), trail_group)
+                            .map_err(de::Error::custom)?;
+                    }
                     map.next_value_seed(LogEventsSeed(self.0))?;
                 }
                 _ => {
@@ -355,6 +370,58 @@ impl<'de> Visitor<'de> for PayloadSeed<'_, '_> {
         }
         Ok(())
     }
+}
+
+/// Whether a delivery comes from where CloudTrail writes: the trail's log group the stack was
+/// given (when it was given one), and a stream CloudTrail names (`ACCOUNT_CloudTrail_REGION`,
+/// an organization trail's `o-ID_ACCOUNT_CloudTrail_REGION`), said before the log events as
+/// CloudWatch Logs writes a payload. Anything else is someone's own lines subscribed to the
+/// source: the invocation fails, the delivery goes to the failure queue and the alarm on it
+/// fires, and nothing of it is posted as CloudTrail's.
+pub fn provenance(
+    log_group: Option<&str>,
+    log_stream: Option<&str>,
+    trail_group: Option<&str>,
+) -> Result<(), String> {
+    let group = log_group.ok_or("the payload names no log group before its log events")?;
+    if let Some(trail) = trail_group.filter(|trail| !trail.is_empty())
+        && group != trail
+    {
+        return Err(format!(
+            "delivered from log group {group:?}, not the trail's {trail:?}: nothing of it is CloudTrail's"
+        ));
+    }
+    let stream = log_stream.ok_or("the payload names no log stream before its log events")?;
+    if !is_cloudtrail_stream(stream) {
+        return Err(format!(
+            "delivered from log stream {stream:?}, which is no stream CloudTrail writes (ACCOUNT_CloudTrail_REGION)"
+        ));
+    }
+    Ok(())
+}
+
+fn is_cloudtrail_stream(stream: &str) -> bool {
+    // An organization trail's streams start with the organization's ID.
+    let stream = match stream.strip_prefix("o-") {
+        Some(rest) => match rest.split_once('_') {
+            Some((id, rest)) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+                rest
+            }
+            _ => return false,
+        },
+        None => stream,
+    };
+    let Some((account, region)) = stream.split_once("_CloudTrail_") else {
+        return false;
+    };
+    // A region, and a number CloudTrail adds when it starts a new stream.
+    let region = region.split('_').next().unwrap_or_default();
+    account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && !region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 struct LogEventsSeed<'a, 'e>(&'a mut Mapper<'e>);
@@ -414,6 +481,72 @@ mod tests {
                 "message": message,
             })).collect::<Vec<_>>(),
         })
+    }
+
+    #[test]
+    fn only_deliveries_from_the_trails_log_group_and_cloudtrails_streams_are_read() {
+        let trail = Some("CloudTrail/DefaultLogGroup");
+        let ok = |group, stream| provenance(Some(group), Some(stream), trail);
+        assert!(
+            ok(
+                "CloudTrail/DefaultLogGroup",
+                "111122223333_CloudTrail_us-east-1"
+            )
+            .is_ok()
+        );
+        assert!(
+            ok(
+                "CloudTrail/DefaultLogGroup",
+                "o-a1b2c3d4e5_111122223333_CloudTrail_eu-west-1"
+            )
+            .is_ok()
+        );
+        assert!(
+            ok(
+                "CloudTrail/DefaultLogGroup",
+                "111122223333_CloudTrail_us-east-1_2"
+            )
+            .is_ok()
+        );
+        let wrong_group = ok("/aws/lambda/app", "111122223333_CloudTrail_us-east-1").unwrap_err();
+        assert!(wrong_group.contains("not the trail's"), "{wrong_group}");
+        for stream in [
+            "forged",
+            "2021/10/21/[$LATEST]1111",
+            "11112222333_CloudTrail_us-east-1",
+            "111122223333_CloudTrail_",
+            "111122223333_CloudTrail_US-EAST-1",
+            "o-_111122223333_CloudTrail_us-east-1",
+        ] {
+            assert!(
+                ok("CloudTrail/DefaultLogGroup", stream).is_err(),
+                "{stream}"
+            );
+        }
+        // Without a trail's group named, any group; a stream CloudTrail writes all the same.
+        assert!(provenance(Some("any"), Some("111122223333_CloudTrail_us-east-1"), None).is_ok());
+        assert!(provenance(None, Some("111122223333_CloudTrail_us-east-1"), None).is_err());
+        assert!(provenance(Some("any"), None, None).is_err());
+    }
+
+    #[test]
+    fn a_delivery_from_elsewhere_publishes_nothing() {
+        let detector = Detector::from_lookup(|name| {
+            (name == "CLOUDTRAIL_LOG_GROUP").then(|| "CloudTrail/DefaultLogGroup".to_owned())
+        })
+        .unwrap();
+        let mut forged = payload("DATA_MESSAGE", &[denial("ListUsers")]);
+        forged["logGroup"] = json!("/aws/lambda/app");
+        let error = transform_payload(forged.to_string().as_bytes(), &detector).unwrap_err();
+        assert!(error.to_string().contains("not the trail's"), "{error}");
+        let genuine = payload("DATA_MESSAGE", &[denial("ListUsers")]);
+        let decoded = transform_payload(genuine.to_string().as_bytes(), &detector).unwrap();
+        assert_eq!(decoded.outgoing.len(), 1);
+        // CloudWatch Logs' own check of the destination names neither.
+        let control = json!({"messageType": "CONTROL_MESSAGE", "owner": "CloudwatchLogs",
+            "logGroup": "", "logStream": "", "subscriptionFilters": [],
+            "logEvents": [{"id": "", "timestamp": 1, "message": "CWL CONTROL MESSAGE: Checking health of destination Lambda."}]});
+        assert!(transform_payload(control.to_string().as_bytes(), &detector).is_ok());
     }
 
     fn denial(name: &str) -> String {

@@ -403,8 +403,8 @@ async fn falsy_values_are_left_out_and_records_without_fields_publish_nothing() 
     let source = Source::start().await;
     let sparse = json!({
         "errorMessage": "",
-        "eventName": "ListBuckets",
-        "eventSource": "s3.amazonaws.com",
+        "eventName": "DescribeRegions",
+        "eventSource": "ec2.amazonaws.com",
         "recipientAccountId": 0,
         "userIdentity": {"accountId": null, "userName": false, "arn": "arn:aws:iam::111122223333:user/eve"},
         "sourceIPAddress": "",
@@ -424,7 +424,7 @@ async fn falsy_values_are_left_out_and_records_without_fields_publish_nothing() 
     source.capture().assert_quiet(Duration::from_secs(1)).await;
     let message = &messages[0];
     assert_message_shape(message);
-    assert_eq!(message["subject"], "Event: ListBuckets");
+    assert_eq!(message["subject"], "Event: DescribeRegions");
     assert_eq!(
         labels(message)[..3],
         ["Event", "Source", "User ARN"],
