@@ -167,7 +167,7 @@ pub fn message(config: &Config, health: &Health) -> Message {
             config.hours
         ),
     ));
-    let severity = summary_severity(&health);
+    let severity = summary_severity(health);
     Message {
         subject,
         fields,
