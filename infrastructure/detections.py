@@ -261,15 +261,6 @@ def rules_text(catalogue):
                   "          DeadLetterConfig:",
                   "            Arn: !GetAtt SourceEventbridgeFailureQueue.Arn",
                   *operations,
-                  "",
-                  f"  {rule['name']}Permission:",
-                  "    Type: AWS::Lambda::Permission",
-                  f"    Condition: {condition(family)}",
-                  "    Properties:",
-                  "      FunctionName: !GetAtt SourceEventbridgeLambda.Arn",
-                  "      Action: lambda:InvokeFunction",
-                  "      Principal: events.amazonaws.com",
-                  f"      SourceArn: !GetAtt {rule['name']}.Arn",
                   ""]
     return lines[:-1]
 

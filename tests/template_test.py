@@ -1158,14 +1158,25 @@ class Template(unittest.TestCase):
                              if name.startswith("SelfProtection") else [], name)
             self.assertEqual(target["Arn"], get_att(function + "Lambda", "Arn"), name)
             self.assertEqual(target["DeadLetterConfig"], {"Arn": get_att(function + "FailureQueue", "Arn")}, name)
-            permission = self.resources[name + "Permission"]
-            self.assertEqual(permission.get("Condition"), rule.get("Condition"), name)
-            self.assertEqual(permission["Properties"], {
-                "FunctionName": get_att(function + "Lambda", "Arn"), "Action": "lambda:InvokeFunction",
-                "Principal": "events.amazonaws.com", "SourceArn": get_att(name, "Arn")}, name)
+            if function != "SourceEventbridge":
+                permission = self.resources[name + "Permission"]
+                self.assertEqual(permission.get("Condition"), rule.get("Condition"), name)
+                self.assertEqual(permission["Properties"], {
+                    "FunctionName": get_att(function + "Lambda", "Arn"), "Action": "lambda:InvokeFunction",
+                    "Principal": "events.amazonaws.com", "SourceArn": get_att(name, "Arn")}, name)
             # Read-only calls reach a rule only in the state that delivers every management event:
             # only the rules whose detections need them are in it (detections_test checks which).
             self.assertIn(rule["Properties"]["State"], ["ENABLED", "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"], name)
+        # The EventBridge source's rules invoke it through one statement: one a rule would pass
+        # Lambda's 20 KB resource policy (about 330 bytes each).
+        permissions = {name: p["Properties"] for name, p in self.of_type("AWS::Lambda::Permission").items()
+                       if p["Properties"]["FunctionName"] == get_att("SourceEventbridgeLambda", "Arn")}
+        self.assertEqual(permissions, {"SourceEventbridgeRulesPermission": {
+            "FunctionName": get_att("SourceEventbridgeLambda", "Arn"), "Action": "lambda:InvokeFunction",
+            "Principal": "events.amazonaws.com", "SourceAccount": ref("AWS::AccountId"),
+            "SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/*"}}})
+        every = self.of_type("AWS::Lambda::Permission")
+        self.assertLessEqual(len(every), 10, sorted(every))
         [statement] = self.props("SourceEventbridgeFailureQueuePolicy")["PolicyDocument"]["Statement"]
         self.assertEqual((statement["Principal"], statement["Action"], statement["Resource"]),
                          ({"Service": "events.amazonaws.com"}, "sqs:SendMessage", get_att("SourceEventbridgeFailureQueue", "Arn")))

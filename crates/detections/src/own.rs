@@ -85,7 +85,19 @@ impl StackParts {
             "events.amazonaws.com" => ["name", "rule", "Rule", "Name"]
                 .iter()
                 .flat_map(|key| at(&["requestParameters", key]))
-                .find_map(|written| self.named("rule", written, "rule/")),
+                .find_map(|written| self.named("rule", written, "rule/"))
+                .or_else(|| {
+                    // Any rule made to invoke one of the stack's functions (their permission
+                    // admits every rule of the account).
+                    record
+                        .pointer("/requestParameters/targets")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|target| target.get("arn").and_then(Value::as_str))
+                        .find_map(|written| self.function(written))
+                        .map(|function| format!("{function}, made the target of a rule"))
+                }),
             "monitoring.amazonaws.com" => ["alarmNames", "alarmName", "AlarmNames", "AlarmName"]
                 .iter()
                 .flat_map(|key| at(&["requestParameters", key]))
@@ -399,6 +411,21 @@ mod tests {
                 json!({"rule": "arn:aws:events:eu-west-1:111122223333:rule/default/ids-X"})
             )
             .is_some()
+        );
+        // A rule of someone's own, aimed at one of the stack's functions.
+        let aimed = touched(
+            "events.amazonaws.com",
+            json!({"rule": "app-rule", "targets": [{"id": "1",
+                "arn": "arn:aws:lambda:eu-west-1:111122223333:function:ids-SourceEventbridgeLambda-X"}]}),
+        );
+        assert!(aimed.unwrap().contains("made the target of a rule"));
+        assert!(
+            touched(
+                "events.amazonaws.com",
+                json!({"rule": "app-rule", "targets": [{"id": "1",
+                    "arn": "arn:aws:lambda:eu-west-1:111122223333:function:app"}]})
+            )
+            .is_none()
         );
         assert!(
             touched(
