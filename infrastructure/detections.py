@@ -20,6 +20,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CATALOGUE = os.path.join(ROOT, "crates", "detections", "catalogue.json")
 TEMPLATE = os.path.join(ROOT, "infrastructure", "cloudformation.yaml")
+MEMBER = os.path.join(ROOT, "infrastructure", "member.yaml")
 README = os.path.join(ROOT, "README.md")
 
 ALL_EVENTS = "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
@@ -265,8 +266,84 @@ def rules_text(catalogue):
     return lines[:-1]
 
 
+# What member stacks do not forward: the central stack's own parts are in its own account and
+# region, and so is the honey bucket.
+CENTRAL_ONLY = {"SelfProtection", "HoneyBucket"}
+
+
+def member_families(catalogue):
+    return [f for f in switched(catalogue) if f["name"] not in CENTRAL_ONLY]
+
+
+def member_parameters_text(catalogue):
+    lines = []
+    for family in member_families(catalogue):
+        lines += [f"  {family['parameter']}:",
+                  "    Type: String",
+                  f"    Description: {json.dumps('The central stack' + chr(39) + 's ' + family['parameter'] + '.')}",
+                  "    Default: Enabled",
+                  "    AllowedValues: [Enabled, Disabled]"]
+    return lines
+
+
+def member_condition(family):
+    return f"{family['name']}Forwarded"
+
+
+def member_conditions_text(catalogue):
+    return [f"  {member_condition(f)}: !And [Condition: Forwards, !Equals [!Ref {f['parameter']}, Enabled]]"
+            for f in member_families(catalogue)]
+
+
+def member_rules_text(catalogue):
+    """The rules a member stack forwards with: the central stack's, aimed at its bus."""
+    names = {f["name"] for f in member_families(catalogue)}
+    lines = []
+    for rule in rules(catalogue):
+        family = rule["family"]
+        if family["name"] not in names:
+            continue
+        lines += [f"  {rule['name']}:",
+                  "    Type: AWS::Events::Rule",
+                  f"    Condition: {member_condition(family)}",
+                  "    Properties:",
+                  f"      Description: {json.dumps('Forwards to the central stack: ' + family['name'])}"]
+        pattern = rule["pattern"]
+        if numeric_placeholder(pattern):
+            text = re.sub(r'"(\$\{[A-Za-z0-9:.]+\})"', r"\1", json.dumps(pattern))
+            lines.append(f"      EventPattern: !Sub '{text}'")
+        else:
+            lines.append("      EventPattern:")
+            lines += block(pattern, 8)
+        lines += [f"      State: {rule['state']}",
+                  "      Targets:",
+                  "        - Id: CentralBus",
+                  "          Arn: !Ref CentralEventBusArn",
+                  "          RoleArn: !GetAtt ForwardRole.Arn",
+                  ""]
+    return lines[:-1]
+
+
+def member_parameter_values_text(catalogue, deployment):
+    """What a StackSet of the central stack gives member.yaml: where the central bus is, which
+    deployment it is, and the central stack's own settings for what members forward."""
+    values = [("CentralEventBusArn", "!GetAtt CentralEventBus.Arn"),
+              ("CentralAccountId", "!Ref AWS::AccountId"),
+              ("CentralRegion", "!Ref AWS::Region"),
+              ("CentralStackName", "!Ref AWS::StackName"),
+              ("Deployment", deployment),
+              # The stack's own id: no secret, but no other stack's.
+              ("ResponderExternalId", '!Select [2, !Split ["/", !Ref AWS::StackId]]'),
+              ("OrganizationId", "!Ref OrganizationId"),
+              ("OpenSecurityGroupResponse", "!Ref OpenSecurityGroupResponse"),
+              ("GuardDutyMinimumSeverity", "!Ref GuardDutyMinimumSeverity")]
+    values += [(f["parameter"], f"!Ref {f['parameter']}") for f in member_families(catalogue)]
+    return [f"        - ParameterKey: {key}\n          ParameterValue: {value}" for key, value in values]
+
+
 # The responders' rules match what a detection matches: their patterns come from it.
-RESPONSE_PATTERNS = {"open security group pattern": "security-group-open-to-internet"}
+RESPONSE_PATTERNS = {"open security group pattern": "security-group-open-to-internet",
+                     "central open security group pattern": "security-group-open-to-internet"}
 
 
 def response_pattern_text(catalogue, detection_id):
@@ -362,19 +439,28 @@ def generated():
     template = replace_region(template, "parameters", parameters_text(catalogue))
     template = replace_region(template, "conditions", conditions_text(catalogue))
     template = replace_region(template, "rules", rules_text(catalogue))
+    template = replace_region(template, "central account member parameters",
+                              member_parameter_values_text(catalogue, "CentralAccount"))
+    template = replace_region(template, "organization member parameters",
+                              member_parameter_values_text(catalogue, "Organization"))
     for region, detection_id in RESPONSE_PATTERNS.items():
         template = replace_region(template, region, response_pattern_text(catalogue, detection_id))
     readme = replace_region(readme, "detections", readme_text(catalogue), comment="<!--")
-    return template, readme
+    with open(MEMBER, encoding="utf-8") as f:
+        member = f.read()
+    member = replace_region(member, "member parameters", member_parameters_text(catalogue))
+    member = replace_region(member, "member conditions", member_conditions_text(catalogue))
+    member = replace_region(member, "member rules", member_rules_text(catalogue))
+    return template, readme, member
 
 
 def main(argv):
     if argv not in (["--write"], ["--check"]):
         print(__doc__, file=sys.stderr)
         return 2
-    template, readme = generated()
+    template, readme, member = generated()
     stale = []
-    for path, text in [(TEMPLATE, template), (README, readme)]:
+    for path, text in [(TEMPLATE, template), (README, readme), (MEMBER, member)]:
         with open(path, encoding="utf-8") as f:
             if f.read() != text:
                 stale.append(os.path.relpath(path, ROOT))

@@ -11,13 +11,14 @@ from cfnlint.decode import cfn_yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEMPLATE = os.path.join(ROOT, "infrastructure", "cloudformation.yaml")
+MEMBER = os.path.join(ROOT, "infrastructure", "member.yaml")
 
 NO_VALUE = object()
 
 
-def load():
-    """The decoded template as plain dicts and lists."""
-    return json.loads(json.dumps(cfn_yaml.load(TEMPLATE)))
+def load(path=TEMPLATE):
+    """The decoded template (the central one unless another is named) as plain dicts and lists."""
+    return json.loads(json.dumps(cfn_yaml.load(path)))
 
 
 # The values the tests give what CloudFormation knows only at deploy time: pseudo parameters,
@@ -27,10 +28,23 @@ STACK_VALUES = {
     "AWS::Region": "us-east-1",
     "AWS::Partition": "aws",
     "AWS::StackName": "ids",
+    "AWS::StackId": "arn:aws:cloudformation:us-east-1:111122223333:stack/ids/0f0e0d0c-0000-4000-8000-000000000001",
     "StackKey.Arn": "arn:aws:kms:us-east-1:111122223333:key/0f0e0d0c-0000-4000-8000-000000000001",
     "StackKey": "0f0e0d0c-0000-4000-8000-000000000001",
     "SNSTopic": "arn:aws:sns:us-east-1:111122223333:ids-SNSTopic-1",
 }
+
+
+class LazyConditions(dict):
+    def __init__(self, resolved, bodies):
+        super().__init__()
+        self.resolved = resolved
+        self.bodies = bodies
+
+    def __missing__(self, name):
+        value = self.resolved.value(self.bodies[name])
+        self[name] = value
+        return value
 
 
 class Resolved:
@@ -42,7 +56,8 @@ class Resolved:
         # CloudFormation hands every parameter to the template as a string.
         self.parameters = {name: str(spec.get("Default", "")) for name, spec in template["Parameters"].items()}
         self.parameters.update({name: str(value) for name, value in parameters.items()})
-        self.conditions = {name: self.value(body) for name, body in template.get("Conditions", {}).items()}
+        # Conditions may name others: each is resolved when first asked for.
+        self.conditions = LazyConditions(self, template.get("Conditions", {}))
 
     def named(self, name):
         """A parameter's value, or a value only a deployed stack knows, as the tests give it."""

@@ -108,12 +108,20 @@ SETTINGS = [
 ]
 
 
-def rule_patterns(**parameters):
-    """The EventPattern of every rule the template makes with these parameters, as a dict."""
+def on_bus(template, name, bus):
+    """Whether the rule is on `bus` (None: the default bus)."""
+    return template["Resources"][name]["Properties"].get("EventBusName") == bus
+
+
+def rule_patterns(bus=None, **parameters):
+    """The EventPattern of every rule the template makes with these parameters on `bus` (the
+    default bus unless named, `{"Ref": "CentralEventBus"}`), as a dict."""
     template = cfn_template.load()
     resolved = cfn_template.Resolved(template, **parameters)
     patterns = {}
     for name in cfn_template.resources(template, "AWS::Events::Rule"):
+        if not on_bus(template, name, bus):
+            continue
         if resolved.condition(name) and "EventPattern" in template["Resources"][name]["Properties"]:
             pattern = resolved.property(name, "EventPattern")
             # The GuardDuty rule's pattern is a JSON string, so that its severity is a number.
@@ -204,7 +212,8 @@ class Rules(unittest.TestCase):
     def setUpClass(cls):
         template = cfn_template.load()
         cls.rules = [name for name in cfn_template.resources(template, "AWS::Events::Rule")
-                     if "EventPattern" in template["Resources"][name]["Properties"]]
+                     if "EventPattern" in template["Resources"][name]["Properties"]
+                     and on_bus(template, name, None)]
         cls.patterns = rule_patterns(**EVERY_RULE)
         assert set(cls.patterns) == set(cls.rules), set(cls.rules) - set(cls.patterns)
         cls.matchers = {name: matcher(pattern) for name, pattern in cls.patterns.items()}
@@ -284,9 +293,12 @@ class Rules(unittest.TestCase):
 
     def test_every_rule_takes_aws_events_only(self):
         # Nobody can put an event whose source starts with "aws." on a bus (EventBridge refuses
-        # it), so a rule whose every source is AWS's cannot be fed forged root or sign-in events.
+        # it), so a rule whose every source is AWS's cannot be fed forged root or sign-in events:
+        # not on the default bus, and not on the central bus, which every account of the
+        # organisation may put events on.
+        central = {"Ref": "CentralEventBus"}
         for parameters in SETTINGS:
-            for name, pattern in rule_patterns(**parameters).items():
+            for name, pattern in {**rule_patterns(**parameters), **rule_patterns(central, **parameters)}.items():
                 alternatives = pattern["$or"] if list(pattern) == ["$or"] else [pattern]
                 for alternative in alternatives:
                     sources = alternative.get("source")

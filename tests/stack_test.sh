@@ -246,7 +246,7 @@ expected="$(awk '
     /^[A-Za-z]/ { in_resources = 0 }
     in_resources && /^  [A-Za-z0-9]+:$/ { name = $1; sub(":", "", name); next }
     in_resources && /^    Type: / { types[name] = $2 }
-    in_resources && /^    Condition: (CloudTrailConfigured|HoneyBucketAlertsOn|FastDenialAlertsOn|HasSlackWebhookRoutes|HasOperationsEmail|ProbeContainmentOn|HasTeamsWebhook|HasPagerDutyRoutingKey|HasEmail)$/ { conditional[name] = 1 }
+    in_resources && /^    Condition: (CloudTrailConfigured|HoneyBucketAlertsOn|FastDenialAlertsOn|HasSlackWebhookRoutes|HasOperationsEmail|ProbeContainmentOn|HasTeamsWebhook|HasPagerDutyRoutingKey|HasEmail|DeploysMembers|WatchesOrganization)$/ { conditional[name] = 1 }
     END { for (n in types) if (!(n in conditional)) print n "\t" types[n] }' infrastructure/cloudformation.yaml |
     grep -Ev $'\t(AWS::SNS::Subscription|AWS::SNS::TopicPolicy|AWS::Lambda::EventInvokeConfig|AWS::SQS::QueuePolicy|AWS::CloudWatch::Alarm)$' | sort)"
 [[ "$resources" == "$expected" ]] || fail "the stack's resources differ from the template's:

@@ -259,10 +259,18 @@ class Template(unittest.TestCase):
         for name, resource in self.resources.items():
             if name.startswith("ResponseSecurityGroup") or name.startswith("OpenSecurityGroupResponse"):
                 self.assertEqual(resource.get("Condition"), "OpenSecurityGroupResponseOn", name)
+        stack_sets = {"StackSetAdministrationRole": [{"Service": "cloudformation.amazonaws.com"}],
+                      "StackSetExecutionRole": [{"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}]}
         for name, role in self.of_type("AWS::IAM::Role").items():
             self.assertNotIn("ManagedPolicyArns", role["Properties"], name)
             principals = [s["Principal"] for s in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]]
-            self.assertEqual(principals, [{"Service": "lambda.amazonaws.com"}], name)
+            self.assertEqual(principals, stack_sets.get(name, [{"Service": "lambda.amazonaws.com"}]), name)
+            if name in stack_sets:
+                self.assertEqual(role.get("Condition"), "DeploysMembers", name)
+        # The execution role is taken by the administration role alone, which StackSets alone take.
+        [trust] = self.props("StackSetExecutionRole")["AssumeRolePolicyDocument"]["Statement"]
+        self.assertEqual(trust["Condition"], {"StringLike": {"aws:PrincipalArn": {
+            "Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AWS::StackName}-StackSetAdministrationRole-*"}}})
 
     def test_the_topic_takes_messages_from_the_stacks_sources_and_named_publishers_only(self):
         import cfn_template
@@ -1148,7 +1156,8 @@ class Template(unittest.TestCase):
                  if "EventPattern" in rule["Properties"]}
         self.assertGreaterEqual(len(rules), 30)
         # The responders' rules feed the responders; every other, the EventBridge source.
-        responders = {"OpenSecurityGroupResponseRule": "ResponseSecurityGroup"}
+        responders = {"OpenSecurityGroupResponseRule": "ResponseSecurityGroup",
+                      "CentralBusOpenSecurityGroupResponseRule": "ResponseSecurityGroup"}
         for name, rule in rules.items():
             function = responders.get(name, "SourceEventbridge")
             target, *others = rule["Properties"]["Targets"]
@@ -1188,7 +1197,7 @@ class Template(unittest.TestCase):
         for name, rule in self.of_type("AWS::Events::Rule").items():
             if "Condition" not in rule:
                 # The health path's rules: always there.
-                self.assertIn(name, ["HealthAlarmsRule", "HeartbeatScheduleRule", "HeartbeatCanaryRule"])
+                self.assertIn(name, ["HealthAlarmsRule", "HeartbeatScheduleRule", "HeartbeatCanaryRule", "CentralBusRule"])
                 on.append((name, True))
                 continue
             condition = conditions[rule["Condition"]]
