@@ -411,8 +411,13 @@ class Template(unittest.TestCase):
         self.assertEqual(self.template["Parameters"]["OperationsEmail"]["Default"], "")
         # The heartbeat's function counts and publishes, and nothing else.
         statements = self.props("SourceHeartbeatRole")["Policies"][0]["PolicyDocument"]["Statement"]
+        # (Organizations' listing, only when an organisation is watched, is checked below.)
         self.props("SourceHeartbeatRole")["Policies"][0]["PolicyDocument"]["Statement"] = [
-            st for st in statements if st["Effect"] == "Allow"]
+            st for st in statements if "Fn::If" not in st and st["Effect"] == "Allow"]
+        [listing] = [st["Fn::If"] for st in statements if "Fn::If" in st]
+        self.assertEqual(listing[0], "WatchesOrganization")
+        self.assertEqual((listing[1]["Action"], listing[1]["Resource"]),
+                         (["organizations:ListAccountsForParent", "organizations:ListChildren"], "*"))
         self.expect_statements("SourceHeartbeatRole", [
             ("sns:Publish", ref("SNSTopic"), None),
             ("kms:GenerateDataKey", get_att("StackKey", "Arn"), {"StringEquals": {"kms:ViaService": {"Fn::Sub": "sns.${AWS::Region}.amazonaws.com"}}}),
@@ -426,11 +431,13 @@ class Template(unittest.TestCase):
                 {"Fn::If": ["ProbeContainmentOn", get_att("ResponseContainmentFailureQueue", "Arn"),
                             ref("AWS::NoValue")]}], None),
             ("cloudwatch:GetMetricStatistics", "*", None),
+            ("dynamodb:Scan", get_att("FamiliarityTable", "Arn"), None),
+            ("dynamodb:UpdateItem", get_att("FamiliarityTable", "Arn"), None),
             ("logs:CreateLogStream", get_att("SourceHeartbeatLogGroup", "Arn"), None),
             ("logs:PutLogEvents", get_att("SourceHeartbeatLogGroup", "Arn"), None),
         ])
         self.props("SourceHeartbeatRole")["Policies"][0]["PolicyDocument"]["Statement"] = statements
-        [deny] = [st for st in statements if st["Effect"] == "Deny"]
+        [deny] = [st for st in statements if st.get("Effect") == "Deny"]
         self.assertEqual((deny["Action"], deny["Resource"]), ("ssm:PutParameter", {"Fn::Sub":
             "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/activity-aware-ids/${AWS::StackName}/heartbeat"}))
         schedule = self.props("HeartbeatScheduleRule")
@@ -604,7 +611,7 @@ class Template(unittest.TestCase):
         tagged = sorted(name for name, role in self.of_type("AWS::IAM::Role").items()
                         if {"Key": "ActivityAwareIdsFamiliarity", "Value": ref("AWS::StackName")}
                         in role["Properties"].get("Tags", []))
-        self.assertEqual(tagged, ["SourceCloudtrailCloudwatchLogsRole", "SourceEventbridgeRole"])
+        self.assertEqual(tagged, ["SourceCloudtrailCloudwatchLogsRole", "SourceEventbridgeRole", "SourceHeartbeatRole"])
         days = self.template["Parameters"]["FamiliarityDays"]
         self.assertEqual((days["Default"], days["MinValue"], days["MaxValue"]), (90, 1, 3650))
 
@@ -1140,6 +1147,7 @@ class Template(unittest.TestCase):
         import cfn_template
         queues = {n: f"https://sqs.us-east-1.amazonaws.com/111122223333/ids-{n}-1"
                   for n in self.of_type("AWS::SQS::Queue") if n.endswith("FailureQueue")}
+        queues["FamiliarityTable"] = "ids-familiarity"
         everything = {"ProbeContainment": "Quarantine"}
         for d in DESTINATIONS:
             everything.update(d["given"])
@@ -1197,7 +1205,8 @@ class Template(unittest.TestCase):
         for name, rule in self.of_type("AWS::Events::Rule").items():
             if "Condition" not in rule:
                 # The health path's rules: always there.
-                self.assertIn(name, ["HealthAlarmsRule", "HeartbeatScheduleRule", "HeartbeatCanaryRule", "CentralBusRule"])
+                self.assertIn(name, ["HealthAlarmsRule", "HeartbeatScheduleRule", "HeartbeatCanaryRule", "CentralBusRule",
+                                     "CoverageScheduleRule"])
                 on.append((name, True))
                 continue
             condition = conditions[rule["Condition"]]

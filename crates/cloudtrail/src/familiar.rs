@@ -1,27 +1,29 @@
-//! What the sources remember of routine changes (see [`activity_aware_detections::routine`]):
-//! one DynamoDB item per key (a detection and who made it, or where), whose `expires` slides
-//! forward each time it is seen. A routine change is news when its key is not remembered, and
-//! told for the record (info) when it is. Nothing else is stored: no record, no value beyond
-//! the key and when it was last seen.
+//! What the sources ask the stack's memory (see `activity_aware_memory`) before publishing: a
+//! routine change (see [`activity_aware_detections::routine`]) is news when its key is not
+//! remembered, and told for the record (info) when it is; an event already told is not posted
+//! again.
 
 use crate::detect::ROUTINE_LABEL;
 use crate::record::CONSOLE_LINK_LABEL;
+use activity_aware_memory::{Memory, Seen, now_s};
 use activity_aware_message::{
     Field, MESSAGE_BODY_LIMIT_BYTES, Message, OutgoingMessage, SEVERITY_TAG, Severity, Tag,
 };
-use aws_query::{JsonClient, QueryError, Service};
+use aws_query::QueryError;
 use futures::StreamExt;
-use serde_json::{Value, json};
 use std::collections::HashSet;
 
 /// How long a routine change is remembered after it was last seen, unless the stack says
 /// (`FAMILIARITY_DAYS`).
 pub const DEFAULT_FAMILIARITY_DAYS: u32 = 90;
 
-/// The DynamoDB table of routine changes seen, and how long they are remembered.
+/// How long an event already told is remembered: long enough for every path that carries it
+/// (CloudWatch Logs' batches take minutes, EventBridge's retries hours).
+pub const TOLD_KEEP_S: i64 = 24 * 3_600;
+
+/// What the sources remember, and how long routine changes are remembered.
 pub struct Familiarity {
-    client: JsonClient,
-    table: String,
+    memory: Memory,
     days: u32,
 }
 
@@ -33,18 +35,9 @@ pub enum FamiliarityError {
     Client(#[from] QueryError),
 }
 
-/// Whether a routine change was seen before.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Seen {
-    /// Not within the window: news.
-    New,
-    /// Seen within the window, last at this time (RFC 3339, UTC).
-    Before(String),
-}
-
 impl Familiarity {
     /// With `FAMILIARITY_TABLE` (and `FAMILIARITY_DAYS`); `None` without a table: every
-    /// routine change is then news.
+    /// routine change is then news, and every event is posted however often it comes.
     pub fn from_env(
         config: &aws_config::SdkConfig,
     ) -> Result<Option<Familiarity>, FamiliarityError> {
@@ -55,10 +48,7 @@ impl Familiarity {
         config: &aws_config::SdkConfig,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Option<Familiarity>, FamiliarityError> {
-        let Some(table) = lookup("FAMILIARITY_TABLE")
-            .map(|table| table.trim().to_owned())
-            .filter(|table| !table.is_empty())
-        else {
+        let Some(memory) = Memory::from_lookup(config, &lookup)? else {
             return Ok(None);
         };
         let days = match lookup("FAMILIARITY_DAYS").map(|days| days.trim().to_owned()) {
@@ -70,102 +60,116 @@ impl Familiarity {
                 .filter(|days| (1..=3650).contains(days))
                 .ok_or(FamiliarityError::Days(days))?,
         };
-        Ok(Some(Familiarity {
-            client: JsonClient::new(config, Service::DynamoDb, None)?,
-            table,
-            days,
-        }))
+        Ok(Some(Familiarity { memory, days }))
     }
 
     pub fn days(&self) -> u32 {
         self.days
     }
 
-    /// Remembers `key` as seen now, and says whether it was seen within the window before.
-    /// One atomic write: of two identical changes at once, one is news and the other is not.
-    pub async fn see(&self, key: &str, now_s: i64) -> Result<Seen, QueryError> {
-        let expires = now_s + i64::from(self.days) * 86_400;
-        let answer = self
-            .client
-            .call(
-                "UpdateItem",
-                &json!({
-                    "TableName": self.table,
-                    "Key": {"key": {"S": key}},
-                    "UpdateExpression": "SET expires = :expires, lastSeen = :now",
-                    "ExpressionAttributeValues": {
-                        ":expires": {"N": expires.to_string()},
-                        ":now": {"S": rfc3339(now_s)},
-                    },
-                    "ReturnValues": "ALL_OLD",
-                }),
-            )
-            .await?;
-        let old = |name: &str| answer.pointer(&format!("/Attributes/{name}"));
-        // DynamoDB deletes expired items late (within days): an item past its time is gone.
-        let remembered = old("expires")
-            .and_then(|value| value.get("N"))
-            .and_then(Value::as_str)
-            .and_then(|expires| expires.parse::<i64>().ok())
-            .is_some_and(|expires| expires > now_s);
-        if !remembered {
-            return Ok(Seen::New);
-        }
-        let last = old("lastSeen")
-            .and_then(|value| value.get("S"))
-            .and_then(Value::as_str)
-            .unwrap_or("within the window")
-            .to_owned();
-        Ok(Seen::Before(last))
+    pub fn memory(&self) -> &Memory {
+        &self.memory
     }
 
-    /// Settles each routine change (`familiar`) in place: remembered ones become info and say
-    /// so. One that cannot be looked up stays news (it is posted at its severity): a table
-    /// that fails never hides an alert. Each key is asked once a batch, several at once; the
-    /// same change again in the batch is told for the record beside the first.
-    pub async fn settle_all(&self, outgoing: &mut [OutgoingMessage]) {
+    /// Settles each Message in place: one whose event was already told (`once`) is dropped;
+    /// a remembered routine change (`familiar`) becomes info and says so. What cannot be looked
+    /// up is posted as it is: a table that fails never hides an alert (at worst, one is posted
+    /// twice). Each key is asked once a batch, several at once; the same change again in the
+    /// batch is told for the record beside the first, the same event again is dropped.
+    pub async fn settle_all(&self, outgoing: &mut Vec<OutgoingMessage>) {
         let now_s = now_s();
+        let keep_s = i64::from(self.days) * 86_400;
         let mut asked = HashSet::new();
         let mut asks = Vec::new();
         let mut repeats = Vec::new();
         for (index, message) in outgoing.iter_mut().enumerate() {
-            let Some(key) = message.familiar.take() else {
-                continue;
-            };
-            if asked.insert(key.clone()) {
-                asks.push((index, key));
-            } else {
-                repeats.push(index);
+            for (kind, key) in [
+                (Ask::Told, message.once.take()),
+                (Ask::Routine, message.familiar.take()),
+            ] {
+                let Some(key) = key else { continue };
+                if asked.insert(key.clone()) {
+                    asks.push((index, kind, key));
+                } else {
+                    repeats.push((index, kind));
+                }
             }
         }
-        let answers: Vec<(usize, Result<Seen, QueryError>)> = futures::stream::iter(asks)
-            .map(|(index, key)| async move { (index, self.see(&key, now_s).await) })
+        let answers: Vec<(usize, Ask, Result<Seen, QueryError>)> = futures::stream::iter(asks)
+            .map(|(index, kind, key)| async move {
+                let keep = if kind == Ask::Told {
+                    TOLD_KEEP_S
+                } else {
+                    keep_s
+                };
+                (index, kind, self.memory.see(&key, now_s, keep).await)
+            })
             .buffer_unordered(CONCURRENT_LOOKUPS)
             .collect()
             .await;
-        for (index, answer) in answers {
+        let mut dropped = HashSet::new();
+        for (index, kind, answer) in answers {
             let message = &mut outgoing[index];
-            match answer {
-                Ok(Seen::New) => {}
-                Ok(Seen::Before(last)) => told(
+            match (kind, answer) {
+                (_, Ok(Seen::New)) => {}
+                (Ask::Told, Ok(Seen::Before(last))) => {
+                    tracing::info!(label = %message.label, %last, "already told: not published again");
+                    dropped.insert(index);
+                }
+                (Ask::Routine, Ok(Seen::Before(last))) => told(
                     message,
                     &format!(
                         "made before (last seen at {last}), within the {} days the stack remembers: a routine change, told for the record",
                         self.days
                     ),
                 ),
-                Err(error) => {
-                    tracing::error!(%error, label = %message.label, "a routine change could not be looked up; it is posted as news");
+                (_, Err(error)) => {
+                    tracing::error!(%error, label = %message.label, "the stack's memory could not be asked; the Message is posted as it is");
                 }
             }
         }
-        for index in repeats {
-            told(
-                &mut outgoing[index],
-                "made again in the same delivery, beside the first: a routine change, told for the record",
-            );
+        for (index, kind) in repeats {
+            match kind {
+                Ask::Told => {
+                    dropped.insert(index);
+                }
+                Ask::Routine => told(
+                    &mut outgoing[index],
+                    "made again in the same delivery, beside the first: a routine change, told for the record",
+                ),
+            }
+        }
+        if !dropped.is_empty() {
+            let mut index = 0;
+            outgoing.retain(|_| {
+                index += 1;
+                !dropped.contains(&(index - 1))
+            });
         }
     }
+}
+
+/// The key of an event told: CloudTrail's event ID (the same on every path that carries the
+/// record), or a finding's ID and update time.
+pub fn told_key<'p>(parts: impl IntoIterator<Item = &'p str>) -> String {
+    activity_aware_memory::key(std::iter::once("told").chain(parts))
+}
+
+/// The key of a record's Message, from its event ID, when it has one.
+pub fn record_told_key(view: &crate::RecordView<'_>) -> Option<String> {
+    view.known_text("eventID")
+        .flatten()
+        .filter(|id| !id.is_empty())
+        .map(|id| told_key([id.as_str()]))
+}
+
+/// What a key is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ask {
+    /// An event: posted once.
+    Told,
+    /// A routine change: news once.
+    Routine,
 }
 
 /// Lookups of one batch in flight at once.
@@ -196,49 +200,9 @@ fn told_for_the_record(body: &str, said: &str) -> Option<String> {
     Some(message.to_json_within(MESSAGE_BODY_LIMIT_BYTES).0)
 }
 
-fn now_s() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs() as i64)
-}
-
-/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
-fn rfc3339(seconds: i64) -> String {
-    let days = seconds.div_euclid(86_400);
-    let second_of_day = seconds.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        second_of_day / 3_600,
-        second_of_day % 3_600 / 60,
-        second_of_day % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn times_are_written_as_utc() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_796_601_600 + 3_661), "2026-12-07T01:01:01Z");
-    }
 
     #[test]
     fn a_remembered_change_is_info_and_says_why_before_its_console_link() {

@@ -1,11 +1,15 @@
-//! What a source does to its Messages after making them and before publishing them: routine
-//! changes are looked up in what the stack remembers, and heartbeat legs are signed. Both need
+//! What a source does to its Messages after making them and before publishing them: events
+//! already told and routine changes are looked up in what the stack remembers, and heartbeat
+//! legs are signed. Both need
 //! AWS calls, so both happen here, on the way out, not while records are read.
 
 use crate::familiar::{Familiarity, FamiliarityError};
 use crate::heartbeat::HeartbeatSigner;
 use activity_aware_message::OutgoingMessage;
 use aws_query::QueryError;
+
+/// How long an account and region is remembered as watched after its last liveness event.
+pub const COVERAGE_KEEP_S: i64 = 30 * 86_400;
 
 #[derive(Default)]
 pub struct BeforePublishing {
@@ -31,17 +35,37 @@ impl BeforePublishing {
         })
     }
 
-    /// Settles routine changes, then signs heartbeat legs, in place.
-    pub async fn settle(&self, outgoing: &mut [OutgoingMessage]) {
+    /// Drops what was told already, settles routine changes, then signs heartbeat legs, in
+    /// place.
+    pub async fn settle(&self, outgoing: &mut Vec<OutgoingMessage>) {
         match &self.familiarity {
             Some(familiarity) => familiarity.settle_all(outgoing).await,
-            // Nothing remembered: every routine change is news.
-            None => outgoing
-                .iter_mut()
-                .for_each(|message| message.familiar = None),
+            // Nothing remembered: every routine change is news, every event is posted.
+            None => outgoing.iter_mut().for_each(|message| {
+                message.familiar = None;
+                message.once = None;
+            }),
         }
         if let Some(signer) = &self.signer {
             signer.sign_all(outgoing).await;
+        }
+    }
+
+    /// Remembers that `account` and `region` said they are watched (a member stack's liveness
+    /// event). Without a table there is nothing to remember it in.
+    pub async fn remember_coverage(&self, account: &str, region: &str) {
+        let Some(familiarity) = &self.familiarity else {
+            tracing::warn!(
+                account,
+                region,
+                "a liveness event, and no table to remember it in"
+            );
+            return;
+        };
+        let key = activity_aware_memory::key(["coverage", account, region]);
+        let now = activity_aware_memory::now_s();
+        if let Err(error) = familiarity.memory().see(&key, now, COVERAGE_KEEP_S).await {
+            tracing::error!(%error, account, region, "a liveness event could not be remembered");
         }
     }
 }

@@ -32,6 +32,9 @@ pub struct OutgoingMessage {
     /// A routine change: what the source remembers of it, to tell whether it is news before
     /// it is published (never published itself).
     pub familiar: Option<String>,
+    /// The event it tells, for the source to post it once however many paths bring it (never
+    /// published itself).
+    pub once: Option<String>,
 }
 
 /// The message attribute a Message's severity is published as.

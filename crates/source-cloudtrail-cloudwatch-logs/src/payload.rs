@@ -2,6 +2,7 @@
 //! events into outgoing Messages as they are parsed, so no record is held longer than needed.
 
 use crate::Summary;
+use activity_aware_cloudtrail::familiar::record_told_key;
 use activity_aware_cloudtrail::heartbeat::Path;
 use activity_aware_cloudtrail::{
     Detector, RecordView, message_from_record, message_json_from_record,
@@ -162,6 +163,8 @@ enum Mapped {
         to_sign: Option<String>,
         /// A routine change: what is remembered of it.
         familiar: Option<String>,
+        /// The event it tells: posted once, however many paths bring it.
+        once: Option<String>,
     },
 }
 
@@ -180,6 +183,7 @@ fn map_record(text: &str, detector: &Detector) -> Mapped {
             denied: false,
             to_sign: Some(to_sign),
             familiar: None,
+            once: None,
         };
     }
     let detected = detector.detect(&view);
@@ -189,6 +193,7 @@ fn map_record(text: &str, detector: &Detector) -> Mapped {
     let severity = detected.severity;
     let denied = detected.denied;
     let familiar = detected.familiar_key.clone();
+    let once = record_told_key(&view);
     let detection = detected
         .detection
         .as_ref()
@@ -203,6 +208,7 @@ fn map_record(text: &str, detector: &Detector) -> Mapped {
             denied,
             to_sign: None,
             familiar,
+            once,
         },
         Some(_) => {
             let message =
@@ -216,6 +222,7 @@ fn map_record(text: &str, detector: &Detector) -> Mapped {
                 denied,
                 to_sign: None,
                 familiar,
+                once,
             }
         }
     }
@@ -237,6 +244,7 @@ impl Mapper<'_> {
                 denied,
                 to_sign,
                 familiar,
+                once,
             } => {
                 if truncated {
                     self.summary.truncated += 1;
@@ -250,6 +258,7 @@ impl Mapper<'_> {
                     denied,
                     to_sign,
                     familiar,
+                    once,
                 });
             }
         }

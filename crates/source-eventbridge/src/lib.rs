@@ -21,6 +21,7 @@ pub use activity_aware_cloudtrail::{
 };
 
 use activity_aware_cloudtrail::BeforePublishing;
+use activity_aware_cloudtrail::familiar::{record_told_key, told_key};
 use activity_aware_cloudtrail::heartbeat::Path;
 use activity_aware_cloudtrail::{
     Detected, RecordView, message_from_record, message_json_from_record,
@@ -39,6 +40,10 @@ pub const API_CALL: &str = "AWS API Call via CloudTrail";
 pub const CONSOLE_SIGN_IN: &str = "AWS Console Sign In via CloudTrail";
 pub const GUARDDUTY_FINDING: &str = "GuardDuty Finding";
 pub const ALARM_STATE_CHANGE: &str = "CloudWatch Alarm State Change";
+pub const SCHEDULED_EVENT: &str = "Scheduled Event";
+
+/// The suffix of a member stack's liveness rule's name (member.yaml): `<stack>-liveness`.
+pub const LIVENESS_RULE_SUFFIX: &str = "-liveness";
 
 /// An EventBridge event as Lambda receives it, its detail kept as raw JSON.
 #[derive(Debug, Deserialize)]
@@ -75,6 +80,9 @@ pub struct Summary {
     /// An API call no detection takes, not published.
     #[serde(default)]
     pub no_detection: bool,
+    /// A member stack's liveness event: the account and region it says are watched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liveness: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +120,8 @@ pub enum Made {
         to_sign: Option<String>,
         /// A routine change: what is remembered of it.
         familiar: Option<String>,
+        /// The event it tells: posted once, however many paths bring it.
+        once: Option<String>,
     },
     /// A CloudTrail record with nothing to say (as the CloudWatch Logs source).
     WithoutFields,
@@ -120,13 +130,24 @@ pub enum Made {
     /// A CloudTrail API call no detection takes: the rules send broadly (a pattern cannot say
     /// everything a detection means), and what no detection's finer condition keeps is no alert.
     NoDetection,
+    /// A member stack's liveness event (its schedule, forwarded to the central bus): this
+    /// account and region are watched. Remembered, not published.
+    Liveness { account: String, region: String },
 }
 
 /// The Message an event becomes, with its detection and severity.
 pub fn message_json(event: &Event<'_>, detector: &Detector) -> Made {
+    if let Some((account, region)) = liveness(event, detector) {
+        return Made::Liveness { account, region };
+    }
+    // Another schedule's tick says nothing about the account (a member account may aim a
+    // scheduled rule of its own at the central bus).
+    if event.detail_type == SCHEDULED_EVENT && event.source == "aws.events" {
+        return Made::NoDetection;
+    }
     // A detail that is not what its detail-type carries still reaches people, as the plain
     // Message of the event with what was wrong: nothing an event holds stops its alert.
-    let (mut message, detected) = match event.detail_type.as_str() {
+    let (mut message, detected, once) = match event.detail_type.as_str() {
         API_CALL => match RecordView::parse(event.detail.get()) {
             // Written straight from the record, as the CloudWatch Logs source writes it.
             Ok(view) => {
@@ -139,6 +160,7 @@ pub fn message_json(event: &Event<'_>, detector: &Detector) -> Made {
                         denied: false,
                         to_sign: Some(to_sign),
                         familiar: None,
+                        once: None,
                     };
                 }
                 let detected = detector.detect(&view);
@@ -158,9 +180,10 @@ pub fn message_json(event: &Event<'_>, detector: &Detector) -> Made {
                         denied: detected.denied,
                         to_sign: None,
                         familiar: detected.familiar_key.clone(),
+                        once: record_told_key(&view),
                     },
                     Some(_) => match message_from_record(&view, &detected) {
-                        Some(message) => made(&message, &detected),
+                        Some(message) => made(&message, &detected, record_told_key(&view)),
                         None => Made::WithoutFields,
                     },
                 };
@@ -168,6 +191,7 @@ pub fn message_json(event: &Event<'_>, detector: &Detector) -> Made {
             Err(error) => (
                 generic::unread(event, &error.to_string()),
                 Detected::unclassified(),
+                None,
             ),
         },
         CONSOLE_SIGN_IN => match sign_in::message(event.detail) {
@@ -180,25 +204,77 @@ pub fn message_json(event: &Event<'_>, detector: &Detector) -> Made {
                 if detected.dropped() {
                     return Made::Dropped;
                 }
-                (message, detected)
+                let once = detail_text(event, "eventID").map(|id| told_key([id.as_str()]));
+                (message, detected, once)
             }
-            Err(reason) => (generic::unread(event, &reason), Detected::unclassified()),
+            Err(reason) => (
+                generic::unread(event, &reason),
+                Detected::unclassified(),
+                None,
+            ),
         },
         ALARM_STATE_CHANGE => match alarm::message(event.detail, event.region.as_deref()) {
-            Ok((message, severity)) => (message, Detected::tagged(ALARM_DETECTION, severity)),
-            Err(reason) => (generic::unread(event, &reason), Detected::unclassified()),
+            Ok((message, severity)) => (message, Detected::tagged(ALARM_DETECTION, severity), None),
+            Err(reason) => (
+                generic::unread(event, &reason),
+                Detected::unclassified(),
+                None,
+            ),
         },
         GUARDDUTY_FINDING => match guardduty::message(event.detail) {
-            Ok((message, severity)) => (message, guardduty_detected(severity)),
-            Err(reason) => (generic::unread(event, &reason), Detected::unclassified()),
+            Ok((message, severity)) => {
+                // One finding reaches the member account's stack and its administrator's: the
+                // same finding, at the same update, is posted once.
+                let once = detail_text(event, "id").map(|id| {
+                    let updated = detail_text(event, "updatedAt").unwrap_or_default();
+                    told_key(["guardduty", id.as_str(), updated.as_str()])
+                });
+                (message, guardduty_detected(severity), once)
+            }
+            Err(reason) => (
+                generic::unread(event, &reason),
+                Detected::unclassified(),
+                None,
+            ),
         },
-        _ => (generic::message(event), Detected::unclassified()),
+        _ => (generic::message(event), Detected::unclassified(), None),
     };
     detected.apply_to(&mut message);
-    made(&message, &detected)
+    made(&message, &detected, once)
 }
 
-fn made(message: &Message, detected: &Detected) -> Made {
+/// The account and region a member stack's liveness event says are watched: EventBridge's own
+/// scheduled event (source `aws.events`, which no account can write) of the rule member.yaml
+/// names `<stack>-liveness`, in the account and region it ran in.
+fn liveness(event: &Event<'_>, detector: &Detector) -> Option<(String, String)> {
+    if event.detail_type != SCHEDULED_EVENT || event.source != "aws.events" {
+        return None;
+    }
+    let stack = &detector.catalogue().settings().parts.stack;
+    let account = event.account.as_deref()?;
+    let region = event.region.as_deref()?;
+    let rule = format!(":rule/{stack}{LIVENESS_RULE_SUFFIX}");
+    let named = event.resources.iter().any(|resource| {
+        resource.ends_with(&rule)
+            && resource.starts_with("arn:")
+            && resource.split(':').nth(3) == Some(region)
+            && resource.split(':').nth(4) == Some(account)
+    });
+    let plain_account = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
+    (!stack.is_empty()
+        && named
+        && plain_account
+        && activity_aware_cloudtrail::is_safe_region(region))
+    .then(|| (account.to_owned(), region.to_owned()))
+}
+
+/// A text value at the top of an event's detail.
+fn detail_text(event: &Event<'_>, key: &str) -> Option<String> {
+    let detail: Value = serde_json::from_str(event.detail.get()).ok()?;
+    text(&detail, &[key])
+}
+
+fn made(message: &Message, detected: &Detected, once: Option<String>) -> Made {
     let (body, truncated) = within_limit(message);
     Made::Message {
         body,
@@ -208,6 +284,7 @@ fn made(message: &Message, detected: &Detected) -> Made {
         denied: detected.denied,
         to_sign: None,
         familiar: detected.familiar_key.clone(),
+        once,
     }
 }
 
@@ -294,10 +371,15 @@ pub async fn handle(
         truncated: false,
         dropped: false,
         no_detection: false,
+        liveness: None,
     };
     let made = message_json(&event, detector);
     summary.dropped = made == Made::Dropped;
     summary.no_detection = made == Made::NoDetection;
+    if let Made::Liveness { account, region } = &made {
+        summary.liveness = Some(format!("{account} {region}"));
+        before_publishing.remember_coverage(account, region).await;
+    }
     if let Made::Message {
         body,
         truncated,
@@ -306,6 +388,7 @@ pub async fn handle(
         denied,
         to_sign,
         familiar,
+        once,
     } = made
     {
         if truncated {
@@ -323,6 +406,7 @@ pub async fn handle(
             denied,
             to_sign,
             familiar,
+            once,
         }];
         before_publishing.settle(&mut outgoing).await;
         summary.published = publisher.publish_all(outgoing).await?;

@@ -22,7 +22,7 @@ pub fn operations_message(body: &str, detector: &Detector) -> Option<String> {
     if value.get("detail-type").is_some() {
         return match message_json(&parse_event(body).ok()?, detector) {
             Made::Message { body, .. } => Some(body),
-            Made::WithoutFields | Made::Dropped | Made::NoDetection => None,
+            Made::WithoutFields | Made::Dropped | Made::NoDetection | Made::Liveness { .. } => None,
         };
     }
     None

@@ -612,7 +612,10 @@ async fn a_routine_change_is_news_once_then_told_for_the_record() {
     let moto = MotoServer::start();
     let table = moto.create_familiarity_table("ids-familiarity").await;
     let source = Source::start_in(moto, &[("FAMILIARITY_TABLE", &table)]).await;
+    // Each change its own call, with its own event ID (one event is told once, see below).
+    let calls = std::sync::atomic::AtomicU32::new(0);
     let change = |agent: &str| {
+        let call = calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         json!({"version": "0", "id": "5b1c2d3e-0000-4000-8000-00000000000a",
             "detail-type": "AWS API Call via CloudTrail", "source": "aws.ec2",
             "account": "111122223333", "time": "2026-12-01T10:00:00Z", "region": "eu-west-1",
@@ -621,7 +624,7 @@ async fn a_routine_change_is_news_once_then_told_for_the_record() {
                 "eventName": "CreateSecurityGroup", "awsRegion": "eu-west-1",
                 "eventTime": "2026-12-01T10:00:00Z", "recipientAccountId": "111122223333",
                 "sourceIPAddress": "203.0.113.9", "userAgent": agent,
-                "eventID": "5b1c2d3e-0000-4000-8000-00000000000b",
+                "eventID": format!("5b1c2d3e-0000-4000-8000-{call:012}"),
                 "requestParameters": {"groupName": "web", "groupDescription": "web"},
                 "userIdentity": {"type": "IAMUser", "userName": "alice",
                     "arn": "arn:aws:iam::111122223333:user/alice", "accountId": "111122223333"}}})
@@ -659,5 +662,61 @@ async fn a_routine_change_is_news_once_then_told_for_the_record() {
     assert_eq!(answer["published"], 1, "{answer}");
     assert_eq!(tag_values(&posted, "severity"), ["low"]);
     let output = source.finish();
-    assert!(output.contains("could not be looked up"), "{output}");
+    assert!(output.contains("memory could not be asked"), "{output}");
+}
+
+/// The organisation's paths through the real binary and moto's DynamoDB: a member stack's
+/// liveness event is remembered and publishes nothing; one GuardDuty finding that reaches the
+/// stack twice (the member account's and its administrator's) is posted once; a scheduled
+/// event of another rule is no liveness.
+#[tokio::test]
+async fn liveness_is_remembered_and_one_finding_is_posted_once() {
+    let moto = MotoServer::start();
+    let table = moto.create_familiarity_table("ids-familiarity").await;
+    let aws = moto.sdk_config().await;
+    let source = Source::start_in(
+        moto,
+        &[("FAMILIARITY_TABLE", &table), ("STACK_NAME", "ids")],
+    )
+    .await;
+    let scheduled = |rule: &str| {
+        json!({"version": "0", "id": "0e4f0b1c-0000-4000-8000-000000000001",
+            "detail-type": "Scheduled Event", "source": "aws.events", "account": "777788889999",
+            "time": "2026-12-07T10:00:00Z", "region": "sa-east-1",
+            "resources": [format!("arn:aws:events:sa-east-1:777788889999:rule/{rule}")], "detail": {}})
+    };
+    let answer = source.api.invoke(scheduled("ids-liveness")).await.unwrap();
+    assert_eq!(
+        (answer["published"].clone(), answer["liveness"].clone()),
+        (json!(0), json!("777788889999 sa-east-1"))
+    );
+    let memory = activity_aware_memory::Memory::new(&aws, &table).unwrap();
+    let items = memory
+        .items("coverage\u{1f}", activity_aware_memory::now_s())
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].key, "coverage\u{1f}777788889999\u{1f}sa-east-1");
+    // Another stack's liveness rule, or any other schedule, is not this stack's coverage.
+    for other in ["other-liveness", "ids-liveness-backup", "nightly"] {
+        let answer = source.api.invoke(scheduled(other)).await.unwrap();
+        assert_eq!(answer["liveness"], Value::Null, "{other}");
+        assert_eq!(answer["published"], 0, "{other}");
+    }
+
+    let finding =
+        test_world::payloads::eventbridge_sample("guardduty-iam-privilege-escalation-high");
+    let (answer, posted) = source.publish(finding.clone()).await;
+    assert_eq!(answer["published"], 1, "{answer}");
+    assert!(
+        posted["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("GuardDuty finding")
+    );
+    // The same finding again (its administrator's copy): told already.
+    let again = source.api.invoke(finding).await.unwrap();
+    assert_eq!(again["published"], 0, "{again}");
+    source.capture.assert_quiet(Duration::from_secs(2)).await;
+    source.finish();
 }

@@ -7,7 +7,10 @@
 //! switch that travels the path it watches.
 //!
 //! Every `HEARTBEAT_HOURS` (daily by default), and whenever something waits in a failure
-//! queue, it also posts a summary: how many Messages the topic took and what waits.
+//! queue, it also posts a summary: how many Messages the topic took, what waits, and how many
+//! accounts and regions reported. Every 15 minutes it checks coverage (see [`coverage`]).
+
+pub mod coverage;
 
 use activity_aware_message::{
     DIGEST_GROUP_TAG, Field, Message, MessagePublisher, Metadata, OutgoingMessage, PublishError,
@@ -42,6 +45,8 @@ pub struct Config {
     pub failure_queues: Vec<(String, String)>,
     /// Hours between two heartbeats: the span the count covers.
     pub hours: u32,
+    /// The watched organizational units (`ORGANIZATIONAL_UNIT_IDS`), whose accounts must report.
+    pub organizational_units: Vec<String>,
 }
 
 impl Config {
@@ -78,11 +83,19 @@ impl Config {
                 _ => return Err(ConfigError::Hours(text)),
             },
         };
+        let organizational_units = get("ORGANIZATIONAL_UNIT_IDS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|unit| !unit.is_empty())
+            .map(str::to_owned)
+            .collect();
         Ok(Config {
             topic_arn,
             stack_name,
             failure_queues,
             hours,
+            organizational_units,
         })
     }
 
@@ -124,8 +137,9 @@ impl Health {
     }
 }
 
-/// The heartbeat's Message: healthy and info, or needing attention and high.
-pub fn message(config: &Config, health: &Health) -> Message {
+/// The heartbeat's Message: healthy and low, or needing attention and high; with what the
+/// coverage items say, when the stack remembers any.
+pub fn message(config: &Config, health: &Health, coverage: Option<&coverage::Coverage>) -> Message {
     let published = match &health.published {
         Ok(count) => format!("{count} Messages"),
         Err(_) => "an unknown number of Messages".to_owned(),
@@ -160,6 +174,9 @@ pub fn message(config: &Config, health: &Health) -> Message {
             "./dev.sh redrive <function> posts what a failure queue holds, once the cause is fixed; a Message is lost after 14 days there.",
         ));
     }
+    if let Some(coverage) = coverage {
+        fields.push(Field::text("Accounts And Regions Watched", coverage.said()));
+    }
     fields.push(Field::text(
         "Next Summary",
         format!(
@@ -191,6 +208,10 @@ pub struct Readers {
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     /// SSM, for the canary call.
     pub ssm: JsonClient,
+    /// The stack's memory, where coverage is remembered (`FAMILIARITY_TABLE`).
+    pub memory: Option<activity_aware_memory::Memory>,
+    /// Organizations, for the watched units' accounts (with `ORGANIZATIONAL_UNIT_IDS`).
+    pub organizations: Option<aws_sdk_organizations::Client>,
 }
 
 /// What became of the canary call.
@@ -204,6 +225,8 @@ pub enum Canary {
     Made,
     /// No answer: the sources will not see it this hour.
     Failed,
+    /// Not made: a coverage check.
+    NotMade,
 }
 
 impl Readers {
@@ -304,15 +327,95 @@ pub struct Summary {
 pub enum HeartbeatError {
     #[error(transparent)]
     Publish(#[from] PublishError),
+    #[error("coverage could not be checked: {0}")]
+    Coverage(String),
 }
 
 impl From<HeartbeatError> for Diagnostic {
     fn from(error: HeartbeatError) -> Self {
+        let error_type = match &error {
+            HeartbeatError::Publish(_) => "PublishFailed",
+            HeartbeatError::Coverage(_) => "CoverageUnchecked",
+        };
         Diagnostic {
-            error_type: "PublishFailed".into(),
+            error_type: error_type.into(),
             error_message: error.to_string(),
         }
     }
+}
+
+/// What a schedule asks for: the hourly heartbeat, or the coverage check every 15 minutes
+/// (its rule's input is `{"coverage": true}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Run {
+    Heartbeat,
+    Coverage,
+}
+
+impl Run {
+    pub fn of(event: &Value) -> Run {
+        if event.get("coverage") == Some(&Value::Bool(true)) {
+            Run::Coverage
+        } else {
+            Run::Heartbeat
+        }
+    }
+}
+
+/// What the coverage items say now, when the stack has a memory and it answers.
+async fn coverage_now(readers: &Readers, now_s: i64) -> Option<coverage::Coverage> {
+    let memory = readers.memory.as_ref()?;
+    match memory.items("coverage\u{1f}", now_s).await {
+        Ok(items) => Some(coverage::Coverage::of(&items, now_s)),
+        Err(error) => {
+            tracing::error!(%error, "the coverage items could not be read");
+            None
+        }
+    }
+}
+
+/// The coverage check: silent accounts and regions, and uncovered accounts, told once each.
+/// What cannot be read fails the invocation (Lambda tries again; its errors are alarmed).
+pub async fn check_coverage(
+    config: &Config,
+    readers: &Readers,
+    publisher: &MessagePublisher,
+    now_s: i64,
+) -> Result<usize, HeartbeatError> {
+    let Some(memory) = &readers.memory else {
+        return Ok(0);
+    };
+    let items = memory
+        .items("coverage\u{1f}", now_s)
+        .await
+        .map_err(|error| HeartbeatError::Coverage(error.to_string()))?;
+    let coverage = coverage::Coverage::of(&items, now_s);
+    let accounts = match (
+        &readers.organizations,
+        config.organizational_units.is_empty(),
+    ) {
+        (Some(organizations), false) => {
+            coverage::unit_accounts(organizations, &config.organizational_units)
+                .await
+                .map_err(HeartbeatError::Coverage)?
+        }
+        _ => Vec::new(),
+    };
+    let messages = coverage::messages(memory, &config.stack_name, &coverage, &accounts, now_s)
+        .await
+        .map_err(|error| HeartbeatError::Coverage(error.to_string()))?;
+    let published = if messages.is_empty() {
+        0
+    } else {
+        publisher.publish_all(messages).await?
+    };
+    tracing::info!(
+        reporting = coverage.reporting.len(),
+        silent = coverage.silent.len(),
+        published,
+        "coverage"
+    );
+    Ok(published)
 }
 
 /// One heartbeat: the canary call, then the summary when it is due or something waits. A
@@ -323,12 +426,23 @@ pub async fn handle(
     readers: &Readers,
     publisher: &MessagePublisher,
     now_s: u64,
+    run: Run,
 ) -> Result<Summary, HeartbeatError> {
+    if run == Run::Coverage {
+        let published = check_coverage(config, readers, publisher, now_s as i64).await?;
+        return Ok(Summary {
+            canary: Canary::NotMade,
+            healthy: true,
+            waiting: 0,
+            published,
+        });
+    }
     let canary = readers.canary(config).await;
     let health = readers.health(config).await;
     let mut published = 0;
     if config.summary_due(now_s) || !health.healthy() {
-        let message = message(config, &health);
+        let coverage = coverage_now(readers, now_s as i64).await;
+        let message = message(config, &health, coverage.as_ref());
         let severity = summary_severity(&health);
         published = publisher
             .publish_all(vec![OutgoingMessage {
@@ -426,7 +540,7 @@ mod tests {
     }
 
     #[test]
-    fn a_healthy_pipeline_says_so_and_is_info() {
+    fn a_healthy_pipeline_says_so_and_is_low() {
         let health = Health {
             published: Ok(37),
             waiting: vec![
@@ -434,12 +548,12 @@ mod tests {
                 ("source-eventbridge".into(), Ok(0)),
             ],
         };
-        let message = message(&config(), &health);
+        let message = message(&config(), &health, None);
         assert_eq!(
             message.subject,
             "Pipeline healthy: 37 Messages in the last 24 h, 0 waiting in failure queues"
         );
-        assert_eq!(message.tag(SEVERITY_TAG), Some("info"));
+        assert_eq!(message.tag(SEVERITY_TAG), Some("low"));
         // The summary is no heartbeat leg: nothing counts it.
         assert_eq!(message.tag(activity_aware_message::HEARTBEAT_TAG), None);
         assert_eq!(
@@ -461,7 +575,7 @@ mod tests {
                 ("source-eventbridge".into(), Err("throttled".into())),
             ],
         };
-        let message = message(&config(), &health);
+        let message = message(&config(), &health, None);
         assert_eq!(
             message.subject,
             "Pipeline needs attention: an unknown number of Messages in the last 24 h, 12 waiting in failure queues"

@@ -1,6 +1,7 @@
 use activity_aware_message::MessagePublisher;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use source_heartbeat::{Config, Readers, handle, now_s, ssm_client};
+use serde_json::Value;
+use source_heartbeat::{Config, Readers, Run, handle, now_s, ssm_client};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -11,11 +12,20 @@ async fn main() -> Result<(), Error> {
         sqs: aws_sdk_sqs::Client::new(&aws),
         cloudwatch: aws_sdk_cloudwatch::Client::new(&aws),
         ssm: ssm_client(&aws)?,
+        memory: activity_aware_memory::Memory::from_lookup(&aws, |name| std::env::var(name).ok())?,
+        organizations: (!config.organizational_units.is_empty())
+            .then(|| aws_sdk_organizations::Client::new(&aws)),
     };
     let publisher = MessagePublisher::new(aws_sdk_sns::Client::new(&aws), config.topic_arn.clone());
-    // The schedule's event says nothing the heartbeat needs: any event starts one.
-    lambda_runtime::run(service_fn(|_: LambdaEvent<serde::de::IgnoredAny>| {
-        handle(&config, &readers, &publisher, now_s())
+    // The hourly schedule's event starts a heartbeat; the coverage schedule's says so.
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        handle(
+            &config,
+            &readers,
+            &publisher,
+            now_s(),
+            Run::of(&event.payload),
+        )
     }))
     .await
 }

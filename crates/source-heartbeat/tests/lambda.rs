@@ -108,7 +108,7 @@ async fn a_heartbeat_says_how_the_pipeline_is_and_what_waits_where() {
 #[tokio::test]
 async fn the_handler_in_process_counts_what_waits_and_fails_when_the_heartbeat_cannot_go() {
     use activity_aware_message::MessagePublisher;
-    use source_heartbeat::{Config, Readers, handle};
+    use source_heartbeat::{Config, Readers, Run, handle};
 
     let moto = MotoServer::start();
     let topic = moto.create_topic("ids-SNSTopic").await;
@@ -140,13 +140,15 @@ async fn the_handler_in_process_counts_what_waits_and_fails_when_the_heartbeat_c
         sqs,
         cloudwatch: aws_sdk_cloudwatch::Client::new(&aws),
         ssm: source_heartbeat::ssm_client(&aws).unwrap(),
+        memory: None,
+        organizations: None,
     };
     let sns = aws_sdk_sns::Client::new(&aws);
     let publisher = MessagePublisher::new(sns.clone(), config.topic_arn.clone());
 
     // An hour when no summary is due: still published, because something waits.
     let not_due = 1_764_979_200 + 3_600;
-    let summary = handle(&config, &readers, &publisher, not_due)
+    let summary = handle(&config, &readers, &publisher, not_due, Run::Heartbeat)
         .await
         .expect("published");
     assert_eq!(
@@ -172,7 +174,7 @@ async fn the_handler_in_process_counts_what_waits_and_fails_when_the_heartbeat_c
 
     // A topic that is gone: the heartbeat cannot go, and the invocation fails saying so.
     let gone = MessagePublisher::new(sns, "arn:aws:sns:us-east-1:123456789012:no-such-topic");
-    let error = handle(&config, &readers, &gone, not_due)
+    let error = handle(&config, &readers, &gone, not_due, Run::Heartbeat)
         .await
         .expect_err("not published");
     let diagnostic = lambda_runtime::Diagnostic::from(error);
@@ -181,5 +183,122 @@ async fn the_handler_in_process_counts_what_waits_and_fails_when_the_heartbeat_c
         diagnostic.error_message.contains("the pipeline summary"),
         "{}",
         diagnostic.error_message
+    );
+}
+
+/// Coverage, against moto's DynamoDB: an account and region silent for 45 minutes is told at
+/// high, once; the summary says how many reported.
+#[tokio::test]
+async fn a_silent_account_and_region_is_told_once_and_the_summary_counts_the_others() {
+    use activity_aware_memory::{Memory, key};
+    use activity_aware_message::MessagePublisher;
+    use source_heartbeat::{Config, Readers, Run, handle};
+
+    let moto = MotoServer::start();
+    let topic = moto.create_topic("ids-SNSTopic").await;
+    let capture = moto.capture_queue(&topic).await;
+    let table = moto.create_familiarity_table("ids-familiarity").await;
+    let aws = moto.sdk_config().await;
+    let memory = Memory::new(&aws, &table).unwrap();
+    let now = 1_764_979_200;
+    let remember = |region: &'static str, at: i64| {
+        let memory = memory.clone();
+        async move {
+            memory
+                .see(&key(["coverage", "777788889999", region]), at, 30 * 86_400)
+                .await
+                .unwrap();
+        }
+    };
+    remember("eu-west-3", now - 5 * 60).await;
+    remember("sa-east-1", now - 50 * 60).await;
+    let config = Config::from_lookup(|name| match name {
+        "SNS_TOPIC" => Some(topic.clone()),
+        "STACK_NAME" => Some("ids".into()),
+        _ => None,
+    })
+    .unwrap();
+    let readers = Readers {
+        sqs: aws_sdk_sqs::Client::new(&aws),
+        cloudwatch: aws_sdk_cloudwatch::Client::new(&aws),
+        ssm: source_heartbeat::ssm_client(&aws).unwrap(),
+        memory: Some(memory.clone()),
+        organizations: None,
+    };
+    let publisher = MessagePublisher::new(aws_sdk_sns::Client::new(&aws), config.topic_arn.clone());
+
+    let summary = handle(&config, &readers, &publisher, now as u64, Run::Coverage)
+        .await
+        .unwrap();
+    assert_eq!(summary.published, 1);
+    let [body] = capture
+        .receive(1, Duration::from_secs(30))
+        .await
+        .try_into()
+        .expect("one silence told");
+    let message = activity_aware_message::Message::from_json(&body).unwrap();
+    assert!(
+        message.subject.contains("777788889999 in sa-east-1"),
+        "{}",
+        message.subject
+    );
+    assert_eq!(message.tag("severity"), Some("high"));
+    // Told once a silence.
+    let again = handle(
+        &config,
+        &readers,
+        &publisher,
+        now as u64 + 900,
+        Run::Coverage,
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.published, 0);
+    // The region speaks again, then falls silent again: a new silence is told.
+    remember("sa-east-1", now + 60).await;
+    let later = now + 60 + 46 * 60;
+    let third = handle(&config, &readers, &publisher, later as u64, Run::Coverage)
+        .await
+        .unwrap();
+    assert_eq!(third.published, 2, "both regions are silent by now");
+    capture.receive(2, Duration::from_secs(30)).await;
+
+    // The summary (due at midnight) says how many reported: both regions, ten minutes after
+    // sa-east-1 spoke again.
+    let summary = handle(
+        &config,
+        &readers,
+        &publisher,
+        now as u64 + 600,
+        Run::Heartbeat,
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.published, 1);
+    let [body] = capture
+        .receive(1, Duration::from_secs(30))
+        .await
+        .try_into()
+        .expect("the summary");
+    let message = activity_aware_message::Message::from_json(&body).unwrap();
+    let watched = message
+        .fields
+        .iter()
+        .find(|field| field.key == "Accounts And Regions Watched")
+        .map(|field| field.value.clone());
+    assert!(
+        watched
+            .as_ref()
+            .and_then(|v| v.as_str())
+            .is_some_and(|v| v.starts_with("1 account(s), 2 account-region(s)")),
+        "{watched:?}"
+    );
+    assert_eq!(
+        source_heartbeat::Run::of(&json!({"coverage": true})),
+        Run::Coverage
+    );
+    assert_eq!(
+        source_heartbeat::Run::of(&json!({"id": "x"})),
+        Run::Heartbeat
     );
 }
