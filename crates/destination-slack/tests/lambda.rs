@@ -953,10 +953,10 @@ async fn a_digest_never_mixes_severities() {
         )
     };
     let batch = [
-        tagged("info", "deploy 1"),
-        tagged("info", "deploy 2"),
+        tagged("low", "deploy 1"),
+        tagged("low", "deploy 2"),
         tagged("high", "deploy 3 rolled back"),
-        tagged("info", "deploy 4"),
+        tagged("low", "deploy 4"),
     ];
     destination.invoke_batch(&batch).await.expect("posted");
     let posts = destination.sink.requests();

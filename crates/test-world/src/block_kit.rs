@@ -359,10 +359,10 @@ mod tests {
             "text": "fallback",
             "blocks": [
                 {"type": "header", "text": {"type": "plain_text", "text": "Denied", "emoji": false}},
-                {"type": "section", "fields": [{"type": "mrkdwn", "text": "*Region*\nus-east-1"}]},
-                {"type": "section", "text": {"type": "mrkdwn", "text": "```{}```"}},
+                {"type": "section", "fields": [{"type": "mrkdwn", "text": "*Region*\nus-east-1", "verbatim": true}]},
+                {"type": "section", "text": {"type": "mrkdwn", "text": "```{}```", "verbatim": true}},
                 {"type": "divider"},
-                {"type": "context", "elements": [{"type": "mrkdwn", "text": "CloudTrail"}]},
+                {"type": "context", "elements": [{"type": "mrkdwn", "text": "CloudTrail", "verbatim": true}]},
                 {"type": "actions", "elements": [{"type": "button",
                     "text": {"type": "plain_text", "text": "Open"}, "url": "https://example.com"}]}
             ]

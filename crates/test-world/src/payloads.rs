@@ -587,6 +587,8 @@ pub fn permission_probe(
                     {
                         let arn = &other_arns[other_next % others];
                         records.push(record(arn, "s3", "GetObject", "us-east-1", sequence));
+                        // Every record its own event ID, as CloudTrail writes them.
+                        sequence += 1;
                         other_next += 1;
                     }
                 }
