@@ -562,13 +562,16 @@ def quick_create_link(region, template_url, stack_name=DEFAULT_STACK_NAME):
     return f"https://console.aws.amazon.com/cloudformation/home?region={region}#/stacks/quickcreate?{query}"
 
 
-def quick_install(template_url, release_version):
+def quick_install(template_url, release_version, member_url=None):
     links = [(region, quick_create_link(region, template_url)) for region in REGIONS]
     rows = "".join(f"| {region} | [Launch stack]({link}) |\n" for region, link in links)
     markdown = (
         f"Release {release_version}: the template at <{template_url}>, the functions' zips from its "
         f"GitHub release. Pick your region, then give the stack your Slack webhook URL.\n\n"
         f"| Region | Install |\n| --- | --- |\n{rows}")
+    if member_url:
+        markdown += (f"\nFor an organisation's member accounts (StackSets), give the stack "
+                     f"`MemberTemplateURL` {member_url}\n")
     return links, markdown
 
 
@@ -612,11 +615,16 @@ def main(argv=None):
             with open(args.out, "w", encoding="utf-8", newline="\n") as f:
                 f.write(text)
         elif args.command == "quick-install":
-            links, markdown = quick_install(args.template_url, args.version or version())
+            # The member accounts' template, when the release has one, is published beside it.
+            member = os.path.join(os.path.dirname(os.path.abspath(args.out)), "member.yaml")
+            member_url = args.template_url.rsplit("/", 1)[0] + "/member.yaml" if os.path.isfile(member) else None
+            links, markdown = quick_install(args.template_url, args.version or version(), member_url)
             with open(args.out, "w", encoding="utf-8", newline="\n") as f:
                 f.write(markdown)
             for region, link in links:
                 print(f"  {region:<15} {link}")
+            if member_url:
+                print(f"The member accounts' template (MemberTemplateURL): {member_url}")
         elif args.command == "sums":
             sys.stdout.writelines(write_sums(args.directory))
     except (ReleaseError, OSError) as error:

@@ -419,6 +419,21 @@ class Release(unittest.TestCase):
             self.assertEqual(urllib.parse.parse_qs(query)["templateURL"], [url])
             self.assertIn(f"| {region} | [Launch stack]({link}) |", markdown)
 
+    def test_quick_install_names_the_member_template_when_the_release_has_one(self):
+        directory = os.path.join(self.work, "with-member")
+        os.makedirs(directory)
+        url = "https://templates.example/0.1.0/cloudformation.yaml"
+        command = [sys.executable, os.path.join(ROOT, "infrastructure", "release.py"), "quick-install",
+                   "--version", "0.1.0", "--template-url", url, "--out", os.path.join(directory, "QUICK-INSTALL.md")]
+        printed = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        self.assertEqual(len(printed.splitlines()), 17)
+        with open(os.path.join(directory, "member.yaml"), "w", encoding="utf-8") as f:
+            f.write("Resources: {}\n")
+        printed = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        self.assertIn("https://templates.example/0.1.0/member.yaml", printed)
+        with open(os.path.join(directory, "QUICK-INSTALL.md"), encoding="utf-8") as f:
+            self.assertIn("`MemberTemplateURL` https://templates.example/0.1.0/member.yaml", f.read())
+
     def test_version_and_functions_are_the_ones_dev_sh_uses(self):
         self.assertRegex(release.version(), r"^[0-9]+\.[0-9]+\.[0-9]+")
         listed = subprocess.run([os.path.join(ROOT, "dev.sh"), "functions"], capture_output=True, text=True, check=True)
