@@ -75,16 +75,18 @@ impl Familiarity {
     /// a remembered routine change (`familiar`) becomes info and says so. What cannot be looked
     /// up is posted as it is: a table that fails never hides an alert (at worst, one is posted
     /// twice). Each key is asked once a batch, several at once; the same change again in the
-    /// batch is told for the record beside the first, the same event again is dropped.
-    pub async fn settle_all(&self, outgoing: &mut Vec<OutgoingMessage>) {
+    /// batch is told for the record beside the first, the same event again is dropped. Returns
+    /// how many were dropped as told already.
+    pub async fn settle_all(&self, outgoing: &mut Vec<OutgoingMessage>) -> usize {
         let now_s = now_s();
         let keep_s = i64::from(self.days) * 86_400;
         let mut asked = HashSet::new();
         let mut asks = Vec::new();
         let mut repeats = Vec::new();
         for (index, message) in outgoing.iter_mut().enumerate() {
+            // The event's key stays on the Message: it is remembered once it is published.
             for (kind, key) in [
-                (Ask::Told, message.once.take()),
+                (Ask::Told, message.once.clone()),
                 (Ask::Routine, message.familiar.take()),
             ] {
                 let Some(key) = key else { continue };
@@ -97,12 +99,17 @@ impl Familiarity {
         }
         let answers: Vec<(usize, Ask, Result<Seen, QueryError>)> = futures::stream::iter(asks)
             .map(|(index, kind, key)| async move {
-                let keep = if kind == Ask::Told {
-                    TOLD_KEEP_S
-                } else {
-                    keep_s
+                let answer = match kind {
+                    // Asked only: an event is remembered as told once it is published, so a
+                    // publish that fails and is tried again is never taken for told.
+                    Ask::Told => match self.memory.holds(&key, now_s).await {
+                        Ok(true) => Ok(Seen::Before("already told".into())),
+                        Ok(false) => Ok(Seen::New),
+                        Err(error) => Err(error),
+                    },
+                    Ask::Routine => self.memory.see(&key, now_s, keep_s).await,
                 };
-                (index, kind, self.memory.see(&key, now_s, keep).await)
+                (index, kind, answer)
             })
             .buffer_unordered(CONCURRENT_LOOKUPS)
             .collect()
@@ -145,6 +152,20 @@ impl Familiarity {
                 index += 1;
                 !dropped.contains(&(index - 1))
             });
+        }
+        dropped.len()
+    }
+
+    /// Remembers the events of Messages now published (their `once` keys) as told.
+    pub async fn remember_told(&self, keys: Vec<String>) {
+        let now_s = now_s();
+        let written: Vec<Result<Seen, QueryError>> = futures::stream::iter(keys)
+            .map(|key| async move { self.memory.see(&key, now_s, TOLD_KEEP_S).await })
+            .buffer_unordered(CONCURRENT_LOOKUPS)
+            .collect()
+            .await;
+        for error in written.into_iter().filter_map(Result::err) {
+            tracing::error!(%error, "a published event could not be remembered as told; another path's copy may be posted too");
         }
     }
 }

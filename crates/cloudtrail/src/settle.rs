@@ -36,19 +36,23 @@ impl BeforePublishing {
     }
 
     /// Drops what was told already, settles routine changes, then signs heartbeat legs, in
-    /// place.
-    pub async fn settle(&self, outgoing: &mut Vec<OutgoingMessage>) {
-        match &self.familiarity {
+    /// place. Returns how many were dropped as told already.
+    pub async fn settle(&self, outgoing: &mut Vec<OutgoingMessage>) -> usize {
+        let already_told = match &self.familiarity {
             Some(familiarity) => familiarity.settle_all(outgoing).await,
             // Nothing remembered: every routine change is news, every event is posted.
-            None => outgoing.iter_mut().for_each(|message| {
-                message.familiar = None;
-                message.once = None;
-            }),
-        }
+            None => {
+                outgoing.iter_mut().for_each(|message| {
+                    message.familiar = None;
+                    message.once = None;
+                });
+                0
+            }
+        };
         if let Some(signer) = &self.signer {
             signer.sign_all(outgoing).await;
         }
+        already_told
     }
 
     /// Remembers that `account` and `region` said they are watched (a member stack's liveness
@@ -66,6 +70,16 @@ impl BeforePublishing {
         let now = activity_aware_memory::now_s();
         if let Err(error) = familiarity.memory().see(&key, now, COVERAGE_KEEP_S).await {
             tracing::error!(%error, account, region, "a liveness event could not be remembered");
+        }
+    }
+
+    /// After publishing: the events of the Messages SNS took (`published`, their `once` keys)
+    /// are remembered as told. A Message that failed is not, so its retry is posted.
+    pub async fn after_publishing(&self, published: Vec<String>) {
+        if let Some(familiarity) = &self.familiarity
+            && !published.is_empty()
+        {
+            familiarity.remember_told(published).await;
         }
     }
 }

@@ -124,6 +124,27 @@ impl Memory {
         Ok(Seen::Before(last))
     }
 
+    /// Whether `key` is remembered at `now_s`, without remembering it (a consistent read).
+    pub async fn holds(&self, key: &str, now_s: i64) -> Result<bool, QueryError> {
+        let answer = self
+            .client
+            .call(
+                "GetItem",
+                &json!({
+                    "TableName": self.table,
+                    "Key": {"key": {"S": key}},
+                    "ConsistentRead": true,
+                    "ProjectionExpression": "expires",
+                }),
+            )
+            .await?;
+        Ok(answer
+            .pointer("/Item/expires/N")
+            .and_then(Value::as_str)
+            .and_then(|expires| expires.parse::<i64>().ok())
+            .is_some_and(|expires| expires > now_s))
+    }
+
     /// The items whose key starts with `prefix` (a first part and its separator), unexpired at
     /// `now_s`. The table is small (what a stack remembers), so it is scanned.
     pub async fn items(&self, prefix: &str, now_s: i64) -> Result<Vec<Item>, QueryError> {

@@ -39,6 +39,13 @@ async fn a_key_is_new_once_and_listed_by_its_first_part_until_it_expires() {
         memory.see(&coverage, now + 7_200, 3_600).await.unwrap(),
         Seen::New
     );
+    // Asking whether a key is held remembers nothing.
+    let told = key(["told", "event-2"]);
+    assert!(!memory.holds(&told, now).await.unwrap());
+    assert!(!memory.holds(&told, now).await.unwrap());
+    memory.see(&told, now, 60).await.unwrap();
+    assert!(memory.holds(&told, now + 30).await.unwrap());
+    assert!(!memory.holds(&told, now + 90).await.unwrap());
     // A table that is not there is an error, not an answer.
     let gone = Memory::new(&moto.sdk_config().await, "no-such-table").unwrap();
     assert!(gone.see(&coverage, now, 60).await.is_err());

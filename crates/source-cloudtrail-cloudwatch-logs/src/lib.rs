@@ -33,6 +33,8 @@ pub struct Summary {
     pub truncated: usize,
     /// Expected changes not published, because the stack drops those (ExpectedChanges).
     pub dropped: usize,
+    /// Records not published because their event was told already (the other path's copy).
+    pub already_told: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,18 +93,34 @@ pub async fn handle(
     });
     let mut published = 0;
     let mut total = 0;
+    let mut already_told = 0;
     let mut failed = Vec::new();
     let mut round = Vec::with_capacity(MESSAGES_PER_ROUND);
     while made.recv_many(&mut round, MESSAGES_PER_ROUND).await > 0 {
         total += round.len();
-        before_publishing.settle(&mut round).await;
+        already_told += before_publishing.settle(&mut round).await;
+        let told: Vec<(String, String)> = round
+            .iter()
+            .filter_map(|m| m.once.clone().map(|key| (m.label.clone(), key)))
+            .collect();
         match publisher.publish_all(std::mem::take(&mut round)).await {
-            Ok(count) => published += count,
+            Ok(count) => {
+                published += count;
+                let keys = told.into_iter().map(|(_, key)| key).collect();
+                before_publishing.after_publishing(keys).await;
+            }
             Err(PublishError::NotPublished {
                 failed: not_published,
                 total: tried,
             }) => {
                 published += tried - not_published.len();
+                // What SNS took is told; what it did not is tried again, and posted then.
+                let keys = told
+                    .into_iter()
+                    .filter(|(label, _)| !not_published.iter().any(|f| &f.label == label))
+                    .map(|(_, key)| key)
+                    .collect();
+                before_publishing.after_publishing(keys).await;
                 failed.extend(not_published);
             }
         }
@@ -132,6 +150,7 @@ pub async fn handle(
         return Err(error.into());
     }
     summary.published = published;
+    summary.already_told = already_told;
     tracing::info!(
         message_type = %summary.message_type,
         log_events = summary.log_events,
@@ -139,6 +158,7 @@ pub async fn handle(
         without_fields = summary.without_fields,
         not_json = summary.not_json,
         truncated = summary.truncated,
+        already_told = summary.already_told,
         "delivery handled"
     );
     Ok(summary)

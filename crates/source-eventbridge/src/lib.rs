@@ -83,6 +83,9 @@ pub struct Summary {
     /// A member stack's liveness event: the account and region it says are watched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub liveness: Option<String>,
+    /// Not published: the same event was told already (by the other path, or another copy).
+    #[serde(default)]
+    pub already_told: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -372,6 +375,7 @@ pub async fn handle(
         dropped: false,
         no_detection: false,
         liveness: None,
+        already_told: false,
     };
     let made = message_json(&event, detector);
     summary.dropped = made == Made::Dropped;
@@ -408,14 +412,17 @@ pub async fn handle(
             familiar,
             once,
         }];
-        before_publishing.settle(&mut outgoing).await;
+        summary.already_told = before_publishing.settle(&mut outgoing).await > 0;
+        let told: Vec<String> = outgoing.iter().filter_map(|m| m.once.clone()).collect();
         summary.published = publisher.publish_all(outgoing).await?;
+        before_publishing.after_publishing(told).await;
     }
     tracing::info!(
         detail_type = ?summary.detail_type,
         source = ?event.source,
         published = summary.published,
         dropped = summary.dropped,
+        already_told = summary.already_told,
         "event handled"
     );
     Ok(summary)
