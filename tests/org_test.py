@@ -72,7 +72,7 @@ def central_bus_rules(**parameters):
     rules = {}
     for name in cfn_template.resources(CENTRAL, "AWS::Events::Rule"):
         properties = CENTRAL["Resources"][name]["Properties"]
-        if properties.get("EventBusName") != {"Ref": "CentralEventBus"} or not resolved.condition(name):
+        if properties.get("EventBusName") != {"Fn::GetAtt": ["CentralEventBus", "Name"]} or not resolved.condition(name):
             continue
         rules[name] = (eventbridge.matcher(resolved.property(name, "EventPattern")), properties["State"],
                        properties["Targets"][0]["Arn"]["Fn::GetAtt"][0])

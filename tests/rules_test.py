@@ -115,7 +115,7 @@ def on_bus(template, name, bus):
 
 def rule_patterns(bus=None, **parameters):
     """The EventPattern of every rule the template makes with these parameters on `bus` (the
-    default bus unless named, `{"Ref": "CentralEventBus"}`), as a dict."""
+    default bus unless named, `{"Fn::GetAtt": ["CentralEventBus", "Name"]}`), as a dict."""
     template = cfn_template.load()
     resolved = cfn_template.Resolved(template, **parameters)
     patterns = {}
@@ -296,7 +296,7 @@ class Rules(unittest.TestCase):
         # it), so a rule whose every source is AWS's cannot be fed forged root or sign-in events:
         # not on the default bus, and not on the central bus, which every account of the
         # organisation may put events on.
-        central = {"Ref": "CentralEventBus"}
+        central = {"Fn::GetAtt": ["CentralEventBus", "Name"]}
         for parameters in SETTINGS:
             for name, pattern in {**rule_patterns(**parameters), **rule_patterns(central, **parameters)}.items():
                 alternatives = pattern["$or"] if list(pattern) == ["$or"] else [pattern]

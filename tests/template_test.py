@@ -249,13 +249,22 @@ class Template(unittest.TestCase):
             ("kms:GenerateDataKey", key, via("sns", "sqs")), ("kms:Decrypt", key, via("sns", "sqs")),
         ] + logs("ResponseSecurityGroup")
         self.expect_statements("ResponseSecurityGroupRole", responder)
+        # It revokes in this account's groups of any region (its other regions forward to the
+        # central bus), and in member accounts only as the role member.yaml makes there.
         self.expect_statements("ResponseSecurityGroupRole", responder + [
             ("ec2:RevokeSecurityGroupIngress",
-             {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:security-group/*"}, None)],
+             {"Fn::Sub": "arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:security-group/*"}, None)],
             conditions_on={"OpenSecurityGroupResponseRevokes"})
+        self.expect_statements("ResponseSecurityGroupRole", responder + [
+            ("sts:AssumeRole", {"Fn::Sub": "arn:${AWS::Partition}:iam::*:role/${AWS::StackName}-responder"}, None)],
+            conditions_on={"DeploysMembers"})
         self.assertEqual(self.template["Parameters"]["OpenSecurityGroupResponse"]["Default"], "Alert")
-        mode = self.props("ResponseSecurityGroupLambda")["Environment"]["Variables"]["RESPONSE_MODE"]
-        self.assertEqual(mode, {"Fn::If": ["OpenSecurityGroupResponseRevokes", "revoke", "alert"]})
+        variables = self.props("ResponseSecurityGroupLambda")["Environment"]["Variables"]
+        self.assertEqual(variables["RESPONSE_MODE"], {"Fn::If": ["OpenSecurityGroupResponseRevokes", "revoke", "alert"]})
+        self.assertEqual(variables["MEMBER_RESPONDER_ROLE"], {"Fn::If": [
+            "DeploysMembers", {"Fn::Sub": "${AWS::StackName}-responder"}, ref("AWS::NoValue")]})
+        self.assertEqual(variables["MEMBER_EXTERNAL_ID"], {"Fn::If": [
+            "DeploysMembers", {"Fn::Select": [2, {"Fn::Split": ["/", ref("AWS::StackId")]}]}, ref("AWS::NoValue")]})
         for name, resource in self.resources.items():
             if name.startswith("ResponseSecurityGroup") or name.startswith("OpenSecurityGroupResponse"):
                 self.assertEqual(resource.get("Condition"), "OpenSecurityGroupResponseOn", name)

@@ -387,6 +387,51 @@ impl QueryClient {
     }
 }
 
+/// How long an assumed role's credentials last: one response takes seconds.
+const ASSUMED_FOR_SECONDS: &str = "900";
+
+/// Credentials of `role_arn`, assumed through STS in `region` with `external_id`, named
+/// `session_name` in the account's CloudTrail. They last 15 minutes and are not refreshed.
+pub async fn assume_role(
+    config: &aws_config::SdkConfig,
+    region: &str,
+    role_arn: &str,
+    external_id: &str,
+    session_name: &str,
+) -> Result<SharedCredentialsProvider, QueryError> {
+    let sts = QueryClient::in_region(config, Service::Sts, region)?;
+    let answer = sts
+        .call(
+            "AssumeRole",
+            &[
+                ("RoleArn".into(), role_arn.into()),
+                ("RoleSessionName".into(), session_name.into()),
+                ("ExternalId".into(), external_id.into()),
+                ("DurationSeconds".into(), ASSUMED_FOR_SECONDS.into()),
+            ],
+        )
+        .await?;
+    let credentials = answer
+        .find("Credentials")
+        .ok_or_else(|| QueryError::Answer("AssumeRole answered without credentials".into()))?;
+    let part = |name: &str| {
+        credentials
+            .child_text(name)
+            .filter(|text| !text.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| QueryError::Answer(format!("AssumeRole answered without {name}")))
+    };
+    Ok(SharedCredentialsProvider::new(
+        aws_credential_types::Credentials::new(
+            part("AccessKeyId")?,
+            part("SecretAccessKey")?,
+            Some(part("SessionToken")?),
+            None,
+            "sts-assume-role",
+        ),
+    ))
+}
+
 /// A client of one JSON-protocol service (CloudTrail) in one region.
 #[derive(Debug, Clone)]
 pub struct JsonClient {

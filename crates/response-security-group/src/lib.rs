@@ -1,8 +1,12 @@
 //! Responder: a security group opened to the internet is closed again.
 //!
 //! An EventBridge rule sends every successful `AuthorizeSecurityGroupIngress` and
-//! `ModifySecurityGroupRules` call of AWS's own (`source` `aws.ec2`). The responder acts only on
-//! this account's events, only on the rules the call's record names by ID, and only on what EC2
+//! `ModifySecurityGroupRules` call of AWS's own (`source` `aws.ec2`), from this account's
+//! regions and, through the central bus, from the organisation's member accounts. The responder
+//! acts in the account and region the event and its record agree on: this account's with its
+//! own role, a member account's only through the role `member.yaml` makes there (assumed with
+//! the stack's external ID), and no other. It acts only on the rules the call's record names by
+//! ID, and only on what EC2
 //! itself says of them: each that is open to the internet (alone, or with the group's other
 //! rules on the same ports; a prefix list by its entries), on a port or protocol not in
 //! `ALLOWED_PUBLIC_PORTS`, in a group not tagged `activity-aware-ids:public-ingress=allowed`:
@@ -26,7 +30,7 @@ use activity_aware_message::{
     Field, Message, MessagePublisher, OutgoingMessage, PublishError, Response, Severity, Topic,
     TopicError,
 };
-use aws_query::QueryError;
+use aws_query::{QueryClient, QueryError, Service};
 use ec2::{Ec2, Group, is_group_gone, is_rule_gone};
 use lambda_runtime::Diagnostic;
 use serde::Serialize;
@@ -57,14 +61,29 @@ pub enum ConfigError {
     Mode(String),
     #[error(transparent)]
     Ports(#[from] activity_aware_detections::ports::PortsError),
+    #[error("MEMBER_RESPONDER_ROLE and MEMBER_EXTERNAL_ID go together: one is set, the other not")]
+    HalfAMemberRole,
+    #[error("MEMBER_RESPONDER_ROLE must be a role's name, not {0:?}")]
+    MemberRoleName(String),
+}
+
+/// The role `member.yaml` makes in each member account for the central stack's responders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRole {
+    pub name: String,
+    pub external_id: String,
 }
 
 /// The responder's settings, read once at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub topic_arn: String,
-    /// This account: only its own events are acted on.
+    /// This account, acted on with the function's own role.
     pub account: String,
+    /// The topic's partition (`aws`, `aws-cn`...), the member roles' too.
+    pub partition: String,
+    /// Member accounts are acted on through this role; without it, only this account is.
+    pub member_role: Option<MemberRole>,
     pub mode: Mode,
     pub ports: PublicPorts,
 }
@@ -74,8 +93,9 @@ impl Config {
         Config::from_lookup(|name| std::env::var(name).ok())
     }
 
-    /// `SNS_TOPIC`, `RESPONSE_MODE` (`alert`, the default, or `revoke`) and
-    /// `ALLOWED_PUBLIC_PORTS` (default `tcp:80,tcp:443`).
+    /// `SNS_TOPIC`, `RESPONSE_MODE` (`alert`, the default, or `revoke`),
+    /// `ALLOWED_PUBLIC_PORTS` (default `tcp:80,tcp:443`), and for an organisation's stack
+    /// `MEMBER_RESPONDER_ROLE` with `MEMBER_EXTERNAL_ID`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |name: &str| {
             lookup(name)
@@ -93,12 +113,47 @@ impl Config {
             Some(text) => PublicPorts::parse(&text)?,
             None => PublicPorts::default(),
         };
+        let member_role = match (get("MEMBER_RESPONDER_ROLE"), get("MEMBER_EXTERNAL_ID")) {
+            (None, None) => None,
+            (Some(name), Some(external_id)) => {
+                let valid = name.len() <= 64
+                    && name
+                        .bytes()
+                        .all(|byte| byte.is_ascii_alphanumeric() || b"+=,.@_-".contains(&byte));
+                if !valid {
+                    return Err(ConfigError::MemberRoleName(name));
+                }
+                Some(MemberRole { name, external_id })
+            }
+            _ => return Err(ConfigError::HalfAMemberRole),
+        };
+        let partition = topic.arn.split(':').nth(1).unwrap_or("aws").to_owned();
         Ok(Config {
             topic_arn: topic.arn,
             account: topic.account,
+            partition,
+            member_role,
             mode,
             ports,
         })
+    }
+
+    /// The role to assume to act in `account`: `None` for this account (the function's own
+    /// role), an error for an account the stack does not act in.
+    pub fn role_in(&self, account: &str) -> Result<Option<String>, ResponseError> {
+        if account == self.account {
+            return Ok(None);
+        }
+        match &self.member_role {
+            Some(role) => Ok(Some(format!(
+                "arn:{}:iam::{account}:role/{}",
+                self.partition, role.name
+            ))),
+            None => Err(ResponseError::NotOurs(format!(
+                "the event is of account {account}, not this one ({}), and this stack acts in no member account (OrganizationalUnitIds is empty)",
+                self.account
+            ))),
+        }
     }
 }
 
@@ -106,6 +161,15 @@ impl Config {
 pub enum ResponseError {
     #[error("not a CloudTrail API call event: {0}")]
     NotACall(String),
+    #[error("not this stack's to act on: {0}")]
+    NotOurs(String),
+    /// The member account's role could not be assumed; EventBridge tries again.
+    #[error("could not act in account {account}: assuming {role} failed: {error}")]
+    AssumeRole {
+        account: String,
+        role: String,
+        error: QueryError,
+    },
     /// The group could not be read, so nothing could be decided; EventBridge tries again.
     #[error("could not read security group {group}: {error}")]
     Describe { group: String, error: QueryError },
@@ -123,7 +187,8 @@ pub enum ResponseError {
 impl From<ResponseError> for Diagnostic {
     fn from(error: ResponseError) -> Self {
         let error_type = match &error {
-            ResponseError::NotACall(_) => "UnrecognisedEvent",
+            ResponseError::NotACall(_) | ResponseError::NotOurs(_) => "UnrecognisedEvent",
+            ResponseError::AssumeRole { .. } => "AssumeRoleFailed",
             ResponseError::Describe { .. } => "DescribeFailed",
             ResponseError::Revoke { .. } => "RevokeFailed",
             ResponseError::Publish(_) => "PublishFailed",
@@ -141,30 +206,78 @@ impl From<ResponseError> for Diagnostic {
 pub struct Summary {
     pub outcome: &'static str,
     pub mode: Mode,
+    pub account: String,
+    pub region: String,
     pub group: Option<String>,
     /// Rule IDs revoked (revoke mode) or that would be (alert mode).
     pub rules: Vec<String>,
     pub published: usize,
 }
 
-/// One event: read the call, look at the group, act, say it.
+/// EC2 in the account and region a call happened in, as the responder may act there.
+pub struct Ec2Access {
+    aws: aws_config::SdkConfig,
+}
+
+impl Ec2Access {
+    pub fn new(aws: aws_config::SdkConfig) -> Ec2Access {
+        Ec2Access { aws }
+    }
+
+    /// EC2 in `call`'s region, as the function's own role in this account, or as the member
+    /// role (assumed for this call alone) in a member account.
+    pub async fn for_call(&self, config: &Config, call: &Call) -> Result<Ec2, ResponseError> {
+        let role = config.role_in(&call.account)?;
+        let client =
+            QueryClient::in_region(&self.aws, Service::Ec2, &call.region).map_err(|error| {
+                ResponseError::Describe {
+                    group: call.group.to_string(),
+                    error,
+                }
+            })?;
+        let (Some(role), Some(member)) = (role, &config.member_role) else {
+            return Ok(Ec2::new(client));
+        };
+        let credentials = aws_query::assume_role(
+            &self.aws,
+            &call.region,
+            &role,
+            &member.external_id,
+            "activity-aware-ids-open-security-group",
+        )
+        .await
+        .map_err(|error| ResponseError::AssumeRole {
+            account: call.account.clone(),
+            role: role.clone(),
+            error,
+        })?;
+        Ok(Ec2::new(client.with_credentials(credentials)))
+    }
+}
+
+/// One event: read the call, look at the group where it is, act, say it.
 pub async fn handle(
     config: &Config,
-    ec2: &Ec2,
+    access: &Ec2Access,
     publisher: &MessagePublisher,
     event: Value,
 ) -> Result<Summary, ResponseError> {
-    let call = read_call(&event, &config.account).map_err(ResponseError::NotACall)?;
-    let (outcome, decision) = respond(config, ec2, &call).await?;
+    let call = read_call(&event).map_err(ResponseError::NotACall)?;
+    let ec2 = access.for_call(config, &call).await?;
+    let (outcome, decision) = respond(config, &ec2, &call).await?;
     let mut summary = Summary {
         outcome: outcome.name(),
         mode: config.mode,
+        account: call.account.clone(),
+        region: call.region.clone(),
         group: outcome.group_id().map(str::to_owned),
         rules: outcome.rule_ids(),
         published: 0,
     };
     tracing::info!(
         outcome = outcome.name(),
+        account = %summary.account,
+        region = %summary.region,
         group = ?summary.group,
         rules = ?summary.rules,
         "responded"
@@ -339,8 +452,9 @@ fn is_command_safe(text: &str) -> bool {
 
 /// The AWS CLI command that adds a revoked rule back, from EC2's own description of it; `None`
 /// when any part is not plainly an ID, a protocol or a range.
-pub fn undo_command(group_id: &str, rule: &AddedRule) -> Option<String> {
+pub fn undo_command(group_id: &str, region: &str, rule: &AddedRule) -> Option<String> {
     if !group_id.starts_with("sg-")
+        || !plan::is_region(region)
         || !is_command_safe(group_id)
         || !is_command_safe(&rule.protocol)
         || !is_command_safe(&rule.range)
@@ -355,17 +469,17 @@ pub fn undo_command(group_id: &str, rule: &AddedRule) -> Option<String> {
         format!("IpRanges=[{{CidrIp={}}}]", rule.range)
     };
     Some(format!(
-        "aws ec2 authorize-security-group-ingress --group-id {group_id} --ip-permissions 'IpProtocol={},FromPort={},ToPort={},{ranges}'",
+        "aws ec2 authorize-security-group-ingress --region {region} --group-id {group_id} --ip-permissions 'IpProtocol={},FromPort={},ToPort={},{ranges}'",
         rule.protocol,
         rule.from.unwrap_or(-1),
         rule.to.unwrap_or(-1),
     ))
 }
 
-fn exempt_command(group_id: &str) -> String {
-    if group_id.starts_with("sg-") && is_command_safe(group_id) {
+fn exempt_command(group_id: &str, region: &str) -> String {
+    if group_id.starts_with("sg-") && is_command_safe(group_id) && plan::is_region(region) {
         format!(
-            "aws ec2 create-tags --resources {group_id} --tags 'Key={EXEMPT_TAG_KEY},Value={EXEMPT_TAG_VALUE}'"
+            "aws ec2 create-tags --region {region} --resources {group_id} --tags 'Key={EXEMPT_TAG_KEY},Value={EXEMPT_TAG_VALUE}'"
         )
     } else {
         format!("tag the group {EXEMPT_TAG_KEY}={EXEMPT_TAG_VALUE}")
@@ -401,7 +515,12 @@ pub fn message(
                 group.id,
                 call.principal
             ),
-            format!("Revoked {} ({})", plural(rules.len(), "rule"), ids(rules).join(", ")),
+            format!(
+                "Revoked {} ({}) {}",
+                plural(rules.len(), "rule"),
+                ids(rules).join(", "),
+                acted_where(config, call)
+            ),
             group_label(group),
         ),
         Outcome::WouldRevoke { group, rules } => (
@@ -468,10 +587,11 @@ pub fn message(
         ));
     }
     fields.push(text("Principal", call.principal.clone()));
+    fields.push(text("Account", call.account.clone()));
+    fields.push(text("Region", call.region.clone()));
     for (key, value) in [
         ("Source IP", &call.source_ip),
         ("Event", &call.event_name),
-        ("Region", &call.region),
         ("Event Time", &call.event_time),
     ] {
         if let Some(value) = value {
@@ -482,11 +602,15 @@ pub fn message(
         let commands: Vec<String> = rules
             .iter()
             .map(|rule| {
-                undo_command(&group.id, rule)
+                undo_command(&group.id, &call.region, rule)
                     .unwrap_or_else(|| format!("add {} back in the console", rule.describe()))
             })
             .collect();
-        fields.push(text("To Undo", commands.join("\n")));
+        let mut undo = commands.join("\n");
+        if call.account != config.account {
+            undo = format!("As a principal of account {}:\n{undo}", call.account);
+        }
+        fields.push(text("To Undo", undo));
     }
     if let Some(group_id) = outcome
         .group_id()
@@ -496,15 +620,14 @@ pub fn message(
             "To Allow It On Purpose",
             format!(
                 "Tag the group, then add the rule again: {}",
-                exempt_command(group_id)
+                exempt_command(group_id, &call.region)
             ),
         ));
     }
     if let Some(link) = call
-        .region
+        .event_id
         .as_deref()
-        .zip(call.event_id.as_deref())
-        .and_then(|(region, id)| cloudtrail_event_link(region, id))
+        .and_then(|id| cloudtrail_event_link(&call.region, id))
     {
         fields.push(text("CloudTrail Console", link));
     }
@@ -516,6 +639,17 @@ pub fn message(
         event_time: call.event_time.as_deref(),
     };
     Some(response.message(subject, fields))
+}
+
+/// Where a revoke acted, and as whom when not as the function's own role.
+fn acted_where(config: &Config, call: &Call) -> String {
+    match &config.member_role {
+        Some(role) if call.account != config.account => format!(
+            "in account {}, {}, as its {} role",
+            call.account, call.region, role.name
+        ),
+        _ => format!("in {}", call.region),
+    }
 }
 
 fn plural(count: usize, noun: &str) -> String {
@@ -564,6 +698,43 @@ mod tests {
         assert_eq!(
             config(&[topic, ("RESPONSE_MODE", "close")]),
             Err(ConfigError::Mode("close".into()))
+        );
+    }
+
+    #[test]
+    fn member_accounts_are_acted_in_only_through_the_member_role_of_the_topics_partition() {
+        let topic = (
+            "SNS_TOPIC",
+            "arn:aws-cn:sns:cn-north-1:111122223333:ids-SNSTopic",
+        );
+        let alone = config(&[topic]).unwrap();
+        assert_eq!(alone.role_in("111122223333").unwrap(), None);
+        assert!(matches!(
+            alone.role_in("444455556666"),
+            Err(ResponseError::NotOurs(_))
+        ));
+        let central = config(&[
+            topic,
+            ("MEMBER_RESPONDER_ROLE", "ids-responder"),
+            ("MEMBER_EXTERNAL_ID", "5e7a1c2e"),
+        ])
+        .unwrap();
+        assert_eq!(central.role_in("111122223333").unwrap(), None);
+        assert_eq!(
+            central.role_in("444455556666").unwrap().as_deref(),
+            Some("arn:aws-cn:iam::444455556666:role/ids-responder")
+        );
+        assert_eq!(
+            config(&[topic, ("MEMBER_RESPONDER_ROLE", "ids-responder")]),
+            Err(ConfigError::HalfAMemberRole)
+        );
+        assert_eq!(
+            config(&[
+                topic,
+                ("MEMBER_RESPONDER_ROLE", "x/../admin"),
+                ("MEMBER_EXTERNAL_ID", "e")
+            ]),
+            Err(ConfigError::MemberRoleName("x/../admin".into()))
         );
     }
 }

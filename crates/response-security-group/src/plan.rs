@@ -30,11 +30,14 @@ impl fmt::Display for GroupRef {
 /// The call, as its CloudTrail record says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Call {
+    /// The account it happened in: the event's, which its record's agrees with.
+    pub account: String,
+    /// The region it happened in, likewise.
+    pub region: String,
     pub event_name: Option<String>,
     /// Who made it: the identity's ARN, or its type when it has none.
     pub principal: String,
     pub source_ip: Option<String>,
-    pub region: Option<String>,
     pub event_time: Option<String>,
     pub event_id: Option<String>,
     pub group: GroupRef,
@@ -45,13 +48,36 @@ pub struct Call {
     pub recorded: Vec<AddedRule>,
 }
 
+/// Twelve digits, as every AWS account ID.
+pub fn is_account_id(text: &str) -> bool {
+    text.len() == 12 && text.bytes().all(|byte| byte.is_ascii_digit())
+}
+
+/// A region's name (`eu-west-3`, `us-gov-west-1`): it goes into an endpoint's host name.
+pub fn is_region(text: &str) -> bool {
+    let mut parts = text.split('-');
+    let first = parts.next().unwrap_or_default();
+    let rest: Vec<&str> = parts.collect();
+    (2..=4).contains(&first.len())
+        && first.bytes().all(|byte| byte.is_ascii_lowercase())
+        && rest.len() >= 2
+        && rest.last().is_some_and(|last| {
+            !last.is_empty() && last.len() <= 2 && last.bytes().all(|byte| byte.is_ascii_digit())
+        })
+        && rest[..rest.len() - 1].iter().all(|part| {
+            !part.is_empty() && part.len() <= 12 && part.bytes().all(|b| b.is_ascii_lowercase())
+        })
+}
+
 /// The detail-type of a CloudTrail API call's EventBridge event.
 const API_CALL: &str = "AWS API Call via CloudTrail";
 
 /// Reads the call from an EventBridge event of a CloudTrail record, when it is AWS's own event
-/// (`source` `aws.ec2`, which nobody can put on a bus) of this account. A failed call opened
-/// nothing, so it names no rule to act on.
-pub fn read_call(event: &Value, account: &str) -> Result<Call, String> {
+/// (`source` `aws.ec2`, which nobody can put on a bus, and which a member account's rule
+/// forwards unchanged) whose event and record agree on the account and region it happened in.
+/// A failed call opened nothing, so it names no rule to act on. Whose account may be acted on
+/// is the caller's decision.
+pub fn read_call(event: &Value) -> Result<Call, String> {
     let text = |value: Option<&Value>| value.and_then(Value::as_str).map(str::to_owned);
     let source = text(event.get("source")).unwrap_or_default();
     if source != "aws.ec2" || text(event.get("detail-type")).as_deref() != Some(API_CALL) {
@@ -66,15 +92,21 @@ pub fn read_call(event: &Value, account: &str) -> Result<Call, String> {
     if detail.get("eventSource").and_then(Value::as_str) != Some("ec2.amazonaws.com") {
         return Err("its detail is no EC2 CloudTrail record".into());
     }
-    for (what, value) in [
-        ("event", text(event.get("account"))),
-        ("record", text(detail.get("recipientAccountId"))),
-    ] {
-        if let Some(other) = value.filter(|other| other != account) {
-            return Err(format!(
-                "its {what} is of account {other}, not this one ({account}): only that account's own response acts on it"
-            ));
-        }
+    let account = text(event.get("account"))
+        .filter(|account| is_account_id(account))
+        .ok_or_else(|| "it names no account (12 digits) it happened in".to_owned())?;
+    if let Some(other) = text(detail.get("recipientAccountId")).filter(|other| *other != account) {
+        return Err(format!(
+            "its record is of account {other}, its event of {account}: they must agree"
+        ));
+    }
+    let region = text(event.get("region"))
+        .filter(|region| is_region(region))
+        .ok_or_else(|| "it names no region it happened in".to_owned())?;
+    if let Some(other) = text(detail.get("awsRegion")).filter(|other| *other != region) {
+        return Err(format!(
+            "its record is of region {other}, its event of {region}: they must agree"
+        ));
     }
     let identity = detail.get("userIdentity");
     let principal = text(identity.and_then(|identity| identity.get("arn")))
@@ -107,10 +139,11 @@ pub fn read_call(event: &Value, account: &str) -> Result<Call, String> {
         .collect();
     rule_ids.dedup();
     Ok(Call {
+        account,
+        region,
         event_name: text(detail.get("eventName")),
         principal,
         source_ip: text(detail.get("sourceIPAddress")),
-        region: text(detail.get("awsRegion")),
         event_time: text(detail.get("eventTime")),
         event_id: text(detail.get("eventID")),
         group,
@@ -271,7 +304,8 @@ mod tests {
     use std::collections::HashMap;
 
     fn event(account: &str, detail: Value) -> Value {
-        json!({"detail-type": "AWS API Call via CloudTrail", "source": "aws.ec2", "account": account, "detail": detail})
+        json!({"detail-type": "AWS API Call via CloudTrail", "source": "aws.ec2", "account": account,
+            "region": "eu-west-3", "detail": detail})
     }
 
     fn rule(id: &str, protocol: &str, port: i64, range: &str) -> AddedRule {
@@ -295,41 +329,61 @@ mod tests {
             })
             .collect();
         json!({"eventSource": "ec2.amazonaws.com", "eventName": "AuthorizeSecurityGroupIngress",
-            "recipientAccountId": "111122223333",
+            "recipientAccountId": "111122223333", "awsRegion": "eu-west-3",
             "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/mallory"},
             "requestParameters": {"groupId": "sg-1"},
             "responseElements": {"_return": true, "securityGroupRuleSet": {"items": items}}})
     }
 
     #[test]
-    fn only_aws_own_events_of_this_account_are_read() {
+    fn only_aws_own_events_whose_event_and_record_agree_on_where_are_read() {
         let detail = opened(&[("sgr-1", "tcp", 22, "0.0.0.0/0")]);
-        let call = read_call(&event("111122223333", detail.clone()), "111122223333").unwrap();
+        let call = read_call(&event("111122223333", detail.clone())).unwrap();
         assert_eq!(call.group, GroupRef::Id("sg-1".into()));
         assert_eq!(call.rule_ids, ["sgr-1"]);
         assert_eq!(call.principal, "arn:aws:iam::111122223333:user/mallory");
-        // Another account's event, another source (what events:PutEvents can send), no record.
-        assert!(
-            read_call(&event("444455556666", detail.clone()), "111122223333")
-                .unwrap_err()
-                .contains("account 444455556666")
+        assert_eq!(
+            (call.account.as_str(), call.region.as_str()),
+            ("111122223333", "eu-west-3")
         );
+        // Another source: what events:PutEvents can send.
         let mut forged = event("111122223333", detail.clone());
         forged["source"] = json!("custom.ec2");
         assert!(
-            read_call(&forged, "111122223333")
+            read_call(&forged)
                 .unwrap_err()
                 .contains("only AWS's events")
         );
-        let mut elsewhere = detail;
-        elsewhere["recipientAccountId"] = json!("444455556666");
-        assert!(read_call(&event("111122223333", elsewhere), "111122223333").is_err());
-        assert!(read_call(&json!({"detail": "x"}), "111122223333").is_err());
+        // The event and its record disagree on the account, or on the region.
+        assert!(
+            read_call(&event("444455556666", detail.clone()))
+                .unwrap_err()
+                .contains("account 111122223333, its event of 444455556666")
+        );
+        let mut elsewhere = event("111122223333", detail.clone());
+        elsewhere["region"] = json!("us-east-1");
+        assert!(
+            read_call(&elsewhere)
+                .unwrap_err()
+                .contains("region eu-west-3")
+        );
+        // No account, or a region that is no region's name (it would go into a host name).
+        for (key, value) in [
+            ("account", json!(null)),
+            ("account", json!("1111222233334")),
+            ("region", json!("evil.example/x")),
+            ("region", json!(null)),
+        ] {
+            let mut bad = event("111122223333", detail.clone());
+            bad[key] = value;
+            assert!(read_call(&bad).is_err(), "{bad}");
+        }
+        assert!(read_call(&json!({"detail": "x"})).is_err());
         // A failed call names nothing to act on.
         let mut failed = opened(&[("sgr-1", "tcp", 22, "0.0.0.0/0")]);
         failed["errorCode"] = json!("Client.UnauthorizedOperation");
         assert!(
-            read_call(&event("111122223333", failed), "111122223333")
+            read_call(&event("111122223333", failed))
                 .unwrap()
                 .rule_ids
                 .is_empty()
@@ -337,20 +391,44 @@ mod tests {
     }
 
     #[test]
+    fn region_names_are_told_from_anything_else() {
+        for region in [
+            "us-east-1",
+            "eu-west-3",
+            "ap-southeast-3",
+            "us-gov-west-1",
+            "cn-north-1",
+            "il-central-1",
+        ] {
+            assert!(is_region(region), "{region}");
+        }
+        for text in [
+            "",
+            "us-east",
+            "us-east-1.evil.example",
+            "US-EAST-1",
+            "us--1",
+            "us-east-123",
+            "x-y-1",
+        ] {
+            assert!(!is_region(text), "{text}");
+        }
+        assert!(is_account_id("111122223333"));
+        assert!(!is_account_id("11112222333a"));
+    }
+
+    #[test]
     fn ec2s_own_rules_decide_by_the_ids_the_record_names() {
-        let call = read_call(
-            &event(
-                "111122223333",
-                opened(&[
-                    ("sgr-a", "tcp", 22, "0.0.0.0/0"),
-                    ("sgr-b", "tcp", 443, "::/0"),
-                    ("sgr-c", "tcp", 22, "10.0.0.0/8"),
-                    ("sgr-d", "tcp", 3389, "0.0.0.0/1"),
-                    ("sgr-e", "tcp", 5432, "pl-0abc"),
-                ]),
-            ),
+        let call = read_call(&event(
             "111122223333",
-        )
+            opened(&[
+                ("sgr-a", "tcp", 22, "0.0.0.0/0"),
+                ("sgr-b", "tcp", 443, "::/0"),
+                ("sgr-c", "tcp", 22, "10.0.0.0/8"),
+                ("sgr-d", "tcp", 3389, "0.0.0.0/1"),
+                ("sgr-e", "tcp", 5432, "pl-0abc"),
+            ]),
+        ))
         .unwrap();
         // EC2 has sgr-a..e, and sgr-f (another call's, the other half of the internet on 3389),
         // and sgr-z (another call's, open, not this call's business).

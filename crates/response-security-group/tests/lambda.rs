@@ -6,12 +6,20 @@
 use std::time::Duration;
 
 use serde_json::json;
-use test_world::responders::{ResponderWorld, field, public_ingress_event as opened, tag};
+use test_world::responders::MOTO_ACCOUNT;
+use test_world::responders::{
+    Accounts, ResponderWorld, field, public_ingress_event as opened, rehomed, tag,
+};
 use test_world::{
     DUMMY_SECRET_ACCESS_KEY, LambdaProcess, RefusingEndpoint, RuntimeApi, assert_no_secrets,
 };
 
 const BINARY: &str = env!("CARGO_BIN_EXE_response-security-group");
+
+/// A member account of the organisation, its region, and the role member.yaml makes there.
+const MEMBER: &str = "222233334444";
+const MEMBER_REGION: &str = "eu-west-3";
+const MEMBER_ROLE: &str = "ids-responder";
 
 /// The responder's world, with its own ways of running the function.
 struct World(ResponderWorld);
@@ -37,6 +45,22 @@ impl World {
         ];
         if let Some(endpoint) = ec2_endpoint {
             env.push(("AWS_ENDPOINT_URL_EC2".into(), endpoint));
+        }
+        self.spawn(BINARY, env)
+    }
+
+    /// The responder of an organisation's stack: member accounts through `MEMBER_ROLE`.
+    fn central_responder(&self, sts_endpoint: Option<String>) -> (RuntimeApi, LambdaProcess) {
+        let mut env = vec![
+            ("RESPONSE_MODE".into(), "revoke".into()),
+            ("MEMBER_RESPONDER_ROLE".into(), MEMBER_ROLE.into()),
+            (
+                "MEMBER_EXTERNAL_ID".into(),
+                "5e7a1c2e-0000-4000-8000-0000000000aa".into(),
+            ),
+        ];
+        if let Some(endpoint) = sts_endpoint {
+            env.push(("AWS_ENDPOINT_URL_STS".into(), endpoint));
         }
         self.spawn(BINARY, env)
     }
@@ -124,7 +148,7 @@ async fn revoke_closes_exactly_the_public_rules_off_the_allowlist_and_a_replay_o
     let undo = field(&message, "To Undo").unwrap();
     assert!(
         undo.contains(&format!(
-            "aws ec2 authorize-security-group-ingress --group-id {group} --ip-permissions 'IpProtocol=tcp,FromPort=3389,ToPort=3389,Ipv6Ranges=[{{CidrIpv6=::/0}}]'"
+            "aws ec2 authorize-security-group-ingress --region us-east-1 --group-id {group} --ip-permissions 'IpProtocol=tcp,FromPort=3389,ToPort=3389,Ipv6Ranges=[{{CidrIpv6=::/0}}]'"
         )),
         "{undo}"
     );
@@ -364,9 +388,7 @@ async fn a_refused_revoke_fails_the_invocation_and_says_so_critically() {
 #[tokio::test]
 async fn the_handler_in_process_revokes_the_public_rule_says_so_and_refuses_what_is_no_call() {
     use activity_aware_message::MessagePublisher;
-    use aws_query::{QueryClient, Service};
-    use response_security_group::ec2::Ec2;
-    use response_security_group::{Config, handle};
+    use response_security_group::{Config, Ec2Access, handle};
 
     let world = World::start().await;
     let group = world.group("web").await;
@@ -379,8 +401,8 @@ async fn the_handler_in_process_revokes_the_public_rule_says_so_and_refuses_what
     })
     .expect("the responder's settings");
     let aws = world.moto.sdk_config().await;
-    let ec2 = Ec2::new(QueryClient::new(&aws, Service::Ec2).unwrap());
     let publisher = MessagePublisher::new(aws_sdk_sns::Client::new(&aws), config.topic_arn.clone());
+    let ec2 = Ec2Access::new(aws);
 
     let event = opened(&group, &[(Some(&rules[0].0), "tcp", 22, "0.0.0.0/0")]);
     let summary = handle(&config, &ec2, &publisher, event)
@@ -388,7 +410,8 @@ async fn the_handler_in_process_revokes_the_public_rule_says_so_and_refuses_what
         .expect("responded");
     assert_eq!(
         serde_json::to_value(&summary).unwrap(),
-        json!({"outcome": "revoked", "mode": "revoke", "group": group, "rules": [rules[0].0], "published": 1})
+        json!({"outcome": "revoked", "mode": "revoke", "account": MOTO_ACCOUNT, "region": "us-east-1",
+            "group": group, "rules": [rules[0].0], "published": 1})
     );
     assert_eq!(world.rules(&group).await, [], "closed");
     let [message] = world.published(1).await.try_into().expect("one Message");
@@ -412,4 +435,108 @@ async fn the_handler_in_process_revokes_the_public_rule_says_so_and_refuses_what
     let diagnostic = lambda_runtime::Diagnostic::from(error);
     assert_eq!(diagnostic.error_type, "UnrecognisedEvent");
     world.capture.assert_quiet(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn a_member_accounts_group_is_closed_in_its_account_and_region_as_its_role_and_said_so() {
+    let world = World::start().await;
+    let member = Accounts::member(&world.moto, MEMBER, MEMBER_REGION, MEMBER_ROLE).await;
+    let group = member.create_group("web").await;
+    member.open(&group, "tcp", 22, "0.0.0.0/0").await;
+    member.open(&group, "tcp", 443, "0.0.0.0/0").await;
+    let rules = member.ingress_rules(&group).await;
+    let ssh = id_of(&rules, 22, "0.0.0.0/0").to_owned();
+    // A group of the same name in the central account, open the same way: not this event's.
+    let central_group = world.group("web").await;
+    world.open(&central_group, "tcp", 22, "0.0.0.0/0").await;
+    let event = rehomed(
+        &opened(&group, &[(Some(&ssh), "tcp", 22, "0.0.0.0/0")]),
+        MEMBER,
+        MEMBER_REGION,
+    );
+    let (api, process) = world.central_responder(None);
+    let answer = api.invoke(event.clone()).await.expect("responded");
+    assert_eq!(answer["outcome"], "revoked", "{answer}");
+    assert_eq!(
+        (answer["account"].as_str(), answer["region"].as_str()),
+        (Some(MEMBER), Some(MEMBER_REGION))
+    );
+    assert_eq!(answer["rules"], json!([ssh]));
+    let left: Vec<i64> = member
+        .ingress_rules(&group)
+        .await
+        .iter()
+        .map(|rule| rule.1)
+        .collect();
+    assert_eq!(left, [443], "only the member's public SSH rule was revoked");
+    assert_eq!(
+        world.rules(&central_group).await.len(),
+        1,
+        "the central account's group is untouched"
+    );
+    let [message] = world.published(1).await.try_into().expect("one Message");
+    assert_eq!(field(&message, "Account"), Some(MEMBER));
+    assert_eq!(field(&message, "Region"), Some(MEMBER_REGION));
+    let response = field(&message, "Response").unwrap();
+    assert!(
+        response.ends_with(&format!(
+            "in account {MEMBER}, {MEMBER_REGION}, as its {MEMBER_ROLE} role"
+        )),
+        "{response}"
+    );
+    let undo = field(&message, "To Undo").unwrap();
+    assert!(
+        undo.starts_with(&format!("As a principal of account {MEMBER}:\n")),
+        "{undo}"
+    );
+    assert!(
+        undo.contains(&format!("--region {MEMBER_REGION} --group-id {group}")),
+        "{undo}"
+    );
+
+    // The same event claiming the central account in its record, or another region: the event
+    // and its record must agree on where, or nothing is done anywhere.
+    for (key, value) in [
+        ("recipientAccountId", MOTO_ACCOUNT),
+        ("awsRegion", "us-east-1"),
+    ] {
+        let mut disagreeing = event.clone();
+        disagreeing["detail"][key] = json!(value);
+        let error = api.invoke(disagreeing).await.expect_err("refused");
+        assert_eq!(error.error_type, "UnrecognisedEvent", "{error:?}");
+    }
+    assert_eq!(world.rules(&central_group).await.len(), 1);
+    process.stop();
+}
+
+#[tokio::test]
+async fn a_member_role_that_cannot_be_assumed_fails_the_invocation_and_changes_nothing() {
+    let world = World::start().await;
+    let member = Accounts::member(&world.moto, MEMBER, MEMBER_REGION, MEMBER_ROLE).await;
+    let group = member.create_group("web").await;
+    member.open(&group, "tcp", 22, "0.0.0.0/0").await;
+    let rule = member.ingress_rules(&group).await[0].0.clone();
+    let event = rehomed(
+        &opened(&group, &[(Some(&rule), "tcp", 22, "0.0.0.0/0")]),
+        MEMBER,
+        MEMBER_REGION,
+    );
+    // STS refuses, as it does when the role is gone, or its trust or external ID do not match.
+    let refusing =
+        RefusingEndpoint::start(&world.moto.endpoint_url(), &["AssumeRole"], "AccessDenied");
+    let (api, process) = world.central_responder(Some(refusing.endpoint_url()));
+    let error = api.invoke(event).await.expect_err("kept for a retry");
+    assert_eq!(error.error_type, "AssumeRoleFailed", "{error:?}");
+    assert!(
+        error
+            .error_message
+            .contains(&format!("arn:aws:iam::{MEMBER}:role/{MEMBER_ROLE}")),
+        "{error:?}"
+    );
+    assert_eq!(
+        member.ingress_rules(&group).await.len(),
+        1,
+        "nothing was revoked"
+    );
+    process.stop();
 }

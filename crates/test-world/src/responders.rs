@@ -97,6 +97,31 @@ impl Accounts {
         }
     }
 
+    /// EC2 and IAM of a member account of moto's organisation, in `region`, as the role
+    /// `member.yaml` makes there: moto keeps each account's resources apart, and credentials of
+    /// a role it assumed act in the role's account.
+    pub async fn member(moto: &MotoServer, account: &str, region: &str, role: &str) -> Accounts {
+        let config = moto.sdk_config().await;
+        let credentials = aws_query::assume_role(
+            &config,
+            region,
+            &format!("arn:aws:iam::{account}:role/{role}"),
+            "test-world-external-id",
+            "test-world",
+        )
+        .await
+        .unwrap_or_else(|error| panic!("test-world: AssumeRole in {account}: {error}"));
+        let client = |service| {
+            QueryClient::in_region(&config, service, region)
+                .expect("test-world: a client")
+                .with_credentials(credentials.clone())
+        };
+        Accounts {
+            ec2: client(Service::Ec2),
+            iam: client(Service::Iam),
+        }
+    }
+
     async fn ec2(&self, action: &str, parameters: &[(&str, &str)]) -> Element {
         self.ec2
             .call(action, &owned(parameters))
@@ -347,6 +372,17 @@ pub fn public_ingress_event(group: &str, rules: &[(Option<&str>, &str, i64, &str
     record["awsRegion"] = json!("us-east-1");
     record["recipientAccountId"] = json!(MOTO_ACCOUNT);
     eventbridge_api_call(&record)
+}
+
+/// The same event as if it had happened in `account` and `region` and come through the
+/// central bus (member stacks forward AWS's events unchanged).
+pub fn rehomed(event: &Value, account: &str, region: &str) -> Value {
+    let mut event = event.clone();
+    event["account"] = json!(account);
+    event["region"] = json!(region);
+    event["detail"]["recipientAccountId"] = json!(account);
+    event["detail"]["awsRegion"] = json!(region);
+    event
 }
 
 /// Who made a denial, as CloudTrail records it.
