@@ -17,9 +17,12 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
 
 STACK_NAME="${STACK_NAME:-Activity-Aware-IDS-Dev}"
+# The template's WatchedRegions default (org-management).
+WATCHED_REGIONS="${WATCHED_REGIONS:-us-east-1,us-east-2,us-west-1,us-west-2,ca-central-1,sa-east-1,eu-west-1,eu-west-2,eu-west-3,eu-central-1,eu-north-1,ap-south-1,ap-northeast-1,ap-northeast-2,ap-northeast-3,ap-southeast-1,ap-southeast-2}"
 BUILD_ARTIFACT_BUCKET="${BUILD_ARTIFACT_BUCKET:-activity-aware-ids-aws-dev}"
 ARCH="${ARCH:-arm64}"
 TEMPLATE="infrastructure/cloudformation.yaml"
+MEMBER_TEMPLATE="infrastructure/member.yaml"
 DEFAULT_EVENT="events/source-cloudtrail-cloudwatch-logs.json"
 VENV="$ROOT/.venv"
 REQUIREMENTS="$ROOT/requirements.txt"
@@ -67,8 +70,11 @@ usage: $0 <command> [arguments]
   redrive <function>      replay what the function's failure queue holds into it, deleting
                           only what then succeeded
   upload <function>       build one function and update its code only
-  package                 upload the functions and template to \$BUILD_ARTIFACT_BUCKET and print
-                          the template URL and a one-click launch link
+  package                 upload the functions, the template and member.yaml to
+                          \$BUILD_ARTIFACT_BUCKET and print their URLs and a one-click launch link
+  org-management <bus ARN> <stack name> <external ID>
+                          with the organisation's management account's credentials: member.yaml
+                          in each of \$WATCHED_REGIONS there (StackSets never deploy to it)
   delete                  delete the stack
   functions               the functions the template deploys, one per line
   detections              remake the template's EventBridge rules and parameters and README's
@@ -87,6 +93,7 @@ env: STACK_NAME ($STACK_NAME), BUILD_ARTIFACT_BUCKET ($BUILD_ARTIFACT_BUCKET),
      TEMPLATE_BASE_URL (release: where the template is published,
      $TEMPLATE_BASE_URL),
      ARCH (arm64|x86_64, now $ARCH), AWS_ENDPOINT_URL (send every AWS call there, e.g. moto),
+     PREBUILT_BINARIES (build: zip this machine's binaries from that directory instead),
      SLACK_WEBHOOK_URL (create: the webhook to encrypt; local: post there, not to the stand-in),
      SLACK_WEBHOOK_ROUTES (create: account:ID=URL,channel:NAME=URL pairs to encrypt),
      TEAMS_WEBHOOK_URL, PAGERDUTY_ROUTING_KEY (create: a Teams Workflows webhook, a PagerDuty
@@ -224,6 +231,36 @@ file_size() {
     wc -c <"$1" | tr -d ' '
 }
 
+# Zips binaries already built for this machine (PREBUILT_BINARIES, e.g. target/debug) as the
+# functions' bootstraps: the stack test deploys zips whose code moto never runs, so it reuses the
+# test build instead of building the dependency tree again for Lambda.
+zip_prebuilt() {
+    local fn binary
+    [[ -d "$PREBUILT_BINARIES" ]] || die "$E_NO_FILE" "PREBUILT_BINARIES: $PREBUILT_BINARIES is no directory"
+    [[ "$(uname -m)" == "$([[ "$ARCH" == arm64 ]] && echo aarch64 || echo x86_64)" ]] ||
+        die "$E_BAD_VALUE" "PREBUILT_BINARIES are this machine's ($(uname -m)), not ARCH $ARCH"
+    for fn in "$@"; do
+        binary="$PREBUILT_BINARIES/$fn"
+        [[ -x "$binary" ]] || die "$E_NO_FILE" "$binary does not exist (cargo build -p $fn)"
+        mkdir -p "dist/$fn"
+        # Without its debug information when strip is here: a tenth of the size to upload.
+        if command -v strip >/dev/null 2>&1; then
+            new_temp_file
+            strip -o "$TEMP_FILE" "$binary" && binary="$TEMP_FILE"
+        fi
+        python3 - "$binary" "dist/$fn/$fn.zip" <<'PYTHON'
+import sys, zipfile
+binary, out = sys.argv[1], sys.argv[2]
+info = zipfile.ZipInfo("bootstrap", date_time=(1980, 1, 1, 0, 0, 0))
+info.external_attr = 0o100755 << 16
+info.compress_type = zipfile.ZIP_DEFLATED
+with open(binary, "rb") as f, zipfile.ZipFile(out, "w") as z:
+    z.writestr(info, f.read())
+PYTHON
+        echo "dist/$fn/$fn.zip ($ARCH, from $PREBUILT_BINARIES/$fn, $(file_size "dist/$fn/$fn.zip") bytes)"
+    done
+}
+
 cmd_build() {
     local fns=("$@") fn target flag
     [[ ${#fns[@]} -eq 0 ]] && fns=("${FUNCTIONS[@]}")
@@ -232,6 +269,10 @@ cmd_build() {
     done
     target="$(rust_target)"
     [[ "$ARCH" == arm64 ]] && flag=--arm64 || flag=--x86-64
+    if [[ -n "${PREBUILT_BINARIES:-}" ]]; then
+        zip_prebuilt "${fns[@]}"
+        return
+    fi
     need_command cargo "https://rustup.rs"
     ensure_tools
     if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep -qx "$target"; then
@@ -422,10 +463,35 @@ cmd_package() {
     else
         url="https://$BUILD_ARTIFACT_BUCKET.s3.$r.amazonaws.com/$key"
     fi
+    # member.yaml, which the stack's StackSets deploy to every watched account and region.
+    local member_key="cloudformation/member-${key#cloudformation/}" member_url
+    aws_cli s3 cp "$ROOT/$MEMBER_TEMPLATE" "s3://$BUILD_ARTIFACT_BUCKET/$member_key" >/dev/null
+    member_url="${url%"$key"}$member_key"
     echo "The packaged template ($ARCH) is at:"
     echo "  $url"
+    echo "and member.yaml (MemberTemplateURL: every watched region and account) at:"
+    echo "  $member_url"
     echo "Launch it in one click (in $r, the region of the bucket holding the functions' code):"
-    echo "  https://console.aws.amazon.com/cloudformation/home?region=$r#/stacks/quickcreate?stackName=$(urlencode "$STACK_NAME")&templateURL=$(urlencode "$url")"
+    echo "  https://console.aws.amazon.com/cloudformation/home?region=$r#/stacks/quickcreate?stackName=$(urlencode "$STACK_NAME")&templateURL=$(urlencode "$url")&param_MemberTemplateURL=$(urlencode "$member_url")"
+}
+
+# The organisation's management account, which StackSets never deploy to: member.yaml in each
+# watched region, run with the management account's credentials.
+cmd_org_management() {
+    [[ $# -eq 3 ]] || die "$E_USAGE" "usage: $0 org-management <central event bus ARN> <central stack name> <responder external ID> (the central stack's outputs)"
+    local bus="$1" central="$2" external_id="$3" account region r
+    [[ "$bus" =~ ^arn:aws[a-z-]*:events:([a-z0-9-]+):([0-9]{12}):event-bus/ ]] ||
+        die "$E_BAD_VALUE" "'$bus' is no event bus ARN"
+    region="${BASH_REMATCH[1]}" account="${BASH_REMATCH[2]}"
+    ensure_tools
+    for r in ${WATCHED_REGIONS//,/ }; do
+        echo "== member.yaml in $r"
+        aws_cli cloudformation deploy --region "$r" --stack-name "$central-member" \
+            --template-file "$ROOT/$MEMBER_TEMPLATE" --capabilities CAPABILITY_NAMED_IAM \
+            --no-fail-on-empty-changeset --parameter-overrides \
+            "CentralEventBusArn=$bus" "CentralAccountId=$account" "CentralRegion=$region" \
+            "CentralStackName=$central" "Deployment=CentralAccount" "ResponderExternalId=$external_id"
+    done
 }
 
 cmd_invoke() {
@@ -543,13 +609,11 @@ cmd_test() {
     [[ $# -eq 0 ]] || die "$E_USAGE" "usage: $0 test"
     need_command cargo "https://rustup.rs"
     need_command python3 "Python 3.9 or later"
-    local started=$SECONDS scripts=() tools_log tools_pid zips_log zips_pid
+    local started=$SECONDS scripts=() tools_log tools_pid
     new_temp_file .log
     TEST_LOG="$TEMP_FILE"
     new_temp_file .log
     tools_log="$TEMP_FILE"
-    new_temp_file .log
-    zips_log="$TEMP_FILE"
     # The Python tools install (when requirements.txt is new to .venv/) while Rust compiles: the
     # Rust steps need none of them.
     install_tools >"$tools_log" 2>&1 &
@@ -564,23 +628,11 @@ cmd_test() {
     [[ $WAITED -eq 0 ]] || die "$E_NO_TOOL" "the Python tools did not install (exit $WAITED); see above"
     export PATH="$VENV/bin:$PATH"
     run_step "shellcheck ${scripts[*]}" shellcheck "${scripts[@]}"
-    run_step "cfn-lint" cfn-lint -- "$TEMPLATE"
-    run_step "checkov" checkov --config-file infrastructure/.checkov.yaml -f "$TEMPLATE"
+    run_step "cfn-lint" cfn-lint -- "$TEMPLATE" "$MEMBER_TEMPLATE"
+    run_step "checkov" checkov --config-file infrastructure/.checkov.yaml -f "$TEMPLATE" -f "$MEMBER_TEMPLATE"
     run_step "template, rule, filter and redrive tests (python unittest)" python -m unittest discover -s tests -p '*_test.py' -v
-    # The Rust tests mostly wait (on moto, on Slack's pace): meanwhile the zips the stack test
-    # deploys are built, at the lowest priority, into their own target directories.
-    echo
-    echo "== the stack test's zips build beside the Rust tests (log: the stack test step)"
-    nice -n 19 tests/stack_test.sh --build-only >"$zips_log" 2>&1 &
-    zips_pid=$!
-    PIDS+=("$zips_pid")
     run_step "cargo test" cargo test --workspace --no-fail-fast
-    wait_for "$zips_pid"
-    if [[ $WAITED -ne 0 ]]; then
-        cat "$zips_log"
-        echo "-- the stack test's zips: FAILED (exit $WAITED)"
-        FAILED_STEPS+=("the stack test's zips")
-    fi
+    # The stack test deploys the functions' debug binaries, built once above.
     run_step "stack test: dev.sh against moto" tests/stack_test.sh
     summarize_tests "$TEST_LOG" "$((SECONDS - started))"
     [[ ${#FAILED_STEPS[@]} -eq 0 ]] || exit "$E_FAILED"
@@ -781,6 +833,7 @@ case "$command" in
     create) cmd_create "$@" ;;
     deploy) cmd_deploy "$@" ;;
     package) cmd_package "$@" ;;
+    org-management) cmd_org_management "$@" ;;
     invoke) cmd_invoke "$@" ;;
     redrive) cmd_redrive "$@" ;;
     upload) cmd_upload "$@" ;;

@@ -21,9 +21,7 @@
 #   checked here;
 # - DescribeKey fails (500) on a key it made from a template's KeyPolicy, so the key is found
 #   through its alias; it shows NoEcho parameters in DescribeStacks, so that is not checked.
-#
-# `tests/stack_test.sh --build-only` only builds the zips the test deploys (./dev.sh test runs it
-# while the Rust tests run, so the test's own `./dev.sh build` finds them built).
+
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,23 +31,15 @@ for tool in aws cfn-lint cargo; do
     command -v "$tool" >/dev/null 2>&1 || { echo "stack test: $tool is missing (run it through ./dev.sh test)" >&2; exit 1; }
 done
 
-# arm64 as deployed by default; x86_64 where the aarch64 Rust target cannot be installed.
-if [[ -z "${ARCH:-}" ]]; then
-    ARCH=arm64
-    if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu &&
-        ! rustup target add aarch64-unknown-linux-gnu >&2; then
-        echo "note: the aarch64 Rust target cannot be installed here; testing the x86_64 build" >&2
-        ARCH=x86_64
-    fi
-fi
+# moto runs none of the zips' code (the Lambda service runs the debug binaries), so the zips
+# hold the debug binaries the tests built, for this machine's architecture: nothing is built
+# twice. The release (./dev.sh release) builds and checks the real zips for both architectures.
+case "$(uname -m)" in
+    aarch64) ARCH=arm64 ;;
+    *) ARCH=x86_64 ;;
+esac
 export ARCH
-# moto runs none of the zips' code (the Lambda service runs the debug binaries), so they need
-# not be the tuned release build: a quick profile keeps the test short, for `build` and
-# `upload` alike. ./dev.sh bench measures the real zips.
-export CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=256 CARGO_PROFILE_RELEASE_OPT_LEVEL=0
-if [[ "${1:-}" == --build-only ]]; then
-    exec ./dev.sh build
-fi
+export PREBUILT_BINARIES="$ROOT/target/debug"
 
 work="$(mktemp -d -t activity-aware-stack-test.XXXXXX)"
 pids=()
@@ -225,6 +215,32 @@ expect_equal "CipherText is the webhook encrypted with the stack key for its pur
 ! aws_local kms decrypt --ciphertext-blob "fileb://$work/ciphertext.bin" >/dev/null 2>&1 ||
     fail "the webhook's CipherText decrypts without its encryption context"
 pass "the webhook's CipherText does not decrypt without its encryption context"
+# The operations relay's copy of the webhook, encrypted with a key of its own for a purpose of
+# its own: CloudFormation asks for it once the stack's own secret is answered.
+ops_key=""
+for _ in $(seq 900); do
+    ops_key="$(aws_local kms list-aliases --query "Aliases[?AliasName=='alias/$STACK_NAME-OperationsKey'].TargetKeyId | [0]" \
+        --output text 2>/dev/null || true)"
+    [[ -n "$ops_key" && "$ops_key" != None ]] && break
+    sleep 0.2
+done
+[[ -n "$ops_key" && "$ops_key" != None ]] || fail "dev.sh create made no operations key"
+[[ "$ops_key" == arn:* ]] ||
+    ops_key="arn:aws:kms:us-east-1:$(aws_local sts get-caller-identity --query Account --output text):key/$ops_key"
+ops_purpose=activity-aware-ids/operations-slack-webhook-url
+sed -e "s|\"LogicalResourceId\": \"EncryptedSlackWebhookURL\"|\"LogicalResourceId\": \"EncryptedOperationsSlackWebhookURL\"|" \
+    -e "s|\"KeyId\": \"$key_arn\"|\"KeyId\": \"$ops_key\"|" -e "s|\"purpose\": \"$purpose\"|\"purpose\": \"$ops_purpose\"|" \
+    -e 's|"RequestId": "stack-test-request"|"RequestId": "stack-test-operations-request"|' \
+    "$work/custom-resource.json" >"$work/operations-resource.json"
+"$world" custom-resource --binary "$bin/kms-encryption" --request "$work/operations-resource.json" \
+    --answer-file "$work/operations-answer.json" --env "AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL" --env AWS_ACCESS_KEY_ID=stack-test \
+    --env AWS_SECRET_ACCESS_KEY=stack-test --env AWS_REGION=us-east-1 --env AWS_EC2_METADATA_DISABLED=true \
+    >"$work/operations-resource.out" 2>&1 || { cat "$work/operations-resource.out" >&2; fail "kms-encryption did not answer the operations webhook's custom resource"; }
+ops_ciphertext="$(sed -n 's/.*"CipherText":"\([A-Za-z0-9+/=]*\)".*/\1/p' "$work/operations-answer.json")"
+base64 -d <<<"$ops_ciphertext" >"$work/operations-ciphertext.bin"
+expect_equal "the operations relay's CipherText is the webhook under the operations key, for its purpose" "$ops_key $webhook" \
+    "$(aws_local kms decrypt --ciphertext-blob "fileb://$work/operations-ciphertext.bin" --encryption-context "purpose=$ops_purpose" \
+        --query "[KeyId, Plaintext]" --output text | sed 's/\t/ /' | { read -r id text; echo "$id $(base64 -d <<<"$text")"; })"
 wait "$create_pid" || { cat "$work/create.log" >&2; fail "dev.sh create failed"; }
 grep -q "SNSTopicArn" "$work/create.log" || fail "dev.sh create printed no outputs: $(cat "$work/create.log")"
 pass "dev.sh create (webhook on standard input) finished and printed the outputs"
@@ -248,7 +264,7 @@ expected="$(awk '
     in_resources && /^    Type: / { types[name] = $2 }
     in_resources && /^    Condition: (CloudTrailConfigured|HoneyBucketAlertsOn|FastDenialAlertsOn|HasSlackWebhookRoutes|HasOperationsEmail|ProbeContainmentOn|HasTeamsWebhook|HasPagerDutyRoutingKey|HasEmail|DeploysMembers|WatchesOrganization)$/ { conditional[name] = 1 }
     END { for (n in types) if (!(n in conditional)) print n "\t" types[n] }' infrastructure/cloudformation.yaml |
-    grep -Ev $'\t(AWS::SNS::Subscription|AWS::SNS::TopicPolicy|AWS::Lambda::EventInvokeConfig|AWS::SQS::QueuePolicy|AWS::CloudWatch::Alarm)$' | sort)"
+    grep -Ev $'\t(AWS::SNS::Subscription|AWS::SNS::TopicPolicy|AWS::Lambda::EventInvokeConfig|AWS::SQS::QueuePolicy|AWS::CloudWatch::Alarm|AWS::Events::EventBusPolicy)$' | sort)"
 [[ "$resources" == "$expected" ]] || fail "the stack's resources differ from the template's:
 $(diff <(echo "$expected") <(echo "$resources") || true)"
 pass "the stack has every resource of the template that moto makes ($(wc -l <<<"$resources") of them)"
@@ -364,8 +380,18 @@ grep -q '"published": \?1' "$work/invoke-source.log" || fail "the source did not
     fail "the stack's topic did not get the denial's Message"
 pass "dev.sh invoke ran the source with the stack's topic, which got the Message"
 # The same denial through EventBridge is the same Message; a root sign-in says what it is.
+# The same denial through EventBridge is the same event: told already, through the stack's own
+# memory (its DynamoDB table), and not posted twice.
 ./dev.sh invoke source-eventbridge events/source-eventbridge.json >"$work/invoke-eventbridge.log" 2>&1 ||
     { cat "$work/invoke-eventbridge.log" >&2; fail "dev.sh invoke source-eventbridge"; }
+grep -q '"alreadyTold": \?true' "$work/invoke-eventbridge.log" ||
+    fail "the denial came twice and was not told once: $(cat "$work/invoke-eventbridge.log")"
+pass "the denial that reached both sources was posted once (the stack's memory)"
+# Another denial (its own event ID) through EventBridge reaches the topic.
+sed 's/57b719ad-f2fa-4d18-bd84-29fee11799b1/57b719ad-f2fa-4d18-bd84-0000000000e8/g' events/source-eventbridge.json \
+    >"$work/another-denial.json"
+./dev.sh invoke source-eventbridge "$work/another-denial.json" >>"$work/invoke-eventbridge.log" 2>&1 ||
+    { cat "$work/invoke-eventbridge.log" >&2; fail "dev.sh invoke source-eventbridge (another denial)"; }
 [[ "$(published_subjects)" == "Error Message: User: arn:aws:iam::187901811700:user/exposed.user is not authorized to perform: lambda:ListFunctions"* ]] ||
     fail "the stack's topic did not get the denial's Message from EventBridge: $(cat "$work/invoke-eventbridge.log")"
 ./dev.sh invoke source-eventbridge events/source-eventbridge-console-sign-in.json >>"$work/invoke-eventbridge.log" 2>&1 ||
@@ -376,7 +402,20 @@ pass "dev.sh invoke ran the EventBridge source: the same denial's Message, a roo
 eventbridge_function="$(output SourceEventbridgeFunctionName)"
 rules="$(aws_local events list-rules --query 'Rules[].Name' --output text | wc -w)"
 expected_rules="$(grep -c '^    Type: AWS::Events::Rule$' infrastructure/cloudformation.yaml)"
-expect_equal "the rules on by default (all but honey bucket and fast denials)" "$((expected_rules - 2))" "$rules"
+central_rules="$(awk '/^    Type: / { type = $2 } type == "AWS::Events::Rule" && /^      EventBusName: !GetAtt CentralEventBus.Name$/ { n++ } END { print n + 0 }' infrastructure/cloudformation.yaml)"
+expect_equal "the rules on by default on the default bus (all but honey bucket and fast denials)" \
+    "$((expected_rules - central_rules - 2))" "$rules"
+# The central bus's: what member stacks forward goes to the source, an opened group to the responder.
+central_bus="$STACK_NAME-central"
+for rule in $(aws_local events list-rules --event-bus-name "$central_bus" --query 'Rules[].Name' --output text); do
+    target="$(aws_local events list-targets-by-rule --event-bus-name "$central_bus" --rule "$rule" --query "Targets[0].Arn" --output text)"
+    case "$rule" in
+        *-CentralBusOpenSecurityGroupResponseRule-*) [[ "$target" == *":function:$(output ResponseSecurityGroupFunctionName)" ]] ;;
+        *) [[ "$target" == *":function:$eventbridge_function" ]] ;;
+    esac || fail "central bus rule $rule targets $target"
+done
+expect_equal "the central bus's rules" "$central_rules" \
+    "$(aws_local events list-rules --event-bus-name "$central_bus" --query 'Rules[].Name' --output text | wc -w)"
 heartbeat_function="$(output SourceHeartbeatFunctionName)"
 responder_function="$(output ResponseSecurityGroupFunctionName)"
 for rule in $(aws_local events list-rules --query 'Rules[].Name' --output text); do
@@ -384,7 +423,7 @@ for rule in $(aws_local events list-rules --query 'Rules[].Name' --output text);
     # The heartbeat's schedule starts the heartbeat, the open-port response's rule its responder;
     # every other rule feeds the EventBridge source.
     expected_function="$eventbridge_function"
-    [[ "$rule" == *-HeartbeatScheduleRule-* ]] && expected_function="$heartbeat_function"
+    [[ "$rule" == *-HeartbeatScheduleRule-* || "$rule" == *-CoverageScheduleRule-* ]] && expected_function="$heartbeat_function"
     [[ "$rule" == *-OpenSecurityGroupResponseRule-* ]] && expected_function="$responder_function"
     [[ "$target" == *":function:$expected_function" ]] || fail "rule $rule targets $target"
 done
@@ -397,10 +436,25 @@ grep -q 'Count: 3' "$work/slack.log" || fail "Slack did not get one digest of th
 pass "dev.sh invoke ran the Slack function, which decrypted the stack's webhook and posted one digest of three"
 
 # --- redrive: a delivery the source could not publish (SNS down) is kept, then replayed ---
+# The committed delivery's denial was posted above, and a told event is not told again: each
+# delivery here carries the same denial under an event ID of its own, as another denial would.
+with_event_id() {
+    python3 - "$1" "$2" >"$3" <<'PY'
+import base64, gzip, json, sys
+path, suffix = sys.argv[1], sys.argv[2]
+delivery = json.load(open(path))
+logs = gzip.decompress(base64.b64decode(delivery["awslogs"]["data"])).decode()
+logs = logs.replace("57b719ad-f2fa-4d18-bd84-29fee11799b1", "57b719ad-f2fa-4d18-bd84-" + suffix)
+delivery["awslogs"]["data"] = base64.b64encode(gzip.compress(logs.encode())).decode()
+json.dump(delivery, sys.stdout)
+PY
+}
+with_event_id events/source-cloudtrail-cloudwatch-logs.json 0000000000f1 "$work/kept-delivery.json"
+with_event_id events/source-cloudtrail-cloudwatch-logs.json 0000000000f2 "$work/kept-again-delivery.json"
 echo '{}' >"$work/invoked.json"
 aws --endpoint-url "$(cat "$work/lambda-sns-down.url")" lambda invoke --invocation-type Event \
     --function-name "$(output SourceCloudtrailCloudwatchLogsFunctionName)" \
-    --payload "fileb://events/source-cloudtrail-cloudwatch-logs.json" "$work/invoked.json" >/dev/null
+    --payload "fileb://$work/kept-delivery.json" "$work/invoked.json" >/dev/null
 holds() { [[ "$(queue_depth "$1")" == "$2" ]]; }
 wait_until "the failed delivery did not reach the source's failure queue" 900 holds "$source_failures" "1 0"
 pass "after three failed tries (SNS down), the delivery is in the source's failure queue"
@@ -427,10 +481,10 @@ expect_equal "the Slack function's failure queue is empty after the redrive" "0 
 more_posts_than() { [[ "$(grep -c '"text"' "$work/slack.log")" -gt "$1" ]]; }
 wait_until "the redriven Message never reached Slack" 50 more_posts_than "$posts_before"
 pass "dev.sh redrive posted the Message Slack had never taken"
-# What still fails stays: the same record, replayed during the outage, is kept.
+# What still fails stays: a delivery replayed during the outage is kept.
 aws --endpoint-url "$(cat "$work/lambda-sns-down.url")" lambda invoke --invocation-type Event \
     --function-name "$(output SourceCloudtrailCloudwatchLogsFunctionName)" \
-    --payload "fileb://events/source-cloudtrail-cloudwatch-logs.json" "$work/invoked.json" >/dev/null
+    --payload "fileb://$work/kept-again-delivery.json" "$work/invoked.json" >/dev/null
 wait_until "the second failed delivery did not reach the failure queue" 900 holds "$source_failures" "1 0"
 AWS_ENDPOINT_URL_LAMBDA="$(cat "$work/lambda-sns-down.url")" ./dev.sh redrive source-cloudtrail-cloudwatch-logs \
     >"$work/redrive-again.log" 2>&1 && fail "dev.sh redrive succeeded while SNS was down"
