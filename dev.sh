@@ -43,14 +43,17 @@ usage() {
     cat <<EOF
 usage: $0 <command> [arguments]
 
-  local [--all-destinations] [event.json | --flood [DENIALS] | --respond]
+  local [--all-destinations] [event.json | --flood [DENIALS] | --respond | --org]
                           the whole pipeline on this machine, no AWS account needed: moto,
                           the functions behind a local Lambda Runtime API and an HTTPS Slack
                           stand-in (or your SLACK_WEBHOOK_URL); prints what Slack received.
                           Default event: $DEFAULT_EVENT; --flood: a
                           permission-enumeration probe of DENIALS (1000) denials; --respond:
                           a security group opened to the internet is closed and a probing
-                          user quarantined, in moto's EC2 and IAM; --all-destinations:
+                          user quarantined, in moto's EC2 and IAM; --org: the
+                          organisation's stack, two accounts in three regions through the
+                          central bus, a silent member region reported and a member
+                          account's open group closed as its role; --all-destinations:
                           Teams, PagerDuty (HTTPS stand-ins) and email (moto's SES) too, each
                           at its minimum severity (TEAMS_MINIMUM_SEVERITY,
                           PAGERDUTY_MINIMUM_SEVERITY, EMAIL_MINIMUM_SEVERITY)
@@ -545,7 +548,7 @@ cmd_delete() {
 }
 
 cmd_local() {
-    local usage="usage: $0 local [--all-destinations] [event.json | --flood [DENIALS] | --respond]"
+    local usage="usage: $0 local [--all-destinations] [event.json | --flood [DENIALS] | --respond | --org]"
     local input=(--event "$DEFAULT_EVENT") others=() args=() arg
     for arg in "$@"; do
         if [[ "$arg" == --all-destinations ]]; then
@@ -560,6 +563,10 @@ cmd_local() {
         --respond)
             [[ $# -eq 1 ]] || die "$E_USAGE" "$usage"
             input=(--respond)
+            ;;
+        --org)
+            [[ $# -eq 1 ]] || die "$E_USAGE" "$usage"
+            input=(--org)
             ;;
         --flood)
             [[ $# -le 2 ]] || die "$E_USAGE" "$usage"

@@ -136,7 +136,7 @@ expect_exit() {
 mkdir -p "$work/dist"
 expect_exit "an unknown command is refused" 2 "unknown command 'frobnicate'" ./dev.sh frobnicate
 expect_exit "invoke with one argument is refused" 3 "usage: .* invoke <function> <json file>" ./dev.sh invoke destination-slack
-expect_exit "local with two events is refused" 3 "usage: .* local \[--all-destinations\] \[event.json | --flood \[DENIALS\] | --respond\]" ./dev.sh local a.json b.json
+expect_exit "local with two events is refused" 3 "usage: .* local \[--all-destinations\] \[event.json | --flood \[DENIALS\] | --respond | --org\]" ./dev.sh local a.json b.json
 expect_exit "redrive without a function is refused" 3 "usage: .* redrive <function>" ./dev.sh redrive
 expect_exit "invoke with a missing event file is refused" 4 "does not exist" \
     ./dev.sh invoke destination-slack "$work/missing.json"

@@ -28,6 +28,9 @@ pub enum Input {
     /// The responses: a security group opened to the internet is closed (Revoke), and a user
     /// probing with 60 denials in a minute is quarantined, each said in Slack.
     Respond,
+    /// The organisation's stack: events of two accounts in three regions through the central
+    /// bus, a member region gone silent reported, a member account's open group closed.
+    Org,
 }
 
 pub struct Options {
@@ -54,8 +57,8 @@ pub async fn run(options: Options) -> Result<(), String> {
     // A lone event gathers for LONE_EVENT_WINDOW; a flood for the stack's window.
     let (mut deliveries, window) = match &options.input {
         Input::Event(path) => (vec![read_event(path)?], Some(LONE_EVENT_WINDOW)),
-        // The opening of a group, once the group exists in moto.
-        Input::Respond => (
+        // The opening of a group, once the group exists in moto; the organisation's events.
+        Input::Respond | Input::Org => (
             vec![json!({"detail-type": "made below"})],
             Some(LONE_EVENT_WINDOW),
         ),
@@ -144,11 +147,27 @@ pub async fn run(options: Options) -> Result<(), String> {
         false => (None, Vec::new()),
     };
 
+    let mut source_env = Vec::new();
     if matches!(options.input, Input::Respond) {
         deliveries = vec![respond(&moto, &pipeline.topic, &options.bin_dir).await?];
         step(
             "source-eventbridge takes the opening too, and says what it is; then Slack gets every Message",
         );
+    }
+    if matches!(options.input, Input::Org) {
+        deliveries = org(&moto, &pipeline.topic, &options.bin_dir).await?;
+        source_env.push(("STACK_NAME".to_owned(), STACK_NAME.to_owned()));
+        step(
+            "The central bus sends what it got to source-eventbridge: each event, from the account and region it happened in",
+        );
+        for event in &deliveries {
+            println!(
+                "{} {:<14} {}",
+                event["account"].as_str().unwrap_or_default(),
+                event["region"].as_str().unwrap_or_default(),
+                event["detail-type"].as_str().unwrap_or_default()
+            );
+        }
     }
     let single = deliveries.len() == 1;
     let mut destination_env = vec![("SLACK_WEBHOOK_URL".to_owned(), ciphertext)];
@@ -168,6 +187,7 @@ pub async fn run(options: Options) -> Result<(), String> {
         destination_env,
     );
     flow.others = other_destinations;
+    flow.source_env = source_env;
     let stack_window = flow.window;
     flow.window = window.unwrap_or(stack_window);
     step(&format!(
@@ -189,6 +209,9 @@ pub async fn run(options: Options) -> Result<(), String> {
     let flowed = pipeline::run(&moto, &pipeline, flow).await?;
     if single {
         println!("{}", pretty(&flowed.summaries[0]));
+    }
+    if matches!(options.input, Input::Org) {
+        report_org(&moto, &flowed.summaries).await;
     }
     print!("{}", flowed.source_output);
     for output in flowed
@@ -218,8 +241,9 @@ pub async fn run(options: Options) -> Result<(), String> {
             );
         }
     }
-    // The responders published theirs before the source: count what the queues gave Slack.
-    let messages = if matches!(options.input, Input::Respond) {
+    // The responders (and the heartbeat) published theirs before the source: count what the
+    // queues gave Slack.
+    let messages = if matches!(options.input, Input::Respond | Input::Org) {
         slack_batches.iter().map(|batch| batch.size as u64).sum()
     } else {
         flowed.published()
@@ -528,28 +552,224 @@ fn render_card(card: &Value) -> String {
     lines.join("\n")
 }
 
+/// Runs a function once with `event`, as the stack would, with moto, the topic and `env`; prints
+/// what it logged and returns its answer.
+async fn run_once(
+    moto: &MotoServer,
+    topic: &str,
+    bin_dir: &Path,
+    binary: &str,
+    env: Vec<(String, String)>,
+    event: Value,
+) -> Result<Value, String> {
+    let binary = bin_dir.join(binary);
+    if !binary.is_file() {
+        return Err(format!("no function binary at {}", binary.display()));
+    }
+    let mut full_env = moto.lambda_env();
+    full_env.push(("SNS_TOPIC".into(), topic.to_owned()));
+    full_env.extend(env);
+    let api = RuntimeApi::start();
+    let process = LambdaProcess::spawn(&binary, &api, full_env);
+    let answer = api.invoke(event).await;
+    let output = process.stop();
+    print!("{output}");
+    answer.map_err(|error| format!("{}: {error}", binary.display()))
+}
+
+/// The local stack's name: its liveness rules and member roles are named for it.
+const STACK_NAME: &str = "Activity-Aware-IDS-Local";
+
+/// The organisation: this (central) account and a member account, and the regions events come
+/// from; one more member region that went silent.
+const MEMBER_ACCOUNT: &str = "222233334444";
+const SILENT_REGION: &str = "sa-east-1";
+const MEMBER_REGIONS: [&str; 3] = ["us-east-1", "eu-west-3", "ap-southeast-2"];
+
+/// A member stack's liveness event: EventBridge's scheduled event of its `<stack>-liveness`
+/// rule, forwarded to the central bus.
+fn liveness_event(account: &str, region: &str, minute: usize) -> Value {
+    json!({
+        "version": "0",
+        "id": format!("00000000-0000-4000-8000-{account}"),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": account,
+        "time": format!("2026-12-07T10:{minute:02}:00Z"),
+        "region": region,
+        "resources": [format!("arn:aws:events:{region}:{account}:rule/{STACK_NAME}-liveness")],
+        "detail": {}
+    })
+}
+
+/// A committed event file's event, as if it had happened in `account` and `region`.
+fn rehomed_file(path: &str, account: &str, region: &str) -> Result<Value, String> {
+    let event = read_event(Path::new(path))?;
+    let text = event.to_string();
+    let from_account = event["account"].as_str().unwrap_or_default();
+    let from_region = event["region"].as_str().unwrap_or_default();
+    let text = text
+        .replace(from_account, account)
+        .replace(from_region, region);
+    serde_json::from_str(&text).map_err(|error| format!("{path}: {error}"))
+}
+
+/// The organisation's world, against moto: a member account's region went silent 50 minutes
+/// ago (its liveness remembered then, as the source remembers it), and the heartbeat's coverage
+/// check says so; a group opened to the internet in the member account's eu-west-3 is closed
+/// there by response-security-group as the member role. Both publish to the topic. Returns what
+/// the central bus sends the EventBridge source: liveness events of the member account's three
+/// regions and of the central account's other region, a root sign-in in the central account, a
+/// GuardDuty finding in the member's ap-southeast-2, and the opening.
+async fn org(moto: &MotoServer, topic: &str, bin_dir: &Path) -> Result<Vec<Value>, String> {
+    let [home, europe, asia] = MEMBER_REGIONS;
+    step(&format!(
+        "The organisation: central account {MOTO_ACCOUNT} (the stack, in {home}), member account {MEMBER_ACCOUNT}, watched in {home}, {europe}, {asia} and {SILENT_REGION}"
+    ));
+    let table = moto.create_familiarity_table(pipeline::MEMORY_TABLE).await;
+    let memory = activity_aware_memory::Memory::new(&moto.sdk_config().await, &table)
+        .map_err(|error| error.to_string())?;
+    let now = activity_aware_memory::now_s();
+    memory
+        .see(
+            &activity_aware_memory::key(["coverage", MEMBER_ACCOUNT, SILENT_REGION]),
+            now - 50 * 60,
+            7 * 86_400,
+        )
+        .await
+        .map_err(|error| error.to_string())?;
+    println!(
+        "{MEMBER_ACCOUNT} {SILENT_REGION}: its last liveness event was 50 minutes ago (its rules were deleted since)"
+    );
+    step("source-heartbeat's coverage check (every 15 minutes in the stack)");
+    let memory_env = vec![
+        ("STACK_NAME".to_owned(), STACK_NAME.to_owned()),
+        ("FAMILIARITY_TABLE".to_owned(), table.clone()),
+    ];
+    let answer = run_once(
+        moto,
+        topic,
+        bin_dir,
+        "source-heartbeat",
+        memory_env,
+        json!({"coverage": true}),
+    )
+    .await?;
+    println!("{}", pretty(&answer));
+
+    step(&format!(
+        "In member account {MEMBER_ACCOUNT}, {europe}: a security group opened to the internet on tcp/22 and tcp/443"
+    ));
+    let role = format!("{STACK_NAME}-responder");
+    let member = Accounts::member(moto, MEMBER_ACCOUNT, europe, &role).await;
+    let group = member.create_group("web").await;
+    member.open(&group, "tcp", 22, "0.0.0.0/0").await;
+    member.open(&group, "tcp", 443, "0.0.0.0/0").await;
+    let rules = member.ingress_rules(&group).await;
+    println!("{group} holds: {}", describe_rules(&rules));
+    let opened: Vec<(Option<&str>, &str, i64, &str)> = rules
+        .iter()
+        .map(|(id, port, range)| (Some(id.as_str()), "tcp", *port, range.as_str()))
+        .collect();
+    let opening = crate::responders::rehomed(
+        &public_ingress_event(&group, &opened),
+        MEMBER_ACCOUNT,
+        europe,
+    );
+    step(&format!(
+        "response-security-group (Revoke) takes the event from the central bus and acts in {MEMBER_ACCOUNT}, {europe}, as {role}"
+    ));
+    let answer = run_once(
+        moto,
+        topic,
+        bin_dir,
+        "response-security-group",
+        vec![
+            ("RESPONSE_MODE".into(), "revoke".into()),
+            ("ALLOWED_PUBLIC_PORTS".into(), "tcp:80,tcp:443".into()),
+            ("MEMBER_RESPONDER_ROLE".into(), role.clone()),
+            (
+                "MEMBER_EXTERNAL_ID".into(),
+                "0f0e0d0c-0000-4000-8000-000000000001".into(),
+            ),
+        ],
+        opening.clone(),
+    )
+    .await?;
+    println!("{}", pretty(&answer));
+    println!(
+        "{MEMBER_ACCOUNT} {europe} {group} now holds: {}",
+        describe_rules(&member.ingress_rules(&group).await)
+    );
+
+    let mut events: Vec<Value> = MEMBER_REGIONS
+        .iter()
+        .enumerate()
+        .map(|(minute, region)| liveness_event(MEMBER_ACCOUNT, region, minute))
+        .collect();
+    events.push(liveness_event(MOTO_ACCOUNT, europe, 3));
+    events.push(read_event(Path::new(
+        "events/source-eventbridge-console-sign-in.json",
+    ))?);
+    events.push(rehomed_file(
+        "events/source-eventbridge-guardduty.json",
+        MEMBER_ACCOUNT,
+        asia,
+    )?);
+    events.push(opening);
+    Ok(events)
+}
+
+/// What the source made of each event, and which accounts and regions the memory says reported.
+async fn report_org(moto: &MotoServer, summaries: &[Value]) {
+    step("What source-eventbridge made of each");
+    for summary in summaries {
+        let what = match summary["liveness"].as_str() {
+            Some(watched) => format!("liveness: {watched} is watched"),
+            None => format!("published {}", summary["published"]),
+        };
+        println!(
+            "{:<36} {what}",
+            summary["detailType"].as_str().unwrap_or_default()
+        );
+    }
+    let memory =
+        activity_aware_memory::Memory::new(&moto.sdk_config().await, pipeline::MEMORY_TABLE);
+    let now = activity_aware_memory::now_s();
+    if let Ok(items) = match &memory {
+        Ok(memory) => memory
+            .items("coverage\u{1f}", now)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(error) => Err(error.to_string()),
+    } {
+        let mut reporting: Vec<String> = items
+            .iter()
+            .filter(|item| now - item.seen_at <= 45 * 60)
+            .map(|item| item.key.replace('\u{1f}', " ").replacen("coverage ", "", 1))
+            .collect();
+        reporting.sort();
+        let accounts: std::collections::BTreeSet<&str> = reporting
+            .iter()
+            .filter_map(|watched| watched.split(' ').next())
+            .collect();
+        println!(
+            "\ncoverage: {} account(s), {} account-region(s) reported in the last 45 minutes: {}",
+            accounts.len(),
+            reporting.len(),
+            reporting.join(", ")
+        );
+    }
+}
+
 /// The responses, against moto: a group opened to the internet on tcp/22 (and tcp/443, which
 /// the allowlist leaves) is closed by response-security-group in revoke mode; a user denied 60
 /// times in a batch is quarantined by response-containment. Both publish to the topic, whose
 /// queues the Slack function drains with the rest. Returns the opening's EventBridge event.
 async fn respond(moto: &MotoServer, topic: &str, bin_dir: &Path) -> Result<Value, String> {
     let accounts = Accounts::of(moto).await;
-    let run_once = |binary: &str, env: Vec<(String, String)>, event: Value| {
-        let binary = bin_dir.join(binary);
-        let mut full_env = moto.lambda_env();
-        full_env.push(("SNS_TOPIC".into(), topic.to_owned()));
-        full_env.extend(env);
-        async move {
-            if !binary.is_file() {
-                return Err(format!("no function binary at {}", binary.display()));
-            }
-            let api = RuntimeApi::start();
-            let process = LambdaProcess::spawn(&binary, &api, full_env);
-            let answer = api.invoke(event).await;
-            let output = process.stop();
-            print!("{output}");
-            answer.map_err(|error| format!("{}: {error}", binary.display()))
-        }
+    let run_once = |binary: &'static str, env: Vec<(String, String)>, event: Value| {
+        run_once(moto, topic, bin_dir, binary, env, event)
     };
 
     step("A security group opened to the internet: tcp/22 and tcp/443 from 0.0.0.0/0");

@@ -8,12 +8,14 @@ use test_world::lambda_service::{Function, LambdaService, ServiceOptions, camel_
 use test_world::{LambdaProcess, MotoServer, RuntimeApi, RuntimeApiOptions, SlackSink};
 
 const USAGE: &str = "usage:
-  test-world local [--event FILE | --flood DENIALS | --respond] [--all-destinations] --bin-dir DIR
+  test-world local [--event FILE | --flood DENIALS | --respond | --org] [--all-destinations] --bin-dir DIR
       The whole pipeline on 127.0.0.1 (./dev.sh local): moto, the source, the buffer queue fed
       to the Slack function as its event source mapping does, and an HTTPS Slack stand-in
       (or the webhook in the environment variable SLACK_WEBHOOK_URL). Prints what Slack got.
       --respond: the responders first close a security group opened to the internet and
       quarantine a user probing with denials, in moto's EC2 and IAM.
+      --org: the organisation's stack: events of two accounts in three regions through the
+      central bus, a silent member region reported, a member account's open group closed.
       --all-destinations: Teams, PagerDuty (HTTPS stand-ins) and email (moto's SES) too, each
       from its own queue; prints what each received.
   test-world moto --endpoint-file PATH
@@ -158,10 +160,11 @@ fn wait_for_signal() -> Result<(), String> {
 
 fn local(args: &[String]) -> Result<ExitCode, String> {
     let respond = args.iter().any(|arg| arg == "--respond");
+    let org = args.iter().any(|arg| arg == "--org");
     let all_destinations = args.iter().any(|arg| arg == "--all-destinations");
     let args: Vec<String> = args
         .iter()
-        .filter(|arg| *arg != "--respond" && *arg != "--all-destinations")
+        .filter(|arg| !["--respond", "--org", "--all-destinations"].contains(&arg.as_str()))
         .cloned()
         .collect();
     let options = Options::parse(&args, &["event", "flood", "bin-dir"])?;
@@ -169,17 +172,19 @@ fn local(args: &[String]) -> Result<ExitCode, String> {
         options.optional("event"),
         options.optional("flood"),
         respond,
+        org,
     ) {
-        (Some(event), None, false) => test_world::local::Input::Event(PathBuf::from(event)),
-        (None, Some(denials), false) => test_world::local::Input::Flood(
+        (Some(event), None, false, false) => test_world::local::Input::Event(PathBuf::from(event)),
+        (None, Some(denials), false, false) => test_world::local::Input::Flood(
             denials
                 .parse()
                 .map_err(|_| format!("--flood needs a number of denials, not {denials:?}"))?,
         ),
-        (None, None, true) => test_world::local::Input::Respond,
+        (None, None, true, false) => test_world::local::Input::Respond,
+        (None, None, false, true) => test_world::local::Input::Org,
         _ => {
             return Err(format!(
-                "give --event FILE, --flood DENIALS or --respond\n{USAGE}"
+                "give one of --event FILE, --flood DENIALS, --respond or --org\n{USAGE}"
             ));
         }
     };

@@ -70,6 +70,8 @@ pub struct Flow {
     /// number (0: before the first).
     pub events: Vec<(usize, Value)>,
     pub eventbridge_binary: Option<PathBuf>,
+    /// The sources' environment besides moto's, the topic and the memory table.
+    pub source_env: Vec<(String, String)>,
     /// The Slack function's environment besides moto's (webhook ciphertext, CA, pace).
     pub destination_env: Vec<(String, String)>,
     /// The other destinations, each fed from its own queue beside Slack's.
@@ -163,6 +165,7 @@ impl Flow {
             priority: pace.priority,
             events: Vec::new(),
             eventbridge_binary: None,
+            source_env: Vec::new(),
             destination_env,
             others: Vec::new(),
         }
@@ -241,6 +244,9 @@ impl Mappings {
     }
 }
 
+/// The stack's memory (familiar changes, events told, accounts and regions heard from).
+pub const MEMORY_TABLE: &str = "ids-familiarity";
+
 pub async fn run(moto: &MotoServer, pipeline: &Pipeline, flow: Flow) -> Result<Flowed, String> {
     let source_api = Arc::new(RuntimeApi::start_with(RuntimeApiOptions {
         function_name: "source-cloudtrail-cloudwatch-logs".into(),
@@ -249,8 +255,9 @@ pub async fn run(moto: &MotoServer, pipeline: &Pipeline, flow: Flow) -> Result<F
     let mut source_env = moto.lambda_env();
     source_env.push(("SNS_TOPIC".into(), pipeline.topic.clone()));
     // What the sources remember of routine changes, as the template gives them.
-    let table = moto.create_familiarity_table("ids-familiarity").await;
+    let table = moto.create_familiarity_table(MEMORY_TABLE).await;
     source_env.push(("FAMILIARITY_TABLE".into(), table));
+    source_env.extend(flow.source_env.iter().cloned());
     let source = LambdaProcess::spawn(&flow.source_binary, &source_api, source_env.clone());
     let eventbridge_api = Arc::new(RuntimeApi::start_with(RuntimeApiOptions {
         function_name: "source-eventbridge".into(),
