@@ -75,7 +75,7 @@ usage: $0 <command> [arguments]
   upload <function>       build one function and update its code only
   package                 upload the functions, the template and member.yaml to
                           \$BUILD_ARTIFACT_BUCKET and print their URLs and a one-click launch link
-  org-management <bus ARN> <stack name> <external ID>
+  org-management <bus ARN> <stack name> <external ID> <responder role ARN>
                           with the organisation's management account's credentials: member.yaml
                           in each of \$WATCHED_REGIONS there (StackSets never deploy to it)
   delete                  delete the stack
@@ -481,8 +481,8 @@ cmd_package() {
 # The organisation's management account, which StackSets never deploy to: member.yaml in each
 # watched region, run with the management account's credentials.
 cmd_org_management() {
-    [[ $# -eq 3 ]] || die "$E_USAGE" "usage: $0 org-management <central event bus ARN> <central stack name> <responder external ID> (the central stack's outputs)"
-    local bus="$1" central="$2" external_id="$3" account region r
+    [[ $# -eq 4 ]] || die "$E_USAGE" "usage: $0 org-management <central event bus ARN> <central stack name> <responder external ID> <responder role ARN | none> (the central stack's ManagementAccountCommand output)"
+    local bus="$1" central="$2" external_id="$3" responder="${4#none}" account region r
     [[ "$bus" =~ ^arn:aws[a-z-]*:events:([a-z0-9-]+):([0-9]{12}):event-bus/ ]] ||
         die "$E_BAD_VALUE" "'$bus' is no event bus ARN"
     region="${BASH_REMATCH[1]}" account="${BASH_REMATCH[2]}"
@@ -493,7 +493,8 @@ cmd_org_management() {
             --template-file "$ROOT/$MEMBER_TEMPLATE" --capabilities CAPABILITY_NAMED_IAM \
             --no-fail-on-empty-changeset --parameter-overrides \
             "CentralEventBusArn=$bus" "CentralAccountId=$account" "CentralRegion=$region" \
-            "CentralStackName=$central" "Deployment=CentralAccount" "ResponderExternalId=$external_id"
+            "CentralStackName=$central" "Deployment=CentralAccount" "ResponderExternalId=$external_id" \
+            "ResponderRoleArn=$responder"
     done
 }
 

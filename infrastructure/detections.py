@@ -334,6 +334,7 @@ def member_parameter_values_text(catalogue, deployment):
               ("Deployment", deployment),
               # The stack's own id: no secret, but no other stack's.
               ("ResponderExternalId", '!Select [2, !Split ["/", !Ref AWS::StackId]]'),
+              ("ResponderRoleArn", '!If [OpenSecurityGroupResponseOn, !GetAtt ResponseSecurityGroupRole.Arn, ""]'),
               ("OrganizationId", "!Ref OrganizationId"),
               ("OpenSecurityGroupResponse", "!Ref OpenSecurityGroupResponse"),
               ("GuardDutyMinimumSeverity", "!Ref GuardDutyMinimumSeverity")]

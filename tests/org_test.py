@@ -21,6 +21,7 @@ CENTRAL_ACCOUNT = "111122223333"
 CENTRAL_REGION = "eu-central-1"
 MEMBER_ACCOUNT = "777788889999"
 CENTRAL_BUS = f"arn:aws:events:{CENTRAL_REGION}:{CENTRAL_ACCOUNT}:event-bus/ids-central"
+RESPONDER_ROLE_ARN = f"arn:aws:iam::{CENTRAL_ACCOUNT}:role/ids-ResponseSecurityGroupRole-0A1B2C3D"
 CENTRAL = cfn_template.load()
 WATCHED = CENTRAL["Parameters"]["WatchedRegions"]["Default"].split(",")
 MEMBER = cfn_template.load(cfn_template.MEMBER)
@@ -43,7 +44,9 @@ class Member:
                   "AWS::StackName": "StackSet-ids-organization-0000"}
         given = dict(CentralEventBusArn=CENTRAL_BUS, CentralAccountId=CENTRAL_ACCOUNT,
                      CentralRegion=CENTRAL_REGION, CentralStackName="ids", Deployment=deployment,
-                     ResponderExternalId="0f0e0d0c-0000-4000-8000-000000000001", **parameters)
+                     ResponderExternalId="0f0e0d0c-0000-4000-8000-000000000001",
+                     ResponderRoleArn=RESPONDER_ROLE_ARN)
+        given.update(parameters)
         self.resolved = cfn_template.Resolved(MEMBER, values, **given)
         self.rules = {}
         for name in cfn_template.resources(MEMBER, "AWS::Events::Rule"):
@@ -192,6 +195,22 @@ class Organisation(unittest.TestCase):
         forged = copy.deepcopy(self.samples["console-sign-in-root-success.json"])
         forged["source"] = "my.forger"
         self.assertEqual(self.through_the_central_bus(forged), set())
+        # An account's own rule sending the bus AWS events member.yaml never forwards (an upload
+        # loop's S3 events) does not reach the source every account shares.
+        uploaded = {"version": "0", "id": "x", "detail-type": "Object Created", "source": "aws.s3",
+                    "account": MEMBER_ACCOUNT, "region": "eu-west-3", "time": "2026-12-07T10:00:00Z",
+                    "resources": ["arn:aws:s3:::bucket"], "detail": {"bucket": {"name": "bucket"}}}
+        self.assertEqual(self.through_the_central_bus(uploaded), set())
+        # Every kind member.yaml forwards is one the central bus's rule takes.
+        central = CENTRAL["Resources"]["CentralBusRule"]["Properties"]["EventPattern"]["detail-type"]
+        forwarded = set()
+        for name, resource in MEMBER["Resources"].items():
+            pattern = resource.get("Properties", {}).get("EventPattern")
+            if resource["Type"] == "AWS::Events::Rule" and pattern is not None:
+                if isinstance(pattern, dict) and "Fn::Sub" in pattern:
+                    pattern = json.loads(pattern["Fn::Sub"].replace("${GuardDutyMinimumSeverity}", "7"))
+                forwarded.update(pattern["detail-type"])
+        self.assertEqual(forwarded | {"Scheduled Event"}, set(central))
         # Only the organisation's accounts may put events on the bus at all.
         policy = cfn_template.Resolved(CENTRAL, OrganizationId="o-a1b2c3d4e5", OrganizationalUnitIds="ou-ab12-abcdefgh",
                                        MemberTemplateURL="https://b.s3.amazonaws.com/member.yaml")
@@ -215,6 +234,10 @@ class Organisation(unittest.TestCase):
         self.assertEqual(trust["Condition"]["StringEquals"], {
             "sts:ExternalId": "0f0e0d0c-0000-4000-8000-000000000001",
             "aws:PrincipalTag/ActivityAwareIdsResponder": "ids", "aws:PrincipalOrgID": "o-a1b2c3d4e5"})
+        # The central responder's role alone: a principal given its tag is not it.
+        self.assertEqual(trust["Condition"]["ArnEquals"], {"aws:PrincipalArn": RESPONDER_ROLE_ARN})
+        # With the open-port response off, there is no role to trust, and none is made.
+        self.assertNotIn("ResponderRole", Member(MEMBER_ACCOUNT, CENTRAL_REGION, ResponderRoleArn="").made())
         actions = [s["Action"] for s in role["Policies"][0]["PolicyDocument"]["Statement"]]
         self.assertEqual(actions, [["ec2:DescribeSecurityGroups", "ec2:DescribeSecurityGroupRules",
                                     "ec2:GetManagedPrefixListEntries"]])

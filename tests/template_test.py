@@ -256,7 +256,9 @@ class Template(unittest.TestCase):
              {"Fn::Sub": "arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:security-group/*"}, None)],
             conditions_on={"OpenSecurityGroupResponseRevokes"})
         self.expect_statements("ResponseSecurityGroupRole", responder + [
-            ("sts:AssumeRole", {"Fn::Sub": "arn:${AWS::Partition}:iam::*:role/${AWS::StackName}-responder"}, None)],
+            ("sts:AssumeRole", {"Fn::Sub": "arn:${AWS::Partition}:iam::*:role/${AWS::StackName}-responder"},
+             {"Fn::If": ["HasOrganizationId", {"StringEquals": {"aws:ResourceOrgID": ref("OrganizationId")}},
+                         ref("AWS::NoValue")]})],
             conditions_on={"DeploysMembers"})
         self.assertEqual(self.template["Parameters"]["OpenSecurityGroupResponse"]["Default"], "Alert")
         variables = self.props("ResponseSecurityGroupLambda")["Environment"]["Variables"]
