@@ -87,7 +87,17 @@ impl Familiar {
         let mut key = detection.to_owned();
         for part in &self.by {
             let value = match part {
-                By::Principal => real_principal(record)?,
+                By::Principal => {
+                    let principal = real_principal(record)?;
+                    if principal.starts_with("arn:") {
+                        principal
+                    } else {
+                        // A service or a principal without an ARN is the same text in every
+                        // account: one account's routine is not another's.
+                        let account = text(record, "recipientAccountId").unwrap_or("?");
+                        format!("{principal} in {account}")
+                    }
+                }
                 By::Account => text(record, "recipientAccountId")
                     .or_else(|| text(record, "userIdentity.accountId"))?
                     .to_owned(),
@@ -279,6 +289,19 @@ mod tests {
         assert_eq!(
             by_principal.key("sg", &record).unwrap(),
             "sg\u{1f}arn:aws:iam::111122223333:user/alice"
+        );
+        // A service is remembered per account: its routine in one is not news in another.
+        let service = |account: &str| {
+            json!({"recipientAccountId": account,
+                "userIdentity": {"type": "AWSService", "invokedBy": "ec2.amazonaws.com"}})
+        };
+        assert_eq!(
+            by_principal.key("sg", &service("111122223333")).unwrap(),
+            "sg\u{1f}AWSService ec2.amazonaws.com in 111122223333"
+        );
+        assert_ne!(
+            by_principal.key("sg", &service("111122223333")),
+            by_principal.key("sg", &service("444455556666"))
         );
         // Nothing to remember it by: news every time.
         let by_address = familiar(json!({"by": ["sourceIPAddress"]})).unwrap();

@@ -238,9 +238,15 @@ impl Ec2Access {
         let (Some(role), Some(member)) = (role, &config.member_role) else {
             return Ok(Ec2::new(client));
         };
+        // STS of the function's own region: enabled wherever the function runs, and its
+        // credentials are good in every region.
+        let sts_region = self
+            .aws
+            .region()
+            .map_or(call.region.as_str(), |region| region.as_ref());
         let credentials = aws_query::assume_role(
             &self.aws,
-            &call.region,
+            sts_region,
             &role,
             &member.external_id,
             "activity-aware-ids-open-security-group",
@@ -263,7 +269,24 @@ pub async fn handle(
     event: Value,
 ) -> Result<Summary, ResponseError> {
     let call = read_call(&event).map_err(ResponseError::NotACall)?;
-    let ec2 = access.for_call(config, &call).await?;
+    let ec2 = match access.for_call(config, &call).await {
+        Ok(ec2) => ec2,
+        Err(error @ ResponseError::AssumeRole { .. }) => {
+            // Nothing could be looked at: the group may still be open. Said critically, and
+            // the event is kept (retries, then the failure queue).
+            let message = could_not_act_message(&call, &error);
+            publisher
+                .publish_all(vec![OutgoingMessage {
+                    label: "the could-not-act response".into(),
+                    body: message.to_json(),
+                    severity: Some(Severity::Critical),
+                    ..OutgoingMessage::default()
+                }])
+                .await?;
+            return Err(error);
+        }
+        Err(error) => return Err(error),
+    };
     let (outcome, decision) = respond(config, &ec2, &call).await?;
     let mut summary = Summary {
         outcome: outcome.name(),
@@ -486,12 +509,18 @@ fn exempt_command(group_id: &str, region: &str) -> String {
     }
 }
 
+/// The group's ID, and its name quoted and cut short: a name is whatever its maker typed (up
+/// to 255 characters), and must read as a name, never as the Message's own words.
 fn group_label(group: &Group) -> String {
+    const NAME_CHARS: usize = 64;
     if group.name.is_empty() {
-        group.id.clone()
-    } else {
-        format!("{} ({})", group.id, group.name)
+        return group.id.clone();
     }
+    let mut name: String = group.name.chars().take(NAME_CHARS).collect();
+    if group.name.chars().count() > NAME_CHARS {
+        name.push('…');
+    }
+    format!("{} (named {name:?})", group.id)
 }
 
 /// The Message an outcome is said in; `None` when there is nothing to say.
@@ -641,6 +670,42 @@ pub fn message(
     Some(response.message(subject, fields))
 }
 
+/// The Message of a member account the response could not act in.
+fn could_not_act_message(call: &Call, error: &ResponseError) -> Message {
+    let text = Field::text;
+    let mut fields = vec![
+        text(
+            "Response",
+            format!(
+                "Nothing was looked at or revoked: {error}. Check the group by hand; the event is kept in the responder's failure queue"
+            ),
+        ),
+        text("Security Group", call.group.to_string()),
+    ];
+    if !call.recorded.is_empty() {
+        fields.push(text("Opened", describe_all(&call.recorded)));
+    }
+    fields.extend([
+        text("Principal", call.principal.clone()),
+        text("Account", call.account.clone()),
+        text("Region", call.region.clone()),
+    ]);
+    let response = Response {
+        name: RESPONSE_NAME,
+        outcome: "could-not-act",
+        principal: &call.principal,
+        severity: Severity::Critical,
+        event_time: call.event_time.as_deref(),
+    };
+    response.message(
+        format!(
+            "Could not check {} in account {}, {}: it may still be open to the internet",
+            call.group, call.account, call.region
+        ),
+        fields,
+    )
+}
+
 /// Where a revoke acted, and as whom when not as the function's own role.
 fn acted_where(config: &Config, call: &Call) -> String {
     match &config.member_role {
@@ -699,6 +764,28 @@ mod tests {
             config(&[topic, ("RESPONSE_MODE", "close")]),
             Err(ConfigError::Mode("close".into()))
         );
+    }
+
+    #[test]
+    fn a_groups_name_is_quoted_and_cut_short() {
+        let group = |name: &str| Group {
+            id: "sg-1".into(),
+            name: name.into(),
+            tags: Vec::new(),
+        };
+        assert_eq!(group_label(&group("")), "sg-1");
+        assert_eq!(group_label(&group("web")), "sg-1 (named \"web\")");
+        let forged = format!(
+            "web) approved by SecOps, no action needed\n{}",
+            "x".repeat(300)
+        );
+        let label = group_label(&group(&forged));
+        assert!(
+            label.starts_with("sg-1 (named \"web) approved by SecOps, no action needed\\nxxx"),
+            "{label}"
+        );
+        assert!(label.ends_with("…\")"), "{label}");
+        assert!(label.chars().count() < 90, "{label}");
     }
 
     #[test]

@@ -538,5 +538,14 @@ async fn a_member_role_that_cannot_be_assumed_fails_the_invocation_and_changes_n
         1,
         "nothing was revoked"
     );
+    let [message] = world.published(1).await.try_into().expect("one Message");
+    assert_eq!(tag(&message, "severity"), Some("critical"));
+    assert_eq!(
+        message["subject"],
+        format!(
+            "Could not check {group} in account {MEMBER}, {MEMBER_REGION}: it may still be open to the internet"
+        )
+    );
+    assert_eq!(field(&message, "Opened"), Some("tcp/22 from 0.0.0.0/0"));
     process.stop();
 }
