@@ -232,7 +232,9 @@ class Template(unittest.TestCase):
         ] + logs("DestinationSlack")
         self.expect_statements("DestinationSlackRole", destination)
         # Reading the organisation's account names only when asked for.
-        self.expect_statements("DestinationSlackRole", destination + [("organizations:ListAccounts", "*", None)],
+        self.expect_statements("DestinationSlackRole", destination + [
+            (action, "*", None) for action in
+            ["organizations:ListAccounts", "organizations:ListAccountsForParent", "organizations:ListChildren"]],
                                conditions_on={"AccountNamesFromOrganizationsOn"})
         self.expect_statements("KmsEncryptionRole", [("kms:Encrypt", [key, get_att("OperationsKey", "Arn")], None)]
                                + logs("KmsEncryption"))

@@ -104,6 +104,8 @@ pub struct Destination {
     pace: PaceLimit,
     minimum_severity: Severity,
     accounts: AccountDirectory,
+    /// Reads the routed organizational units' accounts (with ACCOUNT_NAMES_FROM_ORGANIZATIONS).
+    organizations: Option<aws_sdk_organizations::Client>,
     webhooks: OnceCell<Webhooks>,
     /// Which purpose the webhook is encrypted for (the operations relay's is its own).
     webhook_secret: activity_aware_delivery::Secret,
@@ -129,6 +131,7 @@ impl Destination {
             pace,
             minimum_severity: Severity::Info,
             accounts: AccountDirectory::default(),
+            organizations: None,
             webhooks: OnceCell::new(),
             webhook_secret: WEBHOOK_URL,
             operations: None,
@@ -160,14 +163,16 @@ impl Destination {
         organizations: Option<aws_sdk_organizations::Client>,
         http: reqwest::Client,
     ) -> Self {
+        let organizations = organizations.filter(|_| config.organization_names);
         let mut accounts = AccountDirectory::new(config.accounts);
-        if let Some(client) = organizations.filter(|_| config.organization_names) {
+        if let Some(client) = organizations.clone() {
             accounts = accounts.with_organization(client);
         }
         Destination {
             encrypted_webhook_routes: config.encrypted_webhook_routes,
             minimum_severity: config.minimum_severity,
             accounts,
+            organizations,
             http,
             ..Destination::new(
                 kms,
@@ -207,16 +212,59 @@ impl Destination {
                         (WebhookRoutes::default(), Some(error.to_string()))
                     }
                 };
-                Ok(Webhooks::new(
+                let webhooks = Webhooks::new(
                     self.http.clone(),
                     url,
                     routes,
                     self.policy.clone(),
                     self.pace,
                 )
-                .with_notice(notice))
+                .with_notice(notice);
+                Ok(self.route_units(webhooks).await)
             })
             .await
+    }
+
+    /// The routed units' accounts, read from the organisation once per container (a unit's
+    /// new account is routed from the function's next start). A unit that cannot be read
+    /// routes nothing, and the stack's channel is told why.
+    async fn route_units(&self, webhooks: Webhooks) -> Webhooks {
+        let units = webhooks.units();
+        if units.is_empty() {
+            return webhooks;
+        }
+        let Some(organizations) = &self.organizations else {
+            let routes: Vec<String> = units.iter().map(|unit| format!("ou:{unit}")).collect();
+            let problem = format!(
+                "the routes of {} need AccountNamesFromOrganizations Enabled (the function reads the organisation); their accounts' alerts are posted here",
+                routes.join(", ")
+            );
+            tracing::error!(%problem, "unit routes not in use");
+            return webhooks.with_notice(Some(problem));
+        };
+        let mut read = Vec::new();
+        let mut problems = Vec::new();
+        for unit in units {
+            match activity_aware_delivery::accounts::unit_accounts(
+                organizations,
+                std::slice::from_ref(&unit),
+            )
+            .await
+            {
+                Ok(accounts) => {
+                    tracing::info!(unit, accounts = accounts.len(), "unit route");
+                    read.push((unit, accounts.into_iter().map(|(id, _)| id).collect()));
+                }
+                Err(error) => {
+                    tracing::error!(unit, %error, "a unit's accounts could not be read");
+                    problems.push(format!(
+                        "the accounts of ou:{unit} could not be read ({error}); their alerts are posted here"
+                    ));
+                }
+            }
+        }
+        let notice = (!problems.is_empty()).then(|| problems.join("; "));
+        webhooks.with_unit_accounts(&read).with_notice(notice)
     }
 
     async fn webhook_routes(&self) -> Result<WebhookRoutes, ConfigError> {

@@ -4,8 +4,11 @@
 //!
 //! SLACK_WEBHOOK_ROUTES holds, encrypted, `selector=url` pairs separated by commas:
 //! `account:111122223333=https://hooks.slack.com/services/...` sends that account's Messages
-//! there, `channel:#prod-alerts=https://...` sends Messages tagged
-//! `slack-preferred-channel: #prod-alerts` there. A channel route wins over an account route;
+//! there, `ou:ou-ab12-cdefgh34=https://...` the Messages of the accounts of that
+//! organizational unit (and the units below it; a root `r-ab12` too),
+//! `channel:#prod-alerts=https://...` sends Messages tagged
+//! `slack-preferred-channel: #prod-alerts` there. A channel route wins over an account route,
+//! an account route over a unit's (of two units, the one with fewer accounts: the nearer);
 //! everything else goes to the stack's webhook.
 
 use std::collections::HashMap;
@@ -23,6 +26,8 @@ pub const ROUTED_ACCOUNT_FIELDS: [&str; 2] = ["Recipient Account ID", "Account"]
 pub enum Selector {
     /// Messages about this account (12 digits).
     Account(String),
+    /// Messages about the accounts of this organizational unit or root, at any depth.
+    Unit(String),
     /// Messages whose `slack-preferred-channel` tag has this value.
     Channel(String),
 }
@@ -31,6 +36,7 @@ impl std::fmt::Display for Selector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Selector::Account(id) => write!(f, "account:{id}"),
+            Selector::Unit(id) => write!(f, "ou:{id}"),
             Selector::Channel(channel) => write!(f, "channel:{channel}"),
         }
     }
@@ -55,7 +61,10 @@ impl WebhookRoutes {
                 problem: format!("route {}: {problem}", index + 1),
             };
             let (selector, url) = entry.split_once('=').ok_or_else(|| {
-                bad("is not selector=https://... (account:ID=URL or channel:NAME=URL)".into())
+                bad(
+                    "is not selector=https://... (account:ID=URL, ou:ID=URL or channel:NAME=URL)"
+                        .into(),
+                )
             })?;
             let selector = parse_selector(selector.trim()).map_err(bad)?;
             let url = WebhookUrl::parse(url)
@@ -73,6 +82,23 @@ impl WebhookRoutes {
     }
 }
 
+/// An organizational unit's ID (`ou-` root part, `-`, unit part) or a root's (`r-`).
+fn is_unit_id(id: &str) -> bool {
+    let lower_digits = |part: &str, range: std::ops::RangeInclusive<usize>| {
+        range.contains(&part.len())
+            && part
+                .bytes()
+                .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit())
+    };
+    if let Some(rest) = id.strip_prefix("ou-") {
+        return rest
+            .split_once('-')
+            .is_some_and(|(root, unit)| lower_digits(root, 4..=32) && lower_digits(unit, 8..=32));
+    }
+    id.strip_prefix("r-")
+        .is_some_and(|root| lower_digits(root, 4..=32))
+}
+
 fn parse_selector(text: &str) -> Result<Selector, String> {
     if let Some(id) = text.strip_prefix("account:") {
         let id = id.trim();
@@ -81,6 +107,15 @@ fn parse_selector(text: &str) -> Result<Selector, String> {
         }
         return Err(format!("{id:?} is not a 12-digit account ID"));
     }
+    if let Some(id) = text.strip_prefix("ou:") {
+        let id = id.trim();
+        if is_unit_id(id) {
+            return Ok(Selector::Unit(id.to_owned()));
+        }
+        return Err(format!(
+            "{id:?} is not an organizational unit (ou-...) or root (r-...) ID"
+        ));
+    }
     if let Some(channel) = text.strip_prefix("channel:") {
         let channel = channel.trim();
         if !channel.is_empty() {
@@ -88,18 +123,18 @@ fn parse_selector(text: &str) -> Result<Selector, String> {
         }
         return Err("the channel is empty".into());
     }
-    Err("a route starts with account: or channel:".into())
+    Err("a route starts with account:, ou: or channel:".into())
 }
 
 /// What the stack's channel is told when the routes cannot be used.
 pub fn routes_notice(problem: &str) -> Message {
     Message::new(
-        "Activity Aware IDS: webhook routes not in use; every alert is posted here",
+        "Activity Aware IDS: webhook routes not in use; what they would route is posted here",
         vec![
             Field::text("Problem", problem),
             Field::text(
                 "Until it is fixed",
-                "every Message goes to this webhook; fix SlackWebhookRoutes (SLACK_WEBHOOK_ROUTES)",
+                "what those routes would send elsewhere comes to this webhook; fix SlackWebhookRoutes (SLACK_WEBHOOK_ROUTES)",
             ),
         ],
     )
@@ -120,6 +155,8 @@ pub struct Webhooks {
     hooks: Vec<(String, SlackWebhook)>,
     by_channel: HashMap<String, usize>,
     by_account: HashMap<String, usize>,
+    /// The units routed, and their webhooks; their accounts join `by_account` once read.
+    by_unit: Vec<(String, usize)>,
     /// Why the routes are not in use, to post to the stack's webhook once.
     notice: std::sync::Mutex<Option<String>>,
 }
@@ -135,6 +172,7 @@ impl Webhooks {
         let mut urls: Vec<(String, WebhookUrl)> = vec![("the stack's webhook".into(), default)];
         let mut by_channel = HashMap::new();
         let mut by_account = HashMap::new();
+        let mut by_unit = Vec::new();
         for (selector, url) in routes.0 {
             let index = match urls.iter().position(|(_, known)| known.same_as(&url)) {
                 Some(index) => index,
@@ -144,8 +182,13 @@ impl Webhooks {
                 }
             };
             match selector {
-                Selector::Account(id) => by_account.insert(id, index),
-                Selector::Channel(channel) => by_channel.insert(channel, index),
+                Selector::Account(id) => {
+                    by_account.insert(id, index);
+                }
+                Selector::Unit(id) => by_unit.push((id, index)),
+                Selector::Channel(channel) => {
+                    by_channel.insert(channel, index);
+                }
             };
         }
         let hooks = urls
@@ -156,13 +199,55 @@ impl Webhooks {
             hooks,
             by_channel,
             by_account,
+            by_unit,
             notice: std::sync::Mutex::new(None),
         }
     }
 
-    /// A problem to tell the stack's channel about, once.
-    pub fn with_notice(mut self, problem: Option<String>) -> Webhooks {
-        self.notice = std::sync::Mutex::new(problem);
+    /// The organizational units routed, to read the accounts of.
+    pub fn units(&self) -> Vec<String> {
+        self.by_unit.iter().map(|(unit, _)| unit.clone()).collect()
+    }
+
+    /// Routes each unit's accounts (as the organisation says now) to the unit's webhook, unless
+    /// the account has a route of its own; an account in two routed units goes to the unit
+    /// with fewer accounts (the nearer one, when one is inside the other).
+    pub fn with_unit_accounts(mut self, accounts: &[(String, Vec<String>)]) -> Webhooks {
+        let mut nearest: HashMap<&str, (usize, usize)> = HashMap::new();
+        for (unit, index) in &self.by_unit {
+            let Some((_, members)) = accounts.iter().find(|(read, _)| read == unit) else {
+                continue;
+            };
+            for account in members {
+                let candidate = (members.len(), *index);
+                nearest
+                    .entry(account)
+                    .and_modify(|known| {
+                        if candidate.0 < known.0 {
+                            *known = candidate;
+                        }
+                    })
+                    .or_insert(candidate);
+            }
+        }
+        for (account, (_, index)) in nearest {
+            self.by_account.entry(account.to_owned()).or_insert(index);
+        }
+        self
+    }
+
+    /// A problem to tell the stack's channel about, once (added to any told before).
+    pub fn with_notice(self, problem: Option<String>) -> Webhooks {
+        let Some(problem) = problem else {
+            return self;
+        };
+        {
+            let mut notice = self.notice.lock().expect("never poisoned");
+            *notice = Some(match notice.take() {
+                Some(earlier) => format!("{earlier}; {problem}"),
+                None => problem,
+            });
+        }
         self
     }
 
@@ -249,7 +334,11 @@ mod tests {
             ),
             (
                 "team:x=https://h.example.com/s3cr3t",
-                "route 1: a route starts with account: or channel:",
+                "route 1: a route starts with account:, ou: or channel:",
+            ),
+            (
+                "ou:ou-ab12=https://h.example.com/s3cr3t",
+                "route 1: \"ou-ab12\" is not an organizational unit (ou-...) or root (r-...) ID",
             ),
             (
                 "channel:#a=https://h.example.com/ok,channel:=https://h.example.com/s3cr3t",
@@ -319,6 +408,37 @@ mod tests {
         assert_eq!(hooks.route(&unknown_channel), 0);
         assert_eq!(hooks.route(&caller_only), 0);
         assert_eq!(hooks.name(0), "the stack's webhook");
+    }
+
+    #[test]
+    fn a_units_accounts_go_to_its_webhook_unless_routed_nearer() {
+        let hooks = webhooks(
+            "ou:r-ab12=https://hooks.example.com/services/root,ou:ou-ab12-prod0001=https://hooks.example.com/services/prod,account:111122223333=https://hooks.example.com/services/own",
+        )
+        .with_unit_accounts(&[
+            (
+                "r-ab12".into(),
+                vec!["111122223333".into(), "222233334444".into(), "333344445555".into()],
+            ),
+            ("ou-ab12-prod0001".into(), vec!["111122223333".into(), "222233334444".into()]),
+        ]);
+        assert_eq!(hooks.units(), ["r-ab12", "ou-ab12-prod0001"]);
+        let of = |account: &str| {
+            let message = message(json!([{"key": "Account", "value": account}]), json!([]));
+            hooks.name(hooks.route(&message)).to_owned()
+        };
+        assert_eq!(of("111122223333"), "the webhook of account:111122223333");
+        assert_eq!(of("222233334444"), "the webhook of ou:ou-ab12-prod0001");
+        assert_eq!(of("333344445555"), "the webhook of ou:r-ab12");
+        assert_eq!(of("999988887777"), "the stack's webhook");
+        // A unit that could not be read routes nothing: its accounts go to the stack's webhook.
+        let unread = webhooks("ou:ou-ab12-prod0001=https://hooks.example.com/services/prod")
+            .with_unit_accounts(&[]);
+        let message = message(
+            json!([{"key": "Account", "value": "222233334444"}]),
+            json!([]),
+        );
+        assert_eq!(unread.route(&message), 0);
     }
 
     #[test]

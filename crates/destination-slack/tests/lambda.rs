@@ -89,7 +89,16 @@ impl Destination {
         route_secrets: &[&str],
         env: &[(&str, &str)],
     ) -> Destination {
-        let moto = MotoServer::start();
+        Self::start_routed_in(MotoServer::start(), routes, route_secrets, env).await
+    }
+
+    /// The same, in a moto already set up (its organisation made).
+    async fn start_routed_in(
+        moto: MotoServer,
+        routes: impl FnOnce(&SlackSink) -> String,
+        route_secrets: &[&str],
+        env: &[(&str, &str)],
+    ) -> Destination {
         let sink = SlackSink::start();
         let key = moto.create_kms_key().await;
         let webhook = moto
@@ -1464,7 +1473,7 @@ async fn unusable_routes_send_everything_to_the_stacks_webhook_after_a_notice_na
     let notice = posts[0].body_json();
     assert_eq!(
         notice["blocks"][0]["text"]["text"],
-        "Activity Aware IDS: webhook routes not in use; every alert is posted here"
+        "Activity Aware IDS: webhook routes not in use; what they would route is posted here"
     );
     assert!(
         notice["text"].as_str().unwrap().contains(
@@ -1562,6 +1571,161 @@ async fn accounts_are_named_as_the_organisation_names_them_unless_named_here() {
             format!("stage ({staging})"),
             "999988887777".to_owned()
         ]
+    );
+    destination.finish();
+}
+
+#[tokio::test]
+async fn a_units_accounts_reach_its_webhook_as_the_organisation_says_and_an_account_route_wins() {
+    let moto = MotoServer::start();
+    let organizations = aws_sdk_organizations::Client::new(&moto.sdk_config().await);
+    organizations
+        .create_organization()
+        .send()
+        .await
+        .expect("moto makes an organisation");
+    let root = organizations.list_roots().send().await.unwrap().roots()[0]
+        .id()
+        .unwrap()
+        .to_owned();
+    let unit = |name: &'static str, parent: String| {
+        let organizations = organizations.clone();
+        async move {
+            organizations
+                .create_organizational_unit()
+                .parent_id(parent)
+                .name(name)
+                .send()
+                .await
+                .expect("moto makes a unit")
+                .organizational_unit()
+                .and_then(|unit| unit.id())
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let workloads = unit("Workloads", root.clone()).await;
+    // A unit inside the routed one: its accounts are the routed unit's too.
+    let production = unit("Production", workloads.clone()).await;
+    let mut ids = Vec::new();
+    for (name, parent) in [
+        ("web", &production),
+        ("data", &production),
+        ("sandbox", &root),
+    ] {
+        organizations
+            .create_account()
+            .account_name(name)
+            .email(format!("{name}@example.com"))
+            .send()
+            .await
+            .expect("moto makes an account");
+        let id = organizations
+            .list_accounts()
+            .send()
+            .await
+            .unwrap()
+            .accounts()
+            .iter()
+            .find(|account| account.name() == Some(name))
+            .and_then(|account| account.id())
+            .unwrap()
+            .to_owned();
+        if parent != &root {
+            organizations
+                .move_account()
+                .account_id(&id)
+                .source_parent_id(&root)
+                .destination_parent_id(parent)
+                .send()
+                .await
+                .expect("moto moves the account");
+        }
+        ids.push(id);
+    }
+    let (web, data, sandbox) = (ids[0].clone(), ids[1].clone(), ids[2].clone());
+    let unit_path = "/services/T0ROUTED/B0UNIT/XXXXunitRouteSecret";
+    let own_path = "/services/T0ROUTED/B0OWN/XXXXownRouteSecret";
+    let routes = {
+        let (workloads, data) = (workloads.clone(), data.clone());
+        move |sink: &SlackSink| {
+            format!(
+                "ou:{workloads}={},account:{data}={}",
+                sink.url(unit_path),
+                sink.url(own_path)
+            )
+        }
+    };
+    let destination = Destination::start_routed_in(
+        moto,
+        routes,
+        &["XXXXunitRouteSecret", "XXXXownRouteSecret"],
+        &[("ACCOUNT_NAMES_FROM_ORGANIZATIONS", "true")],
+    )
+    .await;
+    let batch = [
+        denial_in(&web, "arn:aws:iam::1:user/a", "ListUsers", json!([])),
+        denial_in(&data, "arn:aws:iam::1:user/b", "ListRoles", json!([])),
+        denial_in(&sandbox, "arn:aws:iam::1:user/c", "GetPolicy", json!([])),
+    ];
+    let answer = destination.invoke_batch(&batch).await.expect("posted");
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    let requests = destination.sink.requests();
+    let posted_to = |path: &str| -> Vec<String> {
+        requests
+            .iter()
+            .filter(|request| request.path == path)
+            .map(|request| request.body_json()["text"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let to_unit = posted_to(unit_path);
+    assert_eq!(to_unit.len(), 1, "{requests:#?}");
+    assert!(to_unit[0].contains("ListUsers"), "{to_unit:?}");
+    let to_own = posted_to(own_path);
+    assert_eq!(to_own.len(), 1, "{requests:#?}");
+    assert!(to_own[0].contains("ListRoles"), "{to_own:?}");
+    let to_stack = posted_to(&destination.sink.webhook_path());
+    assert_eq!(to_stack.len(), 1, "{requests:#?}");
+    assert!(to_stack[0].contains("GetPolicy"), "{to_stack:?}");
+    let output = destination.finish();
+    assert!(output.contains("unit route"), "{output}");
+}
+
+#[tokio::test]
+async fn a_unit_route_without_the_organisation_posts_to_the_stacks_webhook_after_a_notice() {
+    let destination = Destination::start_routed(
+        |sink| {
+            format!(
+                "ou:ou-ab12-prod0001={}",
+                sink.url("/services/T0/B0/XXXXunitSecret")
+            )
+        },
+        &["XXXXunitSecret"],
+        &[],
+    )
+    .await;
+    let answer = destination
+        .invoke_batch(&[a_denial_in_111122223333()])
+        .await
+        .expect("posted");
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    let requests = destination.sink.requests();
+    assert_eq!(
+        requests.len(),
+        2,
+        "the notice, then the denial: {requests:#?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.path == destination.sink.webhook_path())
+    );
+    let notice = requests[0].body_text();
+    assert!(
+        notice.contains(
+            "the routes of ou:ou-ab12-prod0001 need AccountNamesFromOrganizations Enabled"
+        ),
+        "{notice}"
     );
     destination.finish();
 }

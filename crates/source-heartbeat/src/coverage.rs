@@ -202,55 +202,7 @@ fn outgoing(label: String, message: Message) -> OutgoingMessage {
     }
 }
 
-/// The active accounts of the watched organizational units (and the units below them), with
-/// when each joined the organisation (seconds since 1970).
-pub async fn unit_accounts(
-    organizations: &aws_sdk_organizations::Client,
-    units: &[String],
-) -> Result<Vec<(String, i64)>, String> {
-    let mut accounts = Vec::new();
-    let mut parents: Vec<String> = units.to_vec();
-    let mut seen = std::collections::HashSet::new();
-    while let Some(parent) = parents.pop() {
-        if !seen.insert(parent.clone()) {
-            continue;
-        }
-        let mut pages = organizations
-            .list_accounts_for_parent()
-            .parent_id(&parent)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|error| aws_errors::summary(&error))?;
-            for account in page.accounts() {
-                let active = account
-                    .state()
-                    .is_none_or(|state| state.as_str() == "ACTIVE");
-                if let (true, Some(id)) = (active, account.id()) {
-                    let joined = account.joined_timestamp().map_or(0, |at| at.secs());
-                    accounts.push((id.to_owned(), joined));
-                }
-            }
-        }
-        let mut children = organizations
-            .list_children()
-            .parent_id(&parent)
-            .child_type(aws_sdk_organizations::types::ChildType::OrganizationalUnit)
-            .into_paginator()
-            .send();
-        while let Some(page) = children.next().await {
-            let page = page.map_err(|error| aws_errors::summary(&error))?;
-            parents.extend(
-                page.children()
-                    .iter()
-                    .filter_map(|child| child.id().map(str::to_owned)),
-            );
-        }
-    }
-    accounts.sort();
-    accounts.dedup();
-    Ok(accounts)
-}
+pub use activity_aware_delivery::accounts::unit_accounts;
 
 #[cfg(test)]
 mod tests {
