@@ -815,19 +815,23 @@ cmd_bench() {
         --invoke-runs "${BENCH_INVOKE_RUNS:-5}" --per-record-runs "${BENCH_PER_RECORD_RUNS:-3}" "${zips[@]}"
 }
 
-# --- fuzz: libFuzzer on the payload decoder, the record mapping and the Message parser ---
+# --- fuzz: libFuzzer on the payload decoder, the record mapping, the Message parser, the
+# EventBridge source's events and the open-port response's reading of its event ---
 
 cmd_fuzz() {
     [[ $# -le 1 ]] || die "$E_USAGE" "usage: $0 fuzz [seconds per target]"
     local seconds="${1:-60}" target
     [[ "$seconds" =~ ^[1-9][0-9]*$ ]] || die "$E_BAD_VALUE" "seconds must be a whole number, not '$seconds'"
     need_command cargo "https://rustup.rs"
-    command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+    # Pinned, as every tool the project installs.
+    local fuzz_version=0.13.2
+    [[ "$(cargo fuzz --version 2>/dev/null)" == "cargo-fuzz $fuzz_version" ]] ||
+        cargo install cargo-fuzz --version "$fuzz_version" --locked
     echo "== seeds from the CloudTrail corpus"
     cargo build --quiet -p test-world
     target/debug/test-world fuzz-seeds --out fuzz/corpus
     # cargo fuzz passes nightly-only flags (sanitizers); the stable toolchain takes them with this.
-    for target in ${FUZZ_TARGETS:-logs_payload awslogs_data message}; do
+    for target in ${FUZZ_TARGETS:-logs_payload awslogs_data message eventbridge_event responder_event}; do
         echo "== fuzzing $target for ${seconds}s (crashes land in fuzz/artifacts/$target/)"
         (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "corpus/$target" -- \
             -max_total_time="$seconds" -max_len=65536 -print_final_stats=1)

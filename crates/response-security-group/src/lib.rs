@@ -21,7 +21,7 @@
 pub mod ec2;
 mod plan;
 
-pub use plan::{Call, Decision, GroupRef, Outcome, decide, read_call};
+pub use plan::{Call, Decision, GroupRef, Outcome, decide, is_account_id, is_region, read_call};
 
 use activity_aware_cloudtrail::cloudtrail_event_link;
 use activity_aware_detections::PublicPorts;

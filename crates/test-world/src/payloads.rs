@@ -218,6 +218,40 @@ pub fn fuzz_seeds() -> Vec<(&'static str, String, Vec<u8>)> {
             record.into_bytes(),
         ));
     }
+    // The EventBridge source's events: every sample, and corpus records as API call events.
+    for (name, text) in EVENTBRIDGE_SAMPLES {
+        seeds.push((
+            "eventbridge_event",
+            format!("sample-{name}"),
+            text.as_bytes().to_vec(),
+        ));
+    }
+    for start in (0..records.len()).step_by(197) {
+        let record: Value = serde_json::from_str(records[start]).expect("corpus records are JSON");
+        seeds.push((
+            "eventbridge_event",
+            format!("record-{start}"),
+            crate::events::eventbridge_api_call(&record)
+                .to_string()
+                .into_bytes(),
+        ));
+    }
+    // The open-port response's event: an opening at home, and in a member account.
+    let opened = crate::responders::public_ingress_event(
+        "sg-0123456789abcdef0",
+        &[
+            (Some("sgr-0a"), "tcp", 22, "0.0.0.0/0"),
+            (Some("sgr-0b"), "tcp", 443, "::/0"),
+        ],
+    );
+    let member = crate::responders::rehomed(&opened, "222233334444", "eu-west-3");
+    for (name, event) in [("opened", opened), ("opened-in-a-member-account", member)] {
+        seeds.push((
+            "responder_event",
+            name.into(),
+            event.to_string().into_bytes(),
+        ));
+    }
     let poison_message =
         r#"{"subject":"s","fields":[{"key":"k","value":"\ud800"}],"metadata":{},"tags":[]}"#;
     seeds.push((
@@ -610,4 +644,25 @@ pub fn deliveries(records: &[String], per_delivery: usize) -> Vec<Value> {
         .chunks(per_delivery.max(1))
         .map(|chunk| awslogs_event(&data_message(chunk)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fuzz_seeds_feed_every_fuzz_target_and_no_other() {
+        let manifest = include_str!("../../../fuzz/Cargo.toml");
+        let mut targets: Vec<&str> = manifest
+            .lines()
+            .filter_map(|line| line.strip_prefix("name = \""))
+            .filter_map(|rest| rest.strip_suffix('"'))
+            .filter(|name| *name != "activity-aware-fuzz")
+            .collect();
+        targets.sort_unstable();
+        let mut seeded: Vec<&str> = fuzz_seeds().iter().map(|(target, ..)| *target).collect();
+        seeded.sort_unstable();
+        seeded.dedup();
+        assert_eq!(seeded, targets);
+    }
 }
