@@ -635,13 +635,30 @@ cmd_test() {
     cat "$tools_log"
     [[ $WAITED -eq 0 ]] || die "$E_NO_TOOL" "the Python tools did not install (exit $WAITED); see above"
     export PATH="$VENV/bin:$PATH"
+    # The stack test deploys the functions' debug binaries, built once above, and runs beside
+    # the other steps (it mostly waits on moto, they mostly on their stand-ins' pace); its
+    # output is shown when it ends.
+    local stack_log stack_pid stack_started=$SECONDS
+    new_temp_file .log
+    stack_log="$TEMP_FILE"
+    tests/stack_test.sh >"$stack_log" 2>&1 &
+    stack_pid=$!
+    PIDS+=("$stack_pid")
     run_step "shellcheck ${scripts[*]}" shellcheck "${scripts[@]}"
     run_step "cfn-lint" cfn-lint -- "$TEMPLATE" "$MEMBER_TEMPLATE"
     run_step "checkov" checkov --config-file infrastructure/.checkov.yaml -f "$TEMPLATE" -f "$MEMBER_TEMPLATE"
     run_step "template, rule, filter and redrive tests (python unittest)" python -m unittest discover -s tests -p '*_test.py' -v
     run_step "cargo test" cargo test --workspace --no-fail-fast
-    # The stack test deploys the functions' debug binaries, built once above.
-    run_step "stack test: dev.sh against moto" tests/stack_test.sh
+    wait_for "$stack_pid"
+    echo
+    echo "== stack test: dev.sh against moto (beside the steps above)"
+    tee -a "$TEST_LOG" <"$stack_log"
+    if [[ $WAITED -eq 0 ]]; then
+        echo "-- stack test: dev.sh against moto: done in $((SECONDS - stack_started)) s"
+    else
+        echo "-- stack test: dev.sh against moto: FAILED (exit $WAITED) in $((SECONDS - stack_started)) s"
+        FAILED_STEPS+=("stack test: dev.sh against moto")
+    fi
     summarize_tests "$TEST_LOG" "$((SECONDS - started))"
     [[ ${#FAILED_STEPS[@]} -eq 0 ]] || exit "$E_FAILED"
 }

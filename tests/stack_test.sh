@@ -504,9 +504,14 @@ url="$(grep -o "$AWS_ENDPOINT_URL/$BUILD_ARTIFACT_BUCKET/cloudformation/[0-9-]*\
 link="$(grep -o 'https://console.aws.amazon.com/cloudformation/home?region=us-east-1#/stacks/quickcreate?[^ ]*' "$work/package.log")"
 query="${link#*quickcreate?}"
 decode() { printf '%b' "${1//%/\\x}"; }
-expect_equal "the quick-create link names the stack and the template, URL-encoded" "stackName=$STACK_NAME&templateURL=$url" \
-    "stackName=$(decode "$(cut -d '&' -f 1 <<<"${query#stackName=}")")&templateURL=$(decode "${query#*templateURL=}")"
-[[ "${query#*templateURL=}" != *[:/]* ]] || fail "the template URL in the link is not encoded: $link"
+member_url="${url%/*}/member-${url##*/}"
+IFS='&' read -r q_stack q_template q_member <<<"$query"
+expect_equal "the quick-create link names the stack, the template and member.yaml, URL-encoded" \
+    "stackName=$STACK_NAME&templateURL=$url&param_MemberTemplateURL=$member_url" \
+    "stackName=$(decode "${q_stack#stackName=}")&templateURL=$(decode "${q_template#templateURL=}")&param_MemberTemplateURL=$(decode "${q_member#param_MemberTemplateURL=}")"
+[[ "$q_template$q_member" != *[:/]* ]] || fail "a URL in the link is not encoded: $link"
+aws_local s3api head-object --bucket "$BUILD_ARTIFACT_BUCKET" --key "${member_url#"$AWS_ENDPOINT_URL/$BUILD_ARTIFACT_BUCKET/"}" >/dev/null ||
+    fail "member.yaml is not in the bucket at $member_url"
 key="${url#"$AWS_ENDPOINT_URL/$BUILD_ARTIFACT_BUCKET/"}"
 aws_local s3 cp "s3://$BUILD_ARTIFACT_BUCKET/$key" "$work/packaged.yaml" >/dev/null || fail "the packaged template is not in the bucket"
 [[ "$(grep -c "S3Bucket: $BUILD_ARTIFACT_BUCKET" "$work/packaged.yaml")" -eq ${#functions[@]} ]] ||
