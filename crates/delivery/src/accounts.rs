@@ -177,11 +177,21 @@ pub async fn unit_accounts(
     organizations: &aws_sdk_organizations::Client,
     units: &[String],
 ) -> Result<Vec<(String, i64)>, String> {
+    unit_accounts_short_of(organizations, units, &[]).await
+}
+
+/// The same, not going into the units of `short_of` below them (units of their own).
+pub async fn unit_accounts_short_of(
+    organizations: &aws_sdk_organizations::Client,
+    units: &[String],
+    short_of: &[String],
+) -> Result<Vec<(String, i64)>, String> {
     let mut accounts = Vec::new();
     let mut parents: Vec<String> = units.to_vec();
     let mut seen = std::collections::HashSet::new();
     while let Some(parent) = parents.pop() {
-        if !seen.insert(parent.clone()) {
+        let below = !units.contains(&parent);
+        if !seen.insert(parent.clone()) || (below && short_of.contains(&parent)) {
             continue;
         }
         let mut pages = organizations

@@ -93,6 +93,9 @@ fn flag_from_env(name: &str) -> Result<bool, String> {
     }
 }
 
+/// How long reading one routed unit's accounts may take.
+const UNIT_READ_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// State kept for the life of the container: the webhooks are decrypted on first use, once,
 /// and their pace is kept across invocations.
 pub struct Destination {
@@ -244,13 +247,29 @@ impl Destination {
         };
         let mut read = Vec::new();
         let mut problems = Vec::new();
-        for unit in units {
-            match activity_aware_delivery::accounts::unit_accounts(
+        for unit in &units {
+            // Each unit's own accounts: a routed unit inside it keeps its accounts. A read that
+            // takes too long routes nothing rather than holding every post back.
+            let others: Vec<String> = units
+                .iter()
+                .filter(|other| *other != unit)
+                .cloned()
+                .collect();
+            let reading = activity_aware_delivery::accounts::unit_accounts_short_of(
                 organizations,
-                std::slice::from_ref(&unit),
-            )
-            .await
-            {
+                std::slice::from_ref(unit),
+                &others,
+            );
+            let answer = tokio::time::timeout(UNIT_READ_LIMIT, reading)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(format!(
+                        "Organizations took more than {} s",
+                        UNIT_READ_LIMIT.as_secs()
+                    ))
+                });
+            let unit = unit.clone();
+            match answer {
                 Ok(accounts) => {
                     tracing::info!(unit, accounts = accounts.len(), "unit route");
                     read.push((unit, accounts.into_iter().map(|(id, _)| id).collect()));

@@ -210,8 +210,9 @@ impl Webhooks {
     }
 
     /// Routes each unit's accounts (as the organisation says now) to the unit's webhook, unless
-    /// the account has a route of its own; an account in two routed units goes to the unit
-    /// with fewer accounts (the nearer one, when one is inside the other).
+    /// the account has a route of its own. Each unit's accounts are its own (a routed unit
+    /// inside it keeps its accounts); should an account still be given twice, the unit with
+    /// fewer accounts wins.
     pub fn with_unit_accounts(mut self, accounts: &[(String, Vec<String>)]) -> Webhooks {
         let mut nearest: HashMap<&str, (usize, usize)> = HashMap::new();
         for (unit, index) in &self.by_unit {

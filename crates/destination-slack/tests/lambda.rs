@@ -1494,35 +1494,45 @@ async fn unusable_routes_send_everything_to_the_stacks_webhook_after_a_notice_na
 
 // --- Account names from AWS Organizations ---
 
-#[tokio::test]
-async fn accounts_are_named_as_the_organisation_names_them_unless_named_here() {
-    let moto = MotoServer::start();
+/// moto's organisation, made.
+async fn organisation(moto: &MotoServer) -> aws_sdk_organizations::Client {
     let organizations = aws_sdk_organizations::Client::new(&moto.sdk_config().await);
     organizations
         .create_organization()
         .send()
         .await
         .expect("moto makes an organisation");
-    for name in ["Production", "Staging"] {
-        organizations
-            .create_account()
-            .account_name(name)
-            .email(format!("{}@example.com", name.to_lowercase()))
-            .send()
-            .await
-            .expect("moto makes an account");
-    }
-    let accounts = organizations.list_accounts().send().await.unwrap();
-    let id_of = |name: &str| -> String {
-        accounts
-            .accounts()
-            .iter()
-            .find(|account| account.name() == Some(name))
-            .and_then(|account| account.id())
-            .unwrap_or_else(|| panic!("moto lists no {name}: {accounts:?}"))
-            .to_owned()
-    };
-    let (production, staging) = (id_of("Production"), id_of("Staging"));
+    organizations
+}
+
+/// A new account of the organisation, named; its ID.
+async fn new_account(organizations: &aws_sdk_organizations::Client, name: &str) -> String {
+    organizations
+        .create_account()
+        .account_name(name)
+        .email(format!("{}@example.com", name.to_lowercase()))
+        .send()
+        .await
+        .expect("moto makes an account");
+    organizations
+        .list_accounts()
+        .send()
+        .await
+        .unwrap()
+        .accounts()
+        .iter()
+        .find(|account| account.name() == Some(name))
+        .and_then(|account| account.id())
+        .unwrap_or_else(|| panic!("moto lists no {name}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn accounts_are_named_as_the_organisation_names_them_unless_named_here() {
+    let moto = MotoServer::start();
+    let organizations = organisation(&moto).await;
+    let production = new_account(&organizations, "Production").await;
+    let staging = new_account(&organizations, "Staging").await;
     let given = format!("{staging}=stage");
 
     let sink = SlackSink::start();
@@ -1578,12 +1588,7 @@ async fn accounts_are_named_as_the_organisation_names_them_unless_named_here() {
 #[tokio::test]
 async fn a_units_accounts_reach_its_webhook_as_the_organisation_says_and_an_account_route_wins() {
     let moto = MotoServer::start();
-    let organizations = aws_sdk_organizations::Client::new(&moto.sdk_config().await);
-    organizations
-        .create_organization()
-        .send()
-        .await
-        .expect("moto makes an organisation");
+    let organizations = organisation(&moto).await;
     let root = organizations.list_roots().send().await.unwrap().roots()[0]
         .id()
         .unwrap()
@@ -1612,25 +1617,9 @@ async fn a_units_accounts_reach_its_webhook_as_the_organisation_says_and_an_acco
         ("web", &production),
         ("data", &production),
         ("sandbox", &root),
+        ("tools", &workloads),
     ] {
-        organizations
-            .create_account()
-            .account_name(name)
-            .email(format!("{name}@example.com"))
-            .send()
-            .await
-            .expect("moto makes an account");
-        let id = organizations
-            .list_accounts()
-            .send()
-            .await
-            .unwrap()
-            .accounts()
-            .iter()
-            .find(|account| account.name() == Some(name))
-            .and_then(|account| account.id())
-            .unwrap()
-            .to_owned();
+        let id = new_account(&organizations, name).await;
         if parent != &root {
             organizations
                 .move_account()
@@ -1643,15 +1632,18 @@ async fn a_units_accounts_reach_its_webhook_as_the_organisation_says_and_an_acco
         }
         ids.push(id);
     }
-    let (web, data, sandbox) = (ids[0].clone(), ids[1].clone(), ids[2].clone());
+    let [web, data, sandbox, tools] = ids.try_into().expect("four accounts");
     let unit_path = "/services/T0ROUTED/B0UNIT/XXXXunitRouteSecret";
+    let inner_path = "/services/T0ROUTED/B0INNER/XXXXinnerRouteSecret";
     let own_path = "/services/T0ROUTED/B0OWN/XXXXownRouteSecret";
+    // The outer unit routed first: the inner unit still keeps its accounts.
     let routes = {
-        let (workloads, data) = (workloads.clone(), data.clone());
+        let (workloads, production, data) = (workloads.clone(), production.clone(), data.clone());
         move |sink: &SlackSink| {
             format!(
-                "ou:{workloads}={},account:{data}={}",
+                "ou:{workloads}={},ou:{production}={},account:{data}={}",
                 sink.url(unit_path),
+                sink.url(inner_path),
                 sink.url(own_path)
             )
         }
@@ -1659,7 +1651,11 @@ async fn a_units_accounts_reach_its_webhook_as_the_organisation_says_and_an_acco
     let destination = Destination::start_routed_in(
         moto,
         routes,
-        &["XXXXunitRouteSecret", "XXXXownRouteSecret"],
+        &[
+            "XXXXunitRouteSecret",
+            "XXXXinnerRouteSecret",
+            "XXXXownRouteSecret",
+        ],
         &[("ACCOUNT_NAMES_FROM_ORGANIZATIONS", "true")],
     )
     .await;
@@ -1667,6 +1663,7 @@ async fn a_units_accounts_reach_its_webhook_as_the_organisation_says_and_an_acco
         denial_in(&web, "arn:aws:iam::1:user/a", "ListUsers", json!([])),
         denial_in(&data, "arn:aws:iam::1:user/b", "ListRoles", json!([])),
         denial_in(&sandbox, "arn:aws:iam::1:user/c", "GetPolicy", json!([])),
+        denial_in(&tools, "arn:aws:iam::1:user/d", "GetRole", json!([])),
     ];
     let answer = destination.invoke_batch(&batch).await.expect("posted");
     assert_eq!(answer, json!({"batchItemFailures": []}));
@@ -1680,7 +1677,10 @@ async fn a_units_accounts_reach_its_webhook_as_the_organisation_says_and_an_acco
     };
     let to_unit = posted_to(unit_path);
     assert_eq!(to_unit.len(), 1, "{requests:#?}");
-    assert!(to_unit[0].contains("ListUsers"), "{to_unit:?}");
+    assert!(to_unit[0].contains("GetRole"), "{to_unit:?}");
+    let to_inner = posted_to(inner_path);
+    assert_eq!(to_inner.len(), 1, "{requests:#?}");
+    assert!(to_inner[0].contains("ListUsers"), "{to_inner:?}");
     let to_own = posted_to(own_path);
     assert_eq!(to_own.len(), 1, "{requests:#?}");
     assert!(to_own[0].contains("ListRoles"), "{to_own:?}");

@@ -677,7 +677,7 @@ fn could_not_act_message(call: &Call, error: &ResponseError) -> Message {
         text(
             "Response",
             format!(
-                "Nothing was looked at or revoked: {error}. Check the group by hand; the event is kept in the responder's failure queue"
+                "Nothing was looked at or revoked: {error}. Check the group by hand; Lambda tries the event twice more, then keeps it in the responder's failure queue"
             ),
         ),
         text("Security Group", call.group.to_string()),

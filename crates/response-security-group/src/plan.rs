@@ -21,6 +21,11 @@ impl fmt::Display for GroupRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             GroupRef::Id(id) => f.write_str(id),
+            // A name is its maker's text (up to 255 characters): quoted, and cut short.
+            GroupRef::Name(name) if name.chars().count() > 64 => {
+                let short: String = name.chars().take(64).collect();
+                write!(f, "named {short:?}…")
+            }
             GroupRef::Name(name) => write!(f, "named {name:?}"),
             GroupRef::Unknown => f.write_str("(not recorded)"),
         }

@@ -662,20 +662,8 @@ async fn org(moto: &MotoServer, topic: &str, bin_dir: &Path) -> Result<Vec<Value
     ));
     let role = format!("{STACK_NAME}-responder");
     let member = Accounts::member(moto, MEMBER_ACCOUNT, europe, &role).await;
-    let group = member.create_group("web").await;
-    member.open(&group, "tcp", 22, "0.0.0.0/0").await;
-    member.open(&group, "tcp", 443, "0.0.0.0/0").await;
-    let rules = member.ingress_rules(&group).await;
-    println!("{group} holds: {}", describe_rules(&rules));
-    let opened: Vec<(Option<&str>, &str, i64, &str)> = rules
-        .iter()
-        .map(|(id, port, range)| (Some(id.as_str()), "tcp", *port, range.as_str()))
-        .collect();
-    let opening = crate::responders::rehomed(
-        &public_ingress_event(&group, &opened),
-        MEMBER_ACCOUNT,
-        europe,
-    );
+    let (group, opening) = open_web_group(&member).await;
+    let opening = crate::responders::rehomed(&opening, MEMBER_ACCOUNT, europe);
     step(&format!(
         "response-security-group (Revoke) takes the event from the central bus and acts in {MEMBER_ACCOUNT}, {europe}, as {role}"
     ));
@@ -773,16 +761,7 @@ async fn respond(moto: &MotoServer, topic: &str, bin_dir: &Path) -> Result<Value
     };
 
     step("A security group opened to the internet: tcp/22 and tcp/443 from 0.0.0.0/0");
-    let group = accounts.create_group("web").await;
-    accounts.open(&group, "tcp", 22, "0.0.0.0/0").await;
-    accounts.open(&group, "tcp", 443, "0.0.0.0/0").await;
-    let rules = accounts.ingress_rules(&group).await;
-    println!("{group} holds: {}", describe_rules(&rules));
-    let opened: Vec<(Option<&str>, &str, i64, &str)> = rules
-        .iter()
-        .map(|(id, port, range)| (Some(id.as_str()), "tcp", *port, range.as_str()))
-        .collect();
-    let event = public_ingress_event(&group, &opened);
+    let (group, event) = open_web_group(&accounts).await;
     step(
         "response-security-group (OpenSecurityGroupResponse Revoke, AllowedPublicPorts tcp:80,tcp:443) takes the event",
     );
@@ -863,6 +842,22 @@ async fn respond(moto: &MotoServer, topic: &str, bin_dir: &Path) -> Result<Value
         accounts.attached_policies("mallory").await
     );
     Ok(event)
+}
+
+/// A group `web` opened to the internet on tcp/22 and tcp/443 (printed), and the EventBridge
+/// event of the call that opened it, naming its rules by ID.
+async fn open_web_group(accounts: &Accounts) -> (String, Value) {
+    let group = accounts.create_group("web").await;
+    accounts.open(&group, "tcp", 22, "0.0.0.0/0").await;
+    accounts.open(&group, "tcp", 443, "0.0.0.0/0").await;
+    let rules = accounts.ingress_rules(&group).await;
+    println!("{group} holds: {}", describe_rules(&rules));
+    let opened: Vec<(Option<&str>, &str, i64, &str)> = rules
+        .iter()
+        .map(|(id, port, range)| (Some(id.as_str()), "tcp", *port, range.as_str()))
+        .collect();
+    let event = public_ingress_event(&group, &opened);
+    (group, event)
 }
 
 fn describe_rules(rules: &[(String, i64, String)]) -> String {
