@@ -636,14 +636,31 @@ cmd_test() {
     cat "$tools_log"
     [[ $WAITED -eq 0 ]] || die "$E_NO_TOOL" "the Python tools did not install (exit $WAITED); see above"
     export PATH="$VENV/bin:$PATH"
+    # The stack test deploys the functions' debug binaries, built once above. It runs beside the
+    # checks and the Python tests (each a process of its own on a core of its own), and is done
+    # before the Rust tests start: beside it, their floods' pacing would measure the machine's
+    # load, not the code. Its output is shown when it ends.
+    local stack_log stack_pid stack_started=$SECONDS
+    new_temp_file .log
+    stack_log="$TEMP_FILE"
+    tests/stack_test.sh >"$stack_log" 2>&1 &
+    stack_pid=$!
+    PIDS+=("$stack_pid")
     run_step "shellcheck ${scripts[*]}" shellcheck "${scripts[@]}"
     run_step "cfn-lint" cfn-lint -- "$TEMPLATE" "$MEMBER_TEMPLATE"
     run_step "checkov" checkov --config-file infrastructure/.checkov.yaml -f "$TEMPLATE" -f "$MEMBER_TEMPLATE"
     run_step "template, rule, filter and redrive tests (python unittest)" python -m unittest discover -s tests -p '*_test.py' -v
+    wait_for "$stack_pid"
+    echo
+    echo "== stack test: dev.sh against moto (beside the steps above)"
+    tee -a "$TEST_LOG" <"$stack_log"
+    if [[ $WAITED -eq 0 ]]; then
+        echo "-- stack test: dev.sh against moto: done in $((SECONDS - stack_started)) s"
+    else
+        echo "-- stack test: dev.sh against moto: FAILED (exit $WAITED) in $((SECONDS - stack_started)) s"
+        FAILED_STEPS+=("stack test: dev.sh against moto")
+    fi
     run_step "cargo test" cargo test --workspace --no-fail-fast
-    # The stack test deploys the functions' debug binaries, built once above. It runs alone:
-    # beside it, the flood tests' pacing would measure the machine's load, not the code.
-    run_step "stack test: dev.sh against moto" tests/stack_test.sh
     summarize_tests "$TEST_LOG" "$((SECONDS - started))"
     [[ ${#FAILED_STEPS[@]} -eq 0 ]] || exit "$E_FAILED"
 }

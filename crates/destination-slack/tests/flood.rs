@@ -10,6 +10,11 @@ use destination_slack::WEBHOOK_ENCRYPTION_CONTEXT;
 use test_world::pipeline::{self, Flow, Pipeline};
 use test_world::{MotoServer, RateLimit, SlackSink, block_kit, payloads, sibling_binary};
 
+/// One flood at a time: how a flood folds depends on how fast the sources publish it against
+/// the Slack function's batching window, which is what these tests measure, not the machine's
+/// load from another flood beside it.
+static ONE_FLOOD_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 const DESTINATION: &str = env!("CARGO_BIN_EXE_destination-slack");
 
 fn count_of(text: &str) -> usize {
@@ -20,6 +25,7 @@ fn count_of(text: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_probe_of_a_thousand_denials_reaches_slack_as_a_handful_of_digests() {
+    let _alone = ONE_FLOOD_AT_A_TIME.lock().await;
     let probe = payloads::permission_probe(
         &["us-east-1", "eu-west-1", "ap-southeast-2", "sa-east-1"],
         2,
@@ -173,6 +179,7 @@ async fn a_probe_of_a_thousand_denials_reaches_slack_as_a_handful_of_digests() {
 /// counted, and nothing received more than the five times the failure queue allows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_flood_over_many_principals_never_buries_the_break_in() {
+    let _alone = ONE_FLOOD_AT_A_TIME.lock().await;
     let base = test_world::events::corpus_denial();
     let account = base["recipientAccountId"].as_str().unwrap().to_owned();
     let role = format!("arn:aws:sts::{account}:assumed-role/probe");
