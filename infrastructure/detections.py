@@ -210,6 +210,15 @@ def numeric_placeholder(pattern):
     return re.search(r'"numeric": \[[^\]]*"\$\{', text) is not None
 
 
+def event_pattern_lines(pattern):
+    """A rule's EventPattern property: a JSON string under !Sub when a parameter must go in as a
+    number, YAML otherwise."""
+    if numeric_placeholder(pattern):
+        text = re.sub(r'"(\$\{[A-Za-z0-9:.]+\})"', r"\1", json.dumps(pattern))
+        return [f"      EventPattern: !Sub '{text}'"]
+    return ["      EventPattern:"] + block(pattern, 8)
+
+
 def parameters_text(catalogue):
     lines = []
     for family in switched(catalogue):
@@ -247,14 +256,7 @@ def rules_text(catalogue):
                   f"    Condition: {condition(family)}",
                   "    Properties:",
                   f"      Description: {json.dumps(description)}"]
-        pattern = rule["pattern"]
-        if numeric_placeholder(pattern):
-            # A JSON string, so that the parameter goes in as a number.
-            text = re.sub(r'"(\$\{[A-Za-z0-9:.]+\})"', r"\1", json.dumps(pattern))
-            lines.append(f"      EventPattern: !Sub '{text}'")
-        else:
-            lines.append("      EventPattern:")
-            lines += block(pattern, 8)
+        lines += event_pattern_lines(rule["pattern"])
         lines += [f"      State: {rule['state']}",
                   "      Targets:",
                   "        - Id: SourceEventbridge",
@@ -308,13 +310,7 @@ def member_rules_text(catalogue):
                   f"    Condition: {member_condition(family)}",
                   "    Properties:",
                   f"      Description: {json.dumps('Forwards to the central stack: ' + family['name'])}"]
-        pattern = rule["pattern"]
-        if numeric_placeholder(pattern):
-            text = re.sub(r'"(\$\{[A-Za-z0-9:.]+\})"', r"\1", json.dumps(pattern))
-            lines.append(f"      EventPattern: !Sub '{text}'")
-        else:
-            lines.append("      EventPattern:")
-            lines += block(pattern, 8)
+        lines += event_pattern_lines(rule["pattern"])
         lines += [f"      State: {rule['state']}",
                   "      Targets:",
                   "        - Id: CentralBus",
