@@ -66,7 +66,7 @@ impl BeforePublishing {
             );
             return;
         };
-        let key = activity_aware_memory::key(["coverage", account, region]);
+        let key = activity_aware_memory::coverage_key(account, region);
         let now = activity_aware_memory::now_s();
         if let Err(error) = familiarity.memory().see(&key, now, COVERAGE_KEEP_S).await {
             tracing::error!(%error, account, region, "a liveness event could not be remembered");

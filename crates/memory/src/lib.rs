@@ -22,6 +22,14 @@ pub const SEPARATOR: char = '\u{1f}';
 /// a caller's text (a session name, an address).
 pub const MAX_KEY_LEN: usize = 1_024;
 
+/// The first part of the keys accounts and regions are remembered by as watched.
+pub const COVERAGE: &str = "coverage";
+
+/// The key `account` and `region` are remembered by as watched (a member stack's liveness).
+pub fn coverage_key(account: &str, region: &str) -> String {
+    key([COVERAGE, account, region])
+}
+
 /// A key of `parts`, cut to [`MAX_KEY_LEN`] on a character boundary.
 pub fn key<'p>(parts: impl IntoIterator<Item = &'p str>) -> String {
     let mut key = String::new();
@@ -185,29 +193,7 @@ impl Memory {
 
 /// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn rfc3339(seconds: i64) -> String {
-    let days = seconds.div_euclid(86_400);
-    let second_of_day = seconds.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        second_of_day / 3_600,
-        second_of_day % 3_600 / 60,
-        second_of_day % 60
-    )
+    activity_aware_message::time::format_rfc3339(seconds.saturating_mul(1_000))
 }
 
 /// Seconds since 1970, now.

@@ -7,7 +7,7 @@
 //! joined is told too. The pipeline summary says how many accounts and regions reported.
 
 use crate::SOURCE_NAME;
-use activity_aware_memory::{Item, Memory, SEPARATOR, Seen, key, rfc3339};
+use activity_aware_memory::{COVERAGE, Item, Memory, SEPARATOR, Seen, key, rfc3339};
 use activity_aware_message::{
     DIGEST_GROUP_TAG, Field, Message, Metadata, OutgoingMessage, SEVERITY_TAG, Severity, Tag,
 };
@@ -42,11 +42,19 @@ pub struct Coverage {
 
 impl Coverage {
     /// Reads the memory's coverage items at `now_s`.
+    pub async fn read(memory: &Memory, now_s: i64) -> Result<Coverage, QueryError> {
+        let items = memory
+            .items(&format!("{COVERAGE}{SEPARATOR}"), now_s)
+            .await?;
+        Ok(Coverage::of(&items, now_s))
+    }
+
+    /// What these coverage items say at `now_s`.
     pub fn of(items: &[Item], now_s: i64) -> Coverage {
         let mut coverage = Coverage::default();
         for item in items {
             let mut parts = item.key.split(SEPARATOR);
-            let (Some("coverage"), Some(account), Some(region), None) =
+            let (Some(COVERAGE), Some(account), Some(region), None) =
                 (parts.next(), parts.next(), parts.next(), parts.next())
             else {
                 continue;

@@ -365,8 +365,8 @@ impl Run {
 /// What the coverage items say now, when the stack has a memory and it answers.
 async fn coverage_now(readers: &Readers, now_s: i64) -> Option<coverage::Coverage> {
     let memory = readers.memory.as_ref()?;
-    match memory.items("coverage\u{1f}", now_s).await {
-        Ok(items) => Some(coverage::Coverage::of(&items, now_s)),
+    match coverage::Coverage::read(memory, now_s).await {
+        Ok(coverage) => Some(coverage),
         Err(error) => {
             tracing::error!(%error, "the coverage items could not be read");
             None
@@ -385,11 +385,9 @@ pub async fn check_coverage(
     let Some(memory) = &readers.memory else {
         return Ok(0);
     };
-    let items = memory
-        .items("coverage\u{1f}", now_s)
+    let coverage = coverage::Coverage::read(memory, now_s)
         .await
         .map_err(|error| HeartbeatError::Coverage(error.to_string()))?;
-    let coverage = coverage::Coverage::of(&items, now_s);
     let accounts = match (
         &readers.organizations,
         config.organizational_units.is_empty(),
