@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use destination_slack::WEBHOOK_ENCRYPTION_CONTEXT;
 use serde_json::{Value, json};
+use source_heartbeat::coverage::Coverage;
 
 use crate::events::sqs_record;
 use crate::pipeline::{self, Flow, OtherDestination, Pipeline};
@@ -602,16 +603,16 @@ fn liveness_event(account: &str, region: &str, minute: usize) -> Value {
     })
 }
 
-/// A committed event file's event, as if it had happened in `account` and `region`.
-fn rehomed_file(path: &str, account: &str, region: &str) -> Result<Value, String> {
-    let event = read_event(Path::new(path))?;
-    let text = event.to_string();
+/// An event as if it had happened in `account` and `region`: every mention of its own
+/// account and region (in ARNs, in a finding) becomes theirs.
+fn rehomed_everywhere(event: &Value, account: &str, region: &str) -> Value {
     let from_account = event["account"].as_str().unwrap_or_default();
     let from_region = event["region"].as_str().unwrap_or_default();
-    let text = text
+    let text = event
+        .to_string()
         .replace(from_account, account)
         .replace(from_region, region);
-    serde_json::from_str(&text).map_err(|error| format!("{path}: {error}"))
+    serde_json::from_str(&text).expect("test-world: still JSON")
 }
 
 /// The organisation's world, against moto: a member account's region went silent 50 minutes
@@ -632,7 +633,7 @@ async fn org(moto: &MotoServer, topic: &str, bin_dir: &Path) -> Result<Vec<Value
     let now = activity_aware_memory::now_s();
     memory
         .see(
-            &activity_aware_memory::key(["coverage", MEMBER_ACCOUNT, SILENT_REGION]),
+            &activity_aware_memory::coverage_key(MEMBER_ACCOUNT, SILENT_REGION),
             now - 50 * 60,
             7 * 86_400,
         )
@@ -696,14 +697,12 @@ async fn org(moto: &MotoServer, topic: &str, bin_dir: &Path) -> Result<Vec<Value
         .map(|(minute, region)| liveness_event(MEMBER_ACCOUNT, region, minute))
         .collect();
     events.push(liveness_event(MOTO_ACCOUNT, europe, 3));
-    events.push(read_event(Path::new(
-        "events/source-eventbridge-console-sign-in.json",
-    ))?);
-    events.push(rehomed_file(
-        "events/source-eventbridge-guardduty.json",
+    events.push(payloads::eventbridge_sample("console-sign-in-root-success"));
+    events.push(rehomed_everywhere(
+        &payloads::eventbridge_sample("guardduty-iam-privilege-escalation-high"),
         MEMBER_ACCOUNT,
         asia,
-    )?);
+    ));
     events.push(opening);
     Ok(events)
 }
@@ -721,32 +720,32 @@ async fn report_org(moto: &MotoServer, summaries: &[Value]) {
             summary["detailType"].as_str().unwrap_or_default()
         );
     }
+    // What the heartbeat's summary reads of them.
     let memory =
-        activity_aware_memory::Memory::new(&moto.sdk_config().await, pipeline::MEMORY_TABLE);
+        activity_aware_memory::Memory::new(&moto.sdk_config().await, pipeline::MEMORY_TABLE)
+            .map_err(|error| error.to_string());
     let now = activity_aware_memory::now_s();
-    if let Ok(items) = match &memory {
-        Ok(memory) => memory
-            .items("coverage\u{1f}", now)
+    let coverage = match &memory {
+        Ok(memory) => Coverage::read(memory, now)
             .await
-            .map_err(|e| e.to_string()),
-        Err(error) => Err(error.to_string()),
-    } {
-        let mut reporting: Vec<String> = items
-            .iter()
-            .filter(|item| now - item.seen_at <= 45 * 60)
-            .map(|item| item.key.replace('\u{1f}', " ").replacen("coverage ", "", 1))
-            .collect();
-        reporting.sort();
-        let accounts: std::collections::BTreeSet<&str> = reporting
-            .iter()
-            .filter_map(|watched| watched.split(' ').next())
-            .collect();
-        println!(
-            "\ncoverage: {} account(s), {} account-region(s) reported in the last 45 minutes: {}",
-            accounts.len(),
-            reporting.len(),
-            reporting.join(", ")
-        );
+            .map_err(|error| error.to_string()),
+        Err(error) => Err(error.clone()),
+    };
+    match coverage {
+        Ok(coverage) => {
+            let mut reporting: Vec<String> = coverage
+                .reporting
+                .iter()
+                .map(|watched| format!("{} {}", watched.account, watched.region))
+                .collect();
+            reporting.sort();
+            println!(
+                "\ncoverage: {}; reporting: {}",
+                coverage.said(),
+                reporting.join(", ")
+            );
+        }
+        Err(error) => println!("\ncoverage could not be read: {error}"),
     }
 }
 
