@@ -103,27 +103,27 @@ pub async fn handle(
             .iter()
             .filter_map(|m| m.once.clone().map(|key| (m.label.clone(), key)))
             .collect();
-        match publisher.publish_all(std::mem::take(&mut round)).await {
+        let not_published = match publisher.publish_all(std::mem::take(&mut round)).await {
             Ok(count) => {
                 published += count;
-                let keys = told.into_iter().map(|(_, key)| key).collect();
-                before_publishing.after_publishing(keys).await;
+                Vec::new()
             }
             Err(PublishError::NotPublished {
                 failed: not_published,
                 total: tried,
             }) => {
                 published += tried - not_published.len();
-                // What SNS took is told; what it did not is tried again, and posted then.
-                let keys = told
-                    .into_iter()
-                    .filter(|(label, _)| !not_published.iter().any(|f| &f.label == label))
-                    .map(|(_, key)| key)
-                    .collect();
-                before_publishing.after_publishing(keys).await;
-                failed.extend(not_published);
+                not_published
             }
-        }
+        };
+        // What SNS took is told; what it did not is tried again, and posted then.
+        let keys = told
+            .into_iter()
+            .filter(|(label, _)| !not_published.iter().any(|f| &f.label == label))
+            .map(|(_, key)| key)
+            .collect();
+        before_publishing.after_publishing(keys).await;
+        failed.extend(not_published);
     }
     let not_published =
         (!failed.is_empty()).then_some(PublishError::NotPublished { failed, total });
